@@ -1,0 +1,302 @@
+//! The durable queue: deliveries, jobs, their states and leases, and the small key-value
+//! records that workflows keep between steps.
+//!
+//! A job is a little state machine:
+//!
+//! ```text
+//! queued ──claim──▶ running (leased) ──▶ succeeded
+//!    ▲                 │  │  └────────▶ failed      (attempts exhausted or a permanent error)
+//!    └──retry/release──┘  └───────────▶ cancelled   (`/cancel`)
+//! ```
+//!
+//! A running job whose lease expires (its worker died) is claimable again. Two jobs with the
+//! same `dedupe_key` are never active (queued or running) at once: the second one collapses into
+//! the first. Every method takes the current time (`now`, Unix milliseconds) from the caller so
+//! that tests drive time with a manual clock and instances agree on one notion of "now".
+//!
+//! The [`Store`] trait has two implementations: [`sqlite::SqliteStore`] (the default, one
+//! process) and [`postgres::PgStore`] (several processes, `FOR UPDATE SKIP LOCKED`).
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+/// A verified webhook delivery as it is stored.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// `X-GitHub-Delivery`, unique.
+    pub id: String,
+    /// `X-GitHub-Event`.
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<i64>,
+    /// `owner/name` where the payload has a repository.
+    pub repository: Option<String>,
+    /// The raw body as GitHub sent it.
+    pub body: bytes::Bytes,
+}
+
+/// A job to be queued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// What to run, e.g. `spec`, `revise`, `implement`, `ci_fix`, `reply`.
+    pub kind: String,
+    /// Two jobs with the same key never run at once; a second collapses into the active one.
+    pub dedupe_key: Option<String>,
+    /// The job's input, as the workflow for `kind` reads it.
+    pub payload: serde_json::Value,
+    pub max_attempts: i32,
+    /// Earliest time to run; `0` means now.
+    pub run_at: Millis,
+}
+
+/// What storing one delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// New delivery: its jobs were queued (ids), and `collapsed` jobs merged into active ones.
+    Stored { jobs: Vec<i64>, collapsed: usize },
+    /// The delivery id was seen before: nothing was stored or queued.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn is_active(self) -> bool {
+        matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub state: JobState,
+    pub dedupe_key: Option<String>,
+    pub payload: serde_json::Value,
+    /// Claims so far (the running one included).
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: Millis,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<Millis>,
+    /// Workflow progress: which idempotent steps are done and what they produced.
+    pub checkpoint: serde_json::Value,
+    pub cancel_requested: bool,
+    pub last_error: Option<String>,
+    pub delivery_id: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// What a heartbeat learned about a running job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Still ours, lease extended.
+    Held { cancel_requested: bool },
+    /// Someone else holds it now, or it is no longer running: stop without writing.
+    Lost,
+}
+
+/// Counts for `/metrics` and the status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCount {
+    pub kind: String,
+    pub state: JobState,
+    pub count: i64,
+}
+
+/// Token usage and cost of one model call, recorded per job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRecord {
+    pub job_id: i64,
+    pub provider: String,
+    pub model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data could not be decoded: {0}")]
+    Decode(String),
+    #[error("unsupported DATABASE_URL (expected sqlite:// or postgres://): {0}")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The durable store. All methods are safe to call from many tasks (and, for Postgres, from
+/// many processes) at once.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Apply pending migrations.
+    async fn migrate(&self) -> Result<()>;
+
+    /// A cheap round trip, for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+
+    /// Store deliveries and queue their jobs, all in one transaction. One result per input, in
+    /// order. A delivery id already stored (also earlier in the same batch) is `Duplicate` and
+    /// queues nothing. A job whose `dedupe_key` matches an active job is not queued (`collapsed`).
+    async fn record_deliveries(
+        &self,
+        batch: &[(Delivery, Vec<NewJob>)],
+        now: Millis,
+    ) -> Result<Vec<Recorded>>;
+
+    /// Queue one job outside a delivery (a workflow queuing a follow-up). `None`: collapsed
+    /// into the active job with the same dedupe key.
+    async fn enqueue(&self, job: &NewJob, now: Millis) -> Result<Option<i64>>;
+
+    /// Lease the next runnable job: queued with `run_at <= now`, or running with an expired lease.
+    /// Increments `attempts`. A job with an expired lease and no attempts left becomes `failed`
+    /// ("worker lost") instead of being returned.
+    async fn claim(&self, owner: &str, now: Millis, lease: Duration) -> Result<Option<Job>>;
+
+    /// Extend the lease of a job `owner` holds and report whether `/cancel` was requested.
+    async fn heartbeat(&self, id: i64, owner: &str, now: Millis, lease: Duration) -> Result<Lease>;
+
+    /// Save workflow progress. Returns false (and writes nothing) if `owner` lost the lease.
+    async fn save_checkpoint(
+        &self,
+        id: i64,
+        owner: &str,
+        checkpoint: &serde_json::Value,
+        now: Millis,
+    ) -> Result<bool>;
+
+    /// Mark a held job succeeded. Returns false if the lease was lost.
+    async fn complete(&self, id: i64, owner: &str, now: Millis) -> Result<bool>;
+
+    /// A held job failed with `error`: back to queued at `retry_at`, or `failed` when `None`.
+    async fn fail(
+        &self,
+        id: i64,
+        owner: &str,
+        error: &str,
+        retry_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<bool>;
+
+    /// A held job stopped because it was cancelled.
+    async fn mark_cancelled(&self, id: i64, owner: &str, now: Millis) -> Result<bool>;
+
+    /// Ask the active job with this dedupe key to stop. A queued job is cancelled at once; a
+    /// running one gets `cancel_requested` and stops at its next heartbeat. Returns the job's id
+    /// and the state it was in, or `None` when no job with that key is active.
+    async fn request_cancel(&self, dedupe_key: &str, now: Millis) -> Result<Option<(i64, JobState)>>;
+
+    /// Graceful shutdown: running jobs leased by `owner` go back to queued at once, and the
+    /// attempt they used is given back. Returns how many were released.
+    async fn release_all(&self, owner: &str, now: Millis) -> Result<u64>;
+
+    async fn job(&self, id: i64) -> Result<Option<Job>>;
+
+    /// The active job with this dedupe key, if any.
+    async fn active_job(&self, dedupe_key: &str) -> Result<Option<Job>>;
+
+    /// Most recent jobs first.
+    async fn recent_jobs(&self, limit: i64) -> Result<Vec<Job>>;
+
+    async fn job_counts(&self) -> Result<Vec<JobCount>>;
+
+    /// Jobs that are queued and due by `now`, plus running ones: zero means "idle".
+    async fn pending_jobs(&self, now: Millis) -> Result<i64>;
+
+    /// Earliest `run_at` among queued jobs, so a worker knows how long it may sleep.
+    async fn next_run_at(&self) -> Result<Option<Millis>>;
+
+    /// How many deliveries are stored.
+    async fn delivery_count(&self) -> Result<i64>;
+
+    /// A small durable record a workflow keeps across jobs (a spec's state, its component issues).
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<serde_json::Value>>;
+
+    async fn put_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+        now: Millis,
+    ) -> Result<()>;
+
+    /// All records in a namespace whose key starts with `prefix`.
+    async fn list_records(
+        &self,
+        namespace: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>>;
+
+    async fn record_usage(&self, usage: &UsageRecord, now: Millis) -> Result<()>;
+
+    /// Total cost recorded for a job so far.
+    async fn job_cost(&self, job_id: i64) -> Result<f64>;
+
+    /// Wait until a job may have become runnable (a job was queued in this process or, for
+    /// Postgres, by any process), or `max` has passed.
+    async fn wait_for_work(&self, max: Duration);
+}
+
+/// Open the store named by `DATABASE_URL`: `sqlite://…` (created if missing) or `postgres://…`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        // Filled in by the store implementations.
+        Err(StoreError::UnsupportedUrl(url.split(':').next().unwrap_or("").to_string()))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.split(':').next().unwrap_or("").to_string()))
+    }
+}
+
+/// Unix milliseconds of the system clock.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

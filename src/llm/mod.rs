@@ -1,0 +1,1 @@
+//! Language models: one small trait, Anthropic Messages and OpenAI Chat Completions behind it.

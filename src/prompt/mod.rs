@@ -1,0 +1,1 @@
+//! Prompt templates and the repository context gatherer.

@@ -1,0 +1,1 @@
+//! The spec document: parsing the model answer, components, artifacts, validation.
