@@ -1,1 +1,120 @@
-//! cli
+//! The command line: `serve | migrate | spec | replay | check-config`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{EnvArgs, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "specbot",
+    version,
+    about = "Spec-driven development in your GitHub issues."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the webhook server and the job workers (the main job).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Dry run of one webhook payload: print the jobs it would queue and why.
+    Replay {
+        /// The payload file (JSON).
+        payload: PathBuf,
+        /// The event name, as in `X-GitHub-Event`.
+        #[arg(long)]
+        event: String,
+    },
+}
+
+/// Run the CLI; the returned code is the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    // Load `.env` values the environment did not set (Probot's convention).
+    match cli.command {
+        Command::Serve => {
+            let settings = match Settings::from_env(cli.env, true) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("specbot: {e}");
+                    return 2;
+                }
+            };
+            crate::telemetry::init_logging(settings.log_format);
+            match crate::app::serve(settings).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("specbot: {e}");
+                    1
+                }
+            }
+        }
+        Command::Migrate => {
+            let settings = match Settings::from_env(cli.env, false) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("specbot: {e}");
+                    return 2;
+                }
+            };
+            match crate::jobs::open(&settings.database_url).await {
+                Ok(store) => match store.migrate().await {
+                    Ok(()) => {
+                        println!("migrations applied");
+                        0
+                    }
+                    Err(e) => {
+                        eprintln!("specbot: {e}");
+                        1
+                    }
+                },
+                Err(e) => {
+                    eprintln!("specbot: {e}");
+                    1
+                }
+            }
+        }
+        Command::Replay { payload, event } => replay(&payload, &event),
+    }
+}
+
+fn replay(path: &std::path::Path, event: &str) -> i32 {
+    let body = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("specbot: {}: {e}", path.display());
+            return 2;
+        }
+    };
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        eprintln!("specbot: {} is not JSON", path.display());
+        return 2;
+    }
+    let parsed = crate::event::Event::parse(event, &body);
+    if let crate::event::Event::Malformed { error, .. } = &parsed {
+        println!("payload does not match the `{event}` event: {error}");
+    }
+    let plan = crate::trigger::plan(&parsed, "replay");
+    for note in &plan.notes {
+        println!("why: {note}");
+    }
+    if plan.jobs.is_empty() {
+        println!("jobs: none");
+    }
+    for job in &plan.jobs {
+        println!(
+            "job: {} (dedupe key {})\n{}",
+            job.kind,
+            job.dedupe_key.as_deref().unwrap_or("-"),
+            serde_json::to_string_pretty(&job.payload).unwrap_or_default()
+        );
+    }
+    0
+}

@@ -1,1 +1,476 @@
-//! event
+//! Typed webhook events: the few payload shapes the bot acts on, and nothing else.
+//!
+//! These are thin serde types of our own (octocrab's payload types are incomplete): only the
+//! fields a trigger or workflow reads, lenient where GitHub sends `null` or omits a field. Any
+//! other event or action decodes to [`Event::Ignored`]; a known event whose payload does not
+//! match decodes to [`Event::Malformed`] — both are acknowledged and dropped with a log line.
+
+use serde::{Deserialize, Serialize};
+
+/// A GitHub account: a person, an organisation or a bot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub login: String,
+    pub id: u64,
+    /// `User`, `Organization` or `Bot`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+impl User {
+    /// Bots never trigger anything: by account type, and by the `[bot]` login suffix GitHub
+    /// gives App accounts.
+    pub fn is_bot(&self) -> bool {
+        self.kind.eq_ignore_ascii_case("bot") || self.login.ends_with("[bot]")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repository {
+    pub id: u64,
+    pub name: String,
+    pub full_name: String,
+    pub owner: User,
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    #[serde(default)]
+    pub private: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallationRef {
+    pub id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    pub id: u64,
+    pub number: u64,
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub user: User,
+    #[serde(default)]
+    pub labels: Vec<Label>,
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Present when the "issue" is a pull request.
+    #[serde(default)]
+    pub pull_request: Option<serde_json::Value>,
+}
+
+impl Issue {
+    pub fn is_pull_request(&self) -> bool {
+        self.pull_request.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub user: User,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitRef {
+    #[serde(rename = "ref")]
+    pub ref_name: String,
+    pub sha: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub id: u64,
+    pub number: u64,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub user: User,
+    pub head: GitRef,
+    pub base: GitRef,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub merged: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// `approved`, `changes_requested`, `commented`, `dismissed` (any case).
+    #[serde(default)]
+    pub state: String,
+    pub user: User,
+}
+
+/// A pull request as check suites and runs list them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRef {
+    pub number: u64,
+    pub head: GitRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRef {
+    pub id: u64,
+    #[serde(default)]
+    pub slug: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSuite {
+    pub id: u64,
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    pub head_sha: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub pull_requests: Vec<PullRef>,
+    #[serde(default)]
+    pub app: Option<AppRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSuiteRef {
+    pub id: u64,
+    #[serde(default)]
+    pub head_branch: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRun {
+    pub id: u64,
+    pub name: String,
+    pub head_sha: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub check_suite: Option<CheckSuiteRef>,
+    #[serde(default)]
+    pub pull_requests: Vec<PullRef>,
+    #[serde(default)]
+    pub app: Option<AppRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallationRepo {
+    pub id: u64,
+    pub full_name: String,
+}
+
+/// Fields every repository event shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub action: String,
+    pub repository: Repository,
+    pub sender: User,
+    pub installation: Option<InstallationRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Ping {
+        zen: Option<String>,
+        hook_id: Option<u64>,
+    },
+    Issues {
+        envelope: Envelope,
+        issue: Issue,
+        /// The label added or removed (`labeled` / `unlabeled`).
+        label: Option<Label>,
+    },
+    IssueComment {
+        envelope: Envelope,
+        issue: Issue,
+        comment: Comment,
+        /// For `edited`: the body before the edit.
+        previous_body: Option<String>,
+    },
+    PullRequest {
+        envelope: Envelope,
+        pull_request: PullRequest,
+    },
+    PullRequestReview {
+        envelope: Envelope,
+        pull_request: PullRequest,
+        review: Review,
+    },
+    PullRequestReviewComment {
+        envelope: Envelope,
+        pull_request: PullRequest,
+        comment: Comment,
+    },
+    CheckSuite {
+        envelope: Envelope,
+        check_suite: CheckSuite,
+    },
+    CheckRun {
+        envelope: Envelope,
+        check_run: CheckRun,
+    },
+    Installation {
+        action: String,
+        installation: InstallationRef,
+        sender: User,
+        repositories: Vec<InstallationRepo>,
+    },
+    InstallationRepositories {
+        action: String,
+        installation: InstallationRef,
+        sender: User,
+        added: Vec<InstallationRepo>,
+        removed: Vec<InstallationRepo>,
+    },
+    /// An event or action the bot does not act on.
+    Ignored {
+        event: String,
+        action: Option<String>,
+    },
+    /// An event the bot acts on whose payload did not decode.
+    Malformed {
+        event: String,
+        action: Option<String>,
+        error: String,
+    },
+}
+
+/// The `action` of a payload, if it has one, read without decoding the rest.
+pub fn peek_action(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Peek {
+        action: Option<String>,
+    }
+    serde_json::from_slice::<Peek>(body)
+        .ok()
+        .and_then(|p| p.action)
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    #[serde(default)]
+    action: Option<String>,
+    repository: Repository,
+    sender: User,
+    #[serde(default)]
+    installation: Option<InstallationRef>,
+}
+
+impl Event {
+    /// Decode a verified delivery. Never fails: unknown shapes become `Ignored` or `Malformed`.
+    pub fn parse(event: &str, body: &[u8]) -> Event {
+        match Self::try_parse(event, body) {
+            Ok(Some(event)) => event,
+            Ok(None) => Event::Ignored {
+                event: event.to_string(),
+                action: peek_action(body),
+            },
+            Err(error) => Event::Malformed {
+                event: event.to_string(),
+                action: peek_action(body),
+                error: error.to_string(),
+            },
+        }
+    }
+
+    fn try_parse(event: &str, body: &[u8]) -> Result<Option<Event>, serde_json::Error> {
+        fn envelope(body: &[u8]) -> Result<Envelope, serde_json::Error> {
+            let raw: RawEnvelope = serde_json::from_slice(body)?;
+            Ok(Envelope {
+                action: raw.action.unwrap_or_default(),
+                repository: raw.repository,
+                sender: raw.sender,
+                installation: raw.installation,
+            })
+        }
+        Ok(Some(match event {
+            "ping" => {
+                #[derive(Deserialize)]
+                struct P {
+                    zen: Option<String>,
+                    hook_id: Option<u64>,
+                }
+                let p: P = serde_json::from_slice(body)?;
+                Event::Ping {
+                    zen: p.zen,
+                    hook_id: p.hook_id,
+                }
+            }
+            "issues" => {
+                #[derive(Deserialize)]
+                struct P {
+                    issue: Issue,
+                    #[serde(default)]
+                    label: Option<Label>,
+                }
+                let p: P = serde_json::from_slice(body)?;
+                Event::Issues {
+                    envelope: envelope(body)?,
+                    issue: p.issue,
+                    label: p.label,
+                }
+            }
+            "issue_comment" => {
+                #[derive(Deserialize)]
+                struct Changes {
+                    body: Option<From>,
+                }
+                #[derive(Deserialize)]
+                struct From {
+                    from: Option<String>,
+                }
+                #[derive(Deserialize)]
+                struct P {
+                    issue: Issue,
+                    comment: Comment,
+                    #[serde(default)]
+                    changes: Option<Changes>,
+                }
+                let p: P = serde_json::from_slice(body)?;
+                Event::IssueComment {
+                    envelope: envelope(body)?,
+                    issue: p.issue,
+                    comment: p.comment,
+                    previous_body: p.changes.and_then(|c| c.body).and_then(|b| b.from),
+                }
+            }
+            "pull_request" => {
+                #[derive(Deserialize)]
+                struct P {
+                    pull_request: PullRequest,
+                }
+                let p: P = serde_json::from_slice(body)?;
+                Event::PullRequest {
+                    envelope: envelope(body)?,
+                    pull_request: p.pull_request,
+                }
+            }
+            "pull_request_review" => {
+                #[derive(Deserialize)]
+                struct P {
+                    pull_request: PullRequest,
+                    review: Review,
+                }
+                let p: P = serde_json::from_slice(body)?;
+                Event::PullRequestReview {
+                    envelope: envelope(body)?,
+                    pull_request: p.pull_request,
+                    review: p.review,
+                }
+            }
+            "pull_request_review_comment" => {
+                #[derive(Deserialize)]
+                struct P {
+                    pull_request: PullRequest,
+                    comment: Comment,
+                }
+                let p: P = serde_json::from_slice(body)?;
+                Event::PullRequestReviewComment {
+                    envelope: envelope(body)?,
+                    pull_request: p.pull_request,
+                    comment: p.comment,
+                }
+            }
+            "check_suite" => {
+                #[derive(Deserialize)]
+                struct P {
+                    check_suite: CheckSuite,
+                }
+                let p: P = serde_json::from_slice(body)?;
+                Event::CheckSuite {
+                    envelope: envelope(body)?,
+                    check_suite: p.check_suite,
+                }
+            }
+            "check_run" => {
+                #[derive(Deserialize)]
+                struct P {
+                    check_run: CheckRun,
+                }
+                let p: P = serde_json::from_slice(body)?;
+                Event::CheckRun {
+                    envelope: envelope(body)?,
+                    check_run: p.check_run,
+                }
+            }
+            "installation" => {
+                #[derive(Deserialize)]
+                struct P {
+                    action: String,
+                    installation: InstallationRef,
+                    sender: User,
+                    #[serde(default)]
+                    repositories: Option<Vec<InstallationRepo>>,
+                }
+                let p: P = serde_json::from_slice(body)?;
+                Event::Installation {
+                    action: p.action,
+                    installation: p.installation,
+                    sender: p.sender,
+                    repositories: p.repositories.unwrap_or_default(),
+                }
+            }
+            "installation_repositories" => {
+                #[derive(Deserialize)]
+                struct P {
+                    action: String,
+                    installation: InstallationRef,
+                    sender: User,
+                    #[serde(default)]
+                    repositories_added: Vec<InstallationRepo>,
+                    #[serde(default)]
+                    repositories_removed: Vec<InstallationRepo>,
+                }
+                let p: P = serde_json::from_slice(body)?;
+                Event::InstallationRepositories {
+                    action: p.action,
+                    installation: p.installation,
+                    sender: p.sender,
+                    added: p.repositories_added,
+                    removed: p.repositories_removed,
+                }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The event name as GitHub sends it in `X-GitHub-Event`.
+    pub fn name(&self) -> &str {
+        match self {
+            Event::Ping { .. } => "ping",
+            Event::Issues { .. } => "issues",
+            Event::IssueComment { .. } => "issue_comment",
+            Event::PullRequest { .. } => "pull_request",
+            Event::PullRequestReview { .. } => "pull_request_review",
+            Event::PullRequestReviewComment { .. } => "pull_request_review_comment",
+            Event::CheckSuite { .. } => "check_suite",
+            Event::CheckRun { .. } => "check_run",
+            Event::Installation { .. } => "installation",
+            Event::InstallationRepositories { .. } => "installation_repositories",
+            Event::Ignored { event, .. } | Event::Malformed { event, .. } => event,
+        }
+    }
+
+    pub fn envelope(&self) -> Option<&Envelope> {
+        match self {
+            Event::Issues { envelope, .. }
+            | Event::IssueComment { envelope, .. }
+            | Event::PullRequest { envelope, .. }
+            | Event::PullRequestReview { envelope, .. }
+            | Event::PullRequestReviewComment { envelope, .. }
+            | Event::CheckSuite { envelope, .. }
+            | Event::CheckRun { envelope, .. } => Some(envelope),
+            _ => None,
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! step checkpointed → [`github`] writes, serially and idempotently → the job ends succeeded,
 //! failed (one clear comment) or cancelled.
 
+pub mod app;
 pub mod cli;
 pub mod command;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod event;
 pub mod github;
 pub mod jobs;
 pub mod llm;
+pub mod messages;
 pub mod prompt;
 pub mod server;
 pub mod spec;

@@ -1,1 +1,273 @@
-//! workflows
+//! What the bot does: one module per job kind, each a list of named, checkpointed,
+//! idempotent steps. This file holds the job inputs (what [`crate::trigger`] queues) and the
+//! dispatcher that runs a claimed job.
+
+use serde::{Deserialize, Serialize};
+
+use crate::jobs::NewJob;
+
+/// The repository a job acts on, and the installation that may act on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoTarget {
+    pub installation_id: u64,
+    pub owner: String,
+    pub name: String,
+    pub repo_id: u64,
+}
+
+impl RepoTarget {
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum SpecTrigger {
+    Label { name: String },
+    Command { comment_id: u64 },
+}
+
+/// Draft (or redraft) the spec for an issue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecRequest {
+    pub repo: RepoTarget,
+    pub issue_number: u64,
+    pub requested_by: String,
+    pub trigger: SpecTrigger,
+    pub delivery_id: String,
+}
+
+/// The commands of one comment, to run after the author's permission is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRequest {
+    pub repo: RepoTarget,
+    pub issue_number: u64,
+    pub is_pull_request: bool,
+    pub comment_id: u64,
+    pub author: String,
+    /// Canonical command texts (`/implement --force`), parsed again when the job runs.
+    pub commands: Vec<String>,
+    /// Friendly parse errors to answer.
+    pub errors: Vec<String>,
+    pub delivery_id: String,
+}
+
+/// Every job's input; `kind` is the job kind stored beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobInput {
+    Spec(SpecRequest),
+    Command(CommandRequest),
+}
+
+impl JobInput {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobInput::Spec(_) => "spec",
+            JobInput::Command(_) => "command",
+        }
+    }
+
+    /// Two jobs with one key never run at once; the second collapses into the first.
+    pub fn dedupe_key(&self) -> String {
+        match self {
+            JobInput::Spec(r) => format!("spec:{}#{}", r.repo.repo_id, r.issue_number),
+            JobInput::Command(r) => format!("command:{}:{}", r.repo.repo_id, r.comment_id),
+        }
+    }
+
+    pub fn into_job(self) -> NewJob {
+        NewJob {
+            kind: self.kind().to_string(),
+            dedupe_key: Some(self.dedupe_key()),
+            payload: serde_json::to_value(&self).unwrap_or(serde_json::Value::Null),
+            max_attempts: crate::trigger::MAX_ATTEMPTS,
+            run_at: 0,
+        }
+    }
+
+    pub fn from_payload(payload: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(payload.clone())
+    }
+}
+
+pub mod command;
+pub mod spec;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::github::{GitHubError, Repo};
+use crate::jobs::{Job, StoreError};
+
+/// How a job run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Stopped on `/cancel`.
+    Cancelled,
+    /// Interrupted (shutdown or lost lease) at a step boundary; nothing was half-written.
+    Stopped,
+    Failed(JobError),
+}
+
+/// Why the runtime stopped a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Cancelled,
+    LeaseLost,
+}
+
+/// A job failure, in words a user can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError {
+    pub message: String,
+    /// Worth another attempt (GitHub or the model had trouble), or final (our input is bad).
+    pub retryable: bool,
+}
+
+impl JobError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        JobError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    pub fn transient(message: impl Into<String>) -> Self {
+        JobError {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+/// Why a step did not complete.
+#[derive(Debug)]
+pub enum StepError {
+    /// The job was asked to stop; the step wrote nothing.
+    Stopped,
+    Failed(JobError),
+}
+
+impl From<JobError> for StepError {
+    fn from(e: JobError) -> Self {
+        StepError::Failed(e)
+    }
+}
+
+impl From<GitHubError> for StepError {
+    fn from(e: GitHubError) -> Self {
+        let retryable = e.is_transient();
+        StepError::Failed(JobError {
+            message: format!("GitHub: {e}"),
+            retryable,
+        })
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        StepError::Failed(JobError::transient(format!("database: {e}")))
+    }
+}
+
+pub type StepResult<T = ()> = Result<T, StepError>;
+
+/// What a running workflow can reach: the app, its job, and the means to checkpoint and stop.
+pub struct JobCtx {
+    pub app: Arc<App>,
+    pub job: Job,
+    pub owner: String,
+    pub cancel: CancellationToken,
+}
+
+impl JobCtx {
+    /// Stop here if the job was cancelled or interrupted.
+    pub fn check(&self) -> StepResult {
+        if self.cancel.is_cancelled() {
+            Err(StepError::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The workflow's progress so far (from an earlier, interrupted attempt too).
+    pub fn progress<T: serde::de::DeserializeOwned + Default>(&self) -> T {
+        serde_json::from_value(self.job.checkpoint.clone()).unwrap_or_default()
+    }
+
+    /// Record progress after a step, then give a crash point (tests) and `/cancel` a chance.
+    pub async fn save<T: Serialize>(&mut self, step: &str, progress: &T) -> StepResult {
+        let value = serde_json::to_value(progress)
+            .map_err(|e| JobError::permanent(format!("progress not serialisable: {e}")))?;
+        let now = self.app.now();
+        if !self
+            .app
+            .store
+            .save_checkpoint(self.job.id, &self.owner, &value, now)
+            .await?
+        {
+            return Err(StepError::Stopped);
+        }
+        self.job.checkpoint = value;
+        tracing::debug!(step, "checkpoint");
+        self.app.fault_point(step);
+        self.check()
+    }
+
+    /// The repository client for a target.
+    pub fn repo(&self, target: &RepoTarget) -> StepResult<Repo> {
+        let github = self
+            .app
+            .github
+            .as_ref()
+            .ok_or_else(|| JobError::permanent("no GitHub App credentials are configured"))?;
+        let inst = github.installation(target.installation_id)?;
+        Ok(inst.repo(&target.owner, &target.name))
+    }
+}
+
+/// Run a claimed job to its outcome.
+pub async fn run(app: Arc<App>, owner: String, job: Job, cancel: CancellationToken) -> Outcome {
+    let input = match JobInput::from_payload(&job.payload) {
+        Ok(input) => input,
+        Err(e) => {
+            return Outcome::Failed(JobError::permanent(format!(
+                "job input could not be read: {e}"
+            )));
+        }
+    };
+    let mut ctx = JobCtx {
+        app,
+        job,
+        owner,
+        cancel,
+    };
+    let result = match input {
+        JobInput::Spec(request) => spec::run(&mut ctx, request).await,
+        JobInput::Command(request) => command::run(&mut ctx, request).await,
+    };
+    match result {
+        Ok(()) => Outcome::Succeeded,
+        Err(StepError::Stopped) => Outcome::Stopped,
+        Err(StepError::Failed(e)) => Outcome::Failed(e),
+    }
+}
+
+/// A job failed for good: tell the user once (retries before this said nothing).
+pub async fn report_failure(app: Arc<App>, job: &Job, message: &str) {
+    let Ok(input) = JobInput::from_payload(&job.payload) else {
+        return;
+    };
+    let result = match input {
+        JobInput::Spec(request) => spec::report_failure(&app, job, &request, message).await,
+        JobInput::Command(_) => Ok(()),
+    };
+    if let Err(error) = result {
+        tracing::error!(%error, "could not report the failure on GitHub");
+    }
+}

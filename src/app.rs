@@ -1,0 +1,290 @@
+//! The running service: shared state for request handlers and workflows, and the lifecycle
+//! of `specbot serve` (start the listener and the workers, drain on shutdown).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{CrashMode, Settings};
+use crate::github::types::Permission;
+use crate::github::{GitHubApp, GitHubError, Repo};
+use crate::jobs::{self, Millis, Store};
+use crate::llm::ChatModel;
+use crate::server;
+use crate::server::webhook::IntakeWriter;
+
+/// What every request handler and job can reach.
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub intake: IntakeWriter,
+    pub metrics: PrometheusHandle,
+    /// `None` until App credentials are configured (the setup page is shown then).
+    pub github: Option<GitHubApp>,
+    /// `None` when no model is configured; jobs that need one fail with a clear message.
+    pub llm: Option<Arc<dyn ChatModel>>,
+    /// A name for this process, used as the lease owner of its workers.
+    pub instance: String,
+    /// The time every component uses; tests move it forward to expire leases.
+    pub clock: Clock,
+    /// Wakes idle workers (a job was queued in this process).
+    pub wake: tokio::sync::Notify,
+    /// Counts finished jobs; tests wait on it instead of sleeping.
+    pub finished: tokio::sync::watch::Sender<u64>,
+    permissions: Mutex<HashMap<(String, String), (Permission, Instant)>>,
+    shutting_down: AtomicBool,
+}
+
+/// Wall-clock milliseconds plus an offset that only tests change.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    pub fn now(&self) -> Millis {
+        jobs::now_ms() + self.offset_ms.load(Ordering::SeqCst)
+    }
+
+    /// Move this app's notion of time forward (tests: expire a lease without waiting).
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+/// How long a user's permission answer is trusted.
+const PERMISSION_TTL: Duration = Duration::from_secs(60);
+
+impl App {
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Wake idle workers in this process.
+    pub fn kick(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// A named step boundary. With `crash_at` set to this step, the process dies here, as if
+    /// killed (the crash tests' fault point); otherwise nothing happens.
+    pub fn fault_point(&self, step: &str) {
+        if self.settings.crash_at.as_deref() == Some(step) {
+            tracing::error!(step, "fault point reached: crashing on purpose");
+            match self.settings.crash_mode {
+                CrashMode::Abort => std::process::abort(),
+                CrashMode::Panic => panic!("fault point reached: {step}"),
+            }
+        }
+    }
+
+    /// The user's permission on a repository, cached briefly.
+    pub async fn permission(&self, repo: &Repo, login: &str) -> Result<Permission, GitHubError> {
+        let key = (
+            repo.full_name().to_ascii_lowercase(),
+            login.to_ascii_lowercase(),
+        );
+        if let Ok(cache) = self.permissions.lock()
+            && let Some((perm, at)) = cache.get(&key)
+            && at.elapsed() < PERMISSION_TTL
+        {
+            return Ok(*perm);
+        }
+        let perm = repo.permission(login).await?;
+        if let Ok(mut cache) = self.permissions.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, (perm, Instant::now()));
+        }
+        Ok(perm)
+    }
+
+    pub(crate) fn job_finished(&self) {
+        self.finished.send_modify(|n| *n += 1);
+    }
+}
+
+/// Errors that stop the service from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] jobs::StoreError),
+    #[error("GitHub App: {0}")]
+    GitHub(String),
+    #[error("language model: {0}")]
+    Llm(String),
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A started service: its address, its state, and the handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop_workers: CancellationToken,
+    interrupt_jobs: CancellationToken,
+    stop_http: CancellationToken,
+    http: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// Build the shared state: open and migrate the store, connect GitHub and the model.
+pub async fn build(settings: Settings) -> Result<Arc<App>, StartError> {
+    let store = jobs::open(&settings.database_url).await?;
+    store.migrate().await?;
+    build_with_store(settings, store)
+}
+
+/// Build the shared state around a store that is already open and migrated.
+pub fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> Result<Arc<App>, StartError> {
+    let github = match &settings.app {
+        Some(creds) => Some(
+            GitHubApp::new(creds, &settings.github_api_url, settings.github.clone())
+                .map_err(|e| StartError::GitHub(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let llm = crate::llm::from_config(&settings.llm).map_err(|e| StartError::Llm(e.to_string()))?;
+    let intake = IntakeWriter::start(store.clone(), settings.intake_batch);
+    Ok(Arc::new(App {
+        settings: Arc::new(settings),
+        store,
+        intake,
+        metrics: crate::telemetry::metrics_handle(),
+        github,
+        llm,
+        instance: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+        clock: Clock::default(),
+        wake: tokio::sync::Notify::new(),
+        finished: tokio::sync::watch::channel(0).0,
+        permissions: Mutex::new(HashMap::new()),
+        shutting_down: AtomicBool::new(false),
+    }))
+}
+
+fn hostname() -> String {
+    std::env::var("FLY_MACHINE_ID")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "specbot".into())
+}
+
+/// Start serving on `listener` with `settings.workers` job workers.
+pub fn start(app: Arc<App>, listener: TcpListener) -> Result<Running, StartError> {
+    let addr = listener.local_addr()?;
+    let stop_http = CancellationToken::new();
+    let stop_workers = CancellationToken::new();
+    let interrupt_jobs = CancellationToken::new();
+    let router = server::router(app.clone());
+    let http_stop = stop_http.clone();
+    let http = tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            http_stop.cancelled().await;
+        });
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "HTTP server stopped");
+        }
+    });
+    let workers = (0..app.settings.workers)
+        .map(|n| {
+            let owner = format!("{}/{}", app.instance, n);
+            tokio::spawn(jobs::worker::run(
+                app.clone(),
+                owner,
+                stop_workers.clone(),
+                interrupt_jobs.clone(),
+            ))
+        })
+        .collect();
+    tracing::info!(%addr, workers = app.settings.workers, "specbot is serving");
+    Ok(Running {
+        addr,
+        app,
+        stop_workers,
+        interrupt_jobs,
+        stop_http,
+        http,
+        workers,
+    })
+}
+
+impl Running {
+    /// Graceful shutdown: `/readyz` and the webhook answer 503, workers stop claiming, running
+    /// jobs get the grace period to finish and are then interrupted at their next checkpoint
+    /// and handed back to the queue.
+    pub async fn shutdown(self) {
+        self.app.shutting_down.store(true, Ordering::SeqCst);
+        self.stop_workers.cancel();
+        let grace = self.app.settings.shutdown_grace;
+        let mut workers = futures::future::join_all(self.workers);
+        if tokio::time::timeout(grace, &mut workers).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "jobs still running after the grace period: interrupting them"
+            );
+            self.interrupt_jobs.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), workers).await;
+        }
+        for n in 0..self.app.settings.workers {
+            let owner = format!("{}/{}", self.app.instance, n);
+            if let Err(error) = self.app.store.release_all(&owner, self.app.now()).await {
+                tracing::error!(%error, "could not release leases");
+            }
+        }
+        self.stop_http.cancel();
+        let _ = self.http.await;
+    }
+
+    /// Stop only the HTTP side and let jobs be (used by tests that simulate a crash: nothing is
+    /// released, leases simply expire).
+    pub fn abort(self) {
+        self.http.abort();
+        for w in self.workers {
+            w.abort();
+        }
+    }
+}
+
+/// `specbot serve`: run until SIGTERM or SIGINT.
+pub async fn serve(settings: Settings) -> Result<(), StartError> {
+    let bind = format!("{}:{}", settings.host, settings.port);
+    let app = build(settings).await?;
+    let listener = TcpListener::bind(&bind).await?;
+    let running = start(app, listener)?;
+    shutdown_signal().await;
+    tracing::info!("shutdown requested");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,297 @@
+//! Process settings, read once from the environment (and `.env`) at start-up.
+//!
+//! Nothing deeper in the code reads the environment: everything a component needs is passed
+//! in from [`Settings`]. Tests build a `Settings` directly. Repository configuration
+//! (`.github/specbot.yml`) lives in [`repo`].
+
+pub mod repo;
+
+use std::time::Duration;
+
+use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Environment variables, with Probot's names where Probot has one.
+#[derive(Debug, Clone, Args)]
+pub struct EnvArgs {
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+    #[arg(long, env = "WEBHOOK_PATH", default_value = "/api/github/webhooks")]
+    pub webhook_path: String,
+    #[arg(long, env = "APP_ID")]
+    pub app_id: Option<u64>,
+    #[arg(long, env = "PRIVATE_KEY", hide_env_values = true)]
+    pub private_key: Option<SecretString>,
+    #[arg(long, env = "PRIVATE_KEY_PATH")]
+    pub private_key_path: Option<std::path::PathBuf>,
+    /// One secret, or several separated by commas while rotating.
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<SecretString>,
+    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub github_api_url: String,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://specbot.db")]
+    pub database_url: String,
+    #[arg(long, env = "LLM_PROVIDER", default_value = "anthropic")]
+    pub llm_provider: String,
+    #[arg(long, env = "LLM_MODEL")]
+    pub llm_model: Option<String>,
+    #[arg(long, env = "LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    #[arg(long, env = "LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<SecretString>,
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide = true, hide_env_values = true)]
+    pub anthropic_api_key: Option<SecretString>,
+    #[arg(long, env = "OPENAI_API_KEY", hide = true, hide_env_values = true)]
+    pub openai_api_key: Option<SecretString>,
+    #[arg(long, env = "LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Job workers in this process.
+    #[arg(long, env = "WORKERS", default_value_t = 4)]
+    pub workers: usize,
+    /// Gap between two writes to one installation (GitHub asks for at least one second).
+    #[arg(long, env = "GITHUB_WRITE_GAP_MS", default_value_t = 1000)]
+    pub github_write_gap_ms: u64,
+    /// How long `serve` waits for running jobs on SIGTERM before releasing them.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 25)]
+    pub shutdown_grace_secs: u64,
+    /// Test-only fault point: abort the process at this named workflow step.
+    #[arg(long, env = "SPECBOT_CRASH_AT", hide = true)]
+    pub crash_at: Option<String>,
+}
+
+/// Log output style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The GitHub App's identity.
+#[derive(Clone)]
+pub struct AppCredentials {
+    pub app_id: u64,
+    /// PEM-encoded RSA private key.
+    pub private_key: SecretString,
+}
+
+impl std::fmt::Debug for AppCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppCredentials")
+            .field("app_id", &self.app_id)
+            .field("private_key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Which language model to call.
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    pub provider: String,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretString>,
+}
+
+/// How hard to retry GitHub and pace writes.
+#[derive(Debug, Clone)]
+pub struct GitHubPolicy {
+    /// Minimum gap between two writes to one installation.
+    pub write_gap: Duration,
+    /// Retries of an idempotent request on 5xx or a secondary rate limit.
+    pub max_retries: u32,
+    /// First backoff; doubles each time.
+    pub retry_base: Duration,
+    /// Wait used for a secondary rate limit that names no time (GitHub says at least a minute).
+    pub secondary_limit_wait: Duration,
+    /// No single wait is longer than this (a longer `retry-after` fails the request instead).
+    pub max_wait: Duration,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+}
+
+impl Default for GitHubPolicy {
+    fn default() -> Self {
+        Self {
+            write_gap: Duration::from_secs(1),
+            max_retries: 4,
+            retry_base: Duration::from_secs(1),
+            secondary_limit_wait: Duration::from_secs(60),
+            max_wait: Duration::from_secs(15 * 60),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything the process needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    pub webhook_path: String,
+    pub app: Option<AppCredentials>,
+    /// Every accepted webhook secret (several while rotating).
+    pub webhook_secrets: Vec<SecretString>,
+    pub github_api_url: String,
+    pub database_url: String,
+    pub llm: LlmConfig,
+    pub log_format: LogFormat,
+    pub workers: usize,
+    pub github: GitHubPolicy,
+    pub shutdown_grace: Duration,
+    /// How long a job's lease lasts before another worker may take it over.
+    pub job_lease: Duration,
+    /// How often a running job renews its lease (and notices `/cancel`).
+    pub heartbeat: Duration,
+    /// First retry delay of a failed job; doubles per attempt.
+    pub job_retry_base: Duration,
+    pub job_max_attempts: i32,
+    /// Deliveries written per database transaction at most.
+    pub intake_batch: usize,
+    /// Crash tests: die at this named step boundary (`SPECBOT_CRASH_AT`).
+    pub crash_at: Option<String>,
+    pub crash_mode: CrashMode,
+}
+
+/// How a fault point "crashes": the real binary aborts; in-process tests panic the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMode {
+    Abort,
+    Panic,
+}
+
+/// A setting that cannot work, in one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "WEBHOOK_SECRET is not set: specbot refuses to accept unsigned webhooks. Set it to the secret configured in your GitHub App's webhook settings."
+    )]
+    MissingWebhookSecret,
+    #[error("PRIVATE_KEY_PATH {path}: {reason}")]
+    PrivateKeyFile { path: String, reason: String },
+    #[error("APP_ID is set but neither PRIVATE_KEY nor PRIVATE_KEY_PATH is")]
+    MissingPrivateKey,
+    #[error("LOG_FORMAT must be `pretty` or `json`, not `{0}`")]
+    BadLogFormat(String),
+    #[error("WEBHOOK_PATH must start with `/`, got `{0}`")]
+    BadWebhookPath(String),
+}
+
+impl Settings {
+    /// Validate the environment for a command. `require_secret`: `serve` refuses to start without
+    /// a webhook secret; one-shot commands don't need it.
+    pub fn from_env(args: EnvArgs, require_secret: bool) -> Result<Self, ConfigError> {
+        let webhook_secrets: Vec<SecretString> = args
+            .webhook_secret
+            .as_ref()
+            .map(|s| {
+                s.expose_secret()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| SecretString::from(s.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if require_secret && webhook_secrets.is_empty() {
+            return Err(ConfigError::MissingWebhookSecret);
+        }
+        if !args.webhook_path.starts_with('/') {
+            return Err(ConfigError::BadWebhookPath(args.webhook_path));
+        }
+        let private_key = match (&args.private_key, &args.private_key_path) {
+            (Some(key), _) => Some(SecretString::from(
+                // Platforms that cannot hold newlines in variables store `\n` escapes.
+                key.expose_secret().replace("\\n", "\n"),
+            )),
+            (None, Some(path)) => Some(SecretString::from(std::fs::read_to_string(path).map_err(
+                |e| ConfigError::PrivateKeyFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                },
+            )?)),
+            (None, None) => None,
+        };
+        let app = match (args.app_id, private_key) {
+            (Some(app_id), Some(private_key)) => Some(AppCredentials {
+                app_id,
+                private_key,
+            }),
+            (Some(_), None) => return Err(ConfigError::MissingPrivateKey),
+            (None, _) => None,
+        };
+        let log_format = match args.log_format.as_deref() {
+            None | Some("") => {
+                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Json
+                }
+            }
+            Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(ConfigError::BadLogFormat(other.to_string())),
+        };
+        let provider = args.llm_provider.trim().to_ascii_lowercase();
+        let api_key = args.llm_api_key.or(match provider.as_str() {
+            "anthropic" => args.anthropic_api_key,
+            _ => args.openai_api_key,
+        });
+        Ok(Settings {
+            host: args.host,
+            port: args.port,
+            webhook_path: args.webhook_path,
+            app,
+            webhook_secrets,
+            github_api_url: args.github_api_url.trim_end_matches('/').to_string(),
+            database_url: args.database_url,
+            llm: LlmConfig {
+                provider,
+                model: args.llm_model.filter(|m| !m.is_empty()),
+                base_url: args.llm_base_url.filter(|u| !u.is_empty()),
+                api_key,
+            },
+            log_format,
+            workers: args.workers.max(1),
+            github: GitHubPolicy {
+                write_gap: Duration::from_millis(args.github_write_gap_ms),
+                ..GitHubPolicy::default()
+            },
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            crash_at: args.crash_at.filter(|s| !s.is_empty()),
+            crash_mode: CrashMode::Abort,
+            ..Settings::base()
+        })
+    }
+
+    /// Defaults for everything, with no credentials: the starting point for tests.
+    pub fn base() -> Self {
+        Settings {
+            host: "127.0.0.1".into(),
+            port: 3000,
+            webhook_path: "/api/github/webhooks".into(),
+            app: None,
+            webhook_secrets: Vec::new(),
+            github_api_url: "https://api.github.com".into(),
+            database_url: "sqlite://specbot.db".into(),
+            llm: LlmConfig {
+                provider: "anthropic".into(),
+                model: None,
+                base_url: None,
+                api_key: None,
+            },
+            log_format: LogFormat::Json,
+            workers: 4,
+            github: GitHubPolicy::default(),
+            shutdown_grace: Duration::from_secs(25),
+            job_lease: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(10),
+            job_retry_base: Duration::from_secs(30),
+            job_max_attempts: 3,
+            intake_batch: 256,
+            crash_at: None,
+            crash_mode: CrashMode::Panic,
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Job workers: claim a job by lease, keep the lease alive while its workflow runs, and record
+//! how it ended. A worker that dies simply stops renewing; another takes the job over when the
+//! lease expires.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Job, Lease};
+use crate::app::App;
+use crate::workflow::{self, JobError, Outcome, StopReason};
+
+/// Run one worker until `stop` (then finish the job at hand) or `interrupt` (stop the job at
+/// its next checkpoint).
+pub async fn run(
+    app: Arc<App>,
+    owner: String,
+    stop: CancellationToken,
+    interrupt: CancellationToken,
+) {
+    let idle_poll = Duration::from_millis(1000);
+    while !stop.is_cancelled() {
+        match app
+            .store
+            .claim(&owner, app.now(), app.settings.job_lease)
+            .await
+        {
+            Ok(Some(job)) => run_job(&app, &owner, job, &interrupt).await,
+            Ok(None) => {
+                let wait = match app.store.next_run_at().await {
+                    Ok(Some(at)) => Duration::from_millis((at - app.now()).clamp(0, 1000) as u64),
+                    _ => idle_poll,
+                };
+                tokio::select! {
+                    _ = app.store.wait_for_work(wait) => {}
+                    _ = app.wake.notified() => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not claim a job");
+                tokio::select! {
+                    _ = tokio::time::sleep(idle_poll) => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+        }
+    }
+}
+
+async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &CancellationToken) {
+    let span = tracing::info_span!("job", job = job.id, kind = %job.kind, attempt = job.attempts);
+    let _guard = span.enter();
+    drop(_guard);
+    let started = Instant::now();
+    let cancel = interrupt.child_token();
+    let stop_reason = Arc::new(std::sync::Mutex::new(None::<StopReason>));
+
+    // Heartbeat: renew the lease and notice `/cancel` while the workflow runs.
+    let heartbeat = {
+        let app = app.clone();
+        let owner = owner.to_string();
+        let cancel = cancel.clone();
+        let reason = stop_reason.clone();
+        let id = job.id;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.settings.heartbeat);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = cancel.cancelled() => return,
+                }
+                match app
+                    .store
+                    .heartbeat(id, &owner, app.now(), app.settings.job_lease)
+                    .await
+                {
+                    Ok(Lease::Held {
+                        cancel_requested: false,
+                    }) => {}
+                    Ok(Lease::Held {
+                        cancel_requested: true,
+                    }) => {
+                        set_reason(&reason, StopReason::Cancelled);
+                        cancel.cancel();
+                        return;
+                    }
+                    Ok(Lease::Lost) => {
+                        set_reason(&reason, StopReason::LeaseLost);
+                        cancel.cancel();
+                        return;
+                    }
+                    Err(error) => tracing::warn!(%error, "heartbeat failed"),
+                }
+            }
+        })
+    };
+
+    let outcome = {
+        use tracing::Instrument;
+        workflow::run(app.clone(), owner.to_string(), job.clone(), cancel.clone())
+            .instrument(span.clone())
+            .await
+    };
+    heartbeat.abort();
+    let reason = stop_reason.lock().ok().and_then(|r| *r);
+    let outcome = match (outcome, reason) {
+        (Outcome::Stopped, Some(StopReason::Cancelled)) => Outcome::Cancelled,
+        (Outcome::Stopped, Some(StopReason::LeaseLost)) => {
+            tracing::warn!(parent: &span, "lease lost: another worker owns this job now");
+            return;
+        }
+        (other, _) => other,
+    };
+    let now = app.now();
+    let store = &app.store;
+    let state = match &outcome {
+        Outcome::Succeeded => {
+            let _ = store.complete(job.id, owner, now).await;
+            "succeeded"
+        }
+        Outcome::Cancelled => {
+            let _ = store.mark_cancelled(job.id, owner, now).await;
+            "cancelled"
+        }
+        Outcome::Stopped => {
+            // Interrupted by shutdown: hand the job back untouched.
+            let _ = store.release_all(owner, now).await;
+            "released"
+        }
+        Outcome::Failed(JobError { message, retryable }) => {
+            let attempts_left = job.attempts < job.max_attempts;
+            if *retryable && attempts_left {
+                let delay = app.settings.job_retry_base.as_millis() as i64
+                    * (1i64 << (job.attempts - 1).clamp(0, 10));
+                tracing::warn!(parent: &span, error = %message, retry_in_ms = delay, "job failed; will retry");
+                let _ = store
+                    .fail(job.id, owner, message, Some(now + delay), now)
+                    .await;
+                "retrying"
+            } else {
+                tracing::error!(parent: &span, error = %message, "job failed");
+                workflow::report_failure(app.clone(), &job, message).await;
+                let _ = store.fail(job.id, owner, message, None, app.now()).await;
+                "failed"
+            }
+        }
+    };
+    metrics::counter!("specbot_jobs_finished_total", "kind" => job.kind.clone(), "state" => state)
+        .increment(1);
+    metrics::histogram!("specbot_job_duration_seconds", "kind" => job.kind.clone())
+        .record(started.elapsed().as_secs_f64());
+    app.job_finished();
+    tracing::info!(parent: &span, state, elapsed_ms = started.elapsed().as_millis() as u64, "job finished");
+}
+
+fn set_reason(slot: &std::sync::Mutex<Option<StopReason>>, reason: StopReason) {
+    if let Ok(mut r) = slot.lock() {
+        r.get_or_insert(reason);
+    }
+}

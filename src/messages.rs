@@ -1,0 +1,125 @@
+//! Every text the bot posts on GitHub, built in one place (and snapshot-tested), so tone,
+//! markers and links stay consistent.
+//!
+//! Hidden markers (`<!-- specbot:… -->`) let the bot find its own comments and issues again,
+//! which is what makes re-runs update instead of duplicate.
+
+use crate::command;
+
+/// Marker of the one status comment a spec job keeps for an issue.
+pub fn status_marker(issue: u64) -> String {
+    format!("<!-- specbot:status issue={issue} -->")
+}
+
+/// Marker of a reply to one comment.
+pub fn reply_marker(comment_id: u64) -> String {
+    format!("<!-- specbot:reply comment={comment_id} -->")
+}
+
+fn with_marker(marker: &str, body: String) -> String {
+    format!("{marker}\n{body}")
+}
+
+/// A user without write access used a command.
+pub fn not_allowed(comment_id: u64, login: &str) -> String {
+    with_marker(
+        &reply_marker(comment_id),
+        format!(
+            "Sorry @{login}, only people with write access to this repository can ask me to do things here."
+        ),
+    )
+}
+
+/// `/help`.
+pub fn help(comment_id: u64) -> String {
+    with_marker(
+        &reply_marker(comment_id),
+        format!("Here is what I can do:\n\n{}", command::help_text()),
+    )
+}
+
+/// Commands that did not parse.
+pub fn parse_errors(comment_id: u64, errors: &[String]) -> String {
+    let list: String = errors.iter().map(|e| format!("- {e}\n")).collect();
+    with_marker(
+        &reply_marker(comment_id),
+        format!(
+            "I couldn't follow that:\n\n{list}\n{}",
+            command::help_text()
+        ),
+    )
+}
+
+/// A command that exists but is not available in this context.
+pub fn not_here(comment_id: u64, command: &str, why: &str) -> String {
+    with_marker(&reply_marker(comment_id), format!("`{command}`: {why}"))
+}
+
+/// Progress of a spec job, as the status comment shows it.
+#[derive(Debug, Clone, Default)]
+pub struct SpecStatus {
+    pub issue: u64,
+    pub stage: SpecStage,
+    pub pr: Option<(u64, String)>,
+    pub components: Vec<(u64, String)>,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub config_problems: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SpecStage {
+    #[default]
+    Drafting,
+    Validating,
+    Committing,
+    FilingIssues,
+    Done,
+    Failed,
+}
+
+/// The status comment on the feature issue, edited in place as the job goes.
+pub fn spec_status(s: &SpecStatus) -> String {
+    let mut out = String::new();
+    out.push_str(&status_marker(s.issue));
+    out.push('\n');
+    match s.stage {
+        SpecStage::Drafting => out.push_str("📝 Drafting a specification for this issue…\n"),
+        SpecStage::Validating => out.push_str("🔎 Checking the draft specification…\n"),
+        SpecStage::Committing => out.push_str("📦 Committing the specification…\n"),
+        SpecStage::FilingIssues => out.push_str("🗂️ Filing one issue per component…\n"),
+        SpecStage::Done => out.push_str("✅ The specification is ready for review.\n"),
+        SpecStage::Failed => out.push_str("❌ I could not draft a specification.\n"),
+    }
+    if let Some(error) = &s.error {
+        out.push_str(&format!(
+            "\n**What went wrong:** {error}\n\nNothing half-done was left behind. Comment `/spec` to try again.\n"
+        ));
+    }
+    if let Some((number, url)) = &s.pr {
+        out.push_str(&format!("\n**Spec PR:** #{number} ({url})\n"));
+    }
+    if !s.components.is_empty() {
+        out.push_str("\n**Components:**\n");
+        for (number, title) in &s.components {
+            out.push_str(&format!("- #{number} {title}\n"));
+        }
+    }
+    if s.tokens > 0 {
+        out.push_str(&format!(
+            "\n<sub>{} tokens, ${:.4}</sub>\n",
+            s.tokens, s.cost_usd
+        ));
+    }
+    if !s.config_problems.is_empty() {
+        out.push_str(&format!(
+            "\n**Problems in `{}`** (defaults used):\n",
+            crate::config::repo::PATH
+        ));
+        for p in &s.config_problems {
+            out.push_str(&format!("- {p}\n"));
+        }
+    }
+    out
+}

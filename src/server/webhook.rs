@@ -1,0 +1,308 @@
+//! `POST $WEBHOOK_PATH`: verify → decode → plan jobs → store durably → `202`.
+//!
+//! Order of checks: size (from `Content-Length`, then while streaming) → signature (`401`) →
+//! required headers (`400`) → JSON (`400`). Only a delivery that is stored, together with the
+//! jobs it queues, in one transaction is acknowledged with `202`; a delivery id seen before is
+//! answered `200` and not processed again. Storage goes through [`IntakeWriter`], which
+//! batches concurrent deliveries into one transaction each.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::app::App;
+use crate::event::Event;
+use crate::jobs::{Delivery, NewJob, Recorded, Store, StoreError, now_ms};
+use crate::trigger;
+
+/// GitHub caps webhook payloads at 25 MiB.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// Check `X-Hub-Signature-256` (`sha256=<hex>`) against every configured secret, in constant time.
+pub fn verify_signature(secrets: &[SecretString], body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_sig) else {
+        return false;
+    };
+    secrets.iter().any(|secret| {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) else {
+            return false;
+        };
+        mac.update(body);
+        mac.verify_slice(&expected).is_ok()
+    })
+}
+
+/// Compute the header value GitHub would send (used by tests, the replay tool and benchmarks).
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+fn reject(
+    event: &str,
+    outcome: &'static str,
+    status: StatusCode,
+    message: &'static str,
+) -> Response {
+    metrics::counter!("specbot_deliveries_total", "event" => event.to_string(), "outcome" => outcome)
+        .increment(1);
+    tracing::info!(
+        outcome,
+        status = status.as_u16(),
+        "webhook delivery rejected"
+    );
+    (status, message).into_response()
+}
+
+/// The webhook handler. The body arrives already limited to [`MAX_BODY_BYTES`] by the router.
+pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let event_name = header(&headers, "x-github-event").unwrap_or("").to_string();
+    let metric_event = if event_name.len() <= 64 {
+        event_name.as_str()
+    } else {
+        "invalid"
+    };
+    if app.is_shutting_down() {
+        return reject(
+            metric_event,
+            "shutting_down",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n",
+        );
+    }
+    if !verify_signature(
+        &app.settings.webhook_secrets,
+        &body,
+        header(&headers, "x-hub-signature-256"),
+    ) {
+        return reject(
+            metric_event,
+            "bad_signature",
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid X-Hub-Signature-256\n",
+        );
+    }
+    let Some(delivery_id) = header(&headers, "x-github-delivery").map(str::to_string) else {
+        return reject(
+            metric_event,
+            "bad_request",
+            StatusCode::BAD_REQUEST,
+            "missing X-GitHub-Delivery\n",
+        );
+    };
+    if event_name.is_empty() {
+        return reject(
+            "",
+            "bad_request",
+            StatusCode::BAD_REQUEST,
+            "missing X-GitHub-Event\n",
+        );
+    }
+    if delivery_id.len() > 128 || event_name.len() > 64 {
+        return reject(
+            metric_event,
+            "bad_request",
+            StatusCode::BAD_REQUEST,
+            "header value too long\n",
+        );
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return reject(
+            metric_event,
+            "bad_request",
+            StatusCode::BAD_REQUEST,
+            "body is not JSON\n",
+        );
+    }
+
+    let span = tracing::info_span!("delivery", delivery = %delivery_id, event = %event_name);
+    let _enter = span.enter();
+    let event = Event::parse(&event_name, &body);
+    let plan = trigger::plan(&event, &delivery_id);
+    for line in &plan.notes {
+        tracing::debug!(note = %line, "trigger");
+    }
+    let envelope = event.envelope();
+    let delivery = Delivery {
+        id: delivery_id,
+        event: event_name.clone(),
+        action: crate::event::peek_action(&body),
+        installation_id: envelope
+            .and_then(|e| e.installation)
+            .map(|i| i.id as i64)
+            .or(match &event {
+                Event::Installation { installation, .. }
+                | Event::InstallationRepositories { installation, .. } => {
+                    Some(installation.id as i64)
+                }
+                _ => None,
+            }),
+        repository: envelope.map(|e| e.repository.full_name.clone()),
+        body,
+    };
+    drop(_enter);
+    match app.intake.record(delivery, plan.jobs).await {
+        Ok(Recorded::Stored { jobs, collapsed }) => {
+            let outcome = if jobs.is_empty() && collapsed == 0 {
+                "ignored"
+            } else {
+                "queued"
+            };
+            metrics::counter!("specbot_deliveries_total", "event" => event_name, "outcome" => outcome)
+                .increment(1);
+            (StatusCode::ACCEPTED, "accepted\n").into_response()
+        }
+        Ok(Recorded::Duplicate) => {
+            metrics::counter!("specbot_deliveries_total", "event" => event_name, "outcome" => "duplicate")
+                .increment(1);
+            (StatusCode::OK, "duplicate delivery: already received\n").into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not store delivery");
+            metrics::counter!("specbot_deliveries_total", "event" => event_name, "outcome" => "store_error")
+                .increment(1);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not store delivery, retry later\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+type Pending = (
+    Delivery,
+    Vec<NewJob>,
+    oneshot::Sender<Result<Recorded, String>>,
+);
+
+/// Writes deliveries in batches: whoever is waiting when the writer is free goes into the next
+/// transaction together, so the commit cost is shared under load and nothing waits when idle.
+#[derive(Clone)]
+pub struct IntakeWriter {
+    tx: mpsc::Sender<Pending>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("the intake writer has stopped")]
+    Stopped,
+    #[error("{0}")]
+    Store(String),
+}
+
+impl IntakeWriter {
+    /// Start the writer task; it ends when every `IntakeWriter` clone is dropped.
+    pub fn start(store: Arc<dyn Store>, max_batch: usize) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Pending>(max_batch.max(1) * 4);
+        let max_batch = max_batch.max(1);
+        tokio::spawn(async move {
+            let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
+            while rx.recv_many(&mut batch, max_batch).await > 0 {
+                let items: Vec<(Delivery, Vec<NewJob>)> = batch
+                    .iter()
+                    .map(|(d, j, _)| (d.clone(), j.clone()))
+                    .collect();
+                let result: Result<Vec<Recorded>, StoreError> =
+                    store.record_deliveries(&items, now_ms()).await;
+                metrics::histogram!("specbot_intake_batch_size").record(items.len() as f64);
+                match result {
+                    Ok(outcomes) if outcomes.len() == batch.len() => {
+                        for ((_, _, reply), outcome) in batch.drain(..).zip(outcomes) {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
+                    Ok(_) => {
+                        for (_, _, reply) in batch.drain(..) {
+                            let _ = reply.send(Err("store returned a short batch".into()));
+                        }
+                    }
+                    Err(error) => {
+                        let message = error.to_string();
+                        for (_, _, reply) in batch.drain(..) {
+                            let _ = reply.send(Err(message.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        IntakeWriter { tx }
+    }
+
+    pub async fn record(
+        &self,
+        delivery: Delivery,
+        jobs: Vec<NewJob>,
+    ) -> Result<Recorded, IntakeError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((delivery, jobs, reply))
+            .await
+            .map_err(|_| IntakeError::Stopped)?;
+        answer
+            .await
+            .map_err(|_| IntakeError::Stopped)?
+            .map_err(IntakeError::Store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn githubs_documented_vector_verifies() {
+        let secret = SecretString::from("It's a Secret to Everybody".to_string());
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(verify_signature(
+            &[secret.clone()],
+            b"Hello, World!",
+            Some(sig)
+        ));
+        assert_eq!(sign("It's a Secret to Everybody", b"Hello, World!"), sig);
+        assert!(!verify_signature(
+            &[secret.clone()],
+            b"Hello, World?",
+            Some(sig)
+        ));
+        assert!(!verify_signature(&[secret.clone()], b"Hello, World!", None));
+        assert!(!verify_signature(
+            &[secret.clone()],
+            b"Hello, World!",
+            Some("sha1=abc")
+        ));
+        assert!(!verify_signature(
+            &[secret],
+            b"Hello, World!",
+            Some("sha256=zz")
+        ));
+    }
+
+    #[test]
+    fn any_rotated_secret_verifies() {
+        let old = SecretString::from("old".to_string());
+        let new = SecretString::from("new".to_string());
+        let sig = sign("old", b"{}");
+        assert!(verify_signature(&[new.clone(), old], b"{}", Some(&sig)));
+        assert!(!verify_signature(&[new], b"{}", Some(&sig)));
+    }
+}

@@ -1,0 +1,78 @@
+//! The `command` job: check that the comment's author may write, then run each command —
+//! answer `/help` and parse errors, queue the spec job for `/spec`, and so on.
+
+use super::{CommandRequest, JobCtx, JobInput, SpecRequest, SpecTrigger, StepResult};
+use crate::command::{self, Command};
+use crate::github::types::Permission;
+use crate::messages;
+
+pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
+    let repo = ctx.repo(&req.repo)?;
+    let permission = ctx.app.permission(&repo, &req.author).await?;
+    if permission < Permission::Write {
+        tracing::info!(author = %req.author, ?permission, "command from a user without write access");
+        repo.comment_once(
+            req.issue_number,
+            &messages::reply_marker(req.comment_id),
+            &messages::not_allowed(req.comment_id, &req.author),
+        )
+        .await?;
+        return Ok(());
+    }
+    // Acknowledge that the comment was seen.
+    repo.react_to_comment(req.comment_id, "eyes").await?;
+    let reparsed: Vec<Command> = req
+        .commands
+        .iter()
+        .flat_map(|c| command::parse(c).commands)
+        .collect();
+    let mut replies: Vec<String> = Vec::new();
+    if !req.errors.is_empty() {
+        replies.push(messages::parse_errors(req.comment_id, &req.errors));
+    }
+    for cmd in reparsed {
+        match cmd {
+            Command::Help => replies.push(messages::help(req.comment_id)),
+            Command::Spec => {
+                if req.is_pull_request {
+                    replies.push(messages::not_here(
+                        req.comment_id,
+                        "/spec",
+                        "comment it on the issue that describes the feature, not on a pull request.",
+                    ));
+                    continue;
+                }
+                let job = JobInput::Spec(SpecRequest {
+                    repo: req.repo.clone(),
+                    issue_number: req.issue_number,
+                    requested_by: req.author.clone(),
+                    trigger: SpecTrigger::Command {
+                        comment_id: req.comment_id,
+                    },
+                    delivery_id: req.delivery_id.clone(),
+                })
+                .into_job();
+                let now = ctx.app.now();
+                ctx.app.store.enqueue(&job, now).await?;
+                ctx.app.kick();
+            }
+            other => replies.push(messages::not_here(
+                req.comment_id,
+                &other.to_string(),
+                "this command is not available yet on this installation.",
+            )),
+        }
+    }
+    if !replies.is_empty() {
+        // One reply per comment, however many commands it held.
+        let marker = messages::reply_marker(req.comment_id);
+        let body = replies
+            .iter()
+            .map(|r| r.replacen(&marker, "", 1).trim().to_string())
+            .collect::<Vec<_>>()
+            .join("\n\n---\n\n");
+        repo.comment_once(req.issue_number, &marker, &format!("{marker}\n{body}"))
+            .await?;
+    }
+    Ok(())
+}
