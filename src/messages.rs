@@ -123,3 +123,40 @@ pub fn spec_status(s: &SpecStatus) -> String {
     }
     out
 }
+
+/// The spec PR's description. `Refs`, not `Closes`: merging a spec must not close the issue.
+pub fn spec_pull_body(issue: u64, spec_path: &str, components: &[crate::spec::Component]) -> String {
+    let mut out = format!(
+        "Refs #{issue}\n\nThis PR adds the implementation specification for #{issue} at `{spec_path}`, drafted by specbot from the issue and the repository's context.\n\n"
+    );
+    if !components.is_empty() {
+        out.push_str("**Components** (each filed as a sub-issue of the feature issue):\n");
+        for c in components {
+            out.push_str(&format!("- {}\n", c.title));
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "Review it like any other PR: **Request changes** (or comment `/revise <what to change>`) and I will revise it. Once it is merged, comment `/implement` on the issue.\n",
+    );
+    out
+}
+
+/// Where GitHub has no sub-issues: a task list of the components in the parent's body,
+/// replaced (not appended) on every run.
+pub fn with_task_list(body: &str, components: &std::collections::BTreeMap<String, (u64, u64)>) -> String {
+    const START: &str = "<!-- specbot:components -->";
+    const END: &str = "<!-- /specbot:components -->";
+    let mut kept = body.to_string();
+    if let (Some(s), Some(e)) = (kept.find(START), kept.find(END))
+        && s < e
+    {
+        kept.replace_range(s..e + END.len(), "");
+    }
+    let mut list = format!("{START}\n**Components**\n");
+    for (number, _) in components.values() {
+        list.push_str(&format!("- [ ] #{number}\n"));
+    }
+    list.push_str(END);
+    format!("{}\n\n{list}", kept.trim_end())
+}

@@ -93,6 +93,7 @@ impl JobInput {
 }
 
 pub mod command;
+pub mod context;
 pub mod spec;
 
 use std::sync::Arc;

@@ -1,0 +1,257 @@
+//! The I/O half of drafting a spec: fetch what the context gatherer wants from GitHub, render
+//! the architect prompt (the repository's own template when configured), ask the model with a
+//! budget, and validate the answer with one repair round.
+
+use crate::config::repo::{Artifact, RepoConfig};
+use crate::github::Repo;
+use crate::llm::{ChatModel, ChatRequest, Content, Message, Role, ToolChoice};
+use crate::prompt::context::{ContextInput, DocKind, RepoDoc};
+use crate::prompt::templates::{ArchitectInput, RenderedPrompt};
+use crate::spec::{ArtifactKind, SpecAnswer};
+
+use super::spec::SpecProgress;
+use super::{JobCtx, JobError, StepError, StepResult};
+
+/// Largest repository file read into the context.
+const MAX_DOC_BYTES: usize = 200 * 1024;
+/// Token budget for the context blocks.
+const CONTEXT_TOKENS: usize = 60_000;
+
+fn kind_of(path: &str) -> DocKind {
+    let lower = path.to_ascii_lowercase();
+    let name = lower.rsplit('/').next().unwrap_or(&lower);
+    if name.starts_with("readme") && !lower.contains('/') {
+        DocKind::Readme
+    } else if name.starts_with("contributing") {
+        DocKind::Contributing
+    } else if name == "agents.md" || name == "claude.md" || lower == ".github/copilot-instructions.md" {
+        DocKind::AgentInstructions
+    } else if lower.starts_with("specs/") {
+        DocKind::Spec
+    } else if lower.starts_with("research/") {
+        DocKind::Research
+    } else if lower.starts_with("docs/") {
+        DocKind::Docs
+    } else {
+        DocKind::ConfigContext
+    }
+}
+
+/// Fetch the issue, its human comments and the repository documents the gatherer wants.
+pub async fn gather_for_spec(
+    repo: &Repo,
+    issue_number: u64,
+    config: &RepoConfig,
+    default_branch: &str,
+) -> StepResult<ContextInput> {
+    let issue = repo.issue(issue_number).await?;
+    let comments = repo.comments(issue_number, 100).await?;
+    let head = repo
+        .branch_head(default_branch)
+        .await?
+        .ok_or_else(|| JobError::permanent(format!("the default branch `{default_branch}` has no commits")))?;
+    let tree = repo.tree(&head).await?;
+    let paths: Vec<String> = tree
+        .tree
+        .iter()
+        .filter(|e| e.kind == "blob")
+        .map(|e| e.path.clone())
+        .collect();
+    let wanted = crate::prompt::context::wanted_paths(&paths, &config.context);
+    let mut docs = Vec::new();
+    for path in wanted {
+        let size = tree.tree.iter().find(|e| e.path == path).and_then(|e| e.size).unwrap_or(0);
+        if size as usize > MAX_DOC_BYTES {
+            continue;
+        }
+        if let Some(text) = repo.file(&path, &head).await? {
+            docs.push(RepoDoc {
+                kind: kind_of(&path),
+                path,
+                text,
+            });
+        }
+    }
+    Ok(ContextInput {
+        issue_number,
+        title: issue.title,
+        body: issue.body.unwrap_or_default(),
+        author: issue.user.login,
+        comments: comments
+            .into_iter()
+            .filter(|c| c.user.kind != "Bot" && !c.user.login.ends_with("[bot]"))
+            .map(|c| (c.user.login, c.body.unwrap_or_default()))
+            .collect(),
+        docs,
+        tree: paths,
+    })
+}
+
+pub fn artifact_kinds(list: &[Artifact]) -> Vec<ArtifactKind> {
+    list.iter()
+        .map(|a| match a {
+            Artifact::Diagram => ArtifactKind::Diagram,
+            Artifact::OpenApi => ArtifactKind::OpenApi,
+            Artifact::TestPlan => ArtifactKind::TestPlan,
+            Artifact::RolloutPlan => ArtifactKind::RolloutPlan,
+        })
+        .collect()
+}
+
+/// Render the architect prompt: the repository's template if configured, else the default.
+pub async fn architect_prompt(
+    repo: &Repo,
+    config: &RepoConfig,
+    default_branch: &str,
+    input: &ContextInput,
+) -> StepResult<RenderedPrompt> {
+    let blocks = crate::prompt::context::gather(input, CONTEXT_TOKENS);
+    let data = ArchitectInput {
+        issue_number: input.issue_number,
+        title: input.title.clone(),
+        context_blocks: blocks,
+        artifacts: artifact_kinds(&config.artifacts),
+        spec_path: config.spec_path_for(input.issue_number),
+    };
+    let custom = match &config.architect_prompt {
+        Some(path) => Some(repo.file(path, default_branch).await?.ok_or_else(|| {
+            JobError::permanent(format!("`prompts.architect` names `{path}`, which is not in the repository"))
+        })?),
+        None => None,
+    };
+    crate::prompt::templates::render_architect(&data, custom.as_deref())
+        .map_err(|e| StepError::Failed(JobError::permanent(format!("the architect prompt: {e}"))))
+}
+
+fn usage_cost(ctx: &JobCtx, model: &dyn ChatModel, usage: &crate::llm::Usage) -> f64 {
+    ctx.app.prices.cost(model.model(), usage)
+}
+
+/// One model call with cancellation, usage recording and the budget check.
+async fn call(
+    ctx: &mut JobCtx,
+    model: &dyn ChatModel,
+    request: &ChatRequest,
+    budget_usd: f64,
+    progress: &mut SpecProgress,
+) -> StepResult<crate::llm::ChatResponse> {
+    ctx.check()?;
+    let response = match model.chat(request, &ctx.cancel).await {
+        Ok(r) => r,
+        Err(crate::llm::LlmError::Cancelled) => return Err(StepError::Stopped),
+        Err(e) => {
+            let retryable = e.is_retryable();
+            return Err(StepError::Failed(JobError {
+                message: format!("the language model: {e}"),
+                retryable,
+            }));
+        }
+    };
+    let cost = usage_cost(ctx, model, &response.usage);
+    let u = &response.usage;
+    progress.tokens += u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_write_tokens;
+    progress.cost_usd += cost;
+    let now = ctx.app.now();
+    ctx.app
+        .store
+        .record_usage(
+            &crate::jobs::UsageRecord {
+                job_id: ctx.job.id,
+                provider: model.provider().to_string(),
+                model: model.model().to_string(),
+                input_tokens: u.input_tokens as i64,
+                output_tokens: u.output_tokens as i64,
+                cache_read_tokens: u.cache_read_tokens as i64,
+                cache_write_tokens: u.cache_write_tokens as i64,
+                cost_usd: cost,
+            },
+            now,
+        )
+        .await?;
+    metrics::counter!("specbot_llm_tokens_total", "provider" => model.provider().to_string(), "model" => model.model().to_string(), "kind" => "input").increment(u.input_tokens);
+    metrics::counter!("specbot_llm_tokens_total", "provider" => model.provider().to_string(), "model" => model.model().to_string(), "kind" => "output").increment(u.output_tokens);
+    let spent = ctx.app.store.job_cost(ctx.job.id).await?;
+    if spent > budget_usd {
+        return Err(StepError::Failed(JobError::permanent(format!(
+            "this job spent ${spent:.2}, over its budget of ${budget_usd:.2} (`max_cost_usd`), and was stopped"
+        ))));
+    }
+    Ok(response)
+}
+
+fn parse_answer(response: &crate::llm::ChatResponse) -> Result<SpecAnswer, String> {
+    for part in &response.content {
+        if let Content::ToolUse { name, input, .. } = part
+            && name == crate::spec::SUBMIT_SPEC_TOOL
+        {
+            return crate::spec::parse_tool_input(input).map_err(|e| e.to_string());
+        }
+    }
+    crate::spec::parse_text_answer(&response.text()).map_err(|e| e.to_string())
+}
+
+/// Ask the architect, validate, and give it one chance to repair.
+pub async fn ask_architect(
+    ctx: &mut JobCtx,
+    model: &dyn ChatModel,
+    prompt: &RenderedPrompt,
+    artifacts: &[Artifact],
+    budget_usd: f64,
+    progress: &mut SpecProgress,
+) -> StepResult<SpecAnswer> {
+    let tool = crate::spec::submit_spec_tool();
+    let mut request = ChatRequest {
+        system: prompt.system.clone(),
+        messages: vec![Message {
+            role: Role::User,
+            content: vec![Content::Text(prompt.user.clone())],
+        }],
+        tools: vec![tool],
+        tool_choice: ToolChoice::Auto,
+        max_tokens: 16_000,
+        cache_prefix: true,
+    };
+    let kinds = artifact_kinds(artifacts);
+    let mut last_problem = String::new();
+    for round in 0..2 {
+        let response = call(ctx, model, &request, budget_usd, progress).await?;
+        let problems = match parse_answer(&response) {
+            Ok(answer) => match crate::spec::validate(&answer, &kinds) {
+                Ok(()) => return Ok(answer),
+                Err(problems) => problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            },
+            Err(e) => vec![e],
+        };
+        last_problem = problems.join("; ");
+        tracing::info!(round, problems = %last_problem, "the draft did not validate");
+        // Show the model what was wrong, once.
+        request.messages.push(Message {
+            role: Role::Assistant,
+            content: response.content.clone(),
+        });
+        let repair = crate::spec::repair_prompt(&problems);
+        let tool_results: Vec<Content> = response
+            .content
+            .iter()
+            .filter_map(|c| match c {
+                Content::ToolUse { id, .. } => Some(Content::ToolResult {
+                    tool_use_id: id.clone(),
+                    content: repair.clone(),
+                    is_error: true,
+                }),
+                _ => None,
+            })
+            .collect();
+        request.messages.push(Message {
+            role: Role::User,
+            content: if tool_results.is_empty() {
+                vec![Content::Text(repair)]
+            } else {
+                tool_results
+            },
+        });
+    }
+    Err(StepError::Failed(JobError::permanent(format!(
+        "the model's answer was not a usable specification, even after one repair round: {last_problem}"
+    ))))
+}

@@ -1,0 +1,304 @@
+//! The fluent tester: a GitHub world, an LLM fake and a specbot app wired together, driven by
+//! real signed webhooks through the real router.
+//!
+//! ```ignore
+//! let mut t = Tester::start().await;
+//! let issue = t.open_issue("Add dark mode", "…");
+//! t.label_issue(issue, "needs-spec").await;
+//! t.run_jobs().await;
+//! let pr = t.expect_pull("specbot/spec-1");
+//! ```
+//!
+//! Waiting is never a sleep: `run_jobs` waits until the store has no runnable job, woken by the
+//! app each time a job finishes. Every comment the bot posts must be looked at with
+//! `bot_comments()`/`expect_comment()`; a test that leaves one unasserted fails when the tester
+//! is dropped.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use specbot::app::{App, Running};
+use specbot::config::Settings;
+use specbot::server::webhook::sign;
+
+use super::db::TestDb;
+use super::github_world::GitHubWorld;
+use super::llm_fake::LlmFake;
+
+pub const SECRET: &str = "tester-webhook-secret";
+pub const REPO: &str = "acme/widgets";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    Anthropic,
+    OpenAi,
+}
+
+pub struct TesterBuilder {
+    provider: Provider,
+    settings: Box<dyn FnOnce(&mut Settings)>,
+    db: Option<TestDb>,
+}
+
+impl TesterBuilder {
+    pub fn provider(mut self, p: Provider) -> Self {
+        self.provider = p;
+        self
+    }
+
+    pub fn settings(mut self, f: impl FnOnce(&mut Settings) + 'static) -> Self {
+        self.settings = Box::new(f);
+        self
+    }
+
+    pub async fn start(self) -> Tester {
+        let world = GitHubWorld::start().await;
+        world.add_repo(REPO);
+        world.set_permission(REPO, "alice", "admin");
+        world.set_permission(REPO, "bob", "write");
+        world.set_permission(REPO, "rita", "read");
+        let llm = LlmFake::start().await;
+        let db = match self.db {
+            Some(db) => db,
+            None => TestDb::new().await,
+        };
+        let mut settings = base_settings(&world, &llm, self.provider, &db);
+        (self.settings)(&mut settings);
+        let mut t = Tester {
+            world,
+            llm,
+            provider: self.provider,
+            db,
+            settings: settings.clone(),
+            app: None,
+            running: None,
+            http: reqwest::Client::new(),
+            deliveries: 0,
+            asserted: HashSet::new(),
+        };
+        t.boot(settings).await;
+        t
+    }
+}
+
+fn base_settings(world: &GitHubWorld, llm: &LlmFake, provider: Provider, db: &TestDb) -> Settings {
+    let mut s = Settings::base();
+    s.webhook_secrets = vec![SECRET.to_string().into()];
+    s.database_url = db.url.clone();
+    s.github_api_url = world.base_url();
+    s.app = Some(specbot::config::AppCredentials {
+        app_id: world.app_id(),
+        private_key: world.private_key_pem().into(),
+    });
+    s.github.write_gap = Duration::ZERO;
+    s.github.retry_base = Duration::from_millis(1);
+    s.github.secondary_limit_wait = Duration::from_millis(5);
+    s.github.request_timeout = Duration::from_secs(5);
+    s.workers = 2;
+    s.job_retry_base = Duration::ZERO;
+    s.heartbeat = Duration::from_millis(50);
+    s.llm.provider = match provider {
+        Provider::Anthropic => "anthropic".into(),
+        Provider::OpenAi => "openai".into(),
+    };
+    s.llm.base_url = Some(match provider {
+        Provider::Anthropic => llm.anthropic_base_url(),
+        Provider::OpenAi => llm.openai_base_url(),
+    });
+    s.llm.model = Some("test-model".into());
+    s.llm.api_key = Some("sk-test-llm-key-never-logged".to_string().into());
+    s
+}
+
+pub struct Tester {
+    pub world: GitHubWorld,
+    pub llm: LlmFake,
+    pub provider: Provider,
+    pub db: TestDb,
+    pub settings: Settings,
+    app: Option<Arc<App>>,
+    running: Option<Running>,
+    http: reqwest::Client,
+    deliveries: u64,
+    asserted: HashSet<u64>,
+}
+
+impl Tester {
+    pub fn builder() -> TesterBuilder {
+        TesterBuilder {
+            provider: Provider::Anthropic,
+            settings: Box::new(|_| {}),
+            db: None,
+        }
+    }
+
+    pub async fn start() -> Tester {
+        Self::builder().start().await
+    }
+
+    async fn boot(&mut self, settings: Settings) {
+        let app = specbot::app::build(settings).await.expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = specbot::app::start(app.clone(), listener).expect("app starts");
+        self.app = Some(app);
+        self.running = Some(running);
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        self.app.as_ref().expect("app is running")
+    }
+
+    /// Simulate `kill -9` and a restart: the old process's workers vanish without releasing
+    /// anything; a new process (same database) starts with `settings`; its clock is moved past
+    /// the old leases.
+    pub async fn crash_and_restart(&mut self, f: impl FnOnce(&mut Settings)) {
+        if let Some(running) = self.running.take() {
+            running.abort();
+        }
+        let mut settings = self.settings.clone();
+        f(&mut settings);
+        self.boot(settings).await;
+        self.app().clock.advance(self.settings.job_lease + Duration::from_secs(1));
+        self.app().kick();
+    }
+
+    /// Send a signed delivery through the real router.
+    pub async fn send(&mut self, event: &str, payload: Value) -> reqwest::StatusCode {
+        self.deliveries += 1;
+        let body = serde_json::to_vec(&payload).unwrap();
+        let url = format!(
+            "http://{}/api/github/webhooks",
+            self.running.as_ref().unwrap().addr
+        );
+        self.http
+            .post(url)
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", format!("delivery-{}", self.deliveries))
+            .header("X-Hub-Signature-256", sign(SECRET, &body))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("webhook request")
+            .status()
+    }
+
+    fn envelope(&self, action: &str, sender: &str) -> Value {
+        json!({
+            "action": action,
+            "repository": self.world.repo_json(REPO),
+            "sender": self.world.user_json(sender),
+            "installation": {"id": self.world.installation_id()},
+        })
+    }
+
+    pub fn open_issue(&self, title: &str, body: &str) -> u64 {
+        self.world.add_issue(REPO, title, body, "alice")
+    }
+
+    /// `sender` labels issue `n`.
+    pub async fn label_issue_as(&mut self, n: u64, label: &str, sender: &str) {
+        let mut p = self.envelope("labeled", sender);
+        p["issue"] = self.world.issue_json(REPO, n);
+        p["label"] = json!({"name": label, "color": "ededed"});
+        let status = self.send("issues", p).await;
+        assert!(status.is_success(), "labeled delivery answered {status}");
+    }
+
+    pub async fn label_issue(&mut self, n: u64, label: &str) {
+        self.label_issue_as(n, label, "alice").await
+    }
+
+    /// `author` comments `body` on issue or PR `n`; returns the comment id.
+    pub async fn comment_as(&mut self, n: u64, author: &str, body: &str) -> u64 {
+        let id = self.world.add_comment(REPO, n, author, body);
+        let mut p = self.envelope("created", author);
+        p["issue"] = self.world.issue_json(REPO, n);
+        p["comment"] = self.world.comment_json(REPO, id);
+        let status = self.send("issue_comment", p).await;
+        assert!(status.is_success(), "comment delivery answered {status}");
+        id
+    }
+
+    pub async fn comment(&mut self, n: u64, body: &str) -> u64 {
+        self.comment_as(n, "alice", body).await
+    }
+
+    /// Wait until no job is runnable. Never sleeps: woken when a job finishes.
+    pub async fn run_jobs(&self) {
+        let app = self.app().clone();
+        let mut finished = app.finished.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            finished.borrow_and_update();
+            let pending = app.store.pending_jobs(app.now()).await.expect("store answers");
+            if pending == 0 {
+                return;
+            }
+            app.kick();
+            // The timeout is a failsafe for a hung test, not a synchronisation point.
+            match tokio::time::timeout_at(deadline, finished.changed()).await {
+                Ok(_) => {}
+                Err(_) => panic!("jobs still pending after 60 s: {pending}"),
+            }
+        }
+    }
+
+    /// Comments the bot (any Bot account) posted on `n`, marking them as looked at.
+    pub fn bot_comments(&mut self, n: u64) -> Vec<String> {
+        let comments = self.world.comments(REPO, n);
+        let mut out = Vec::new();
+        for c in comments {
+            if c.author_is_bot {
+                self.asserted.insert(c.id);
+                out.push(c.body.clone());
+            }
+        }
+        out
+    }
+
+    /// Exactly one bot comment on `n`, returned.
+    pub fn expect_one_comment(&mut self, n: u64) -> String {
+        let comments = self.bot_comments(n);
+        assert_eq!(comments.len(), 1, "expected one bot comment on #{n}, got {comments:#?}");
+        comments.into_iter().next().unwrap()
+    }
+
+    /// No bot comment on `n`.
+    pub fn expect_no_comment(&mut self, n: u64) {
+        let comments = self.bot_comments(n);
+        assert!(comments.is_empty(), "expected no bot comment on #{n}, got {comments:#?}");
+    }
+
+    /// Call at the end of a test: every bot comment was looked at and every request matched
+    /// GitHub's OpenAPI description.
+    pub fn finish(mut self) {
+        self.check_unasserted();
+        self.world.assert_no_violations();
+        std::mem::forget(self);
+    }
+
+    fn check_unasserted(&mut self) {
+        let mut missed = Vec::new();
+        for issue in self.world.issues(REPO) {
+            for c in self.world.comments(REPO, issue.number) {
+                if c.author_is_bot && !self.asserted.contains(&c.id) {
+                    missed.push(format!("#{}: {}", issue.number, c.body));
+                }
+            }
+        }
+        if !missed.is_empty() {
+            panic!("the bot posted comments the test did not assert:\n{}", missed.join("\n---\n"));
+        }
+    }
+}
+
+impl Drop for Tester {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.check_unasserted();
+        }
+    }
+}
