@@ -38,6 +38,8 @@ pub struct App {
     pub wake: tokio::sync::Notify,
     /// Counts finished jobs; tests wait on it instead of sleeping.
     pub finished: tokio::sync::watch::Sender<u64>,
+    /// Set when a fault point "crashed" a worker (tests wait on it).
+    pub crashed: tokio::sync::watch::Sender<bool>,
     permissions: Mutex<HashMap<(String, String), (Permission, Instant)>>,
     shutting_down: AtomicBool,
 }
@@ -84,7 +86,10 @@ impl App {
             tracing::error!(step, "fault point reached: crashing on purpose");
             match self.settings.crash_mode {
                 CrashMode::Abort => std::process::abort(),
-                CrashMode::Panic => panic!("fault point reached: {step}"),
+                CrashMode::Panic => {
+                    self.crashed.send_replace(true);
+                    panic!("fault point reached: {step}")
+                }
             }
         }
     }
@@ -169,6 +174,7 @@ pub fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> Result<Arc
         clock: Clock::default(),
         wake: tokio::sync::Notify::new(),
         finished: tokio::sync::watch::channel(0).0,
+        crashed: tokio::sync::watch::channel(false).0,
         permissions: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
     }))

@@ -98,13 +98,15 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &Cancellation
         })
     };
 
+    // Dropped on every exit path, unwinding included: a dead worker stops renewing its lease.
+    let heartbeat = AbortOnDrop(heartbeat);
     let outcome = {
         use tracing::Instrument;
         workflow::run(app.clone(), owner.to_string(), job.clone(), cancel.clone())
             .instrument(span.clone())
             .await
     };
-    heartbeat.abort();
+    drop(heartbeat);
     let reason = stop_reason.lock().ok().and_then(|r| *r);
     let outcome = match (outcome, reason) {
         (Outcome::Stopped, Some(StopReason::Cancelled)) => Outcome::Cancelled,
@@ -159,5 +161,13 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &Cancellation
 fn set_reason(slot: &std::sync::Mutex<Option<StopReason>>, reason: StopReason) {
     if let Ok(mut r) = slot.lock() {
         r.get_or_insert(reason);
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

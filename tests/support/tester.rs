@@ -246,6 +246,16 @@ impl Tester {
         }
     }
 
+    /// Wait until a fault point has "killed" a worker mid-job.
+    pub async fn run_jobs_until_crash(&self) {
+        let mut crashed = self.app().crashed.subscribe();
+        self.app().kick();
+        tokio::time::timeout(Duration::from_secs(60), crashed.wait_for(|c| *c))
+            .await
+            .expect("the fault point was reached within 60 s")
+            .expect("app alive");
+    }
+
     /// Comments the bot (any Bot account) posted on `n`, marking them as looked at.
     pub fn bot_comments(&mut self, n: u64) -> Vec<String> {
         let comments = self.world.comments(REPO, n);
