@@ -1,0 +1,515 @@
+//! The OpenAI Chat Completions client (`POST {base}/chat/completions`), which also speaks to
+//! Ollama, vLLM, llama.cpp, OpenRouter and gateways: request mapping (system message, function
+//! tools, `tool_calls` / `role: tool`, `tool_choice`), the non-streamed answer and the SSE chunk
+//! stream (tool-call deltas assembled by index, `[DONE]`, usage chunk).
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::http::{self, Client, Failure, u64_at};
+use super::{
+    ChatModel, ChatRequest, ChatResponse, Content, LlmError, Role, StopReason, ToolChoice, Usage,
+};
+
+pub(crate) struct OpenAi {
+    client: Client,
+    max_tokens_field: &'static str,
+}
+
+impl OpenAi {
+    pub fn new(client: Client) -> Self {
+        let max_tokens_field = max_tokens_field(&client.settings.base_url);
+        Self {
+            client,
+            max_tokens_field,
+        }
+    }
+
+    fn headers(&self) -> Result<HeaderMap, LlmError> {
+        let mut h = HeaderMap::new();
+        if let Some(key) = &self.client.settings.api_key {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret().trim()))
+                .map_err(|_| {
+                    LlmError::Config("the API key has characters a header cannot carry".into())
+                })?;
+            v.set_sensitive(true);
+            h.insert(AUTHORIZATION, v);
+        }
+        Ok(h)
+    }
+
+    async fn attempt(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        body: &Value,
+    ) -> Result<ChatResponse, Failure> {
+        let resp = self.client.post(url, headers.clone(), body).await?;
+        if self.client.settings.stream {
+            read_stream(resp, &self.client.settings.model).await
+        } else {
+            let v = http::json_body(resp).await?;
+            parse_completion(&v, &self.client.settings.model).map_err(Failure::from)
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for OpenAi {
+    fn provider(&self) -> &str {
+        "openai"
+    }
+
+    fn model(&self) -> &str {
+        &self.client.settings.model
+    }
+
+    async fn chat(
+        &self,
+        req: &ChatRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ChatResponse, LlmError> {
+        let body = request_body(
+            req,
+            &self.client.settings.model,
+            self.client.settings.stream,
+            self.max_tokens_field,
+        );
+        let headers = self.headers()?;
+        let url = self.client.url("chat/completions");
+        self.client
+            .run(cancel, || self.attempt(&url, &headers, &body))
+            .await
+    }
+}
+
+/// Which field carries the output limit.
+///
+/// OpenAI itself deprecated `max_tokens` and its reasoning models (o-series, GPT-5.x) reject it,
+/// so official OpenAI endpoints (api.openai.com, Azure OpenAI) get `max_completion_tokens`.
+/// Every other OpenAI-compatible server gets `max_tokens`: Ollama, llama.cpp, LM Studio and
+/// older vLLM honour only that one, and Ollama silently *ignores* `max_completion_tokens`
+/// (leaving the answer unbounded), while vLLM and OpenRouter accept both.
+pub(crate) fn max_tokens_field(base_url: &str) -> &'static str {
+    let host = url::Url::parse(base_url.trim())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    if host == "api.openai.com" || host.ends_with(".openai.azure.com") {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    }
+}
+
+/// The JSON body for `req`.
+pub(crate) fn request_body(
+    req: &ChatRequest,
+    model: &str,
+    stream: bool,
+    max_tokens_field: &str,
+) -> Value {
+    let mut messages = Vec::new();
+    if !req.system.is_empty() {
+        messages.push(json!({"role": "system", "content": req.system}));
+    }
+    for m in &req.messages {
+        push_message(&mut messages, m);
+    }
+    let mut body = Map::new();
+    body.insert("model".into(), json!(model));
+    body.insert("messages".into(), Value::Array(messages));
+    body.insert(max_tokens_field.into(), json!(req.max_tokens));
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                json!({"type": "function", "function": {
+                    "name": t.name, "description": t.description, "parameters": t.input_schema,
+                }})
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+        let choice = match &req.tool_choice {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::Any => json!("required"),
+            ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
+            ToolChoice::None => json!("none"),
+        };
+        body.insert("tool_choice".into(), choice);
+    }
+    if stream {
+        body.insert("stream".into(), json!(true));
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    // `cache_prefix` needs nothing here: OpenAI caches long shared prefixes automatically, and
+    // the system prompt and tools already come first.
+    Value::Object(body)
+}
+
+/// One of our messages as one or more Chat Completions messages: tool results become
+/// `role: tool` messages (first, since they must follow the assistant's `tool_calls`), the
+/// text the rest of the turn.
+fn push_message(out: &mut Vec<Value>, m: &super::Message) {
+    let texts: Vec<&str> = m
+        .content
+        .iter()
+        .filter_map(|c| match c {
+            Content::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    let text = texts.join("\n\n");
+    match m.role {
+        Role::User => {
+            for c in &m.content {
+                if let Content::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                } = c
+                {
+                    // Chat Completions has no error flag: say it in the content.
+                    let content = if *is_error {
+                        format!("Error: {content}")
+                    } else {
+                        content.clone()
+                    };
+                    out.push(
+                        json!({"role": "tool", "tool_call_id": tool_use_id, "content": content}),
+                    );
+                }
+            }
+            if !texts.is_empty() {
+                out.push(json!({"role": "user", "content": text}));
+            }
+        }
+        Role::Assistant => {
+            let calls: Vec<Value> = m
+                .content
+                .iter()
+                .filter_map(|c| match c {
+                    Content::ToolUse { id, name, input } => Some(json!({
+                        "id": id, "type": "function",
+                        "function": {"name": name, "arguments": input.to_string()},
+                    })),
+                    _ => None,
+                })
+                .collect();
+            let mut v = json!({"role": "assistant", "content": if texts.is_empty() { Value::Null } else { json!(text) }});
+            if !calls.is_empty() {
+                v["tool_calls"] = Value::Array(calls);
+            }
+            out.push(v);
+        }
+    }
+}
+
+fn stop_reason(s: &str) -> StopReason {
+    match s {
+        "stop" => StopReason::EndTurn,
+        "tool_calls" | "function_call" => StopReason::ToolUse,
+        "length" => StopReason::MaxTokens,
+        other => StopReason::Other(other.to_owned()),
+    }
+}
+
+/// OpenAI counts cached tokens inside `prompt_tokens`; we count them apart (see [`Usage`]).
+fn usage(u: &Value) -> Usage {
+    let prompt = u64_at(u, "/prompt_tokens");
+    let cached = u64_at(u, "/prompt_tokens_details/cached_tokens").min(prompt);
+    Usage {
+        input_tokens: prompt - cached,
+        output_tokens: u64_at(u, "/completion_tokens"),
+        cache_read_tokens: cached,
+        cache_write_tokens: 0,
+    }
+}
+
+fn arguments(name: &str, args: &str) -> Result<Value, LlmError> {
+    if args.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_str(args).map_err(|e| {
+        LlmError::Malformed(format!("arguments of tool call {name} are not JSON: {e}"))
+    })
+}
+
+/// An `{"error": …}` body or chunk inside a 200 answer. A numeric 4xx `code` keeps its
+/// classification (not retried); anything else counts as a server error (retried).
+fn body_error(v: &Value) -> LlmError {
+    let text = v.to_string();
+    let code = v
+        .pointer("/error/code")
+        .and_then(|c| {
+            c.as_u64()
+                .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
+        })
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| (400..=599).contains(c))
+        .unwrap_or(500);
+    match http::classify(code, &text, None) {
+        LlmError::Status { status, message } => LlmError::Server { status, message },
+        other => other,
+    }
+}
+
+/// A non-streamed `chat.completion`.
+pub(crate) fn parse_completion(v: &Value, requested_model: &str) -> Result<ChatResponse, LlmError> {
+    if v.get("error").is_some_and(|e| !e.is_null()) {
+        return Err(body_error(v));
+    }
+    let choice = v
+        .pointer("/choices/0")
+        .ok_or_else(|| LlmError::Malformed("answer has no choices".into()))?;
+    let msg = choice
+        .get("message")
+        .ok_or_else(|| LlmError::Malformed("choice has no message".into()))?;
+    let mut content = Vec::new();
+    if let Some(t) = msg
+        .get("content")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
+        content.push(Content::Text(t.to_owned()));
+    }
+    for call in msg
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = call
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| LlmError::Malformed("tool call without a name".into()))?;
+        let args = call.pointer("/function/arguments");
+        let input = match args {
+            Some(Value::String(s)) => arguments(name, s)?,
+            // Some servers send the object itself.
+            Some(obj @ Value::Object(_)) => obj.clone(),
+            _ => json!({}),
+        };
+        content.push(Content::ToolUse {
+            id: call
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            name: name.to_owned(),
+            input,
+        });
+    }
+    let finish = choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .ok_or_else(|| LlmError::Malformed("choice has no finish_reason".into()))?;
+    Ok(ChatResponse {
+        content,
+        stop: stop_reason(finish),
+        usage: v.get("usage").map(usage).unwrap_or_default(),
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(requested_model)
+            .to_owned(),
+    })
+}
+
+#[derive(Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    args: String,
+}
+
+/// Assemble a streamed completion. Complete once a `finish_reason` arrived and the stream ended
+/// (`[DONE]` or end of body); before that, an ended stream is [`LlmError::Malformed`].
+async fn read_stream(
+    resp: reqwest::Response,
+    requested_model: &str,
+) -> Result<ChatResponse, Failure> {
+    let mut events = std::pin::pin!(http::events(resp));
+    let mut model = requested_model.to_owned();
+    let mut text = String::new();
+    let mut calls: Vec<PartialCall> = Vec::new();
+    let mut finish: Option<String> = None;
+    let mut use_: Option<Usage> = None;
+
+    while let Some(ev) = events.next().await {
+        let ev = ev?;
+        let data = ev.data.trim();
+        if data.is_empty() {
+            continue;
+        }
+        if data == "[DONE]" {
+            break;
+        }
+        let v = http::parse_data(data)?;
+        if v.get("error").is_some_and(|e| !e.is_null()) {
+            return Err(body_error(&v).into());
+        }
+        if let Some(m) = v
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
+        {
+            model = m.to_owned();
+        }
+        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+            use_ = Some(usage(u));
+        }
+        let Some(choice) = v.pointer("/choices/0") else {
+            continue;
+        };
+        if let Some(t) = choice.pointer("/delta/content").and_then(Value::as_str) {
+            text.push_str(t);
+        }
+        for tc in choice
+            .pointer("/delta/tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let id = tc
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            // By index; servers without indices (some Ollama versions) send whole calls, each
+            // with a fresh id.
+            let slot = match tc.get("index").and_then(Value::as_u64) {
+                Some(i) => usize::try_from(i)
+                    .unwrap_or(usize::MAX)
+                    .min(calls.len() + 64),
+                None if id.is_some() || calls.is_empty() => calls.len(),
+                None => calls.len() - 1,
+            };
+            while calls.len() <= slot {
+                calls.push(PartialCall::default());
+            }
+            let call = &mut calls[slot];
+            if let Some(id) = id {
+                call.id = id.to_owned();
+            }
+            if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
+                call.name.push_str(n);
+            }
+            match tc.pointer("/function/arguments") {
+                Some(Value::String(a)) => call.args.push_str(a),
+                Some(obj @ Value::Object(_)) => call.args.push_str(&obj.to_string()),
+                _ => {}
+            }
+        }
+        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+            finish = Some(f.to_owned());
+        }
+    }
+
+    let Some(finish) = finish else {
+        return Err(LlmError::Malformed("stream ended without a finish_reason".into()).into());
+    };
+    let mut content = Vec::new();
+    if !text.is_empty() {
+        content.push(Content::Text(text));
+    }
+    for c in calls.into_iter().filter(|c| !c.name.is_empty()) {
+        let input = arguments(&c.name, &c.args)?;
+        content.push(Content::ToolUse {
+            id: c.id,
+            name: c.name,
+            input,
+        });
+    }
+    Ok(ChatResponse {
+        content,
+        stop: stop_reason(&finish),
+        usage: use_.unwrap_or_default(),
+        model,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{Message, Tool};
+
+    #[test]
+    fn max_tokens_field_by_host() {
+        assert_eq!(
+            max_tokens_field("https://api.openai.com/v1"),
+            "max_completion_tokens"
+        );
+        assert_eq!(
+            max_tokens_field("https://x.openai.azure.com/openai/v1"),
+            "max_completion_tokens"
+        );
+        assert_eq!(max_tokens_field("http://localhost:11434/v1"), "max_tokens");
+        assert_eq!(
+            max_tokens_field("https://openrouter.ai/api/v1"),
+            "max_tokens"
+        );
+    }
+
+    #[test]
+    fn body_maps_tool_turns() {
+        let req = ChatRequest {
+            system: "sys".into(),
+            messages: vec![
+                Message::user("hi"),
+                Message::assistant(vec![
+                    Content::Text("calling".into()),
+                    Content::ToolUse {
+                        id: "c1".into(),
+                        name: "f".into(),
+                        input: json!({"a": 1}),
+                    },
+                ]),
+                Message {
+                    role: Role::User,
+                    content: vec![
+                        Content::tool_error("c1", "boom"),
+                        Content::Text("go on".into()),
+                    ],
+                },
+            ],
+            tools: vec![Tool {
+                name: "f".into(),
+                description: "d".into(),
+                input_schema: json!({"type": "object"}),
+            }],
+            tool_choice: ToolChoice::Any,
+            max_tokens: 10,
+            cache_prefix: true,
+        };
+        let b = request_body(&req, "m", true, "max_tokens");
+        let msgs = b["messages"].as_array().expect("messages");
+        assert_eq!(msgs[0]["role"], "system");
+        assert_eq!(
+            msgs[2]["tool_calls"][0]["function"]["arguments"],
+            r#"{"a":1}"#
+        );
+        assert_eq!(
+            msgs[3],
+            json!({"role": "tool", "tool_call_id": "c1", "content": "Error: boom"})
+        );
+        assert_eq!(msgs[4], json!({"role": "user", "content": "go on"}));
+        assert_eq!(b["tool_choice"], "required");
+        assert_eq!(b["max_tokens"], 10);
+        assert_eq!(b["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn usage_splits_cached_tokens() {
+        let u = usage(&json!({"prompt_tokens": 100, "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 60}}));
+        assert_eq!(
+            (u.input_tokens, u.cache_read_tokens, u.output_tokens),
+            (40, 60, 5)
+        );
+    }
+}
