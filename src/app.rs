@@ -16,7 +16,8 @@ use crate::config::{CrashMode, Settings};
 use crate::github::types::Permission;
 use crate::github::{GitHubApp, GitHubError, Repo};
 use crate::jobs::{self, Millis, Store};
-use crate::llm::ChatModel;
+use crate::llm::{ChatModel, LlmSettings, PriceTable, Provider};
+use crate::workflow::{JobError, StepError};
 use crate::server;
 use crate::server::webhook::IntakeWriter;
 
@@ -30,6 +31,8 @@ pub struct App {
     pub github: Option<GitHubApp>,
     /// `None` when no model is configured; jobs that need one fail with a clear message.
     pub llm: Option<Arc<dyn ChatModel>>,
+    /// What model tokens cost, for the per-job budget and the status comment.
+    pub prices: PriceTable,
     /// A name for this process, used as the lease owner of its workers.
     pub instance: String,
     /// The time every component uses; tests move it forward to expire leases.
@@ -41,6 +44,8 @@ pub struct App {
     /// Set when a fault point "crashed" a worker (tests wait on it).
     pub crashed: tokio::sync::watch::Sender<bool>,
     permissions: Mutex<HashMap<(String, String), (Permission, Instant)>>,
+    /// `state` tokens issued by the setup page.
+    pub(crate) setup_states: Mutex<HashMap<String, Instant>>,
     shutting_down: AtomicBool,
 }
 
@@ -116,6 +121,26 @@ impl App {
         Ok(perm)
     }
 
+    /// The model for a job: the configured one, or the repository's `model` override.
+    pub fn model_for(&self, model_override: Option<&str>) -> Result<Arc<dyn ChatModel>, StepError> {
+        let no_model = || {
+            StepError::Failed(JobError::permanent(
+                "no language model is configured for this installation (set LLM_API_KEY)",
+            ))
+        };
+        let base = self.llm.clone().ok_or_else(no_model)?;
+        match model_override {
+            Some(m) if m != base.model() => {
+                let settings = llm_settings(&self.settings.llm, Some(m))
+                    .map_err(|e| StepError::Failed(JobError::permanent(e)))?
+                    .ok_or_else(no_model)?;
+                crate::llm::connect(&settings, reqwest::Client::new())
+                    .map_err(|e| StepError::Failed(JobError::permanent(e.to_string())))
+            }
+            _ => Ok(base),
+        }
+    }
+
     pub(crate) fn job_finished(&self) {
         self.finished.send_modify(|n| *n += 1);
     }
@@ -161,7 +186,21 @@ pub fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> Result<Arc
         ),
         None => None,
     };
-    let llm = crate::llm::from_config(&settings.llm).map_err(|e| StartError::Llm(e.to_string()))?;
+    let llm = match llm_settings(&settings.llm, None) {
+        Ok(Some(s)) => Some(
+            crate::llm::connect(&s, reqwest::Client::new())
+                .map_err(|e| StartError::Llm(e.to_string()))?,
+        ),
+        Ok(None) => {
+            tracing::warn!("no LLM API key configured: jobs that need the model will fail with a clear message");
+            None
+        }
+        Err(e) => return Err(StartError::Llm(e)),
+    };
+    let prices = match &settings.llm.prices {
+        Some(json) => PriceTable::from_json(json).map_err(|e| StartError::Llm(e.to_string()))?,
+        None => PriceTable::default(),
+    };
     let intake = IntakeWriter::start(store.clone(), settings.intake_batch);
     Ok(Arc::new(App {
         settings: Arc::new(settings),
@@ -170,14 +209,38 @@ pub fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> Result<Arc
         metrics: crate::telemetry::metrics_handle(),
         github,
         llm,
+        prices,
         instance: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
         clock: Clock::default(),
         wake: tokio::sync::Notify::new(),
         finished: tokio::sync::watch::channel(0).0,
         crashed: tokio::sync::watch::channel(false).0,
         permissions: Mutex::new(HashMap::new()),
+        setup_states: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
     }))
+}
+
+/// The model client settings for `LLM_*` (and a repository's `model` override). `Ok(None)`: the
+/// public endpoint is configured but no key is, so there is no model to call.
+pub fn llm_settings(
+    config: &crate::config::LlmConfig,
+    model_override: Option<&str>,
+) -> Result<Option<LlmSettings>, String> {
+    let provider: Provider = config.provider.parse().map_err(|e: crate::llm::LlmError| e.to_string())?;
+    let mut s = LlmSettings::defaults_for(provider);
+    if let Some(url) = &config.base_url {
+        s.base_url = url.clone();
+    }
+    if let Some(model) = model_override.or(config.model.as_deref()) {
+        s.model = model.to_string();
+    }
+    s.api_key = config.api_key.clone();
+    let public = s.base_url.contains("api.anthropic.com") || s.base_url.contains("api.openai.com");
+    if public && s.api_key.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(s))
 }
 
 fn hostname() -> String {

@@ -26,6 +26,15 @@ pub enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Dry run of one webhook payload: print the jobs it would queue and why.
+    /// Validate the environment (and a `.github/specbot.yml`), one line per finding.
+    CheckConfig {
+        /// A repository config file to validate too.
+        #[arg(long)]
+        repo_config: Option<PathBuf>,
+        /// Do not contact GitHub or the model endpoint.
+        #[arg(long)]
+        offline: bool,
+    },
     Replay {
         /// The payload file (JSON).
         payload: PathBuf,
@@ -82,6 +91,28 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Replay { payload, event } => replay(&payload, &event),
+        Command::CheckConfig {
+            repo_config,
+            offline,
+        } => {
+            let text = match &repo_config {
+                Some(path) => match std::fs::read_to_string(path) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        eprintln!("specbot: {}: {e}", path.display());
+                        return 2;
+                    }
+                },
+                None => None,
+            };
+            let findings = crate::check::check(cli.env, text.as_deref(), !offline).await;
+            let mut failed = false;
+            for f in &findings {
+                println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.line);
+                failed |= !f.ok;
+            }
+            i32::from(failed)
+        }
     }
 }
 

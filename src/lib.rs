@@ -7,6 +7,7 @@
 //! failed (one clear comment) or cancelled.
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod command;
 pub mod config;

@@ -45,6 +45,9 @@ pub struct EnvArgs {
     pub anthropic_api_key: Option<SecretString>,
     #[arg(long, env = "OPENAI_API_KEY", hide = true, hide_env_values = true)]
     pub openai_api_key: Option<SecretString>,
+    /// Price overrides: `{"model-prefix": {"input": 3, "output": 15}}` (USD per million tokens).
+    #[arg(long, env = "LLM_PRICES")]
+    pub llm_prices: Option<String>,
     #[arg(long, env = "LOG_FORMAT")]
     pub log_format: Option<String>,
     /// Job workers in this process.
@@ -92,6 +95,8 @@ pub struct LlmConfig {
     pub model: Option<String>,
     pub base_url: Option<String>,
     pub api_key: Option<SecretString>,
+    /// Price table overrides (JSON, USD per million tokens by model prefix).
+    pub prices: Option<String>,
 }
 
 /// How hard to retry GitHub and pace writes.
@@ -149,6 +154,8 @@ pub struct Settings {
     pub job_max_attempts: i32,
     /// Deliveries written per database transaction at most.
     pub intake_batch: usize,
+    /// Where the setup page writes the credentials it receives.
+    pub env_file: std::path::PathBuf,
     /// Crash tests: die at this named step boundary (`SPECBOT_CRASH_AT`).
     pub crash_at: Option<String>,
     pub crash_mode: CrashMode,
@@ -251,6 +258,7 @@ impl Settings {
                 model: args.llm_model.filter(|m| !m.is_empty()),
                 base_url: args.llm_base_url.filter(|u| !u.is_empty()),
                 api_key,
+                prices: args.llm_prices.filter(|p| !p.trim().is_empty()),
             },
             log_format,
             workers: args.workers.max(1),
@@ -280,6 +288,7 @@ impl Settings {
                 model: None,
                 base_url: None,
                 api_key: None,
+                prices: None,
             },
             log_format: LogFormat::Json,
             workers: 4,
@@ -290,6 +299,7 @@ impl Settings {
             job_retry_base: Duration::from_secs(30),
             job_max_attempts: 3,
             intake_batch: 256,
+            env_file: ".env".into(),
             crash_at: None,
             crash_mode: CrashMode::Panic,
         }

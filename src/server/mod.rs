@@ -1,5 +1,6 @@
 //! The HTTP edge: the router, the webhook endpoint, health, readiness and metrics.
 
+pub mod setup;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -26,7 +27,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/", get(home))
+        .route("/", get(setup::home))
+        .route("/setup/callback", get(setup::callback))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -67,18 +69,4 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         app.metrics.render(),
     )
         .into_response()
-}
-
-async fn home(State(app): State<Arc<App>>) -> Response {
-    let configured = app.settings.app.is_some();
-    let body = format!(
-        "specbot {}\n{}\n",
-        env!("CARGO_PKG_VERSION"),
-        if configured {
-            "GitHub App credentials are configured."
-        } else {
-            "No GitHub App credentials yet: set APP_ID and PRIVATE_KEY_PATH (see docs/)."
-        }
-    );
-    (StatusCode::OK, body).into_response()
 }

@@ -160,8 +160,28 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
         body,
     };
     drop(_enter);
+    let installation = match &event {
+        Event::Installation {
+            action,
+            installation,
+            sender,
+            ..
+        } => Some((installation.id, action.clone(), sender.login.clone())),
+        _ => None,
+    };
     match app.intake.record(delivery, plan.jobs).await {
         Ok(Recorded::Stored { jobs, collapsed }) => {
+            if let Some((id, action, by)) = installation {
+                // For the status page: which installations this server has seen.
+                let value = serde_json::json!({"action": action, "by": by});
+                if let Err(error) = app
+                    .store
+                    .put_record("installation", &id.to_string(), &value, app.now())
+                    .await
+                {
+                    tracing::warn!(%error, "could not record the installation");
+                }
+            }
             let outcome = if jobs.is_empty() && collapsed == 0 {
                 "ignored"
             } else {

@@ -108,6 +108,7 @@ fn base_settings(world: &GitHubWorld, llm: &LlmFake, provider: Provider, db: &Te
         Provider::OpenAi => llm.openai_base_url(),
     });
     s.llm.model = Some("test-model".into());
+    s.llm.prices = Some(r#"{"test-model": {"input": 3, "output": 15}}"#.into());
     s.llm.api_key = Some("sk-test-llm-key-never-logged".to_string().into());
     s
 }
