@@ -617,6 +617,7 @@ async fn connection_errors_are_retryable_http_errors() {
     s.retry_base = Duration::from_millis(1);
     let e = ask(&model(&s), &hello()).await.expect_err("refused");
     assert!(matches!(e, LlmError::Http(_)), "{e:?}");
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
     assert!(e.is_retryable());
     assert!(!e.to_string().contains(KEY));
 }

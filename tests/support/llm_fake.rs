@@ -790,13 +790,19 @@ fn raw_json(status: StatusCode, body: String) -> Response {
     resp
 }
 
-/// An SSE response of `frames`; with `hang`, the stream then stays open forever.
+/// An SSE response of `frames`; with `hang`, the stream then stays open forever. Each frame
+/// goes out as two body chunks cut at its middle byte (even inside a UTF-8 character), as
+/// networks do, so clients must reassemble lines and characters.
 fn sse(frames: Vec<String>, hang: Option<()>) -> Response {
-    let head = futures::stream::iter(
-        frames
-            .into_iter()
-            .map(|f| Ok::<Bytes, Infallible>(Bytes::from(f))),
-    );
+    let chunks: Vec<Result<Bytes, Infallible>> = frames
+        .into_iter()
+        .flat_map(|f| {
+            let mut first = Bytes::from(f);
+            let second = first.split_off(first.len() / 2);
+            [Ok(first), Ok(second)]
+        })
+        .collect();
+    let head = futures::stream::iter(chunks);
     let body = match hang {
         Some(()) => Body::from_stream(head.chain(futures::stream::pending())),
         None => Body::from_stream(head),
