@@ -221,7 +221,17 @@ pub(crate) fn transport_error(e: reqwest::Error) -> Failure {
     if e.is_timeout() {
         return LlmError::Timeout.into();
     }
-    let mut msg = e.to_string();
+    // Name the server, not the whole URL: a gateway URL may carry a token in its query.
+    let server = e
+        .url()
+        .map(|u| match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!(" ({}://{h}:{p})", u.scheme()),
+            (Some(h), None) => format!(" ({}://{h})", u.scheme()),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    let e = e.without_url();
+    let mut msg = format!("{e}{server}");
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         msg.push_str(": ");

@@ -1,0 +1,818 @@
+//! `LlmFake`: an in-process fake of the Anthropic Messages API (`/v1/messages`) and the OpenAI
+//! Chat Completions API (`/v1/chat/completions`) for tests, with scripted replies and faults,
+//! SSE streaming when the request says `stream: true`, realistic usage figures (prompt caching
+//! included) and a record of every request.
+//!
+//! ```ignore
+//! let fake = LlmFake::start().await;
+//! fake.push_text("hello");
+//! settings.base_url = fake.anthropic_base_url();   // or fake.openai_base_url()
+//! // … call the client …
+//! assert_eq!(fake.remaining(), 0);
+//! ```
+//!
+//! Each request takes the next scripted answer, whichever API it hits. An empty script answers
+//! 500 "llm fake: no scripted reply left", so a test that calls more than it scripted fails
+//! loudly. A request that is not valid for its API (no `anthropic-version`, no `model`,
+//! no `messages` …) gets a 400 and consumes nothing.
+//!
+//! Usage: unless a [`Reply`] sets `usage`, input ≈ request characters / 4 and output ≈ answer
+//! characters / 4 (at least 1). Caching: a repeated prefix (system prompt + tools) is reported as
+//! a cache read, its first sight as a cache write; on Anthropic only when the request carries
+//! `cache_control`, on OpenAI always (reads only, as `prompt_tokens_details.cached_tokens`, and
+//! without OpenAI's 1024-token minimum). Input tokens exclude cached tokens on Anthropic, and
+//! `prompt_tokens` includes them on OpenAI, as the real APIs do.
+#![allow(dead_code)]
+
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::post;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A scripted answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reply {
+    /// Text first (if any) …
+    pub text: Option<String>,
+    /// … then these tool calls, `(name, input)`. Any call makes the stop reason
+    /// `tool_use` / `tool_calls`.
+    pub tool_calls: Vec<(String, Value)>,
+    /// `(input, output)` tokens; `(0, 0)` estimates them from the request and the answer.
+    /// On Anthropic `input` is the uncached part; cache figures come on top.
+    pub usage: (u64, u64),
+}
+
+/// A scripted failure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// An error status with the provider's error body (429 rate_limit_error, 529
+    /// overloaded_error, 500 api_error, 400 invalid_request_error, …) and, if set, a
+    /// `retry-after` header in whole seconds (rounded up; OpenAI also gets `retry-after-ms`).
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// 200 with unparsable JSON (a broken SSE event when streaming).
+    Malformed,
+    /// Streaming: the stream closes before `message_stop` / `finish_reason`. Not streaming: the
+    /// JSON body is cut in half.
+    TruncatedStream,
+    /// Never answers (streaming: sends the first event, then nothing) until the client gives up.
+    Hang,
+    /// Streaming: an `error` event (Anthropic `overloaded_error`) or an `{"error": …}` chunk
+    /// (OpenAI `server_error`) after the start. Not streaming: 529 / 503.
+    StreamError,
+}
+
+/// One request as the fake received it. Headers are kept verbatim (keys included) so tests
+/// can check what was sent; [`RecordedRequest::api_key`] reads either provider's key header.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub path: String,
+    pub headers: HeaderMap,
+    /// The JSON body (a JSON string holding the raw text if it was not JSON).
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `x-api-key`, or the token of `Authorization: Bearer …`.
+    pub fn api_key(&self) -> Option<&str> {
+        self.header("x-api-key").or_else(|| {
+            self.header("authorization")
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.body.get("stream") == Some(&Value::Bool(true))
+    }
+
+    pub fn is_anthropic(&self) -> bool {
+        self.path == "/v1/messages"
+    }
+}
+
+enum Scripted {
+    Reply(Reply),
+    Fault(Fault),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Anthropic,
+    OpenAi,
+}
+
+#[derive(Default)]
+struct Inner {
+    script: VecDeque<Scripted>,
+    requests: Vec<RecordedRequest>,
+    seen_prefixes: HashSet<String>,
+    next_id: u64,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    count: watch::Sender<usize>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panicking test thread must not hide the state from the others.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The fake server; stops when dropped.
+pub struct LlmFake {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for LlmFake {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LlmFake {
+    /// Serve on `127.0.0.1:0`.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner::default()),
+            count: watch::channel(0).0,
+        });
+        let app = Router::new()
+            .route(
+                "/v1/messages",
+                post(|State(s): State<Arc<Shared>>, h: HeaderMap, b: Bytes| {
+                    handle(Api::Anthropic, s, h, b)
+                }),
+            )
+            .route(
+                "/v1/chat/completions",
+                post(|State(s): State<Arc<Shared>>, h: HeaderMap, b: Bytes| {
+                    handle(Api::OpenAi, s, h, b)
+                }),
+            )
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("llm fake: bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("llm fake: local address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, shared, task }
+    }
+
+    /// `http://127.0.0.1:PORT` (no `/v1`, as the Anthropic SDKs take it).
+    pub fn anthropic_base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/v1` (as the OpenAI SDKs take it).
+    pub fn openai_base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Next answer: plain text.
+    pub fn push_text(&self, text: impl Into<String>) {
+        self.push_reply(Reply {
+            text: Some(text.into()),
+            ..Reply::default()
+        });
+    }
+
+    /// Next answer: one tool call.
+    pub fn push_tool_call(&self, name: impl Into<String>, input: Value) {
+        self.push_reply(Reply {
+            tool_calls: vec![(name.into(), input)],
+            ..Reply::default()
+        });
+    }
+
+    pub fn push_reply(&self, reply: Reply) {
+        self.shared.lock().script.push_back(Scripted::Reply(reply));
+    }
+
+    pub fn push_fault(&self, fault: Fault) {
+        self.shared.lock().script.push_back(Scripted::Fault(fault));
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    pub fn last_request(&self) -> Option<RecordedRequest> {
+        self.shared.lock().requests.last().cloned()
+    }
+
+    /// Scripted answers not yet consumed.
+    pub fn remaining(&self) -> usize {
+        self.shared.lock().script.len()
+    }
+
+    /// Resolves once `n` requests have arrived (they are recorded before they are answered).
+    pub async fn wait_for_request(&self, n: usize) {
+        let mut rx = self.shared.count.subscribe();
+        // The sender lives as long as `self`, so this cannot fail while we wait.
+        let _ = rx.wait_for(|count| *count >= n).await;
+    }
+}
+
+async fn handle(api: Api, shared: Arc<Shared>, headers: HeaderMap, raw: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&raw)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
+    let path = match api {
+        Api::Anthropic => "/v1/messages",
+        Api::OpenAi => "/v1/chat/completions",
+    };
+    let invalid = validate(api, &headers, &body);
+    let planned = {
+        let mut inner = shared.lock();
+        inner.requests.push(RecordedRequest {
+            path: path.to_owned(),
+            headers,
+            body: body.clone(),
+        });
+        match invalid {
+            Some(_) => None,
+            None => Some(plan(&mut inner, api, &body)),
+        }
+    };
+    shared.count.send_modify(|n| *n += 1);
+
+    if let Some(msg) = invalid {
+        return error_response(api, 400, &msg, None);
+    }
+    let Some((next, answer)) = planned else {
+        return error_response(api, 500, "llm fake: invalid request", None);
+    };
+    let stream = body.get("stream") == Some(&Value::Bool(true));
+    match next {
+        None => error_response(api, 500, "llm fake: no scripted reply left", None),
+        Some(Scripted::Fault(Fault::Hang)) if !stream => std::future::pending::<Response>().await,
+        Some(Scripted::Fault(f)) => fault_response(api, f, stream, &answer),
+        Some(Scripted::Reply(_)) if stream => sse(frames(api, &answer), None),
+        Some(Scripted::Reply(_)) => json_response(StatusCode::OK, whole(api, &answer)),
+    }
+}
+
+/// What the request needs to be accepted at all.
+fn validate(api: Api, headers: &HeaderMap, body: &Value) -> Option<String> {
+    if !body.is_object() {
+        return Some("body must be a JSON object".into());
+    }
+    if body
+        .get("model")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Some("model: field required".into());
+    }
+    if body
+        .get("messages")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        return Some("messages: at least one message is required".into());
+    }
+    if api == Api::Anthropic {
+        if !headers.contains_key("anthropic-version") {
+            return Some("anthropic-version: header is required".into());
+        }
+        if body.get("max_tokens").and_then(Value::as_u64).is_none() {
+            return Some("max_tokens: field required".into());
+        }
+    }
+    None
+}
+
+/// An answer with every figure decided.
+#[derive(Default)]
+struct Answer {
+    model: String,
+    id: String,
+    text: Option<String>,
+    /// (id, name, input)
+    calls: Vec<(String, String, Value)>,
+    input: u64,
+    output: u64,
+    cache_read: u64,
+    cache_write: u64,
+    include_usage: bool,
+}
+
+fn estimate(chars: usize) -> u64 {
+    (chars as u64 / 4).max(1)
+}
+
+/// Take the next scripted item and work out the answer's ids and usage.
+fn plan(inner: &mut Inner, api: Api, body: &Value) -> (Option<Scripted>, Answer) {
+    let next = inner.script.pop_front();
+    inner.next_id += 1;
+    let n = inner.next_id;
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("fake-model")
+        .to_owned();
+    let reply = match &next {
+        Some(Scripted::Reply(r)) => r.clone(),
+        // Faults that still stream a start need a plausible answer.
+        _ => Reply {
+            text: Some("partial answer that never finishes".into()),
+            ..Reply::default()
+        },
+    };
+
+    // The cacheable prefix: system prompt and tools.
+    let (prefix, cacheable) = match api {
+        Api::Anthropic => (
+            format!(
+                "{}{}",
+                text_of(body.get("system")),
+                json_of(body.get("tools"))
+            ),
+            body.to_string().contains("cache_control"),
+        ),
+        Api::OpenAi => {
+            let system = body
+                .get("messages")
+                .and_then(Value::as_array)
+                .and_then(|m| m.first())
+                .filter(|m| m.get("role").and_then(Value::as_str) == Some("system"))
+                .map(|m| text_of(m.get("content")))
+                .unwrap_or_default();
+            (format!("{system}{}", json_of(body.get("tools"))), true)
+        }
+    };
+    let prefix_tokens = if prefix.is_empty() {
+        0
+    } else {
+        estimate(prefix.len())
+    };
+    let (mut cache_read, mut cache_write) = (0, 0);
+    if cacheable && prefix_tokens > 0 {
+        if inner.seen_prefixes.contains(&prefix) {
+            cache_read = prefix_tokens;
+        } else {
+            inner.seen_prefixes.insert(prefix);
+            if api == Api::Anthropic {
+                cache_write = prefix_tokens;
+            }
+        }
+    }
+    let calls: Vec<(String, String, Value)> = reply
+        .tool_calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, input))| {
+            let id = match api {
+                Api::Anthropic => format!("toolu_fake_{n}_{i}"),
+                Api::OpenAi => format!("call_fake_{n}_{i}"),
+            };
+            (id, name.clone(), input.clone())
+        })
+        .collect();
+    let (input, output) = if reply.usage == (0, 0) {
+        let cached = cache_read + cache_write;
+        let answer_chars = reply.text.as_ref().map_or(0, String::len)
+            + calls
+                .iter()
+                .map(|(_, n, i)| n.len() + i.to_string().len())
+                .sum::<usize>();
+        (
+            estimate(body.to_string().len())
+                .saturating_sub(cached)
+                .max(1),
+            estimate(answer_chars),
+        )
+    } else {
+        reply.usage
+    };
+    let answer = Answer {
+        id: match api {
+            Api::Anthropic => format!("msg_fake_{n}"),
+            Api::OpenAi => format!("chatcmpl-fake-{n}"),
+        },
+        model,
+        text: reply.text.clone(),
+        calls,
+        input,
+        output,
+        cache_read,
+        cache_write,
+        include_usage: body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true)),
+    };
+    (next, answer)
+}
+
+fn text_of(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+fn json_of(v: Option<&Value>) -> String {
+    v.map(|v| {
+        // The cache marker is not part of the prefix's content.
+        let mut v = v.clone();
+        if let Some(tools) = v.as_array_mut() {
+            for t in tools {
+                if let Some(o) = t.as_object_mut() {
+                    o.remove("cache_control");
+                }
+            }
+        }
+        v.to_string()
+    })
+    .unwrap_or_default()
+}
+
+/// `s` in pieces of about `n` bytes, cut at character boundaries.
+fn pieces(s: &str, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in s.chars() {
+        cur.push(c);
+        if cur.len() >= n {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn stop_reason(api: Api, a: &Answer) -> &'static str {
+    match (api, a.calls.is_empty()) {
+        (Api::Anthropic, true) => "end_turn",
+        (Api::Anthropic, false) => "tool_use",
+        (Api::OpenAi, true) => "stop",
+        (Api::OpenAi, false) => "tool_calls",
+    }
+}
+
+fn anthropic_usage(a: &Answer) -> Value {
+    json!({
+        "input_tokens": a.input,
+        "output_tokens": a.output,
+        "cache_creation_input_tokens": a.cache_write,
+        "cache_read_input_tokens": a.cache_read,
+    })
+}
+
+fn openai_usage(a: &Answer) -> Value {
+    json!({
+        "prompt_tokens": a.input + a.cache_read,
+        "completion_tokens": a.output,
+        "total_tokens": a.input + a.cache_read + a.output,
+        "prompt_tokens_details": {"cached_tokens": a.cache_read, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+    })
+}
+
+/// The non-streamed answer.
+fn whole(api: Api, a: &Answer) -> Value {
+    match api {
+        Api::Anthropic => {
+            let mut content = Vec::new();
+            if let Some(t) = &a.text {
+                content.push(json!({"type": "text", "text": t}));
+            }
+            for (id, name, input) in &a.calls {
+                content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+            }
+            json!({
+                "id": a.id, "type": "message", "role": "assistant", "model": a.model,
+                "content": content, "stop_reason": stop_reason(api, a), "stop_sequence": null,
+                "usage": anthropic_usage(a),
+            })
+        }
+        Api::OpenAi => {
+            let mut message = json!({"role": "assistant", "content": a.text, "refusal": null});
+            if !a.calls.is_empty() {
+                message["tool_calls"] = a
+                    .calls
+                    .iter()
+                    .map(|(id, name, input)| {
+                        json!({"id": id, "type": "function",
+                               "function": {"name": name, "arguments": input.to_string()}})
+                    })
+                    .collect();
+            }
+            json!({
+                "id": a.id, "object": "chat.completion", "created": 1_790_000_000u64,
+                "model": a.model,
+                "choices": [{"index": 0, "message": message, "logprobs": null,
+                             "finish_reason": stop_reason(api, a)}],
+                "usage": openai_usage(a),
+            })
+        }
+    }
+}
+
+fn anthropic_event(name: &str, data: Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+fn openai_chunk(a: &Answer, delta: Value, finish: Option<&str>) -> String {
+    let chunk = json!({
+        "id": a.id, "object": "chat.completion.chunk", "created": 1_790_000_000u64,
+        "model": a.model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        "usage": null,
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// The whole SSE stream of an answer. Text comes in ~8-byte deltas, tool input JSON in ~5-byte
+/// deltas, so every client-side assembly path is exercised.
+fn frames(api: Api, a: &Answer) -> Vec<String> {
+    let mut out = Vec::new();
+    match api {
+        Api::Anthropic => {
+            out.push(anthropic_event(
+                "message_start",
+                json!({"type": "message_start", "message": {
+                    "id": a.id, "type": "message", "role": "assistant", "model": a.model,
+                    "content": [], "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": a.input, "output_tokens": 1,
+                              "cache_creation_input_tokens": a.cache_write,
+                              "cache_read_input_tokens": a.cache_read},
+                }}),
+            ));
+            out.push(anthropic_event("ping", json!({"type": "ping"})));
+            let mut index = 0;
+            if let Some(t) = &a.text {
+                out.push(anthropic_event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": index,
+                           "content_block": {"type": "text", "text": ""}}),
+                ));
+                for p in pieces(t, 8) {
+                    out.push(anthropic_event(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": index,
+                               "delta": {"type": "text_delta", "text": p}}),
+                    ));
+                }
+                out.push(anthropic_event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": index}),
+                ));
+                index += 1;
+            }
+            for (id, name, input) in &a.calls {
+                out.push(anthropic_event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": index,
+                           "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+                ));
+                let mut parts = vec![String::new()];
+                parts.extend(pieces(&input.to_string(), 5));
+                for p in parts {
+                    out.push(anthropic_event(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": index,
+                               "delta": {"type": "input_json_delta", "partial_json": p}}),
+                    ));
+                }
+                out.push(anthropic_event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": index}),
+                ));
+                index += 1;
+            }
+            out.push(anthropic_event(
+                "message_delta",
+                json!({"type": "message_delta",
+                       "delta": {"stop_reason": stop_reason(api, a), "stop_sequence": null},
+                       "usage": anthropic_usage(a)}),
+            ));
+            out.push(anthropic_event(
+                "message_stop",
+                json!({"type": "message_stop"}),
+            ));
+        }
+        Api::OpenAi => {
+            out.push(openai_chunk(
+                a,
+                json!({"role": "assistant", "content": "", "refusal": null}),
+                None,
+            ));
+            if let Some(t) = &a.text {
+                for p in pieces(t, 8) {
+                    out.push(openai_chunk(a, json!({"content": p}), None));
+                }
+            }
+            for (i, (id, name, input)) in a.calls.iter().enumerate() {
+                out.push(openai_chunk(
+                    a,
+                    json!({"tool_calls": [{"index": i, "id": id, "type": "function",
+                                           "function": {"name": name, "arguments": ""}}]}),
+                    None,
+                ));
+                for p in pieces(&input.to_string(), 5) {
+                    out.push(openai_chunk(
+                        a,
+                        json!({"tool_calls": [{"index": i, "function": {"arguments": p}}]}),
+                        None,
+                    ));
+                }
+            }
+            out.push(openai_chunk(a, json!({}), Some(stop_reason(api, a))));
+            if a.include_usage {
+                let chunk = json!({
+                    "id": a.id, "object": "chat.completion.chunk", "created": 1_790_000_000u64,
+                    "model": a.model, "choices": [], "usage": openai_usage(a),
+                });
+                out.push(format!("data: {chunk}\n\n"));
+            }
+            out.push("data: [DONE]\n\n".to_owned());
+        }
+    }
+    out
+}
+
+fn fault_response(api: Api, fault: Fault, stream: bool, a: &Answer) -> Response {
+    match fault {
+        Fault::Status {
+            status,
+            retry_after,
+        } => error_response(api, status, &status_message(status), retry_after),
+        Fault::Malformed if stream => {
+            let mut f = frames(api, a);
+            f.truncate(1);
+            f.push(match api {
+                Api::Anthropic => {
+                    "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\n\n"
+                        .to_owned()
+                }
+                Api::OpenAi => "data: {\"id\": \"chatcmpl-fake\", \"choices\": [{\n\n".to_owned(),
+            });
+            sse(f, None)
+        }
+        Fault::Malformed => raw_json(
+            StatusCode::OK,
+            "{\"id\": \"fake\", \"content\": [{\"type\": \"te".into(),
+        ),
+        Fault::TruncatedStream if stream => {
+            let mut f = frames(api, a);
+            // Keep the start and some content; drop the end markers.
+            f.truncate(4);
+            sse(f, None)
+        }
+        Fault::TruncatedStream => {
+            let text = whole(api, a).to_string();
+            let half = text.len() / 2;
+            let cut: String = text.chars().take(half).collect();
+            raw_json(StatusCode::OK, cut)
+        }
+        Fault::Hang if stream => {
+            let mut f = frames(api, a);
+            f.truncate(1);
+            sse(f, Some(()))
+        }
+        // Not streaming, `handle` never gets here (it hangs before answering at all).
+        Fault::Hang => Response::new(Body::from_stream(futures::stream::pending::<
+            Result<Bytes, Infallible>,
+        >())),
+        Fault::StreamError if stream => {
+            let mut f = frames(api, a);
+            f.truncate(1);
+            f.push(match api {
+                Api::Anthropic => anthropic_event(
+                    "error",
+                    json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+                ),
+                Api::OpenAi => format!(
+                    "data: {}\n\n",
+                    json!({"error": {"message": "The server had an error while processing your request.",
+                                     "type": "server_error", "param": null, "code": null}})
+                ),
+            });
+            sse(f, None)
+        }
+        Fault::StreamError => match api {
+            Api::Anthropic => error_response(api, 529, "Overloaded", None),
+            Api::OpenAi => error_response(api, 503, "The server is overloaded.", None),
+        },
+    }
+}
+
+fn status_message(status: u16) -> String {
+    match status {
+        400 => "llm fake: scripted invalid request".into(),
+        401 => "invalid x-api-key".into(),
+        429 => "llm fake: scripted rate limit".into(),
+        529 => "Overloaded".into(),
+        s => format!("llm fake: scripted status {s}"),
+    }
+}
+
+/// The provider's error body for `status`.
+fn error_response(api: Api, status: u16, message: &str, retry_after: Option<Duration>) -> Response {
+    let body = match api {
+        Api::Anthropic => {
+            let kind = match status {
+                400 => "invalid_request_error",
+                401 => "authentication_error",
+                403 => "permission_error",
+                404 => "not_found_error",
+                413 => "request_too_large",
+                429 => "rate_limit_error",
+                529 => "overloaded_error",
+                _ => "api_error",
+            };
+            json!({"type": "error", "error": {"type": kind, "message": message}})
+        }
+        Api::OpenAi => {
+            let kind = match status {
+                400 | 404 | 413 | 422 => "invalid_request_error",
+                401 | 403 => "authentication_error",
+                429 => "rate_limit_exceeded",
+                _ => "server_error",
+            };
+            json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+        }
+    };
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = json_response(code, body);
+    if let Some(wait) = retry_after {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let h = resp.headers_mut();
+        h.insert("retry-after", HeaderValue::from(secs));
+        if api == Api::OpenAi {
+            h.insert("retry-after-ms", HeaderValue::from(wait.as_millis() as u64));
+        }
+    }
+    resp
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    raw_json(status, body.to_string())
+}
+
+fn raw_json(status: StatusCode, body: String) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// An SSE response of `frames`; with `hang`, the stream then stays open forever. Each frame
+/// goes out as two body chunks cut at its middle byte (even inside a UTF-8 character), as
+/// networks do, so clients must reassemble lines and characters.
+fn sse(frames: Vec<String>, hang: Option<()>) -> Response {
+    let chunks: Vec<Result<Bytes, Infallible>> = frames
+        .into_iter()
+        .flat_map(|f| {
+            let mut first = Bytes::from(f);
+            let second = first.split_off(first.len() / 2);
+            [Ok(first), Ok(second)]
+        })
+        .collect();
+    let head = futures::stream::iter(chunks);
+    let body = match hang {
+        Some(()) => Body::from_stream(head.chain(futures::stream::pending())),
+        None => Body::from_stream(head),
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
