@@ -3,3 +3,6 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod github_world;
+pub mod llm_fake;
+pub mod tester;
