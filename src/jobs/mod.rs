@@ -230,7 +230,11 @@ pub trait Store: Send + Sync + 'static {
     /// Ask the active job with this dedupe key to stop. A queued job is cancelled at once; a
     /// running one gets `cancel_requested` and stops at its next heartbeat. Returns the job's id
     /// and the state it was in, or `None` when no job with that key is active.
-    async fn request_cancel(&self, dedupe_key: &str, now: Millis) -> Result<Option<(i64, JobState)>>;
+    async fn request_cancel(
+        &self,
+        dedupe_key: &str,
+        now: Millis,
+    ) -> Result<Option<(i64, JobState)>>;
 
     /// Graceful shutdown: running jobs leased by `owner` go back to queued at once, and the
     /// attempt they used is given back. Returns how many were released.
@@ -285,11 +289,14 @@ pub trait Store: Send + Sync + 'static {
 
 /// Open the store named by `DATABASE_URL`: `sqlite://…` (created if missing) or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        // Filled in by the store implementations.
-        Err(StoreError::UnsupportedUrl(url.split(':').next().unwrap_or("").to_string()))
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
-        Err(StoreError::UnsupportedUrl(url.split(':').next().unwrap_or("").to_string()))
+        Err(StoreError::UnsupportedUrl(
+            url.split(':').next().unwrap_or("").to_string(),
+        ))
     }
 }
 
