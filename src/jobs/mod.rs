@@ -290,12 +290,10 @@ pub trait Store: Send + Sync + 'static {
 
 /// Open the store named by `DATABASE_URL`: `sqlite://…` (created if missing) or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")
-    {
-        // Filled in by the store implementations.
-        Err(StoreError::UnsupportedUrl(
-            url.split(':').next().unwrap_or("").to_string(),
-        ))
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(
             url.split(':').next().unwrap_or("").to_string(),
