@@ -488,9 +488,11 @@ async fn claim_heartbeat_checkpoint_complete(db: &TestDb) {
 }
 
 async fn killed_worker_lease_expires_and_another_takes_over(db: &TestDb) {
+    // A and B are separate instances (pools) on one database.
+    let process_a = db.open().await;
     let store = db.open().await;
     let id = enqueue(&store, job("implement", Some("k")), T0).await;
-    let a = store
+    let a = process_a
         .claim("a", T0, LEASE)
         .await
         .expect("claim")
@@ -516,7 +518,12 @@ async fn killed_worker_lease_expires_and_another_takes_over(db: &TestDb) {
     assert_eq!(b.attempts, 2);
     assert_eq!(b.lease_owner.as_deref(), Some("b"));
     // A comes back from the dead: everything it tries is refused.
-    assert!(!store.complete(id, "a", later + 1).await.expect("complete"));
+    assert!(
+        !process_a
+            .complete(id, "a", later + 1)
+            .await
+            .expect("complete")
+    );
     assert_eq!(
         store
             .heartbeat(id, "a", later + 1, LEASE)
@@ -525,7 +532,7 @@ async fn killed_worker_lease_expires_and_another_takes_over(db: &TestDb) {
         Lease::Lost
     );
     assert!(
-        !store
+        !process_a
             .save_checkpoint(id, "a", &json!(1), later + 1)
             .await
             .expect("ckpt")
@@ -1067,6 +1074,58 @@ async fn sqlite_file_is_created_and_survives_reopen() {
     let store = jobs::open(&url).await.expect("reopen");
     store.migrate().await.expect("migrate");
     assert!(store.active_job("k").await.expect("active").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_two_instances_on_one_file_claim_exactly_once() {
+    // Two stores on one file, as two processes would be: their writers contend through
+    // SQLite's file lock (busy_timeout, BEGIN IMMEDIATE) instead of one in-process pool.
+    let db = TestDb::sqlite();
+    let stores = [db.open().await, db.open().await];
+    for chunk in 0..4 {
+        let batch: Vec<(Delivery, Vec<NewJob>)> = (0..50)
+            .map(|i| {
+                let n = chunk * 50 + i;
+                (delivery(&format!("d-{n}")), vec![job("spec", None)])
+            })
+            .collect();
+        // Intake from both instances at once, overlapping ids.
+        let (x, y) = tokio::join!(
+            stores[0].record_deliveries(&batch, T0),
+            stores[1].record_deliveries(&batch, T0)
+        );
+        let stored = x
+            .expect("record")
+            .iter()
+            .chain(y.expect("record").iter())
+            .filter(|r| matches!(r, Recorded::Stored { .. }))
+            .count();
+        assert_eq!(stored, 50);
+    }
+    let completions = Arc::new(Mutex::new(HashMap::<i64, usize>::new()));
+    let mut tasks = Vec::new();
+    for n in 0..6 {
+        let store = stores[n % 2].clone();
+        let completions = completions.clone();
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("w{n}");
+            while let Some(job) = store.claim(&owner, T0 + 1, LEASE).await.expect("claim") {
+                assert!(
+                    store
+                        .complete(job.id, &owner, T0 + 2)
+                        .await
+                        .expect("complete")
+                );
+                *completions.lock().expect("lock").entry(job.id).or_default() += 1;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("claimer");
+    }
+    let completions = completions.lock().expect("lock").clone();
+    assert_eq!(completions.len(), 200);
+    assert!(completions.values().all(|n| *n == 1));
 }
 
 #[tokio::test]
