@@ -40,6 +40,8 @@ mod help;
 mod markdown;
 mod parser;
 mod suggest;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
