@@ -17,26 +17,6 @@ const MAX_DOC_BYTES: usize = 200 * 1024;
 /// Token budget for the context blocks.
 const CONTEXT_TOKENS: usize = 60_000;
 
-fn kind_of(path: &str) -> DocKind {
-    let lower = path.to_ascii_lowercase();
-    let name = lower.rsplit('/').next().unwrap_or(&lower);
-    if name.starts_with("readme") && !lower.contains('/') {
-        DocKind::Readme
-    } else if name.starts_with("contributing") {
-        DocKind::Contributing
-    } else if name == "agents.md" || name == "claude.md" || lower == ".github/copilot-instructions.md" {
-        DocKind::AgentInstructions
-    } else if lower.starts_with("specs/") {
-        DocKind::Spec
-    } else if lower.starts_with("research/") {
-        DocKind::Research
-    } else if lower.starts_with("docs/") {
-        DocKind::Docs
-    } else {
-        DocKind::ConfigContext
-    }
-}
-
 /// Fetch the issue, its human comments and the repository documents the gatherer wants.
 pub async fn gather_for_spec(
     repo: &Repo,
@@ -66,7 +46,7 @@ pub async fn gather_for_spec(
         }
         if let Some(text) = repo.file(&path, &head).await? {
             docs.push(RepoDoc {
-                kind: kind_of(&path),
+                kind: DocKind::for_path(&path),
                 path,
                 text,
             });
@@ -199,7 +179,12 @@ pub async fn ask_architect(
     budget_usd: f64,
     progress: &mut SpecProgress,
 ) -> StepResult<SpecAnswer> {
-    let tool = crate::spec::submit_spec_tool();
+    let spec_tool = crate::spec::submit_spec_tool();
+    let tool = crate::llm::Tool {
+        name: spec_tool.name,
+        description: spec_tool.description,
+        input_schema: spec_tool.input_schema,
+    };
     let mut request = ChatRequest {
         system: prompt.system.clone(),
         messages: vec![Message {
