@@ -21,14 +21,12 @@ pub const FENCE_TAG: &str = "untrusted-data";
 /// the tag characters U+E0000–U+E007F, …) and every control character (`Cc`) except tab and
 /// newline. No format character is kept: none is needed to read a feature request, and each one
 /// can hide text from a human reviewer while the model still reads it.
-static INVISIBLE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[\p{Cf}\p{Cc}&&[^\n\t]]").expect("static regex")
-});
+static INVISIBLE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[\p{Cf}\p{Cc}&&[^\n\t]]").expect("static regex"));
 
 /// Opening or closing fence tags (any case, stray whitespace) inside data.
-static FENCE_TAGS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)<\s*(/?)\s*untrusted-data").expect("static regex")
-});
+static FENCE_TAGS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)<\s*(/?)\s*untrusted-data").expect("static regex"));
 
 /// Clean untrusted text:
 ///
@@ -162,7 +160,10 @@ mod tests {
             ("a<!--->b", "ab"),
             ("a<<!-- x -->!-- secret -->b", "ab"),
             ("a<!\u{200B}-- smuggled -->b", "ab"),
-            ("zero\u{200B}width\u{200C}\u{200D}\u{200E}\u{200F}", "zerowidth"),
+            (
+                "zero\u{200B}width\u{200C}\u{200D}\u{200E}\u{200F}",
+                "zerowidth",
+            ),
             ("bidi\u{202A}\u{202B}\u{202C}\u{202D}\u{202E}", "bidi"),
             ("inv\u{2060}\u{2061}\u{2062}\u{2063}\u{2064}", "inv"),
             ("iso\u{2066}\u{2067}\u{2068}\u{2069}", "iso"),
@@ -187,7 +188,13 @@ mod tests {
         assert!(fenced.starts_with("<untrusted-data source=\"issue-body\">\n"));
         assert!(fenced.ends_with("\n</untrusted-data>"));
         assert_eq!(fenced.matches("</untrusted-data").count(), 1);
-        assert_eq!(fenced.to_ascii_lowercase().matches("<untrusted-data").count(), 1);
+        assert_eq!(
+            fenced
+                .to_ascii_lowercase()
+                .matches("<untrusted-data")
+                .count(),
+            1
+        );
         assert!(fenced.contains("&lt;/untrusted-data>"));
     }
 
