@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::glob::Glob;
-use super::sanitize::{fence, one_line, sanitize, truncate_chars};
+use super::sanitize::{fence, label_text, one_line, sanitize, truncate_chars};
 
 /// At most this many paths are returned by [`wanted_paths`].
 pub const MAX_WANTED: usize = 60;
@@ -264,7 +264,7 @@ fn fenced_piece(label: &str, path_for_note: &str, text: &str, limit: usize) -> O
         "{}\n[truncated: {} more characters of {}]",
         fence(label, kept),
         thousands(more),
-        one_line(path_for_note, 200)
+        label_text(path_for_note, 200)
     ))
 }
 
@@ -350,7 +350,7 @@ pub fn gather(input: &ContextInput, budget_tokens: usize) -> Vec<ContextBlock> {
     docs.sort_by_key(|d| d.kind.rank());
     let mut omitted: Vec<String> = Vec::new();
     for doc in docs {
-        let path = one_line(&doc.path, 300);
+        let path = label_text(&doc.path, 300);
         let text = sanitize(&doc.text);
         if text.trim().is_empty() {
             continue;
@@ -586,6 +586,43 @@ mod tests {
         for budget in [0, 1, 10, 100] {
             let blocks = gather(&sample(), budget);
             assert_eq!(blocks[0].heading, "Issue #7");
+        }
+    }
+
+    #[test]
+    fn hostile_inputs_stay_within_budget() {
+        let huge = [
+            "<".repeat(1 << 20),
+            "<!--".repeat(1 << 18),
+            "<!-".repeat(1 << 18) + "-->",
+            "\u{200B}".repeat(1 << 18),
+            "</untrusted-data>".repeat(1 << 14),
+            "\r".repeat(1 << 20),
+        ];
+        for text in &huge {
+            let input = ContextInput {
+                issue_number: 1,
+                title: text.clone(),
+                body: text.clone(),
+                author: text.chars().take(50).collect(),
+                comments: vec![(String::new(), text.clone()); 3],
+                docs: vec![RepoDoc {
+                    path: text.chars().take(400).collect(),
+                    kind: DocKind::Docs,
+                    text: text.clone(),
+                }],
+                tree: vec![text.chars().take(1_000).collect(); 100],
+            };
+            let rendered = render_blocks(&gather(&input, 10_000));
+            assert!(
+                estimate_tokens(&rendered) <= 10_000 + 500,
+                "{}",
+                estimate_tokens(&rendered)
+            );
+            assert_eq!(
+                rendered.matches("<untrusted-data ").count(),
+                rendered.matches("</untrusted-data>").count()
+            );
         }
     }
 

@@ -95,6 +95,20 @@ pub fn fence(label: &str, text: &str) -> String {
     )
 }
 
+/// Escape opening and closing fence tags (`<untrusted-data`, `</untrusted-data`, any case) as
+/// `&lt;…`, for untrusted text shown outside a fence (a path in a heading or a note).
+pub fn escape_fence_tags(text: &str) -> String {
+    FENCE_TAGS
+        .replace_all(text, "&lt;${1}untrusted-data")
+        .into_owned()
+}
+
+/// Untrusted text for a heading or a note outside any fence: [`one_line`] and
+/// [`escape_fence_tags`].
+pub fn label_text(text: &str, max: usize) -> String {
+    escape_fence_tags(&one_line(text, max))
+}
+
 /// [`sanitize`] then [`fence`].
 pub fn fence_untrusted(label: &str, text: &str) -> String {
     fence(label, &sanitize(text))

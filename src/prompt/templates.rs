@@ -25,7 +25,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value, co
 use serde::{Deserialize, Serialize};
 
 use super::context::{ContextBlock, render_blocks, thousands};
-use super::sanitize::{fence, fence_untrusted, one_line, sanitize};
+use super::sanitize::{fence, fence_untrusted, label_text, one_line, sanitize};
 use crate::spec::{ArtifactKind, Component};
 
 /// Largest repository template source, in bytes.
@@ -309,10 +309,10 @@ fn repository(source: &str, ctx: &Value, available: &[&str]) -> Result<String, T
 }
 
 fn architect_vars(input: &ArchitectInput) -> Value {
-    let spec_path = one_line(&input.spec_path, 300);
+    let spec_path = label_text(&input.spec_path, 300);
     context! {
         issue_number => input.issue_number,
-        title => one_line(&input.title, 300),
+        title => label_text(&input.title, 300),
         artifacts => Value::from(Serde(artifact_vars(&input.artifacts, &spec_path))),
         deliverables => deliverables(&input.artifacts, None),
         spec_path => spec_path,
@@ -346,7 +346,7 @@ pub fn render_revise(
     input: &ReviseInput,
     custom: Option<&str>,
 ) -> Result<RenderedPrompt, TemplateError> {
-    let spec_path = one_line(&input.spec_path, 300);
+    let spec_path = label_text(&input.spec_path, 300);
     let context_text = render_blocks(&input.context_blocks);
     let vars = context! {
         issue_number => input.issue_number,
@@ -438,11 +438,11 @@ pub fn render_engineer(
     input: &EngineerInput,
     custom: Option<&str>,
 ) -> Result<RenderedPrompt, TemplateError> {
-    let spec_path = one_line(&input.spec_path, 300);
+    let spec_path = label_text(&input.spec_path, 300);
     let component_title = input
         .component
         .as_ref()
-        .map(|c| one_line(&c.title, 300))
+        .map(|c| label_text(&c.title, 300))
         .unwrap_or_default();
     let vars = context! {
         issue_number => input.issue_number,
@@ -492,7 +492,7 @@ fn log_tail(log: &str, max: usize) -> (String, Option<String>) {
 /// The CI-fix prompt: the fixer's role and the engineer's contract; the failing checks' logs
 /// (their ends) and the spec in `user`.
 pub fn render_ci_fix(input: &CiFixInput) -> Result<RenderedPrompt, TemplateError> {
-    let spec_path = one_line(&input.spec_path, 300);
+    let spec_path = label_text(&input.spec_path, 300);
     let vars = context! {
         has_component => false,
         tools => Value::from(Serde(tool_vars(&input.tools))),
@@ -506,7 +506,7 @@ pub fn render_ci_fix(input: &CiFixInput) -> Result<RenderedPrompt, TemplateError
             .failures
             .iter()
             .map(|f| {
-                let name = one_line(&f.name, 200);
+                let name = label_text(&f.name, 200);
                 let (tail, note) = log_tail(&f.log, MAX_LOG_CHARS);
                 let mut out = format!("#### {name}\n\n");
                 if let Some(note) = note {
@@ -521,7 +521,7 @@ pub fn render_ci_fix(input: &CiFixInput) -> Result<RenderedPrompt, TemplateError
     };
     let user_vars = context! {
         pull_number => input.pull_number,
-        branch => one_line(&input.branch, 200).replace('`', "'"),
+        branch => label_text(&input.branch, 200).replace('`', "'"),
         attempt => input.attempt,
         spec_path => spec_path.clone(),
         spec => input.spec.as_deref().map(|s| fence_untrusted(&spec_path, crate::spec::strip_spec_header(s))),
