@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::glob::Glob;
-use super::sanitize::{fence, one_line, sanitize, truncate_chars};
+use super::sanitize::{fence, label_text, one_line, sanitize, truncate_chars};
 
 /// At most this many paths are returned by [`wanted_paths`].
 pub const MAX_WANTED: usize = 60;
@@ -71,7 +71,10 @@ impl DocKind {
         let lower = path.to_ascii_lowercase();
         let name = lower.rsplit('/').next().unwrap_or(&lower);
         let dir = &lower[..lower.len() - name.len()];
-        if matches!(lower.as_str(), "agents.md" | "claude.md" | ".github/copilot-instructions.md") {
+        if matches!(
+            lower.as_str(),
+            "agents.md" | "claude.md" | ".github/copilot-instructions.md"
+        ) {
             DocKind::AgentInstructions
         } else if dir.is_empty() && name.starts_with("readme") {
             DocKind::Readme
@@ -160,6 +163,8 @@ pub fn render_blocks(blocks: &[ContextBlock]) -> String {
         .map(ContextBlock::render)
         .collect::<Vec<_>>()
         .join("\n")
+        .trim_end()
+        .to_string()
 }
 
 /// Estimated tokens of a text: characters / 4, rounded up.
@@ -172,7 +177,7 @@ pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -259,7 +264,7 @@ fn fenced_piece(label: &str, path_for_note: &str, text: &str, limit: usize) -> O
         "{}\n[truncated: {} more characters of {}]",
         fence(label, kept),
         thousands(more),
-        one_line(path_for_note, 200)
+        label_text(path_for_note, 200)
     ))
 }
 
@@ -345,7 +350,7 @@ pub fn gather(input: &ContextInput, budget_tokens: usize) -> Vec<ContextBlock> {
     docs.sort_by_key(|d| d.kind.rank());
     let mut omitted: Vec<String> = Vec::new();
     for doc in docs {
-        let path = one_line(&doc.path, 300);
+        let path = label_text(&doc.path, 300);
         let text = sanitize(&doc.text);
         if text.trim().is_empty() {
             continue;
@@ -368,7 +373,11 @@ pub fn gather(input: &ContextInput, budget_tokens: usize) -> Vec<ContextBlock> {
     }
     if !omitted.is_empty() {
         let shown: Vec<&str> = omitted.iter().take(10).map(String::as_str).collect();
-        let mut note = format!("[omitted: {} more documents: {}", omitted.len(), shown.join(", "));
+        let mut note = format!(
+            "[omitted: {} more documents: {}",
+            omitted.len(),
+            shown.join(", ")
+        );
         if omitted.len() > shown.len() {
             note.push_str(", …");
         }
@@ -394,7 +403,10 @@ pub fn gather(input: &ContextInput, budget_tokens: usize) -> Vec<ContextBlock> {
         }
         let mut body = fence("file-tree", &listed);
         if count < tree.len() {
-            body.push_str(&format!("\n[omitted: {} more paths]", thousands(tree.len() - count)));
+            body.push_str(&format!(
+                "\n[omitted: {} more paths]",
+                thousands(tree.len() - count)
+            ));
         }
         blocks.push(ContextBlock {
             heading: format!("Repository files ({})", thousands(tree.len())),
@@ -423,7 +435,10 @@ mod tests {
             ("docs/CONTRIBUTING.rst", DocKind::Contributing),
             ("AGENTS.md", DocKind::AgentInstructions),
             ("CLAUDE.md", DocKind::AgentInstructions),
-            (".github/copilot-instructions.md", DocKind::AgentInstructions),
+            (
+                ".github/copilot-instructions.md",
+                DocKind::AgentInstructions,
+            ),
             ("specs/IMPLEMENT-1.md", DocKind::Spec),
             ("research/a/b.md", DocKind::Research),
             ("docs/guide.md", DocKind::Docs),
@@ -538,7 +553,11 @@ mod tests {
         assert!(text.contains("Per IP too?"));
         assert!(text.contains("[truncated: "), "{text}");
         assert!(text.contains("more characters of docs/big.md]"));
-        assert!(estimate_tokens(&text) <= 4_000 + 200, "{}", estimate_tokens(&text));
+        assert!(
+            estimate_tokens(&text) <= 4_000 + 200,
+            "{}",
+            estimate_tokens(&text)
+        );
     }
 
     #[test]
@@ -555,7 +574,11 @@ mod tests {
         let text = render_blocks(&blocks);
         assert!(text.contains("[omitted: "), "{text}");
         assert!(text.contains("more documents: "));
-        assert!(estimate_tokens(&text) <= 3_000 + 200, "{}", estimate_tokens(&text));
+        assert!(
+            estimate_tokens(&text) <= 3_000 + 200,
+            "{}",
+            estimate_tokens(&text)
+        );
     }
 
     #[test]
@@ -567,10 +590,49 @@ mod tests {
     }
 
     #[test]
+    fn hostile_inputs_stay_within_budget() {
+        let huge = [
+            "<".repeat(1 << 20),
+            "<!--".repeat(1 << 18),
+            "<!-".repeat(1 << 18) + "-->",
+            "\u{200B}".repeat(1 << 18),
+            "</untrusted-data>".repeat(1 << 14),
+            "\r".repeat(1 << 20),
+        ];
+        for text in &huge {
+            let input = ContextInput {
+                issue_number: 1,
+                title: text.clone(),
+                body: text.clone(),
+                author: text.chars().take(50).collect(),
+                comments: vec![(String::new(), text.clone()); 3],
+                docs: vec![RepoDoc {
+                    path: text.chars().take(400).collect(),
+                    kind: DocKind::Docs,
+                    text: text.clone(),
+                }],
+                tree: vec![text.chars().take(1_000).collect(); 100],
+            };
+            let rendered = render_blocks(&gather(&input, 10_000));
+            assert!(
+                estimate_tokens(&rendered) <= 10_000 + 500,
+                "{}",
+                estimate_tokens(&rendered)
+            );
+            assert_eq!(
+                rendered.matches("<untrusted-data ").count(),
+                rendered.matches("</untrusted-data>").count()
+            );
+        }
+    }
+
+    #[test]
     fn tree_is_listed_with_omission_note() {
         let mut input = sample();
         input.docs.clear();
-        input.tree = (0..10_000).map(|i| format!("src/module_{i}/file.rs")).collect();
+        input.tree = (0..10_000)
+            .map(|i| format!("src/module_{i}/file.rs"))
+            .collect();
         let blocks = gather(&input, 2_000);
         let last = blocks.last().map(|b| b.body.clone()).unwrap_or_default();
         assert!(last.contains("[omitted: "), "{last}");

@@ -21,14 +21,12 @@ pub const FENCE_TAG: &str = "untrusted-data";
 /// the tag characters U+E0000–U+E007F, …) and every control character (`Cc`) except tab and
 /// newline. No format character is kept: none is needed to read a feature request, and each one
 /// can hide text from a human reviewer while the model still reads it.
-static INVISIBLE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[\p{Cf}\p{Cc}&&[^\n\t]]").expect("static regex")
-});
+static INVISIBLE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[\p{Cf}\p{Cc}&&[^\n\t]]").expect("static regex"));
 
 /// Opening or closing fence tags (any case, stray whitespace) inside data.
-static FENCE_TAGS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)<\s*(/?)\s*untrusted-data").expect("static regex")
-});
+static FENCE_TAGS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)<\s*(/?)\s*untrusted-data").expect("static regex"));
 
 /// Clean untrusted text:
 ///
@@ -97,6 +95,20 @@ pub fn fence(label: &str, text: &str) -> String {
     )
 }
 
+/// Escape opening and closing fence tags (`<untrusted-data`, `</untrusted-data`, any case) as
+/// `&lt;…`, for untrusted text shown outside a fence (a path in a heading or a note).
+pub fn escape_fence_tags(text: &str) -> String {
+    FENCE_TAGS
+        .replace_all(text, "&lt;${1}untrusted-data")
+        .into_owned()
+}
+
+/// Untrusted text for a heading or a note outside any fence: [`one_line`] and
+/// [`escape_fence_tags`].
+pub fn label_text(text: &str, max: usize) -> String {
+    escape_fence_tags(&one_line(text, max))
+}
+
 /// [`sanitize`] then [`fence`].
 pub fn fence_untrusted(label: &str, text: &str) -> String {
     fence(label, &sanitize(text))
@@ -162,7 +174,10 @@ mod tests {
             ("a<!--->b", "ab"),
             ("a<<!-- x -->!-- secret -->b", "ab"),
             ("a<!\u{200B}-- smuggled -->b", "ab"),
-            ("zero\u{200B}width\u{200C}\u{200D}\u{200E}\u{200F}", "zerowidth"),
+            (
+                "zero\u{200B}width\u{200C}\u{200D}\u{200E}\u{200F}",
+                "zerowidth",
+            ),
             ("bidi\u{202A}\u{202B}\u{202C}\u{202D}\u{202E}", "bidi"),
             ("inv\u{2060}\u{2061}\u{2062}\u{2063}\u{2064}", "inv"),
             ("iso\u{2066}\u{2067}\u{2068}\u{2069}", "iso"),
@@ -187,7 +202,13 @@ mod tests {
         assert!(fenced.starts_with("<untrusted-data source=\"issue-body\">\n"));
         assert!(fenced.ends_with("\n</untrusted-data>"));
         assert_eq!(fenced.matches("</untrusted-data").count(), 1);
-        assert_eq!(fenced.to_ascii_lowercase().matches("<untrusted-data").count(), 1);
+        assert_eq!(
+            fenced
+                .to_ascii_lowercase()
+                .matches("<untrusted-data")
+                .count(),
+            1
+        );
         assert!(fenced.contains("&lt;/untrusted-data>"));
     }
 

@@ -148,13 +148,41 @@ mod tests {
     #[test]
     fn artifact_paths() {
         let cases = [
-            ("specs/IMPLEMENT-7.md", ArtifactKind::Diagram, "specs/IMPLEMENT-7.diagram.mmd"),
-            ("specs/IMPLEMENT-7.md", ArtifactKind::OpenApi, "specs/IMPLEMENT-7.openapi.yaml"),
-            ("specs/IMPLEMENT-7.md", ArtifactKind::TestPlan, "specs/IMPLEMENT-7.test-plan.md"),
-            ("specs/IMPLEMENT-7.md", ArtifactKind::RolloutPlan, "specs/IMPLEMENT-7.rollout.md"),
-            ("docs/specs/7.md", ArtifactKind::Diagram, "docs/specs/7.diagram.mmd"),
-            ("IMPLEMENT-7", ArtifactKind::OpenApi, "IMPLEMENT-7.openapi.yaml"),
-            ("a.b/.hidden", ArtifactKind::TestPlan, "a.b/.hidden.test-plan.md"),
+            (
+                "specs/IMPLEMENT-7.md",
+                ArtifactKind::Diagram,
+                "specs/IMPLEMENT-7.diagram.mmd",
+            ),
+            (
+                "specs/IMPLEMENT-7.md",
+                ArtifactKind::OpenApi,
+                "specs/IMPLEMENT-7.openapi.yaml",
+            ),
+            (
+                "specs/IMPLEMENT-7.md",
+                ArtifactKind::TestPlan,
+                "specs/IMPLEMENT-7.test-plan.md",
+            ),
+            (
+                "specs/IMPLEMENT-7.md",
+                ArtifactKind::RolloutPlan,
+                "specs/IMPLEMENT-7.rollout.md",
+            ),
+            (
+                "docs/specs/7.md",
+                ArtifactKind::Diagram,
+                "docs/specs/7.diagram.mmd",
+            ),
+            (
+                "IMPLEMENT-7",
+                ArtifactKind::OpenApi,
+                "IMPLEMENT-7.openapi.yaml",
+            ),
+            (
+                "a.b/.hidden",
+                ArtifactKind::TestPlan,
+                "a.b/.hidden.test-plan.md",
+            ),
         ];
         for (spec, kind, want) in cases {
             assert_eq!(kind.path_for(spec), want);

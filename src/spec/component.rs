@@ -93,7 +93,12 @@ impl Component {
     /// The body of the component's issue: the hidden marker, a line linking the parent issue
     /// and the spec, the summary, the acceptance criteria as a task list, and the dependencies
     /// (`(title, Some(issue number))` once filed, `None` before).
-    pub fn render_issue_body(&self, parent_issue: u64, spec_path: &str, deps: &[(String, Option<u64>)]) -> String {
+    pub fn render_issue_body(
+        &self,
+        parent_issue: u64,
+        spec_path: &str,
+        deps: &[(String, Option<u64>)],
+    ) -> String {
         let mut out = component_marker(parent_issue, &self.slug());
         out.push_str(&format!(
             "\nPart of #{parent_issue}, specified in `{}`.\n",
@@ -122,7 +127,9 @@ impl Component {
                 }
             }
         }
-        out.push_str("\n---\nComment `/implement` on this issue to have specbot implement this component.\n");
+        out.push_str(
+            "\n---\nComment `/implement` on this issue to have specbot implement this component.\n",
+        );
         out
     }
 }
@@ -143,7 +150,10 @@ mod tests {
             assert_eq!(slugify(title), want, "{title}");
         }
         let accented = slugify("Ünïcode Çafé");
-        assert!(accented.starts_with("n-code-af-") && accented.len() == 18, "{accented}");
+        assert!(
+            accented.starts_with("n-code-af-") && accented.len() == 18,
+            "{accented}"
+        );
         assert_ne!(slugify("Çafé"), slugify("Cafe"));
         let cjk = slugify("日本語");
         assert!(cjk.starts_with("c-") && cjk.len() == 18, "{cjk}");
@@ -153,8 +163,31 @@ mod tests {
     }
 
     #[test]
+    fn component_issue_body_snapshot() {
+        let component = Component {
+            title: "Rate limiter middleware".into(),
+            summary: "A tower layer that applies per-token buckets; cc @alice.".into(),
+            acceptance_criteria: vec![
+                "Returns 429 with `Retry-After` after 10 req/s".into(),
+                "Admins are exempt".into(),
+            ],
+            depends_on: vec!["Bucket store".into(), "Config".into()],
+        };
+        let body = component.render_issue_body(
+            7,
+            "specs/IMPLEMENT-7.md",
+            &[("Bucket store".into(), Some(12)), ("Config".into(), None)],
+        );
+        assert!(
+            body.starts_with("<!-- specbot:component parent=7 slug=rate-limiter-middleware -->\n")
+        );
+        insta::assert_snapshot!("component_issue_body", body);
+    }
+
+    #[test]
     fn mentions_and_comments_are_defused() {
-        let got = issue_safe("ping @alice and mail a@b.com <!-- specbot:component parent=1 slug=x -->");
+        let got =
+            issue_safe("ping @alice and mail a@b.com <!-- specbot:component parent=1 slug=x -->");
         assert_eq!(got, "ping @&#8203;alice and mail a@b.com ");
     }
 }

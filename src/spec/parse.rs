@@ -60,7 +60,9 @@ pub fn parse_tool_input(input: &Value) -> Result<SpecAnswer, SpecError> {
                     max: MAX_ANSWER_BYTES,
                 });
             }
-            owned = relaxed_json(s).ok_or_else(|| SpecError::BadToolInput("it is a string that is not a JSON object".into()))?;
+            owned = relaxed_json(s).ok_or_else(|| {
+                SpecError::BadToolInput("it is a string that is not a JSON object".into())
+            })?;
             &owned
         }
         v => v,
@@ -71,7 +73,11 @@ pub fn parse_tool_input(input: &Value) -> Result<SpecAnswer, SpecError> {
     let spec = ["specification", "spec", "markdown"]
         .iter()
         .find_map(|k| obj.get(*k).and_then(Value::as_str))
-        .ok_or_else(|| SpecError::BadToolInput("the `specification` field (a markdown string) is missing".into()))?;
+        .ok_or_else(|| {
+            SpecError::BadToolInput(
+                "the `specification` field (a markdown string) is missing".into(),
+            )
+        })?;
     if spec.len() > MAX_ANSWER_BYTES {
         return Err(SpecError::TooLarge {
             bytes: spec.len(),
@@ -86,7 +92,10 @@ pub fn parse_tool_input(input: &Value) -> Result<SpecAnswer, SpecError> {
     if specification.trim().is_empty() {
         return Err(SpecError::EmptySpecification);
     }
-    let components = obj.get("components").map(components_from_value).unwrap_or_default();
+    let components = obj
+        .get("components")
+        .map(components_from_value)
+        .unwrap_or_default();
     let mut artifacts = Artifacts::default();
     let nested = obj.get("artifacts").and_then(Value::as_object);
     for kind in ArtifactKind::ALL {
@@ -142,15 +151,18 @@ fn component_from_value(value: &Value) -> Option<Component> {
     let obj = value.as_object()?;
     let title = first_field(obj, &["title", "name"])
         .and_then(Value::as_str)
-        .map(|s| clean_title(s))
+        .map(clean_title)
         .unwrap_or_default();
     let summary = first_field(obj, &["summary", "description"])
         .and_then(Value::as_str)
         .map(|s| strip_invisible(s).trim().to_string())
         .unwrap_or_default();
-    let acceptance_criteria = first_field(obj, &["acceptance_criteria", "acceptanceCriteria", "criteria"])
-        .map(string_list)
-        .unwrap_or_default();
+    let acceptance_criteria = first_field(
+        obj,
+        &["acceptance_criteria", "acceptanceCriteria", "criteria"],
+    )
+    .map(string_list)
+    .unwrap_or_default();
     let depends_on = first_field(obj, &["depends_on", "dependsOn", "dependencies"])
         .map(string_list)
         .unwrap_or_default()
@@ -192,13 +204,19 @@ fn string_list(value: &Value) -> Vec<String> {
 }
 
 fn is_none_word(s: &str) -> bool {
-    matches!(s.to_ascii_lowercase().trim_end_matches('.'), "none" | "n/a" | "-" | "nothing")
+    matches!(
+        s.to_ascii_lowercase().trim_end_matches('.'),
+        "none" | "n/a" | "-" | "nothing"
+    )
 }
 
 /// A title: one line, no markdown emphasis or code ticks, no numbering, at most 500 chars.
 fn clean_title(s: &str) -> String {
     let line = one_line(s, 500);
-    let mut t = line.trim().trim_matches(|c| c == '*' || c == '`' || c == '_').trim();
+    let mut t = line
+        .trim()
+        .trim_matches(|c| c == '*' || c == '`' || c == '_')
+        .trim();
     // "1. Title", "1) Title", "Component 2: Title"
     let digits = t.chars().take_while(char::is_ascii_digit).count();
     if digits > 0 && digits < 4 {
@@ -210,11 +228,16 @@ fn clean_title(s: &str) -> String {
     let lower = t.to_ascii_lowercase();
     if let Some(rest) = lower.strip_prefix("component")
         && let Some(colon) = rest.find(':')
-        && rest[..colon].trim().chars().all(|c| c.is_ascii_alphanumeric())
+        && rest[..colon]
+            .trim()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric())
     {
         t = t["component".len() + colon + 1..].trim();
     }
-    t.trim_matches(|c| c == '*' || c == '`' || c == '_').trim().to_string()
+    t.trim_matches(|c| c == '*' || c == '`' || c == '_')
+        .trim()
+        .to_string()
 }
 
 fn strip_bullet(s: &str) -> &str {
@@ -345,7 +368,11 @@ impl<'a> Tags<'a> {
     fn byte_within(&self, from: usize, len: usize, byte: u8) -> Option<usize> {
         let bytes = self.lower.as_bytes();
         let end = from.saturating_add(len).min(bytes.len());
-        bytes.get(from..end)?.iter().position(|b| *b == byte).map(|p| from + p)
+        bytes
+            .get(from..end)?
+            .iter()
+            .position(|b| *b == byte)
+            .map(|p| from + p)
     }
 
     /// The first opening tag `<name>` / `<name attr…>` at or after `from`: (tag start, content start).
@@ -379,7 +406,9 @@ impl<'a> Tags<'a> {
             let start = at + rel;
             let after = start + needle.len();
             if let Some(gt) = self.byte_within(after, 8, b'>')
-                && self.lower.as_bytes()[after..gt].iter().all(u8::is_ascii_whitespace)
+                && self.lower.as_bytes()[after..gt]
+                    .iter()
+                    .all(u8::is_ascii_whitespace)
             {
                 return Some((start, gt + 1));
             }
@@ -393,7 +422,10 @@ impl<'a> Tags<'a> {
         let needle = format!("</{name}");
         let rel = self.lower.get(from..)?.rfind(&needle)?;
         let start = from + rel;
-        let end = self.lower[start..].find('>').map(|gt| start + gt + 1).unwrap_or(self.lower.len());
+        let end = self.lower[start..]
+            .find('>')
+            .map(|gt| start + gt + 1)
+            .unwrap_or(self.lower.len());
         Some((start, end))
     }
 
@@ -450,7 +482,11 @@ fn drop_planning(text: &str) -> String {
         let mut closes_left = true;
         while let Some((start, content)) = tags.open(name, at) {
             out.push_str(&current[at..start]);
-            let close = if closes_left { tags.close(name, content) } else { None };
+            let close = if closes_left {
+                tags.close(name, content)
+            } else {
+                None
+            };
             closes_left = close.is_some();
             at = match close {
                 Some((_, end)) => end,
@@ -493,7 +529,10 @@ fn fenced_block<'t>(text: &'t str, langs: &[&str], must_contain: Option<&str>) -
     while let Some(rel) = lower.get(at..)?.find("```") {
         let start = at + rel;
         let line_start = start == 0 || lower.as_bytes().get(start - 1) == Some(&b'\n');
-        let info_end = lower[start..].find('\n').map(|n| start + n).unwrap_or(lower.len());
+        let info_end = lower[start..]
+            .find('\n')
+            .map(|n| start + n)
+            .unwrap_or(lower.len());
         let info = lower[start + 3..info_end].trim();
         let content_start = (info_end + 1).min(lower.len());
         let close = lower[content_start..]
@@ -520,7 +559,10 @@ fn clean_spec(text: &str) -> String {
     let clean = strip_invisible(text);
     let t = clean.trim();
     let lower_start = t.get(..12).unwrap_or(t).to_ascii_lowercase();
-    if lower_start.starts_with("```markdown") || lower_start.starts_with("```md") || t.starts_with("```\n") {
+    if lower_start.starts_with("```markdown")
+        || lower_start.starts_with("```md")
+        || t.starts_with("```\n")
+    {
         strip_code_fence(t).to_string()
     } else {
         t.to_string()
@@ -546,13 +588,26 @@ pub fn parse_text_answer(text: &str) -> Result<SpecAnswer, SpecError> {
         match spec_found {
             Some(spec) => tags
                 .find(name, spec.outer.1, false)
-                .or_else(|| tags.find(name, 0, false).filter(|f| f.outer.1 <= spec.outer.0))
-                .or_else(|| tags.find(name, spec.inner.0, false).filter(|f| f.outer.1 <= spec.inner.1)),
+                .or_else(|| {
+                    tags.find(name, 0, false)
+                        .filter(|f| f.outer.1 <= spec.outer.0)
+                })
+                .or_else(|| {
+                    tags.find(name, spec.inner.0, false)
+                        .filter(|f| f.outer.1 <= spec.inner.1)
+                }),
             None => tags.find(name, 0, false),
         }
     };
     let mut blocks: Vec<(&str, Found)> = Vec::new();
-    for name in ["components", "diagram", "openapi", "test_plan", "rollout_plan", "changes"] {
+    for name in [
+        "components",
+        "diagram",
+        "openapi",
+        "test_plan",
+        "rollout_plan",
+        "changes",
+    ] {
         if let Some(found) = outside(name) {
             blocks.push((name, found));
         }
@@ -575,7 +630,12 @@ pub fn parse_text_answer(text: &str) -> Result<SpecAnswer, SpecError> {
         return Err(SpecError::EmptySpecification);
     }
 
-    let get = |name: &str| blocks.iter().find(|(n, _)| *n == name).map(|(_, f)| content(f));
+    let get = |name: &str| {
+        blocks
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| content(f))
+    };
     let components = get("components")
         .and_then(relaxed_json)
         .map(|v| components_from_value(&v))
@@ -598,7 +658,9 @@ pub fn parse_text_answer(text: &str) -> Result<SpecAnswer, SpecError> {
             let found = match kind {
                 ArtifactKind::Diagram => fenced_block(&outside_spec, &["mermaid", "mmd"], None)
                     .or_else(|| fenced_block(&specification, &["mermaid", "mmd"], None)),
-                ArtifactKind::OpenApi => fenced_block(&outside_spec, &["yaml", "yml", "openapi"], Some("openapi")),
+                ArtifactKind::OpenApi => {
+                    fenced_block(&outside_spec, &["yaml", "yml", "openapi"], Some("openapi"))
+                }
                 ArtifactKind::TestPlan | ArtifactKind::RolloutPlan => None,
             };
             found.map(|t| strip_invisible(t).trim().to_string())
@@ -686,7 +748,10 @@ fn components_from_markdown(spec: &str) -> Vec<Component> {
             match section_level {
                 None => {
                     let words = heading_words(text);
-                    if words == "components" || words.starts_with("components ") || words == "key components" {
+                    if words == "components"
+                        || words.starts_with("components ")
+                        || words == "key components"
+                    {
                         section_level = Some(level);
                     }
                     continue;
@@ -736,8 +801,11 @@ fn components_from_markdown(spec: &str) -> Vec<Component> {
         let is_bullet = trimmed.starts_with("- ")
             || trimmed.starts_with("* ")
             || trimmed.starts_with("+ ")
-            || trimmed.chars().take_while(char::is_ascii_digit).count() > 0 && trimmed.contains(". ");
-        if !is_bullet && (lower.starts_with("acceptance criteria") || lower.starts_with("acceptance")) {
+            || trimmed.chars().take_while(char::is_ascii_digit).count() > 0
+                && trimmed.contains(". ");
+        if !is_bullet
+            && (lower.starts_with("acceptance criteria") || lower.starts_with("acceptance"))
+        {
             mode = Mode::Criteria;
             continue;
         }
@@ -745,19 +813,27 @@ fn components_from_markdown(spec: &str) -> Vec<Component> {
             let stripped = strip_bullet(p);
             let l = stripped.to_ascii_lowercase();
             let l = l.trim_start_matches(['*', '_']);
-            ["depends on", "dependencies", "depends"].iter().find_map(|k| {
-                l.strip_prefix(k).map(|_| {
-                    let offset = stripped.len() - l.len();
-                    let rest = &stripped[offset + k.len()..];
-                    rest.trim_start_matches(['*', '_', ':', ' ']).trim_start_matches(['*', '_']).trim().to_string()
+            ["depends on", "dependencies", "depends"]
+                .iter()
+                .find_map(|k| {
+                    l.strip_prefix(k).map(|_| {
+                        let offset = stripped.len() - l.len();
+                        let rest = &stripped[offset + k.len()..];
+                        rest.trim_start_matches(['*', '_', ':', ' '])
+                            .trim_start_matches(['*', '_'])
+                            .trim()
+                            .to_string()
+                    })
                 })
-            })
         };
         if let Some(rest) = label_body(trimmed) {
             mode = Mode::Depends;
             for dep in rest.split([',', ';']) {
                 let dep = clean_title(dep);
-                if !dep.is_empty() && !is_none_word(&dep) && current.depends_on.len() < MAX_LIST_ITEMS {
+                if !dep.is_empty()
+                    && !is_none_word(&dep)
+                    && current.depends_on.len() < MAX_LIST_ITEMS
+                {
                     current.depends_on.push(dep);
                 }
             }
@@ -774,7 +850,10 @@ fn components_from_markdown(spec: &str) -> Vec<Component> {
         match (is_bullet, &mode) {
             (true, Mode::Depends) => {
                 let dep = clean_title(strip_bullet(trimmed));
-                if !dep.is_empty() && !is_none_word(&dep) && current.depends_on.len() < MAX_LIST_ITEMS {
+                if !dep.is_empty()
+                    && !is_none_word(&dep)
+                    && current.depends_on.len() < MAX_LIST_ITEMS
+                {
                     current.depends_on.push(dep);
                 }
             }
@@ -812,11 +891,23 @@ mod tests {
         let answer = parse_text_answer(&text).expect("parses");
         assert_eq!(answer.specification, SPEC.trim());
         assert_eq!(answer.components.len(), 2);
-        assert_eq!(answer.components[0].acceptance_criteria, ["429 after 10 req/s"]);
+        assert_eq!(
+            answer.components[0].acceptance_criteria,
+            ["429 after 10 req/s"]
+        );
         assert_eq!(answer.components[1].acceptance_criteria, ["a", "b"]);
         assert_eq!(answer.components[1].depends_on, ["Limiter"]);
-        assert_eq!(answer.artifacts.diagram.as_deref(), Some("flowchart TD\n  A-->B"));
-        assert!(answer.artifacts.openapi.as_deref().is_some_and(|o| o.starts_with("openapi: 3.1.0")));
+        assert_eq!(
+            answer.artifacts.diagram.as_deref(),
+            Some("flowchart TD\n  A-->B")
+        );
+        assert!(
+            answer
+                .artifacts
+                .openapi
+                .as_deref()
+                .is_some_and(|o| o.starts_with("openapi: 3.1.0"))
+        );
         assert_eq!(answer.artifacts.test_plan, None);
     }
 
@@ -829,7 +920,10 @@ mod tests {
         assert_eq!(c.len(), 2, "{c:?}");
         assert_eq!(c[0].title, "Storage layer");
         assert_eq!(c[0].summary, "Keeps counters.");
-        assert_eq!(c[0].acceptance_criteria, ["survives restart", "counts per key"]);
+        assert_eq!(
+            c[0].acceptance_criteria,
+            ["survives restart", "counts per key"]
+        );
         assert!(c[0].depends_on.is_empty());
         assert_eq!(c[1].title, "API");
         assert_eq!(c[1].summary, "the endpoints.");
@@ -839,7 +933,10 @@ mod tests {
 
     #[test]
     fn fallbacks_and_errors() {
-        assert_eq!(parse_text_answer("just words"), Err(SpecError::NoSpecification));
+        assert_eq!(
+            parse_text_answer("just words"),
+            Err(SpecError::NoSpecification)
+        );
         assert_eq!(
             parse_text_answer("<specification>  </specification>"),
             Err(SpecError::EmptySpecification)
@@ -848,7 +945,8 @@ mod tests {
         let answer = parse_text_answer(SPEC).expect("parses");
         assert!(answer.specification.starts_with("# Rate limiting"));
         // Unterminated spec runs to the next known tag.
-        let answer = parse_text_answer("<specification>\n# A\n<diagram>graph TD\nA-->B").expect("parses");
+        let answer =
+            parse_text_answer("<specification>\n# A\n<diagram>graph TD\nA-->B").expect("parses");
         assert_eq!(answer.specification, "# A");
         assert_eq!(answer.artifacts.diagram.as_deref(), Some("graph TD\nA-->B"));
         // Fenced artifacts outside the spec.
@@ -857,12 +955,15 @@ mod tests {
         assert_eq!(answer.artifacts.openapi.as_deref(), Some("openapi: 3.1.0"));
         assert_eq!(answer.artifacts.diagram.as_deref(), Some("sequenceDiagram"));
         // Components nested inside the spec are cut out of it.
-        let text = "<specification># S\n<components>[{\"title\":\"A\"}]</components>\nend</specification>";
+        let text =
+            "<specification># S\n<components>[{\"title\":\"A\"}]</components>\nend</specification>";
         let answer = parse_text_answer(text).expect("parses");
         assert_eq!(answer.specification, "# S\n\nend");
         assert_eq!(answer.components[0].title, "A");
         // Changes.
-        let answer = parse_text_answer("<specification># S</specification><changes>Renamed X.</changes>").expect("parses");
+        let answer =
+            parse_text_answer("<specification># S</specification><changes>Renamed X.</changes>")
+                .expect("parses");
         assert_eq!(answer.changes.as_deref(), Some("Renamed X."));
     }
 
@@ -876,7 +977,13 @@ mod tests {
         let answer = parse_tool_input(&ok).expect("parses");
         assert_eq!(answer.components[0].title, "A");
         assert_eq!(answer.artifacts.diagram.as_deref(), Some("flowchart LR"));
-        assert!(answer.artifacts.openapi.as_deref().is_some_and(|o| o.contains("\"openapi\": \"3.1.0\"")));
+        assert!(
+            answer
+                .artifacts
+                .openapi
+                .as_deref()
+                .is_some_and(|o| o.contains("\"openapi\": \"3.1.0\""))
+        );
 
         let stringly = json!({
             "specification": "<specification># S</specification>",
@@ -892,8 +999,17 @@ mod tests {
         let as_string = Value::String(ok.to_string());
         assert!(parse_tool_input(&as_string).is_ok());
 
-        for bad in [json!(null), json!([1]), json!({"components": []}), json!("not json"), json!({"specification": 3})] {
-            assert!(matches!(parse_tool_input(&bad), Err(SpecError::BadToolInput(_))), "{bad}");
+        for bad in [
+            json!(null),
+            json!([1]),
+            json!({"components": []}),
+            json!("not json"),
+            json!({"specification": 3}),
+        ] {
+            assert!(
+                matches!(parse_tool_input(&bad), Err(SpecError::BadToolInput(_))),
+                "{bad}"
+            );
         }
         assert_eq!(
             parse_tool_input(&json!({"specification": " "})),
@@ -905,7 +1021,10 @@ mod tests {
     fn relaxed_json_table() {
         let cases = [
             ("[1, 2,]", json!([1, 2])),
-            ("```json\n{\"a\": [1,], /* c */ \"b\": \"//not a comment,]\"}\n```", json!({"a": [1], "b": "//not a comment,]"})),
+            (
+                "```json\n{\"a\": [1,], /* c */ \"b\": \"//not a comment,]\"}\n```",
+                json!({"a": [1], "b": "//not a comment,]"}),
+            ),
             ("Here: [ {\"a\": 1}, ] trailing words", json!([{"a": 1}])),
             ("[\"esc \\\" quote\",]", json!(["esc \" quote"])),
         ];
@@ -920,7 +1039,10 @@ mod tests {
     fn hostile_inputs_never_panic() {
         let big_lt = "<".repeat(1 << 20);
         let nested = "<specification>".repeat(10_000);
-        let deep_json = format!("<specification># S</specification><components>{}</components>", "[".repeat(100_000));
+        let deep_json = format!(
+            "<specification># S</specification><components>{}</components>",
+            "[".repeat(100_000)
+        );
         let many_fences = "```\n".repeat(50_000);
         let many_headings = format!("## Components\n{}", "### C\n- x\n".repeat(20_000));
         let inputs: Vec<String> = vec![
@@ -952,6 +1074,9 @@ mod tests {
             let _ = parse_tool_input(&json!({"specification": input, "components": input}));
         }
         let huge = "x".repeat(MAX_ANSWER_BYTES + 1);
-        assert!(matches!(parse_text_answer(&huge), Err(SpecError::TooLarge { .. })));
+        assert!(matches!(
+            parse_text_answer(&huge),
+            Err(SpecError::TooLarge { .. })
+        ));
     }
 }

@@ -40,8 +40,14 @@ pub const MAX_TITLE_CHARS: usize = 200;
 /// The sections a specification must have: (name used in messages, heading keywords).
 pub const REQUIRED_SECTIONS: &[(&str, &[&str])] = &[
     ("Summary", &["summary", "overview", "tl;dr"]),
-    ("Design", &["design", "proposed solution", "architecture", "approach"]),
-    ("Components (or Acceptance criteria)", &["component", "acceptance criteria"]),
+    (
+        "Design",
+        &["design", "proposed solution", "architecture", "approach"],
+    ),
+    (
+        "Components (or Acceptance criteria)",
+        &["component", "acceptance criteria"],
+    ),
 ];
 
 /// The Mermaid diagram types accepted as the first word of a diagram.
@@ -90,7 +96,9 @@ pub enum ValidationProblem {
     EmptySpecification,
     #[error("The specification is {bytes} bytes long; keep it under {max} bytes.")]
     SpecificationTooLarge { bytes: usize, max: usize },
-    #[error("The specification has no \"{section}\" section (a markdown heading such as `## {section}`).")]
+    #[error(
+        "The specification has no \"{section}\" section (a markdown heading such as `## {section}`)."
+    )]
     MissingSection { section: String },
     #[error("There are no components: list at least one independently implementable component.")]
     NoComponents,
@@ -107,13 +115,20 @@ pub enum ValidationProblem {
     #[error(
         "The component \"{component}\" depends on \"{dependency}\", which is not one of the components; use the exact title of another component."
     )]
-    UnknownDependency { component: String, dependency: String },
+    UnknownDependency {
+        component: String,
+        dependency: String,
+    },
     #[error("The components depend on each other in a cycle: {}.", titles.join(" → "))]
     DependencyCycle { titles: Vec<String> },
     #[error("The {} artifact is missing; it was asked for.", kind.title())]
     MissingArtifact { kind: ArtifactKind },
     #[error("The {} artifact is {bytes} bytes long; keep it under {max} bytes.", kind.title())]
-    ArtifactTooLarge { kind: ArtifactKind, bytes: usize, max: usize },
+    ArtifactTooLarge {
+        kind: ArtifactKind,
+        bytes: usize,
+        max: usize,
+    },
     #[error("The OpenAPI artifact is not usable: {reason}.")]
     InvalidOpenApi { reason: String },
     #[error("The Mermaid diagram is not usable: {reason}.")]
@@ -123,8 +138,13 @@ pub enum ValidationProblem {
 /// Why the components cannot be put in dependency order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DependencyError {
-    #[error("the component \"{component}\" depends on \"{dependency}\", which is not one of the components")]
-    UnknownDependency { component: String, dependency: String },
+    #[error(
+        "the component \"{component}\" depends on \"{dependency}\", which is not one of the components"
+    )]
+    UnknownDependency {
+        component: String,
+        dependency: String,
+    },
     #[error("the components depend on each other in a cycle: {}", titles.join(" → "))]
     Cycle { titles: Vec<String> },
 }
@@ -153,8 +173,10 @@ pub fn dependency_order(components: &[Component]) -> Result<Vec<usize>, Dependen
         }
     }
     let mut waiting: Vec<usize> = deps.iter().map(BTreeSet::len).collect();
-    let mut ready: BinaryHeap<Reverse<usize>> =
-        (0..components.len()).filter(|i| waiting[*i] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..components.len())
+        .filter(|i| waiting[*i] == 0)
+        .map(Reverse)
+        .collect();
     let mut order = Vec::with_capacity(components.len());
     while let Some(Reverse(i)) = ready.pop() {
         order.push(i);
@@ -182,7 +204,10 @@ pub fn dependency_order(components: &[Component]) -> Result<Vec<usize>, Dependen
         }
     }
     let from = seen.get(&at).copied().unwrap_or(0);
-    let mut titles: Vec<String> = path[from..].iter().map(|i| components[*i].title.clone()).collect();
+    let mut titles: Vec<String> = path[from..]
+        .iter()
+        .map(|i| components[*i].title.clone())
+        .collect();
     if let Some(first) = titles.first().cloned() {
         titles.push(first);
     }
@@ -212,7 +237,10 @@ fn headings(markdown: &str) -> Vec<String> {
 }
 
 /// Check an answer against the rules in the module docs; all problems at once.
-pub fn validate(answer: &SpecAnswer, enabled_artifacts: &[ArtifactKind]) -> Result<(), Vec<ValidationProblem>> {
+pub fn validate(
+    answer: &SpecAnswer,
+    enabled_artifacts: &[ArtifactKind],
+) -> Result<(), Vec<ValidationProblem>> {
     let mut problems = Vec::new();
     let spec = answer.specification.trim();
     if spec.is_empty() {
@@ -257,12 +285,16 @@ pub fn validate(answer: &SpecAnswer, enabled_artifacts: &[ArtifactKind]) -> Resu
             });
         }
         if c.acceptance_criteria.iter().all(|a| a.trim().is_empty()) {
-            problems.push(ValidationProblem::MissingAcceptanceCriteria { title: title.to_string() });
+            problems.push(ValidationProblem::MissingAcceptanceCriteria {
+                title: title.to_string(),
+            });
         }
         let count = slugs.entry(c.slug()).or_insert(0);
         *count += 1;
         if *count == 2 {
-            problems.push(ValidationProblem::DuplicateComponent { title: title.to_string() });
+            problems.push(ValidationProblem::DuplicateComponent {
+                title: title.to_string(),
+            });
         }
     }
     let mut unknown = false;
@@ -311,7 +343,11 @@ pub fn validate(answer: &SpecAnswer, enabled_artifacts: &[ArtifactKind]) -> Resu
             ArtifactKind::TestPlan | ArtifactKind::RolloutPlan => {}
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// Parse YAML under tight budgets (an artifact is small; aliases are not needed).
@@ -351,12 +387,16 @@ pub fn check_openapi(text: &str) -> Result<(), String> {
         _ => return Err("the `openapi` version field is missing (write `openapi: 3.1.0`)".into()),
     };
     if !version.starts_with("3.") {
-        return Err(format!("the `openapi` version is `{version}`; it must be 3.x (3.1.0)"));
+        return Err(format!(
+            "the `openapi` version is `{version}`; it must be 3.x (3.1.0)"
+        ));
     }
     if !doc.get("info").is_some_and(Value::is_object) {
         return Err("the `info` object (title, version) is missing".into());
     }
-    let has_paths = doc.get("paths").is_some_and(|p| p.is_object() || p.is_null());
+    let has_paths = doc
+        .get("paths")
+        .is_some_and(|p| p.is_object() || p.is_null());
     let has_webhooks = doc.get("webhooks").is_some_and(Value::is_object);
     if !has_paths && !has_webhooks {
         return Err("the `paths` object is missing".into());
@@ -410,9 +450,8 @@ pub fn check_mermaid(text: &str) -> Result<(), String> {
 
 /// The follow-up message asking the model to fix its answer.
 pub fn repair_prompt<P: Display>(problems: &[P]) -> String {
-    let mut out = String::from(
-        "Your answer could not be used as it is. Please fix these problems:\n\n",
-    );
+    let mut out =
+        String::from("Your answer could not be used as it is. Please fix these problems:\n\n");
     for p in problems {
         out.push_str(&format!("- {p}\n"));
     }
@@ -452,54 +491,86 @@ mod tests {
 
     #[test]
     fn a_good_answer_passes() {
-        assert_eq!(validate(&good(), &[ArtifactKind::Diagram, ArtifactKind::OpenApi]), Ok(()));
+        assert_eq!(
+            validate(&good(), &[ArtifactKind::Diagram, ArtifactKind::OpenApi]),
+            Ok(())
+        );
     }
 
     #[test]
     fn problems_table() {
         type Edit = fn(&mut SpecAnswer);
         let cases: Vec<(Edit, ValidationProblem)> = vec![
-            (|a| a.specification = " ".into(), ValidationProblem::EmptySpecification),
+            (
+                |a| a.specification = " ".into(),
+                ValidationProblem::EmptySpecification,
+            ),
             (
                 |a| a.specification = "## Summary\n## Components\n```\n## Design\n```".into(),
-                ValidationProblem::MissingSection { section: "Design".into() },
+                ValidationProblem::MissingSection {
+                    section: "Design".into(),
+                },
             ),
             (|a| a.components.clear(), ValidationProblem::NoComponents),
-            (|a| a.components[0].title = " ".into(), ValidationProblem::EmptyComponentTitle { index: 1 }),
+            (
+                |a| a.components[0].title = " ".into(),
+                ValidationProblem::EmptyComponentTitle { index: 1 },
+            ),
             (
                 |a| a.components[1].acceptance_criteria.clear(),
-                ValidationProblem::MissingAcceptanceCriteria { title: "API".into() },
+                ValidationProblem::MissingAcceptanceCriteria {
+                    title: "API".into(),
+                },
             ),
             (
                 |a| a.components.push(comp("api", &[])),
-                ValidationProblem::DuplicateComponent { title: "api".into() },
+                ValidationProblem::DuplicateComponent {
+                    title: "api".into(),
+                },
             ),
             (
                 |a| a.components[1].depends_on.push("Cache".into()),
-                ValidationProblem::UnknownDependency { component: "API".into(), dependency: "Cache".into() },
+                ValidationProblem::UnknownDependency {
+                    component: "API".into(),
+                    dependency: "Cache".into(),
+                },
             ),
             (
                 |a| a.components[0].depends_on.push("API".into()),
-                ValidationProblem::DependencyCycle { titles: vec!["Store".into(), "API".into(), "Store".into()] },
+                ValidationProblem::DependencyCycle {
+                    titles: vec!["Store".into(), "API".into(), "Store".into()],
+                },
             ),
-            (|a| a.artifacts.diagram = None, ValidationProblem::MissingArtifact { kind: ArtifactKind::Diagram }),
+            (
+                |a| a.artifacts.diagram = None,
+                ValidationProblem::MissingArtifact {
+                    kind: ArtifactKind::Diagram,
+                },
+            ),
             (
                 |a| a.artifacts.diagram = Some("```mermaid\ngraph TD\n```".into()),
-                ValidationProblem::InvalidDiagram { reason: "it is wrapped in a code fence; give only the Mermaid source".into() },
+                ValidationProblem::InvalidDiagram {
+                    reason: "it is wrapped in a code fence; give only the Mermaid source".into(),
+                },
             ),
             (
                 |a| a.artifacts.openapi = Some("swagger: '2.0'\ninfo: {}\npaths: {}".into()),
-                ValidationProblem::InvalidOpenApi { reason: "it is Swagger 2.0; write OpenAPI 3.1 (`openapi: 3.1.0`)".into() },
+                ValidationProblem::InvalidOpenApi {
+                    reason: "it is Swagger 2.0; write OpenAPI 3.1 (`openapi: 3.1.0`)".into(),
+                },
             ),
             (
                 |a| a.artifacts.openapi = Some("openapi: 3.1.0\ninfo: {title: x}\n".into()),
-                ValidationProblem::InvalidOpenApi { reason: "the `paths` object is missing".into() },
+                ValidationProblem::InvalidOpenApi {
+                    reason: "the `paths` object is missing".into(),
+                },
             ),
         ];
         for (edit, want) in cases {
             let mut answer = good();
             edit(&mut answer);
-            let problems = validate(&answer, &[ArtifactKind::Diagram, ArtifactKind::OpenApi]).expect_err("invalid");
+            let problems = validate(&answer, &[ArtifactKind::Diagram, ArtifactKind::OpenApi])
+                .expect_err("invalid");
             assert!(problems.contains(&want), "want {want:?}, got {problems:?}");
         }
     }
@@ -518,7 +589,9 @@ mod tests {
             assert!(check_openapi(text).is_err(), "{text}");
         }
         assert!(check_openapi("openapi: 3.0.3\ninfo: {title: t, version: v}\npaths: {}").is_ok());
-        assert!(check_openapi("openapi: 3.1.0\ninfo: {title: t, version: v}\nwebhooks: {}").is_ok());
+        assert!(
+            check_openapi("openapi: 3.1.0\ninfo: {title: t, version: v}\nwebhooks: {}").is_ok()
+        );
     }
 
     #[test]
@@ -535,27 +608,49 @@ mod tests {
         for text in ok {
             assert_eq!(check_mermaid(text), Ok(()), "{text}");
         }
-        for text in ["", "%% only a comment", "A-->B", "Flowchart TD", "---\ntitle: x"] {
+        for text in [
+            "",
+            "%% only a comment",
+            "A-->B",
+            "Flowchart TD",
+            "---\ntitle: x",
+        ] {
             assert!(check_mermaid(text).is_err(), "{text}");
         }
     }
 
     #[test]
     fn dependency_order_table() {
-        let order = dependency_order(&[comp("C", &["b"]), comp("A", &[]), comp("B", &["A"]), comp("D", &[])]);
+        let order = dependency_order(&[
+            comp("C", &["b"]),
+            comp("A", &[]),
+            comp("B", &["A"]),
+            comp("D", &[]),
+        ]);
         assert_eq!(order, Ok(vec![1, 2, 0, 3]));
         assert_eq!(dependency_order(&[]), Ok(vec![]));
         assert_eq!(
             dependency_order(&[comp("A", &["A"])]),
-            Err(DependencyError::Cycle { titles: vec!["A".into(), "A".into()] })
+            Err(DependencyError::Cycle {
+                titles: vec!["A".into(), "A".into()]
+            })
         );
         assert_eq!(
             dependency_order(&[comp("A", &["Z"])]),
-            Err(DependencyError::UnknownDependency { component: "A".into(), dependency: "Z".into() })
+            Err(DependencyError::UnknownDependency {
+                component: "A".into(),
+                dependency: "Z".into()
+            })
         );
         // A long chain, reversed: linear-ish and correct.
         let chain: Vec<Component> = (0..2_000)
-            .map(|i| if i == 1_999 { comp(&format!("n{i}"), &[]) } else { comp(&format!("n{i}"), &[&format!("n{}", i + 1)]) })
+            .map(|i| {
+                if i == 1_999 {
+                    comp(&format!("n{i}"), &[])
+                } else {
+                    comp(&format!("n{i}"), &[&format!("n{}", i + 1)])
+                }
+            })
             .collect();
         let order = dependency_order(&chain).expect("acyclic");
         assert_eq!(order.first(), Some(&1_999));
@@ -564,10 +659,15 @@ mod tests {
 
     #[test]
     fn repair_prompt_lists_problems() {
-        let text = repair_prompt(&[ValidationProblem::NoComponents, ValidationProblem::EmptySpecification]);
+        let text = repair_prompt(&[
+            ValidationProblem::NoComponents,
+            ValidationProblem::EmptySpecification,
+        ]);
         assert!(text.contains("- There are no components"));
         assert!(text.contains("- The specification is empty."));
-        let from_strings = repair_prompt(&vec!["x".to_string()]);
+        // As the workflow calls it: with the problems already turned into strings.
+        let strings: Vec<String> = vec!["x".to_string()];
+        let from_strings = repair_prompt(&strings);
         assert!(from_strings.contains("- x\n"));
     }
 }
