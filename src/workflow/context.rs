@@ -201,8 +201,12 @@ pub async fn ask_architect(
     for round in 0..2 {
         let response = call(ctx, model, &request, budget_usd, progress).await?;
         let problems = match parse_answer(&response) {
-            Ok(answer) => match crate::spec::validate(&answer, &kinds) {
-                Ok(()) => return Ok(answer),
+            Ok(mut answer) => match crate::spec::validate(&answer, &kinds) {
+                Ok(()) => {
+                    // Only the artifacts this repository enabled are committed.
+                    answer.retain_artifacts(&kinds);
+                    return Ok(answer);
+                }
                 Err(problems) => problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             },
             Err(e) => vec![e],
