@@ -1,7 +1,8 @@
 //! Webhook intake through the real router: every bad input in INTERFACE.md's HTTP table, all
 //! 329 real payloads, duplicates (also concurrent ones), and durability across a restart.
 
-mod support;
+#[path = "support/db.rs"]
+mod db;
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use specbot::config::Settings;
 use specbot::event::Event;
 use specbot::server::webhook::sign;
 use specbot::workflow::JobInput;
-use support::db::TestDb;
+use db::TestDb;
 
 const SECRET: &str = "intake-test-secret";
 

@@ -17,7 +17,8 @@ impl TestDb {
             let mut conn = sqlx::PgConnection::connect(&server)
                 .await
                 .expect("SPECBOT_TEST_POSTGRES is reachable");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
+            // `name` is a UUID we made: safe to splice.
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await
                 .expect("create test database");
