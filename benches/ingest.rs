@@ -44,7 +44,10 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let seconds: u64 = std::env::var("INGEST_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("INGEST_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let levels: Vec<usize> = std::env::var("INGEST_CONNECTIONS")
         .unwrap_or_else(|_| "16,64".into())
         .split(',')
@@ -57,7 +60,9 @@ async fn main() {
         .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
     settings.workers = 0;
     let app = specbot::app::build(settings).await.expect("app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let running = specbot::app::start(app.clone(), listener).expect("start");
     let url = format!("http://{}/api/github/webhooks", running.addr);
     let body = bytes::Bytes::from(payload());
@@ -66,7 +71,11 @@ async fn main() {
         "ingest: {} byte signed deliveries, {} s per level, store {}",
         body.len(),
         seconds,
-        if app.settings.database_url.starts_with("postgres") { "postgres" } else { "sqlite (WAL)" }
+        if app.settings.database_url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite (WAL)"
+        }
     );
     println!("| connections | deliveries/s | p50 ms | p99 ms | max ms | non-2xx | errors |");
     println!("|---|---|---|---|---|---|---|");
@@ -82,7 +91,10 @@ async fn main() {
             let signature = signature.clone();
             let counter = counter.clone();
             tasks.push(tokio::spawn(async move {
-                let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .expect("client");
                 let mut lat = Vec::with_capacity(100_000);
                 let (mut bad, mut errors) = (0u64, 0u64);
                 while Instant::now() < deadline {
@@ -98,7 +110,9 @@ async fn main() {
                         .send()
                         .await;
                     match r {
-                        Ok(r) if r.status().is_success() => lat.push(t0.elapsed().as_micros() as u64),
+                        Ok(r) if r.status().is_success() => {
+                            lat.push(t0.elapsed().as_micros() as u64)
+                        }
                         Ok(_) => bad += 1,
                         Err(_) => errors += 1,
                     }
@@ -129,6 +143,13 @@ async fn main() {
         );
     }
     let stored = app.store.delivery_count().await.expect("count");
-    println!("acknowledged {acknowledged}, stored {stored}: {}", if stored as u64 == acknowledged { "every acknowledged delivery stored exactly once" } else { "MISMATCH" });
+    println!(
+        "acknowledged {acknowledged}, stored {stored}: {}",
+        if stored as u64 == acknowledged {
+            "every acknowledged delivery stored exactly once"
+        } else {
+            "MISMATCH"
+        }
+    );
     running.shutdown().await;
 }

@@ -17,9 +17,9 @@ use crate::github::types::Permission;
 use crate::github::{GitHubApp, GitHubError, Repo};
 use crate::jobs::{self, Millis, Store};
 use crate::llm::{ChatModel, LlmSettings, PriceTable, Provider};
-use crate::workflow::{JobError, StepError};
 use crate::server;
 use crate::server::webhook::IntakeWriter;
+use crate::workflow::{JobError, StepError};
 
 /// What every request handler and job can reach.
 pub struct App {
@@ -192,7 +192,9 @@ pub fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> Result<Arc
                 .map_err(|e| StartError::Llm(e.to_string()))?,
         ),
         Ok(None) => {
-            tracing::warn!("no LLM API key configured: jobs that need the model will fail with a clear message");
+            tracing::warn!(
+                "no LLM API key configured: jobs that need the model will fail with a clear message"
+            );
             None
         }
         Err(e) => return Err(StartError::Llm(e)),
@@ -227,7 +229,10 @@ pub fn llm_settings(
     config: &crate::config::LlmConfig,
     model_override: Option<&str>,
 ) -> Result<Option<LlmSettings>, String> {
-    let provider: Provider = config.provider.parse().map_err(|e: crate::llm::LlmError| e.to_string())?;
+    let provider: Provider = config
+        .provider
+        .parse()
+        .map_err(|e: crate::llm::LlmError| e.to_string())?;
     let mut s = LlmSettings::defaults_for(provider);
     if let Some(url) = &config.base_url {
         s.base_url = url.clone();

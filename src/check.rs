@@ -63,9 +63,16 @@ pub async fn check(args: EnvArgs, repo_config: Option<&str>, online: bool) -> Ve
             ));
             None
         }
-        Some(creds) => match crate::github::GitHubApp::new(creds, &settings.github_api_url, settings.github.clone()) {
+        Some(creds) => match crate::github::GitHubApp::new(
+            creds,
+            &settings.github_api_url,
+            settings.github.clone(),
+        ) {
             Ok(app) => {
-                out.push(ok(format!("private key: parses as an RSA key for App {}", creds.app_id)));
+                out.push(ok(format!(
+                    "private key: parses as an RSA key for App {}",
+                    creds.app_id
+                )));
                 Some(app)
             }
             Err(e) => {
@@ -76,18 +83,26 @@ pub async fn check(args: EnvArgs, repo_config: Option<&str>, online: bool) -> Ve
     };
     match crate::jobs::open(&settings.database_url).await {
         Ok(store) => match store.ping().await {
-            Ok(()) => out.push(ok(format!("database: {} answers", scheme(&settings.database_url)))),
+            Ok(()) => out.push(ok(format!(
+                "database: {} answers",
+                scheme(&settings.database_url)
+            ))),
             Err(e) => out.push(problem(format!("database: {e}"))),
         },
         Err(e) => out.push(problem(format!("database: {e}"))),
     }
     let llm = match crate::app::llm_settings(&settings.llm, None) {
         Ok(Some(s)) => {
-            out.push(ok(format!("model: {} `{}` at {}", s.provider, s.model, s.base_url)));
+            out.push(ok(format!(
+                "model: {} `{}` at {}",
+                s.provider, s.model, s.base_url
+            )));
             Some(s)
         }
         Ok(None) => {
-            out.push(problem("LLM_API_KEY is not set: spec and implement jobs cannot call the model"));
+            out.push(problem(
+                "LLM_API_KEY is not set: spec and implement jobs cannot call the model",
+            ));
             None
         }
         Err(e) => {
@@ -111,7 +126,10 @@ pub async fn check(args: EnvArgs, repo_config: Option<&str>, online: bool) -> Ve
                 info.slug.unwrap_or_default()
             ))),
             Ok(Err(e)) => out.push(problem(format!("GitHub rejected the App's JWT: {e}"))),
-            Err(_) => out.push(problem(format!("GitHub did not answer at {}", settings.github_api_url))),
+            Err(_) => out.push(problem(format!(
+                "GitHub did not answer at {}",
+                settings.github_api_url
+            ))),
         }
     }
     if let Some(s) = llm {

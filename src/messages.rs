@@ -125,7 +125,11 @@ pub fn spec_status(s: &SpecStatus) -> String {
 }
 
 /// The spec PR's description. `Refs`, not `Closes`: merging a spec must not close the issue.
-pub fn spec_pull_body(issue: u64, spec_path: &str, components: &[crate::spec::Component]) -> String {
+pub fn spec_pull_body(
+    issue: u64,
+    spec_path: &str,
+    components: &[crate::spec::Component],
+) -> String {
     let mut out = format!(
         "Refs #{issue}\n\nThis PR adds the implementation specification for #{issue} at `{spec_path}`, drafted by specbot from the issue and the repository's context.\n\n"
     );
@@ -144,7 +148,10 @@ pub fn spec_pull_body(issue: u64, spec_path: &str, components: &[crate::spec::Co
 
 /// Where GitHub has no sub-issues: a task list of the components in the parent's body,
 /// replaced (not appended) on every run.
-pub fn with_task_list(body: &str, components: &std::collections::BTreeMap<String, (u64, u64)>) -> String {
+pub fn with_task_list(
+    body: &str,
+    components: &std::collections::BTreeMap<String, (u64, u64)>,
+) -> String {
     const START: &str = "<!-- specbot:components -->";
     const END: &str = "<!-- /specbot:components -->";
     let mut kept = body.to_string();
@@ -159,4 +166,51 @@ pub fn with_task_list(body: &str, components: &std::collections::BTreeMap<String
     }
     list.push_str(END);
     format!("{}\n\n{list}", kept.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_snapshot() {
+        insta::assert_snapshot!("not_allowed", not_allowed(11, "rita"));
+        insta::assert_snapshot!("parse_errors", parse_errors(12, &["I don't know `/implment` — did you mean `/implement`?".into()]));
+        insta::assert_snapshot!("not_here", not_here(13, "/spec", "comment it on the issue."));
+    }
+
+    #[test]
+    fn status_comment_snapshots() {
+        let mut s = SpecStatus {
+            issue: 7,
+            ..SpecStatus::default()
+        };
+        insta::assert_snapshot!("status_drafting", spec_status(&s));
+        s.stage = SpecStage::Done;
+        s.pr = Some((9, "https://github.com/acme/widgets/pull/9".into()));
+        s.components = vec![(10, "Theme tokens".into()), (11, "Toggle".into())];
+        s.tokens = 12_345;
+        s.cost_usd = 0.1234;
+        s.config_problems = vec!["`trigger_lable` is not a setting — did you mean `trigger_label`?; ignored.".into()];
+        insta::assert_snapshot!("status_done", spec_status(&s));
+        let failed = SpecStatus {
+            issue: 7,
+            stage: SpecStage::Failed,
+            error: Some("the model's answer was not a usable specification".into()),
+            ..SpecStatus::default()
+        };
+        insta::assert_snapshot!("status_failed", spec_status(&failed));
+    }
+
+    #[test]
+    fn task_list_is_replaced_not_appended() {
+        let mut comps = std::collections::BTreeMap::new();
+        comps.insert("a".to_string(), (10, 100));
+        let once = with_task_list("Feature text", &comps);
+        comps.insert("b".to_string(), (11, 101));
+        let twice = with_task_list(&once, &comps);
+        assert_eq!(twice.matches("<!-- specbot:components -->").count(), 1, "{twice}");
+        assert!(twice.contains("- [ ] #10") && twice.contains("- [ ] #11"));
+        assert!(twice.starts_with("Feature text"));
+    }
 }

@@ -135,3 +135,53 @@ pub fn plan(event: &Event, delivery_id: &str) -> Plan {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn comment_event(body: &str, sender_type: &str, action: &str, previous: Option<&str>) -> Event {
+        let mut p = json!({
+            "action": action,
+            "issue": {"id": 1, "number": 7, "title": "T", "body": "", "user": {"login": "alice", "id": 1, "type": "User"}},
+            "comment": {"id": 55, "body": body, "user": {"login": "alice", "id": 1, "type": sender_type}},
+            "repository": {"id": 42, "name": "widgets", "full_name": "acme/widgets", "owner": {"login": "acme", "id": 9, "type": "Organization"}},
+            "sender": {"login": if sender_type == "Bot" { "specbot[bot]" } else { "alice" }, "id": 1, "type": sender_type},
+            "installation": {"id": 77}
+        });
+        if let Some(old) = previous {
+            p["changes"] = json!({"body": {"from": old}});
+        }
+        Event::parse("issue_comment", &serde_json::to_vec(&p).unwrap())
+    }
+
+    #[test]
+    fn a_command_comment_queues_one_command_job() {
+        let plan = plan(&comment_event("/spec\n/help", "User", "created", None), "d");
+        assert_eq!(plan.jobs.len(), 1);
+        assert_eq!(plan.jobs[0].kind, "command");
+        assert_eq!(plan.jobs[0].dedupe_key.as_deref(), Some("command:42:55"));
+        let JobInput::Command(req) = JobInput::from_payload(&plan.jobs[0].payload).unwrap() else {
+            panic!("command job")
+        };
+        assert_eq!(req.commands, vec!["/spec", "/help"]);
+    }
+
+    #[test]
+    fn chatter_and_bots_queue_nothing() {
+        assert!(plan(&comment_event("thanks!", "User", "created", None), "d").jobs.is_empty());
+        assert!(plan(&comment_event("/spec", "Bot", "created", None), "d").jobs.is_empty());
+        assert!(plan(&comment_event("> /spec", "User", "created", None), "d").jobs.is_empty());
+    }
+
+    #[test]
+    fn an_edit_runs_only_what_it_added() {
+        let p = plan(&comment_event("/spec\n/help", "User", "edited", Some("/spec")), "d");
+        let JobInput::Command(req) = JobInput::from_payload(&p.jobs[0].payload).unwrap() else {
+            panic!("command job")
+        };
+        assert_eq!(req.commands, vec!["/help"]);
+        assert!(plan(&comment_event("/spec", "User", "edited", Some("/spec")), "d").jobs.is_empty());
+    }
+}

@@ -6,13 +6,13 @@ mod db;
 
 use std::sync::Arc;
 
+use db::TestDb;
 use reqwest::StatusCode;
 use serde_json::json;
 use specbot::config::Settings;
 use specbot::event::Event;
 use specbot::server::webhook::sign;
 use specbot::workflow::JobInput;
-use db::TestDb;
 
 const SECRET: &str = "intake-test-secret";
 
@@ -51,7 +51,13 @@ async fn start() -> Intake {
 }
 
 impl Intake {
-    async fn post(&self, event: Option<&str>, delivery: Option<&str>, sig: Option<String>, body: Vec<u8>) -> StatusCode {
+    async fn post(
+        &self,
+        event: Option<&str>,
+        delivery: Option<&str>,
+        sig: Option<String>,
+        body: Vec<u8>,
+    ) -> StatusCode {
         let mut req = self.http.post(&self.url).body(body);
         if let Some(e) = event {
             req = req.header("X-GitHub-Event", e);
@@ -66,8 +72,13 @@ impl Intake {
     }
 
     async fn deliver(&self, event: &str, delivery: &str, body: &[u8]) -> StatusCode {
-        self.post(Some(event), Some(delivery), Some(sign(SECRET, body)), body.to_vec())
-            .await
+        self.post(
+            Some(event),
+            Some(delivery),
+            Some(sign(SECRET, body)),
+            body.to_vec(),
+        )
+        .await
     }
 
     async fn deliveries(&self) -> i64 {
@@ -92,33 +103,79 @@ async fn bad_inputs_get_the_documented_status() {
     let t = start().await;
     let body = labeled_payload(7, "User");
     // 401: no signature, a wrong one, one made with an unknown secret, a malformed header.
-    assert_eq!(t.post(Some("issues"), Some("d1"), None, body.clone()).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        t.post(Some("issues"), Some("d1"), Some(sign("wrong", &body)), body.clone()).await,
+        t.post(Some("issues"), Some("d1"), None, body.clone()).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        t.post(Some("issues"), Some("d1"), Some("sha256=nothex".into()), body.clone()).await,
+        t.post(
+            Some("issues"),
+            Some("d1"),
+            Some(sign("wrong", &body)),
+            body.clone()
+        )
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.post(
+            Some("issues"),
+            Some("d1"),
+            Some("sha256=nothex".into()),
+            body.clone()
+        )
+        .await,
         StatusCode::UNAUTHORIZED
     );
     // A signature over other bytes.
     assert_eq!(
-        t.post(Some("issues"), Some("d1"), Some(sign(SECRET, b"{}")), body.clone()).await,
+        t.post(
+            Some("issues"),
+            Some("d1"),
+            Some(sign(SECRET, b"{}")),
+            body.clone()
+        )
+        .await,
         StatusCode::UNAUTHORIZED
     );
     // 400: missing headers, or a body that is not JSON.
-    assert_eq!(t.post(None, Some("d1"), Some(sign(SECRET, &body)), body.clone()).await, StatusCode::BAD_REQUEST);
-    assert_eq!(t.post(Some("issues"), None, Some(sign(SECRET, &body)), body.clone()).await, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        t.post(None, Some("d1"), Some(sign(SECRET, &body)), body.clone())
+            .await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        t.post(
+            Some("issues"),
+            None,
+            Some(sign(SECRET, &body)),
+            body.clone()
+        )
+        .await,
+        StatusCode::BAD_REQUEST
+    );
     let not_json = b"action=labeled".to_vec();
     assert_eq!(
-        t.post(Some("issues"), Some("d1"), Some(sign(SECRET, &not_json)), not_json).await,
+        t.post(
+            Some("issues"),
+            Some("d1"),
+            Some(sign(SECRET, &not_json)),
+            not_json
+        )
+        .await,
         StatusCode::BAD_REQUEST
     );
     // Nothing of that was stored.
     assert_eq!(t.deliveries().await, 0);
     // The rotated-out secret still verifies while it is listed.
     assert_eq!(
-        t.post(Some("issues"), Some("d2"), Some(sign("previous-secret", &body)), body.clone()).await,
+        t.post(
+            Some("issues"),
+            Some("d2"),
+            Some(sign("previous-secret", &body)),
+            body.clone()
+        )
+        .await,
         StatusCode::ACCEPTED
     );
     assert_eq!(t.deliveries().await, 1);
@@ -165,13 +222,18 @@ async fn oversized_bodies_are_refused_early_and_while_streaming() {
 #[tokio::test]
 async fn every_real_payload_is_accepted_and_decodes() {
     let t = start().await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github-webhooks");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github-webhooks");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("fixtures are in the repository")
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 329, "all of @octokit/webhooks-examples is here");
+    assert_eq!(
+        files.len(),
+        329,
+        "all of @octokit/webhooks-examples is here"
+    );
     let acted_on = [
         "issues",
         "issue_comment",
@@ -204,7 +266,8 @@ async fn every_real_payload_is_accepted_and_decodes() {
     assert_eq!(t.deliveries().await, 329);
     // Every job they queued decodes into a job input.
     for job in t.app.store.recent_jobs(1000).await.unwrap() {
-        JobInput::from_payload(&job.payload).unwrap_or_else(|e| panic!("job {} does not decode: {e}", job.id));
+        JobInput::from_payload(&job.payload)
+            .unwrap_or_else(|e| panic!("job {} does not decode: {e}", job.id));
     }
 }
 
@@ -212,7 +275,10 @@ async fn every_real_payload_is_accepted_and_decodes() {
 async fn a_repeated_delivery_is_acknowledged_and_not_processed_again() {
     let t = start().await;
     let body = labeled_payload(7, "User");
-    assert_eq!(t.deliver("issues", "same-id", &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        t.deliver("issues", "same-id", &body).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(t.deliver("issues", "same-id", &body).await, StatusCode::OK);
     assert_eq!(t.deliveries().await, 1);
     assert_eq!(t.app.store.recent_jobs(10).await.unwrap().len(), 1);
@@ -226,7 +292,9 @@ async fn concurrent_copies_of_one_delivery_store_it_once() {
     for _ in 0..20 {
         let t = t.clone();
         let body = body.clone();
-        tasks.push(tokio::spawn(async move { t.deliver("issues", "racing-id", &body).await }));
+        tasks.push(tokio::spawn(async move {
+            t.deliver("issues", "racing-id", &body).await
+        }));
     }
     let mut accepted = 0;
     for task in tasks {
@@ -255,7 +323,10 @@ async fn two_deliveries_meaning_the_same_thing_collapse_into_one_job() {
 async fn bots_trigger_nothing() {
     let t = start().await;
     let body = labeled_payload(10, "Bot");
-    assert_eq!(t.deliver("issues", "bot", &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        t.deliver("issues", "bot", &body).await,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(t.deliveries().await, 1);
     assert!(t.app.store.recent_jobs(10).await.unwrap().is_empty());
 }
@@ -264,7 +335,10 @@ async fn bots_trigger_nothing() {
 async fn stored_deliveries_and_jobs_survive_a_restart() {
     let mut t = start().await;
     let body = labeled_payload(11, "User");
-    assert_eq!(t.deliver("issues", "before-restart", &body).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        t.deliver("issues", "before-restart", &body).await,
+        StatusCode::ACCEPTED
+    );
     t.running.take().unwrap().shutdown().await;
     let db = t._db;
     let t2 = start_with(db, 0).await;
@@ -273,7 +347,10 @@ async fn stored_deliveries_and_jobs_survive_a_restart() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].kind, "spec");
     // And the same id is still known as a duplicate.
-    assert_eq!(t2.deliver("issues", "before-restart", &body).await, StatusCode::OK);
+    assert_eq!(
+        t2.deliver("issues", "before-restart", &body).await,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -286,7 +363,15 @@ async fn health_readiness_and_metrics() {
     assert_eq!(r.status(), StatusCode::OK);
     let body = labeled_payload(12, "User");
     t.deliver("issues", "m1", &body).await;
-    let text = t.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = t
+        .http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("specbot_deliveries_total"), "{text}");
     assert!(text.contains("specbot_jobs{"), "{text}");
 }

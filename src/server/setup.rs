@@ -30,7 +30,12 @@ fn escape(s: &str) -> String {
 
 /// This server's public base URL, from the request (`X-Forwarded-*` behind a proxy).
 fn base_url(headers: &HeaderMap) -> String {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let host = get("x-forwarded-host")
         .or_else(|| get("host"))
         .unwrap_or_else(|| "localhost:3000".into());
@@ -49,7 +54,8 @@ pub fn manifest(base: &str, webhook_path: &str) -> serde_json::Value {
     let mut m: serde_json::Value =
         serde_saphyr::from_str(include_str!("../../app-manifest.yml")).unwrap_or_default();
     m["url"] = serde_json::json!(m.get("url").and_then(|u| u.as_str()).unwrap_or(base));
-    m["hook_attributes"] = serde_json::json!({"url": format!("{base}{webhook_path}"), "active": true});
+    m["hook_attributes"] =
+        serde_json::json!({"url": format!("{base}{webhook_path}"), "active": true});
     m["redirect_url"] = serde_json::json!(format!("{base}/setup/callback"));
     m["setup_url"] = serde_json::json!(format!("{base}/"));
     m
@@ -68,10 +74,15 @@ pub struct HomeQuery {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
 }
 
-pub async fn home(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<HomeQuery>) -> Response {
+pub async fn home(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<HomeQuery>,
+) -> Response {
     if app.settings.app.is_some() {
         return status_page(&app).await;
     }
@@ -176,7 +187,11 @@ struct Conversion {
 
 pub async fn callback(State(app): State<Arc<App>>, Query(q): Query<Callback>) -> Response {
     if app.settings.app.is_some() {
-        return (StatusCode::CONFLICT, "specbot already has App credentials\n").into_response();
+        return (
+            StatusCode::CONFLICT,
+            "specbot already has App credentials\n",
+        )
+            .into_response();
     }
     let (Some(code), Some(state)) = (q.code, q.state) else {
         return (StatusCode::BAD_REQUEST, "missing code or state\n").into_response();
@@ -211,7 +226,11 @@ pub async fn callback(State(app): State<Arc<App>>, Query(q): Query<Callback>) ->
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "manifest conversion: unexpected answer");
-                return (StatusCode::BAD_GATEWAY, "GitHub's answer could not be read\n").into_response();
+                return (
+                    StatusCode::BAD_GATEWAY,
+                    "GitHub's answer could not be read\n",
+                )
+                    .into_response();
             }
         },
         Ok(r) => {

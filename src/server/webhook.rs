@@ -291,27 +291,19 @@ mod tests {
 
     #[test]
     fn githubs_documented_vector_verifies() {
-        let secret = SecretString::from("It's a Secret to Everybody".to_string());
+        let secret = [SecretString::from("It's a Secret to Everybody".to_string())];
         let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert!(verify_signature(
-            &[secret.clone()],
-            b"Hello, World!",
-            Some(sig)
-        ));
+        assert!(verify_signature(&secret, b"Hello, World!", Some(sig)));
         assert_eq!(sign("It's a Secret to Everybody", b"Hello, World!"), sig);
+        assert!(!verify_signature(&secret, b"Hello, World?", Some(sig)));
+        assert!(!verify_signature(&secret, b"Hello, World!", None));
         assert!(!verify_signature(
-            &[secret.clone()],
-            b"Hello, World?",
-            Some(sig)
-        ));
-        assert!(!verify_signature(&[secret.clone()], b"Hello, World!", None));
-        assert!(!verify_signature(
-            &[secret.clone()],
+            &secret,
             b"Hello, World!",
             Some("sha1=abc")
         ));
         assert!(!verify_signature(
-            &[secret],
+            &secret,
             b"Hello, World!",
             Some("sha256=zz")
         ));

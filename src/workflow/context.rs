@@ -26,10 +26,11 @@ pub async fn gather_for_spec(
 ) -> StepResult<ContextInput> {
     let issue = repo.issue(issue_number).await?;
     let comments = repo.comments(issue_number, 100).await?;
-    let head = repo
-        .branch_head(default_branch)
-        .await?
-        .ok_or_else(|| JobError::permanent(format!("the default branch `{default_branch}` has no commits")))?;
+    let head = repo.branch_head(default_branch).await?.ok_or_else(|| {
+        JobError::permanent(format!(
+            "the default branch `{default_branch}` has no commits"
+        ))
+    })?;
     let tree = repo.tree(&head).await?;
     let paths: Vec<String> = tree
         .tree
@@ -40,7 +41,12 @@ pub async fn gather_for_spec(
     let wanted = crate::prompt::context::wanted_paths(&paths, &config.context);
     let mut docs = Vec::new();
     for path in wanted {
-        let size = tree.tree.iter().find(|e| e.path == path).and_then(|e| e.size).unwrap_or(0);
+        let size = tree
+            .tree
+            .iter()
+            .find(|e| e.path == path)
+            .and_then(|e| e.size)
+            .unwrap_or(0);
         if size as usize > MAX_DOC_BYTES {
             continue;
         }
@@ -95,7 +101,9 @@ pub async fn architect_prompt(
     };
     let custom = match &config.architect_prompt {
         Some(path) => Some(repo.file(path, default_branch).await?.ok_or_else(|| {
-            JobError::permanent(format!("`prompts.architect` names `{path}`, which is not in the repository"))
+            JobError::permanent(format!(
+                "`prompts.architect` names `{path}`, which is not in the repository"
+            ))
         })?),
         None => None,
     };
@@ -129,7 +137,8 @@ async fn call(
     };
     let cost = usage_cost(ctx, model, &response.usage);
     let u = &response.usage;
-    progress.tokens += u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_write_tokens;
+    progress.tokens +=
+        u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_write_tokens;
     progress.cost_usd += cost;
     let now = ctx.app.now();
     ctx.app

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{JobCtx, JobError, SpecRequest, SpecTrigger, StepError, StepResult};
+use super::{JobCtx, JobError, SpecRequest, SpecTrigger, StepResult};
 use crate::app::App;
 use crate::config::repo::RepoConfig;
 use crate::github::Repo;
@@ -62,7 +62,10 @@ fn record_key(req: &SpecRequest) -> String {
 }
 
 /// The repository's config from its default branch (defaults and problems when absent/bad).
-pub async fn load_config(repo: &Repo, default_branch: &str) -> StepResult<(RepoConfig, Vec<String>)> {
+pub async fn load_config(
+    repo: &Repo,
+    default_branch: &str,
+) -> StepResult<(RepoConfig, Vec<String>)> {
     let text = repo
         .file(crate::config::repo::PATH, default_branch)
         .await?
@@ -87,9 +90,15 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
     if permission < Permission::Write {
         let marker = match &req.trigger {
             SpecTrigger::Command { comment_id } => messages::reply_marker(*comment_id),
-            SpecTrigger::Label { .. } => format!("<!-- specbot:reply delivery={} -->", req.delivery_id),
+            SpecTrigger::Label { .. } => {
+                format!("<!-- specbot:reply delivery={} -->", req.delivery_id)
+            }
         };
-        let body = messages::not_allowed(0, &req.requested_by).replacen(&messages::reply_marker(0), &marker, 1);
+        let body = messages::not_allowed(0, &req.requested_by).replacen(
+            &messages::reply_marker(0),
+            &marker,
+            1,
+        );
         repo.comment_once(req.issue_number, &marker, &body).await?;
         return Ok(());
     }
@@ -102,7 +111,11 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
         repo.react_to_issue(req.issue_number, "eyes").await?;
         let status = status(&req, &progress, SpecStage::Drafting, None);
         let comment = repo
-            .comment_once(req.issue_number, &messages::status_marker(req.issue_number), &messages::spec_status(&status))
+            .comment_once(
+                req.issue_number,
+                &messages::status_marker(req.issue_number),
+                &messages::spec_status(&status),
+            )
             .await?;
         progress.status_comment = Some(comment.id);
         ctx.save("ack", &progress).await?;
@@ -110,7 +123,15 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
 
     // 3. draft
     if progress.answer.is_none() {
-        let drafted = draft(ctx, &repo, &req, &config, &info.default_branch, &mut progress).await?;
+        let drafted = draft(
+            ctx,
+            &repo,
+            &req,
+            &config,
+            &info.default_branch,
+            &mut progress,
+        )
+        .await?;
         progress.answer = Some(drafted);
         update_status(&repo, &req, &progress, SpecStage::Committing, None).await?;
         ctx.save("draft", &progress).await?;
@@ -125,13 +146,14 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
     let spec_path = config.spec_path_for(req.issue_number);
     if progress.head.is_none() {
         let issue = repo.issue(req.issue_number).await?;
-        let files: Vec<FileChange> = crate::spec::files_for(&answer, &spec_path, req.issue_number, &issue.title)
-            .into_iter()
-            .map(|(path, content)| FileChange {
-                path,
-                content: Some(content),
-            })
-            .collect();
+        let files: Vec<FileChange> =
+            crate::spec::files_for(&answer, &spec_path, req.issue_number, &issue.title)
+                .into_iter()
+                .map(|(path, content)| FileChange {
+                    path,
+                    content: Some(content),
+                })
+                .collect();
         let pushed = repo
             .commit_files(
                 &branch,
@@ -149,7 +171,9 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
         let issue = repo.issue(req.issue_number).await?;
         let title = format!("Spec: {} (#{})", issue.title, req.issue_number);
         let body = messages::spec_pull_body(req.issue_number, &spec_path, &answer.components);
-        let (pull, _) = repo.open_pull(&branch, &info.default_branch, &title, &body).await?;
+        let (pull, _) = repo
+            .open_pull(&branch, &info.default_branch, &title, &body)
+            .await?;
         progress.pull = Some((pull.number, pull.html_url.clone()));
         update_status(&repo, &req, &progress, SpecStage::FilingIssues, None).await?;
         ctx.save("pull", &progress).await?;
@@ -157,7 +181,16 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
 
     // 6. components
     if config.follow_up_issues {
-        file_components(ctx, &repo, &req, &config, &spec_path, &answer, &mut progress).await?;
+        file_components(
+            ctx,
+            &repo,
+            &req,
+            &config,
+            &spec_path,
+            &answer,
+            &mut progress,
+        )
+        .await?;
     }
 
     // 7. done
@@ -166,19 +199,33 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
         branch,
         path: spec_path,
         pull: progress.pull.as_ref().map(|p| p.0),
-        components: progress.components.iter().map(|(k, v)| (k.clone(), v.0)).collect(),
+        components: progress
+            .components
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0))
+            .collect(),
     };
     let now = ctx.app.now();
     ctx.app
         .store
-        .put_record("spec", &record_key(&req), &serde_json::to_value(&record).unwrap_or_default(), now)
+        .put_record(
+            "spec",
+            &record_key(&req),
+            &serde_json::to_value(&record).unwrap_or_default(),
+            now,
+        )
         .await?;
     update_status(&repo, &req, &progress, SpecStage::Done, None).await?;
     ctx.save("done", &progress).await?;
     Ok(())
 }
 
-fn status(req: &SpecRequest, p: &SpecProgress, stage: SpecStage, error: Option<String>) -> SpecStatus {
+fn status(
+    req: &SpecRequest,
+    p: &SpecProgress,
+    stage: SpecStage,
+    error: Option<String>,
+) -> SpecStatus {
     let mut components: Vec<(u64, String)> = Vec::new();
     if let Some(answer) = &p.answer {
         for c in &answer.components {
@@ -212,8 +259,12 @@ async fn update_status(
             repo.update_comment(id, &body).await?;
         }
         None => {
-            repo.comment_once(req.issue_number, &messages::status_marker(req.issue_number), &body)
-                .await?;
+            repo.comment_once(
+                req.issue_number,
+                &messages::status_marker(req.issue_number),
+                &body,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -227,10 +278,21 @@ async fn draft(
     default_branch: &str,
     progress: &mut SpecProgress,
 ) -> StepResult<SpecAnswer> {
-    let input = crate::workflow::context::gather_for_spec(repo, req.issue_number, config, default_branch).await?;
-    let prompt = crate::workflow::context::architect_prompt(repo, config, default_branch, &input).await?;
+    let input =
+        crate::workflow::context::gather_for_spec(repo, req.issue_number, config, default_branch)
+            .await?;
+    let prompt =
+        crate::workflow::context::architect_prompt(repo, config, default_branch, &input).await?;
     let model = ctx.app.model_for(config.model.as_deref())?;
-    let outcome = crate::workflow::context::ask_architect(ctx, &*model, &prompt, &config.artifacts, config.max_cost_usd, progress).await?;
+    let outcome = crate::workflow::context::ask_architect(
+        ctx,
+        &*model,
+        &prompt,
+        &config.artifacts,
+        config.max_cost_usd,
+        progress,
+    )
+    .await?;
     Ok(outcome)
 }
 
@@ -246,7 +308,8 @@ async fn file_components(
     let order = crate::spec::dependency_order(&answer.components)
         .map_err(|e| JobError::permanent(e.to_string()))?;
     for label in &config.component_labels {
-        repo.ensure_label(label, "5319e7", "A component of a specbot spec").await?;
+        repo.ensure_label(label, "5319e7", "A component of a specbot spec")
+            .await?;
     }
     let mut linked_any_fallback = false;
     for index in order {
@@ -261,7 +324,10 @@ async fn file_components(
             .iter()
             .map(|title| {
                 let dep_slug = crate::spec::slugify(title);
-                (title.clone(), progress.components.get(&dep_slug).map(|d| d.0))
+                (
+                    title.clone(),
+                    progress.components.get(&dep_slug).map(|d| d.0),
+                )
             })
             .collect();
         let body = component.render_issue_body(req.issue_number, spec_path, &deps);
@@ -273,10 +339,11 @@ async fn file_components(
         };
         let issue = match existing {
             Some(number) => {
-                let issue = repo
-                    .update_issue(number, &serde_json::json!({"title": component.title, "body": body}))
-                    .await?;
-                issue
+                repo.update_issue(
+                    number,
+                    &serde_json::json!({"title": component.title, "body": body}),
+                )
+                .await?
             }
             None => {
                 let found = match config.component_labels.first() {
@@ -289,9 +356,15 @@ async fn file_components(
                 };
                 match found {
                     Some(issue) => issue,
-                    None => repo
-                        .create_issue(&component.title, &body, &config.component_labels, &marker)
-                        .await?,
+                    None => {
+                        repo.create_issue(
+                            &component.title,
+                            &body,
+                            &config.component_labels,
+                            &marker,
+                        )
+                        .await?
+                    }
                 }
             }
         };
@@ -310,39 +383,57 @@ async fn file_components(
         }
         for (_, dep) in &deps {
             if let Some(dep_number) = dep
-                && let Some((_, dep_id)) = progress.components.values().find(|(n, _)| n == dep_number)
+                && let Some((_, dep_id)) =
+                    progress.components.values().find(|(n, _)| n == dep_number)
             {
                 repo.add_blocked_by(issue.number, *dep_id).await?;
             }
         }
-        progress.components.insert(slug.clone(), (issue.number, issue.id));
+        progress
+            .components
+            .insert(slug.clone(), (issue.number, issue.id));
         ctx.save(&format!("component:{slug}"), progress).await?;
     }
     if linked_any_fallback {
         // No sub-issues API here (older GitHub Enterprise Server): a task list in the parent.
         let issue = repo.issue(req.issue_number).await?;
-        let body = messages::with_task_list(issue.body.as_deref().unwrap_or(""), &progress.components);
-        repo.update_issue(req.issue_number, &serde_json::json!({"body": body})).await?;
+        let body =
+            messages::with_task_list(issue.body.as_deref().unwrap_or(""), &progress.components);
+        repo.update_issue(req.issue_number, &serde_json::json!({"body": body}))
+            .await?;
     }
     Ok(())
 }
 
 /// The job failed for good: say so in the status comment, in plain words.
-pub async fn report_failure(app: &App, job: &Job, req: &SpecRequest, message: &str) -> Result<(), crate::github::GitHubError> {
-    let Some(github) = &app.github else { return Ok(()) };
-    let repo = github.installation(req.repo.installation_id)?.repo(&req.repo.owner, &req.repo.name);
+pub async fn report_failure(
+    app: &App,
+    job: &Job,
+    req: &SpecRequest,
+    message: &str,
+) -> Result<(), crate::github::GitHubError> {
+    let Some(github) = &app.github else {
+        return Ok(());
+    };
+    let repo = github
+        .installation(req.repo.installation_id)?
+        .repo(&req.repo.owner, &req.repo.name);
     let progress: SpecProgress = serde_json::from_value(job.checkpoint.clone()).unwrap_or_default();
-    let body = messages::spec_status(&status(req, &progress, SpecStage::Failed, Some(message.to_string())));
+    let body = messages::spec_status(&status(
+        req,
+        &progress,
+        SpecStage::Failed,
+        Some(message.to_string()),
+    ));
     match progress.status_comment {
         Some(id) => repo.update_comment(id, &body).await.map(|_| ()),
         None => repo
-            .comment_once(req.issue_number, &messages::status_marker(req.issue_number), &body)
+            .comment_once(
+                req.issue_number,
+                &messages::status_marker(req.issue_number),
+                &body,
+            )
             .await
             .map(|_| ()),
     }
-}
-
-#[allow(dead_code)]
-fn stopped() -> StepError {
-    StepError::Stopped
 }
