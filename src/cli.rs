@@ -26,6 +26,21 @@ pub enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Dry run of one webhook payload: print the jobs it would queue and why.
+    /// Run the architect on a feature text against a local checkout and write the spec files.
+    Spec {
+        /// The feature text: first line is the title, the rest the body.
+        #[arg(long)]
+        issue_file: PathBuf,
+        /// The repository checkout to use as context.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Where to write the spec files (default: the repository).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The issue number for `{number}` in the spec path (default: digits in the file name).
+        #[arg(long)]
+        number: Option<u64>,
+    },
     /// Validate the environment (and a `.github/specbot.yml`), one line per finding.
     CheckConfig {
         /// A repository config file to validate too.
@@ -91,6 +106,33 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Replay { payload, event } => replay(&payload, &event),
+        Command::Spec {
+            issue_file,
+            repo,
+            out,
+            number,
+        } => {
+            let settings = match Settings::from_env(cli.env, false) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("specbot: {e}");
+                    return 2;
+                }
+            };
+            let job = crate::local::LocalSpec {
+                issue_file,
+                out: out.unwrap_or_else(|| repo.clone()),
+                repo,
+                number,
+            };
+            match crate::local::run(&settings, job).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("specbot: {e}");
+                    1
+                }
+            }
+        }
         Command::CheckConfig {
             repo_config,
             offline,

@@ -15,6 +15,7 @@ pub mod event;
 pub mod github;
 pub mod jobs;
 pub mod llm;
+pub mod local;
 pub mod messages;
 pub mod prompt;
 pub mod server;

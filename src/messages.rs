@@ -175,8 +175,17 @@ mod tests {
     #[test]
     fn replies_snapshot() {
         insta::assert_snapshot!("not_allowed", not_allowed(11, "rita"));
-        insta::assert_snapshot!("parse_errors", parse_errors(12, &["I don't know `/implment` — did you mean `/implement`?".into()]));
-        insta::assert_snapshot!("not_here", not_here(13, "/spec", "comment it on the issue."));
+        insta::assert_snapshot!(
+            "parse_errors",
+            parse_errors(
+                12,
+                &["I don't know `/implment` — did you mean `/implement`?".into()]
+            )
+        );
+        insta::assert_snapshot!(
+            "not_here",
+            not_here(13, "/spec", "comment it on the issue.")
+        );
     }
 
     #[test]
@@ -191,7 +200,9 @@ mod tests {
         s.components = vec![(10, "Theme tokens".into()), (11, "Toggle".into())];
         s.tokens = 12_345;
         s.cost_usd = 0.1234;
-        s.config_problems = vec!["`trigger_lable` is not a setting — did you mean `trigger_label`?; ignored.".into()];
+        s.config_problems = vec![
+            "`trigger_lable` is not a setting — did you mean `trigger_label`?; ignored.".into(),
+        ];
         insta::assert_snapshot!("status_done", spec_status(&s));
         let failed = SpecStatus {
             issue: 7,
@@ -209,7 +220,11 @@ mod tests {
         let once = with_task_list("Feature text", &comps);
         comps.insert("b".to_string(), (11, 101));
         let twice = with_task_list(&once, &comps);
-        assert_eq!(twice.matches("<!-- specbot:components -->").count(), 1, "{twice}");
+        assert_eq!(
+            twice.matches("<!-- specbot:components -->").count(),
+            1,
+            "{twice}"
+        );
         assert!(twice.contains("- [ ] #10") && twice.contains("- [ ] #11"));
         assert!(twice.starts_with("Feature text"));
     }

@@ -170,18 +170,40 @@ mod tests {
 
     #[test]
     fn chatter_and_bots_queue_nothing() {
-        assert!(plan(&comment_event("thanks!", "User", "created", None), "d").jobs.is_empty());
-        assert!(plan(&comment_event("/spec", "Bot", "created", None), "d").jobs.is_empty());
-        assert!(plan(&comment_event("> /spec", "User", "created", None), "d").jobs.is_empty());
+        assert!(
+            plan(&comment_event("thanks!", "User", "created", None), "d")
+                .jobs
+                .is_empty()
+        );
+        assert!(
+            plan(&comment_event("/spec", "Bot", "created", None), "d")
+                .jobs
+                .is_empty()
+        );
+        assert!(
+            plan(&comment_event("> /spec", "User", "created", None), "d")
+                .jobs
+                .is_empty()
+        );
     }
 
     #[test]
     fn an_edit_runs_only_what_it_added() {
-        let p = plan(&comment_event("/spec\n/help", "User", "edited", Some("/spec")), "d");
+        let p = plan(
+            &comment_event("/spec\n/help", "User", "edited", Some("/spec")),
+            "d",
+        );
         let JobInput::Command(req) = JobInput::from_payload(&p.jobs[0].payload).unwrap() else {
             panic!("command job")
         };
         assert_eq!(req.commands, vec!["/help"]);
-        assert!(plan(&comment_event("/spec", "User", "edited", Some("/spec")), "d").jobs.is_empty());
+        assert!(
+            plan(
+                &comment_event("/spec", "User", "edited", Some("/spec")),
+                "d"
+            )
+            .jobs
+            .is_empty()
+        );
     }
 }

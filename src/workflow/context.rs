@@ -179,51 +179,72 @@ fn parse_answer(response: &crate::llm::ChatResponse) -> Result<SpecAnswer, Strin
     crate::spec::parse_text_answer(&response.text()).map_err(|e| e.to_string())
 }
 
-/// Ask the architect, validate, and give it one chance to repair.
-pub async fn ask_architect(
-    ctx: &mut JobCtx,
-    model: &dyn ChatModel,
-    prompt: &RenderedPrompt,
-    artifacts: &[Artifact],
-    budget_usd: f64,
-    progress: &mut SpecProgress,
-) -> StepResult<SpecAnswer> {
-    let spec_tool = crate::spec::submit_spec_tool();
-    let tool = crate::llm::Tool {
-        name: spec_tool.name,
-        description: spec_tool.description,
-        input_schema: spec_tool.input_schema,
-    };
-    let mut request = ChatRequest {
-        system: prompt.system.clone(),
-        messages: vec![Message {
-            role: Role::User,
-            content: vec![Content::Text(prompt.user.clone())],
-        }],
-        tools: vec![tool],
-        tool_choice: ToolChoice::Auto,
-        max_tokens: 16_000,
-        cache_prefix: true,
-    };
-    let kinds = artifact_kinds(artifacts);
-    let mut last_problem = String::new();
-    for round in 0..2 {
-        let response = call(ctx, model, &request, budget_usd, progress).await?;
-        let problems = match parse_answer(&response) {
-            Ok(mut answer) => match crate::spec::validate(&answer, &kinds) {
+/// One conversation with the architect: the draft request, then at most one repair round.
+/// Used by the spec job and by the local `specbot spec`; it does no I/O itself.
+pub struct ArchitectSession {
+    request: ChatRequest,
+    kinds: Vec<ArtifactKind>,
+    rounds: u8,
+}
+
+/// What the architect's last answer amounted to.
+pub enum Draft {
+    /// A valid spec (only the enabled artifacts kept).
+    Ready(SpecAnswer),
+    /// Not valid: send [`ArchitectSession::request`] again (it now shows the problems).
+    Repair(String),
+    /// Still not valid after the repair round.
+    Unusable(String),
+}
+
+impl ArchitectSession {
+    pub fn new(prompt: &RenderedPrompt, artifacts: &[Artifact]) -> Self {
+        let spec_tool = crate::spec::submit_spec_tool();
+        let tool = crate::llm::Tool {
+            name: spec_tool.name,
+            description: spec_tool.description,
+            input_schema: spec_tool.input_schema,
+        };
+        ArchitectSession {
+            request: ChatRequest {
+                system: prompt.system.clone(),
+                messages: vec![Message {
+                    role: Role::User,
+                    content: vec![Content::Text(prompt.user.clone())],
+                }],
+                tools: vec![tool],
+                tool_choice: ToolChoice::Auto,
+                max_tokens: 16_000,
+                cache_prefix: true,
+            },
+            kinds: artifact_kinds(artifacts),
+            rounds: 0,
+        }
+    }
+
+    pub fn request(&self) -> &ChatRequest {
+        &self.request
+    }
+
+    /// Judge an answer; on problems, add them to the conversation for one repair round.
+    pub fn answer(&mut self, response: &crate::llm::ChatResponse) -> Draft {
+        self.rounds += 1;
+        let problems = match parse_answer(response) {
+            Ok(mut answer) => match crate::spec::validate(&answer, &self.kinds) {
                 Ok(()) => {
                     // Only the artifacts this repository enabled are committed.
-                    answer.retain_artifacts(&kinds);
-                    return Ok(answer);
+                    answer.retain_artifacts(&self.kinds);
+                    return Draft::Ready(answer);
                 }
                 Err(problems) => problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             },
             Err(e) => vec![e],
         };
-        last_problem = problems.join("; ");
-        tracing::info!(round, problems = %last_problem, "the draft did not validate");
-        // Show the model what was wrong, once.
-        request.messages.push(Message {
+        let summary = problems.join("; ");
+        if self.rounds >= 2 {
+            return Draft::Unusable(summary);
+        }
+        self.request.messages.push(Message {
             role: Role::Assistant,
             content: response.content.clone(),
         });
@@ -240,7 +261,7 @@ pub async fn ask_architect(
                 _ => None,
             })
             .collect();
-        request.messages.push(Message {
+        self.request.messages.push(Message {
             role: Role::User,
             content: if tool_results.is_empty() {
                 vec![Content::Text(repair)]
@@ -248,8 +269,32 @@ pub async fn ask_architect(
                 tool_results
             },
         });
+        Draft::Repair(summary)
     }
-    Err(StepError::Failed(JobError::permanent(format!(
-        "the model's answer was not a usable specification, even after one repair round: {last_problem}"
-    ))))
+}
+
+/// Ask the architect with the job's budget, and give it one chance to repair.
+pub async fn ask_architect(
+    ctx: &mut JobCtx,
+    model: &dyn ChatModel,
+    prompt: &RenderedPrompt,
+    artifacts: &[Artifact],
+    budget_usd: f64,
+    progress: &mut SpecProgress,
+) -> StepResult<SpecAnswer> {
+    let mut session = ArchitectSession::new(prompt, artifacts);
+    loop {
+        let response = call(ctx, model, session.request(), budget_usd, progress).await?;
+        match session.answer(&response) {
+            Draft::Ready(answer) => return Ok(answer),
+            Draft::Repair(problems) => {
+                tracing::info!(%problems, "the draft did not validate; asking for a repair");
+            }
+            Draft::Unusable(problems) => {
+                return Err(StepError::Failed(JobError::permanent(format!(
+                    "the model's answer was not a usable specification, even after one repair round: {problems}"
+                ))));
+            }
+        }
+    }
 }

@@ -1,0 +1,203 @@
+//! `specbot spec`: the architect pipeline against a local checkout — same context gathering,
+//! prompt, model call, validation and file layout as the spec job, with no GitHub involved.
+//! Writes the spec files and prints the component issues it would file.
+
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::config::repo::RepoConfig;
+use crate::prompt::context::{ContextInput, DocKind, RepoDoc};
+use crate::workflow::context::{ArchitectSession, Draft};
+
+/// Folders never walked.
+const SKIP_DIRS: &[&str] = &[
+    ".git",
+    "target",
+    "node_modules",
+    ".venv",
+    "vendor",
+    "dist",
+    "build",
+];
+const MAX_FILES: usize = 20_000;
+const MAX_DOC_BYTES: u64 = 200 * 1024;
+
+pub struct LocalSpec {
+    pub issue_file: PathBuf,
+    pub repo: PathBuf,
+    pub out: PathBuf,
+    pub number: Option<u64>,
+}
+
+fn walk(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let name = entry.file_name().to_string_lossy().to_string();
+            if kind.is_dir() {
+                if !SKIP_DIRS.contains(&name.as_str())
+                    && (!name.starts_with('.') || name == ".github")
+                {
+                    stack.push(entry.path());
+                }
+            } else if kind.is_file()
+                && let Ok(rel) = entry.path().strip_prefix(root)
+            {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+                if out.len() >= MAX_FILES {
+                    return out;
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn issue_from_file(text: &str) -> (String, String) {
+    let mut lines = text.lines();
+    let title = lines
+        .by_ref()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("Untitled feature")
+        .trim()
+        .trim_start_matches('#')
+        .trim()
+        .to_string();
+    (title, lines.collect::<Vec<_>>().join("\n"))
+}
+
+fn number_from_name(path: &Path) -> u64 {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let digits: String = name.chars().filter(|c| c.is_ascii_digit()).collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// Run the pipeline; returns the process exit code.
+pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
+    let text = std::fs::read_to_string(&job.issue_file)
+        .map_err(|e| format!("{}: {e}", job.issue_file.display()))?;
+    let (title, body) = issue_from_file(&text);
+    let number = job
+        .number
+        .unwrap_or_else(|| number_from_name(&job.issue_file));
+    let config_text =
+        std::fs::read_to_string(job.repo.join(crate::config::repo::PATH)).unwrap_or_default();
+    let (config, problems) = RepoConfig::parse(&config_text);
+    for p in &problems {
+        eprintln!("warning: {}: {p}", crate::config::repo::PATH);
+    }
+    let tree = walk(&job.repo);
+    let mut docs = Vec::new();
+    for path in crate::prompt::context::wanted_paths(&tree, &config.context) {
+        let full = job.repo.join(&path);
+        if std::fs::metadata(&full)
+            .map(|m| m.len() > MAX_DOC_BYTES)
+            .unwrap_or(true)
+        {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(&full) {
+            docs.push(RepoDoc {
+                kind: DocKind::for_path(&path),
+                path,
+                text,
+            });
+        }
+    }
+    let input = ContextInput {
+        issue_number: number,
+        title: title.clone(),
+        body,
+        author: "local".into(),
+        comments: Vec::new(),
+        docs,
+        tree,
+    };
+    let blocks = crate::prompt::context::gather(&input, 60_000);
+    let spec_path = config.spec_path_for(number);
+    let custom = match &config.architect_prompt {
+        Some(p) => Some(
+            std::fs::read_to_string(job.repo.join(p))
+                .map_err(|e| format!("prompts.architect {p}: {e}"))?,
+        ),
+        None => None,
+    };
+    let prompt = crate::prompt::templates::render_architect(
+        &crate::prompt::templates::ArchitectInput {
+            issue_number: number,
+            title: title.clone(),
+            context_blocks: blocks,
+            artifacts: crate::workflow::context::artifact_kinds(&config.artifacts),
+            spec_path: spec_path.clone(),
+        },
+        custom.as_deref(),
+    )
+    .map_err(|e| format!("the architect prompt: {e}"))?;
+    let llm = crate::app::llm_settings(&settings.llm, config.model.as_deref())?
+        .ok_or("no model configured: set LLM_API_KEY (or LLM_BASE_URL for a local server)")?;
+    let model = crate::llm::connect(&llm, reqwest::Client::new()).map_err(|e| e.to_string())?;
+    let mut session = ArchitectSession::new(&prompt, &config.artifacts);
+    let cancel = CancellationToken::new();
+    let mut usage = crate::llm::Usage::default();
+    let answer = loop {
+        let response = model
+            .chat(session.request(), &cancel)
+            .await
+            .map_err(|e| e.to_string())?;
+        usage += response.usage.clone();
+        match session.answer(&response) {
+            Draft::Ready(answer) => break answer,
+            Draft::Repair(problems) => {
+                eprintln!("the draft did not validate ({problems}); asking for a repair")
+            }
+            Draft::Unusable(problems) => {
+                return Err(format!("the model's answer was not usable: {problems}"));
+            }
+        }
+    };
+    for (path, content) in crate::spec::files_for(&answer, &spec_path, number, &title) {
+        if !crate::config::repo::safe_repo_path(&path) {
+            return Err(format!(
+                "refusing to write outside the output folder: {path}"
+            ));
+        }
+        let target = job.out.join(&path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&target, content).map_err(|e| format!("{}: {e}", target.display()))?;
+        println!("wrote {}", target.display());
+    }
+    println!("\ncomponent issues that would be filed:");
+    for c in &answer.components {
+        println!("\n## {}\n{}", c.title, c.summary);
+        for a in &c.acceptance_criteria {
+            println!("- [ ] {a}");
+        }
+        if !c.depends_on.is_empty() {
+            println!("depends on: {}", c.depends_on.join(", "));
+        }
+    }
+    let cost = crate::llm::PriceTable::default().cost(model.model(), &usage);
+    println!(
+        "\n{} input + {} output tokens, ${cost:.4}",
+        usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+        usage.output_tokens
+    );
+    Ok(())
+}
