@@ -29,6 +29,7 @@ use crate::spec::{Component, SpecAnswer};
 
 /// What the job has done so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SpecProgress {
     pub status_comment: Option<u64>,
     pub config_problems: Vec<String>,
@@ -43,6 +44,7 @@ pub struct SpecProgress {
 
 /// A spec's state across jobs (records namespace `spec`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SpecRecord {
     /// drafted → in_review → revised → approved → merged / closed
     pub state: String,
