@@ -20,11 +20,11 @@ const CONTEXT_TOKENS: usize = 60_000;
 /// Fetch the issue, its human comments and the repository documents the gatherer wants.
 pub async fn gather_for_spec(
     repo: &Repo,
-    issue_number: u64,
+    issue: &crate::github::types::IssueInfo,
     config: &RepoConfig,
     default_branch: &str,
 ) -> StepResult<ContextInput> {
-    let issue = repo.issue(issue_number).await?;
+    let issue_number = issue.number;
     let comments = repo.comments(issue_number, 100).await?;
     let head = repo.branch_head(default_branch).await?.ok_or_else(|| {
         JobError::permanent(format!(
@@ -60,9 +60,9 @@ pub async fn gather_for_spec(
     }
     Ok(ContextInput {
         issue_number,
-        title: issue.title,
-        body: issue.body.unwrap_or_default(),
-        author: issue.user.login,
+        title: issue.title.clone(),
+        body: issue.body.clone().unwrap_or_default(),
+        author: issue.user.login.clone(),
         comments: comments
             .into_iter()
             .filter(|c| c.user.kind != "Bot" && !c.user.login.ends_with("[bot]"))

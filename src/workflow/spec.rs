@@ -22,7 +22,7 @@ use crate::app::App;
 use crate::config::repo::RepoConfig;
 use crate::github::Repo;
 use crate::github::repo::FileChange;
-use crate::github::types::Permission;
+use crate::github::types::{IssueInfo, Permission};
 use crate::jobs::Job;
 use crate::messages::{self, SpecStage, SpecStatus};
 use crate::spec::{Component, SpecAnswer};
@@ -107,6 +107,7 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
 
     let mut progress: SpecProgress = ctx.progress();
     progress.config_problems = problems;
+    let issue = repo.issue(req.issue_number).await?;
 
     // 2. ack
     if progress.status_comment.is_none() {
@@ -128,7 +129,7 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
         let drafted = draft(
             ctx,
             &repo,
-            &req,
+            &issue,
             &config,
             &info.default_branch,
             &mut progress,
@@ -147,7 +148,6 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
     let branch = branch_name(req.issue_number);
     let spec_path = config.spec_path_for(req.issue_number);
     if progress.head.is_none() {
-        let issue = repo.issue(req.issue_number).await?;
         let files: Vec<FileChange> =
             crate::spec::files_for(&answer, &spec_path, req.issue_number, &issue.title)
                 .into_iter()
@@ -170,7 +170,6 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
 
     // 5. pull
     if progress.pull.is_none() {
-        let issue = repo.issue(req.issue_number).await?;
         let title = format!("Spec: {} (#{})", issue.title, req.issue_number);
         let body = messages::spec_pull_body(req.issue_number, &spec_path, &answer.components);
         let (pull, _) = repo
@@ -275,14 +274,13 @@ async fn update_status(
 async fn draft(
     ctx: &mut JobCtx,
     repo: &Repo,
-    req: &SpecRequest,
+    issue: &IssueInfo,
     config: &RepoConfig,
     default_branch: &str,
     progress: &mut SpecProgress,
 ) -> StepResult<SpecAnswer> {
     let input =
-        crate::workflow::context::gather_for_spec(repo, req.issue_number, config, default_branch)
-            .await?;
+        crate::workflow::context::gather_for_spec(repo, issue, config, default_branch).await?;
     let prompt =
         crate::workflow::context::architect_prompt(repo, config, default_branch, &input).await?;
     let model = ctx.app.model_for(config.model.as_deref())?;
@@ -309,10 +307,9 @@ async fn file_components(
 ) -> StepResult {
     let order = crate::spec::dependency_order(&answer.components)
         .map_err(|e| JobError::permanent(e.to_string()))?;
-    for label in &config.component_labels {
-        repo.ensure_label(label, "5319e7", "A component of a specbot spec")
-            .await?;
-    }
+    // Labels need no separate request: GitHub creates missing ones with the issue. Issues an
+    // earlier, interrupted attempt may have filed are listed once, only if needed.
+    let mut labelled: Option<Vec<IssueInfo>> = None;
     let mut linked_any_fallback = false;
     for index in order {
         let component: &Component = &answer.components[index];
@@ -348,14 +345,16 @@ async fn file_components(
                 .await?
             }
             None => {
-                let found = match config.component_labels.first() {
-                    Some(label) => repo
-                        .issues_with_label(label)
-                        .await?
-                        .into_iter()
-                        .find(|i| i.body.as_deref().unwrap_or("").contains(&marker)),
-                    None => None,
-                };
+                if labelled.is_none()
+                    && let Some(label) = config.component_labels.first()
+                {
+                    labelled = Some(repo.issues_with_label(label).await?);
+                }
+                let found = labelled
+                    .iter()
+                    .flatten()
+                    .find(|i| i.body.as_deref().unwrap_or("").contains(&marker))
+                    .cloned();
                 match found {
                     Some(issue) => issue,
                     None => {
