@@ -1,0 +1,62 @@
+//! The binary's one-shot commands, run as a user would.
+
+use std::process::Command;
+
+fn specbot() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_specbot"));
+    // A clean environment: nothing from the developer's shell or `.env` leaks in.
+    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.current_dir(std::env::temp_dir());
+    c
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/github-webhooks/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn replay_prints_the_job_a_label_event_queues_and_why() {
+    let out = specbot()
+        .args(["replay", &fixture("issues.labeled.1.json"), "--event", "issues"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // The fixture has no installation (it is api.github.com's example), so nothing can run.
+    assert!(text.contains("why:"), "{text}");
+    assert!(text.contains("jobs: none") || text.contains("job: spec"), "{text}");
+}
+
+#[test]
+fn replay_explains_an_ignored_event() {
+    let out = specbot()
+        .args(["replay", &fixture("star.created.1.json"), "--event", "star"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("queue no jobs") || text.contains("queues no jobs"), "{text}");
+    assert!(text.contains("jobs: none"), "{text}");
+}
+
+#[test]
+fn replay_refuses_a_file_that_is_not_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.json");
+    std::fs::write(&path, "not json").unwrap();
+    let out = specbot()
+        .args(["replay", path.to_str().unwrap(), "--event", "issues"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not JSON"));
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_webhook_secret() {
+    let out = specbot().arg("serve").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("WEBHOOK_SECRET"), "{err}");
+}
