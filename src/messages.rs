@@ -55,6 +55,19 @@ pub fn not_here(comment_id: u64, command: &str, why: &str) -> String {
     with_marker(&reply_marker(comment_id), format!("`{command}`: {why}"))
 }
 
+/// `/cancel`.
+pub fn cancelled(comment_id: u64, was_running: bool) -> String {
+    with_marker(
+        &reply_marker(comment_id),
+        if was_running {
+            "Stopping the running job for this issue. Nothing half-written will be pushed."
+                .to_string()
+        } else {
+            "There is no running job for this issue to cancel.".to_string()
+        },
+    )
+}
+
 /// Progress of a spec job, as the status comment shows it.
 #[derive(Debug, Clone, Default)]
 pub struct SpecStatus {
@@ -77,6 +90,7 @@ pub enum SpecStage {
     FilingIssues,
     Done,
     Failed,
+    Cancelled,
 }
 
 /// The status comment on the feature issue, edited in place as the job goes.
@@ -91,6 +105,9 @@ pub fn spec_status(s: &SpecStatus) -> String {
         SpecStage::FilingIssues => out.push_str("🗂️ Filing one issue per component…\n"),
         SpecStage::Done => out.push_str("✅ The specification is ready for review.\n"),
         SpecStage::Failed => out.push_str("❌ I could not draft a specification.\n"),
+        SpecStage::Cancelled => out.push_str(
+            "⏹️ Cancelled. Nothing half-written was pushed; comment `/spec` to start again.\n",
+        ),
     }
     if let Some(error) = &s.error {
         out.push_str(&format!(

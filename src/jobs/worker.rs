@@ -124,6 +124,7 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &Cancellation
             "succeeded"
         }
         Outcome::Cancelled => {
+            workflow::report_cancelled(app.clone(), &job).await;
             let _ = store.mark_cancelled(job.id, owner, now).await;
             "cancelled"
         }

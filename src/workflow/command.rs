@@ -56,6 +56,19 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
                 ctx.app.store.enqueue(&job, now).await?;
                 ctx.app.kick();
             }
+            Command::Cancel => {
+                let key = JobInput::Spec(SpecRequest {
+                    repo: req.repo.clone(),
+                    issue_number: req.issue_number,
+                    requested_by: String::new(),
+                    trigger: SpecTrigger::Command { comment_id: 0 },
+                    delivery_id: String::new(),
+                })
+                .dedupe_key();
+                let now = ctx.app.now();
+                let found = ctx.app.store.request_cancel(&key, now).await?;
+                replies.push(messages::cancelled(req.comment_id, found.is_some()));
+            }
             other => replies.push(messages::not_here(
                 req.comment_id,
                 &other.to_string(),

@@ -259,6 +259,18 @@ pub async fn run(app: Arc<App>, owner: String, job: Job, cancel: CancellationTok
     }
 }
 
+/// A job was cancelled: update what the user sees.
+pub async fn report_cancelled(app: Arc<App>, job: &Job) {
+    let Ok(input) = JobInput::from_payload(&job.payload) else {
+        return;
+    };
+    if let JobInput::Spec(request) = input
+        && let Err(error) = spec::report_cancelled(&app, job, &request).await
+    {
+        tracing::error!(%error, "could not report the cancellation on GitHub");
+    }
+}
+
 /// A job failed for good: tell the user once (retries before this said nothing).
 pub async fn report_failure(app: Arc<App>, job: &Job, message: &str) {
     let Ok(input) = JobInput::from_payload(&job.payload) else {

@@ -406,6 +406,15 @@ async fn file_components(
     Ok(())
 }
 
+/// The job was cancelled: say so in the status comment.
+pub async fn report_cancelled(
+    app: &App,
+    job: &Job,
+    req: &SpecRequest,
+) -> Result<(), crate::github::GitHubError> {
+    report(app, job, req, SpecStage::Cancelled, None).await
+}
+
 /// The job failed for good: say so in the status comment, in plain words.
 pub async fn report_failure(
     app: &App,
@@ -413,19 +422,29 @@ pub async fn report_failure(
     req: &SpecRequest,
     message: &str,
 ) -> Result<(), crate::github::GitHubError> {
+    report(app, job, req, SpecStage::Failed, Some(message.to_string())).await
+}
+
+async fn report(
+    app: &App,
+    job: &Job,
+    req: &SpecRequest,
+    stage: SpecStage,
+    message: Option<String>,
+) -> Result<(), crate::github::GitHubError> {
     let Some(github) = &app.github else {
         return Ok(());
     };
     let repo = github
         .installation(req.repo.installation_id)?
         .repo(&req.repo.owner, &req.repo.name);
-    let progress: SpecProgress = serde_json::from_value(job.checkpoint.clone()).unwrap_or_default();
-    let body = messages::spec_status(&status(
-        req,
-        &progress,
-        SpecStage::Failed,
-        Some(message.to_string()),
-    ));
+    // The latest checkpoint (the claimed copy predates this attempt's progress).
+    let checkpoint = match app.store.job(job.id).await {
+        Ok(Some(fresh)) => fresh.checkpoint,
+        _ => job.checkpoint.clone(),
+    };
+    let progress: SpecProgress = serde_json::from_value(checkpoint).unwrap_or_default();
+    let body = messages::spec_status(&status(req, &progress, stage, message));
     match progress.status_comment {
         Some(id) => repo.update_comment(id, &body).await.map(|_| ()),
         None => repo
