@@ -219,3 +219,22 @@ async fn a_crash_at_each_step_boundary_resumes_without_duplicates() {
         t.finish();
     }
 }
+
+#[tokio::test]
+async fn cancel_mid_job_stops_it_and_pushes_nothing() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Night theme please.");
+    t.llm.push_fault(support::llm_fake::Fault::Hang);
+    t.label_issue(issue, "needs-spec").await;
+    // The architect is thinking (its request hangs) when the user cancels.
+    t.llm.wait_for_request(1).await;
+    t.comment(issue, "/cancel").await;
+    t.run_jobs().await;
+    let comments = t.bot_comments(issue);
+    assert_eq!(comments.len(), 2, "status + reply: {comments:#?}");
+    assert!(comments.iter().any(|c| c.contains("Cancelled")), "{comments:#?}");
+    assert!(comments.iter().any(|c| c.contains("Stopping the running job")), "{comments:#?}");
+    assert!(t.world.branches(REPO).iter().all(|b| b != "specbot/spec-1"));
+    assert!(t.world.pulls(REPO).is_empty());
+    t.finish();
+}
