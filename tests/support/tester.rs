@@ -257,12 +257,13 @@ impl Tester {
             .expect("app alive");
     }
 
-    /// Comments the bot (any Bot account) posted on `n`, marking them as looked at.
+    /// Comments specbot posted on `n`, marking them as looked at.
     pub fn bot_comments(&mut self, n: u64) -> Vec<String> {
         let comments = self.world.comments(REPO, n);
+        let bot = self.world.bot_login();
         let mut out = Vec::new();
         for c in comments {
-            if c.author_is_bot {
+            if c.user == bot {
                 self.asserted.insert(c.id);
                 out.push(c.body.clone());
             }
@@ -293,10 +294,17 @@ impl Tester {
 
     fn check_unasserted(&mut self) {
         let mut missed = Vec::new();
-        for issue in self.world.issues(REPO) {
-            for c in self.world.comments(REPO, issue.number) {
-                if c.author_is_bot && !self.asserted.contains(&c.id) {
-                    missed.push(format!("#{}: {}", issue.number, c.body));
+        let bot = self.world.bot_login();
+        let numbers = self
+            .world
+            .issues(REPO)
+            .into_iter()
+            .map(|i| i.number)
+            .chain(self.world.pulls(REPO).into_iter().map(|p| p.number));
+        for number in numbers {
+            for c in self.world.comments(REPO, number) {
+                if c.user == bot && !self.asserted.contains(&c.id) {
+                    missed.push(format!("#{number}: {}", c.body));
                 }
             }
         }
