@@ -6,7 +6,7 @@
 //!
 //! Every request is checked against GitHub's OpenAPI description (see `openapi.rs`); tests end
 //! with `world.assert_no_violations()`. It does not depend on the `specbot` crate.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod faults;
 mod git;
