@@ -947,3 +947,69 @@ fn the_trimmed_description_holds_every_operation_listed() {
     assert_eq!(webhooks, 329);
     drop(world);
 }
+
+/// octocrab (the client the bot uses) against the simulator: App auth, token caching, issues,
+/// sub-issues, comments, reactions, contents, pulls — all within the OpenAPI description.
+#[tokio::test]
+async fn octocrab_talks_to_the_simulator() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let world = GitHubWorld::start().await;
+    world.add_repo(REPO);
+    let feature = world.add_issue(REPO, "Feature", "Please", "alice");
+    let key = octocrab::EncodingKey::from_rsa_pem(world.private_key_pem().as_bytes()).unwrap();
+    let app = octocrab::Octocrab::builder()
+        .base_uri(world.base_url())
+        .unwrap()
+        .app(octocrab::models::AppId(world.app_id()), key)
+        .build()
+        .unwrap();
+    let gh = app
+        .installation(octocrab::models::InstallationId(world.installation_id()))
+        .unwrap();
+
+    let issues = gh.issues("acme", "widgets");
+    let child = issues
+        .create("Component A")
+        .body("part")
+        .send()
+        .await
+        .unwrap();
+    issues.add_sub_issue(feature, child.id, None).await.unwrap();
+    issues
+        .create_comment(feature, "Working on it")
+        .await
+        .unwrap();
+    issues
+        .create_reaction(feature, octocrab::models::reactions::ReactionContent::Eyes)
+        .await
+        .unwrap();
+    let got = issues.get(feature).await.unwrap();
+    assert_eq!(got.title, "Feature");
+    let content = gh
+        .repos("acme", "widgets")
+        .get_content()
+        .path("README.md")
+        .r#ref("main")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        content.items[0].decoded_content().as_deref(),
+        Some("# widgets\n")
+    );
+    let pulls = gh
+        .pulls("acme", "widgets")
+        .list()
+        .state(octocrab::params::State::All)
+        .head("acme:specbot/spec-1")
+        .send()
+        .await
+        .unwrap();
+    assert!(pulls.items.is_empty());
+
+    assert_eq!(world.sub_issues(REPO, feature), vec![child.number]);
+    assert_eq!(world.comments(REPO, feature)[0].body, "Working on it");
+    assert_eq!(world.token_mints(world.installation_id()), 1);
+    world.assert_no_violations();
+    world.assert_responses_conform();
+}

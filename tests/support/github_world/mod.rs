@@ -6,7 +6,7 @@
 //!
 //! Every request is checked against GitHub's OpenAPI description (see `openapi.rs`); tests end
 //! with `world.assert_no_violations()`. It does not depend on the `specbot` crate.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod faults;
 mod git;
@@ -377,7 +377,7 @@ impl GitHubWorld {
             .collect()
     }
 
-    /// Merges pull `n` with a merge commit by `by` (the repo owner if `None`); closes the issues
+    /// Merges pull `n` with a merge commit, merged by the repo owner; closes the issues
     /// its body closes with a keyword (`Closes #n`, `Fixes #n`, …) when the base is the default
     /// branch. Returns the merge commit's sha.
     pub fn merge_pull(&self, repo: &str, n: u64) -> String {
