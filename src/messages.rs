@@ -110,9 +110,12 @@ pub fn spec_status(s: &SpecStatus) -> String {
         ),
     }
     if let Some(error) = &s.error {
-        out.push_str(&format!(
-            "\n**What went wrong:** {error}\n\nNothing half-done was left behind. Comment `/spec` to try again.\n"
-        ));
+        out.push_str(&format!("\n**What went wrong:** {error}\n\n"));
+        out.push_str(if s.pr.is_none() {
+            "Nothing was committed. Comment `/spec` to try again.\n"
+        } else {
+            "Comment `/spec` to try again: it continues where this run stopped, without duplicating anything.\n"
+        });
     }
     if let Some((number, url)) = &s.pr {
         out.push_str(&format!("\n**Spec PR:** #{number} ({url})\n"));

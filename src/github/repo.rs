@@ -325,25 +325,29 @@ impl Repo {
             let updated = self.update_pull(found.number, &patch).await?;
             return Ok((updated, false));
         }
-        let created = self
-            .gh
-            .send_json::<PullInfo>(
+        let payload = json!({"title": title, "head": head, "base": base, "body": body, "maintainer_can_modify": true});
+        let path = self.path("/pulls");
+        let send = || {
+            self.gh.send_json::<PullInfo>(
                 "POST /repos/{owner}/{repo}/pulls",
                 Method::POST,
-                &self.path("/pulls"),
-                &json!({"title": title, "head": head, "base": base, "body": body, "maintainer_can_modify": true}),
+                &path,
+                &payload,
                 Retry::Never,
             )
-            .await;
-        match created {
+        };
+        match send().await {
             Ok(pull) => Ok((pull, true)),
-            // "A pull request already exists", or an unclear answer: look again before anything else.
-            Err(e) if e.status() == Some(422) || matches!(e, GitHubError::Uncertain { .. }) => {
-                match self.find_pull(head).await? {
-                    Some(found) => Ok((found, false)),
-                    None => Err(e),
-                }
-            }
+            // "A pull request already exists": it is there.
+            Err(e) if e.status() == Some(422) => match self.find_pull(head).await? {
+                Some(found) => Ok((found, false)),
+                None => Err(e),
+            },
+            // An unclear answer: look before sending again.
+            Err(GitHubError::Uncertain { .. }) => match self.find_pull(head).await? {
+                Some(found) => Ok((found, false)),
+                None => send().await.map(|p| (p, true)),
+            },
             Err(e) => Err(e),
         }
     }
@@ -430,18 +434,20 @@ impl Repo {
         labels: &[String],
         marker: &str,
     ) -> Result<IssueInfo, GitHubError> {
-        let result = self
-            .gh
-            .send_json::<IssueInfo>(
+        let payload = json!({"title": title, "body": body, "labels": labels});
+        let path = self.path("/issues");
+        let send = || {
+            self.gh.send_json::<IssueInfo>(
                 "POST /repos/{owner}/{repo}/issues",
                 Method::POST,
-                &self.path("/issues"),
-                &json!({"title": title, "body": body, "labels": labels}),
+                &path,
+                &payload,
                 Retry::Never,
             )
-            .await;
-        match result {
-            Err(e @ GitHubError::Uncertain { .. }) => {
+        };
+        match send().await {
+            Err(GitHubError::Uncertain { .. }) => {
+                // Look before sending again: it may have been created after all.
                 if let Some(label) = labels.first()
                     && let Some(found) = self
                         .issues_with_label(label)
@@ -451,7 +457,7 @@ impl Repo {
                 {
                     return Ok(found);
                 }
-                Err(e)
+                send().await
             }
             other => other,
         }
@@ -481,29 +487,45 @@ impl Repo {
         marker: &str,
         body: &str,
     ) -> Result<CommentInfo, GitHubError> {
-        if let Some(found) = self.find_comment(number, marker).await? {
+        let existing = self.comments(number, 1000).await?;
+        self.comment_once_among(number, marker, body, &existing).await
+    }
+
+    /// [`Repo::comment_once`] when the issue's comments were just listed (saves a request).
+    pub async fn comment_once_among(
+        &self,
+        number: u64,
+        marker: &str,
+        body: &str,
+        existing: &[CommentInfo],
+    ) -> Result<CommentInfo, GitHubError> {
+        let found = existing
+            .iter()
+            .find(|c| c.body.as_deref().unwrap_or("").contains(marker))
+            .cloned();
+        if let Some(found) = found {
             if found.body.as_deref() != Some(body) {
                 return self.update_comment(found.id, body).await;
             }
             return Ok(found);
         }
-        let result = self
-            .gh
-            .send_json::<CommentInfo>(
+        let payload = json!({"body": body});
+        let path = self.path(&format!("/issues/{number}/comments"));
+        let send = || {
+            self.gh.send_json::<CommentInfo>(
                 "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
                 Method::POST,
-                &self.path(&format!("/issues/{number}/comments")),
-                &json!({"body": body}),
+                &path,
+                &payload,
                 Retry::Never,
             )
-            .await;
-        match result {
-            Err(e @ GitHubError::Uncertain { .. }) => {
-                match self.find_comment(number, marker).await? {
-                    Some(found) => Ok(found),
-                    None => Err(e),
-                }
-            }
+        };
+        match send().await {
+            // Look before sending again: it may have been posted after all.
+            Err(GitHubError::Uncertain { .. }) => match self.find_comment(number, marker).await? {
+                Some(found) => Ok(found),
+                None => send().await,
+            },
             other => other,
         }
     }

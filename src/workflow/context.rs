@@ -21,11 +21,11 @@ const CONTEXT_TOKENS: usize = 60_000;
 pub async fn gather_for_spec(
     repo: &Repo,
     issue: &crate::github::types::IssueInfo,
+    comments: &[crate::github::types::CommentInfo],
     config: &RepoConfig,
     default_branch: &str,
 ) -> StepResult<ContextInput> {
     let issue_number = issue.number;
-    let comments = repo.comments(issue_number, 100).await?;
     let head = repo.branch_head(default_branch).await?.ok_or_else(|| {
         JobError::permanent(format!(
             "the default branch `{default_branch}` has no commits"
@@ -64,9 +64,9 @@ pub async fn gather_for_spec(
         body: issue.body.clone().unwrap_or_default(),
         author: issue.user.login.clone(),
         comments: comments
-            .into_iter()
+            .iter()
             .filter(|c| c.user.kind != "Bot" && !c.user.login.ends_with("[bot]"))
-            .map(|c| (c.user.login, c.body.unwrap_or_default()))
+            .map(|c| (c.user.login.clone(), c.body.clone().unwrap_or_default()))
             .collect(),
         docs,
         tree: paths,

@@ -22,7 +22,7 @@ use crate::app::App;
 use crate::config::repo::RepoConfig;
 use crate::github::Repo;
 use crate::github::repo::FileChange;
-use crate::github::types::{IssueInfo, Permission};
+use crate::github::types::{CommentInfo, IssueInfo, Permission};
 use crate::jobs::Job;
 use crate::messages::{self, SpecStage, SpecStatus};
 use crate::spec::{Component, SpecAnswer};
@@ -108,16 +108,18 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
     let mut progress: SpecProgress = ctx.progress();
     progress.config_problems = problems;
     let issue = repo.issue(req.issue_number).await?;
+    let comments = repo.comments(req.issue_number, 100).await?;
 
     // 2. ack
     if progress.status_comment.is_none() {
         repo.react_to_issue(req.issue_number, "eyes").await?;
         let status = status(&req, &progress, SpecStage::Drafting, None);
         let comment = repo
-            .comment_once(
+            .comment_once_among(
                 req.issue_number,
                 &messages::status_marker(req.issue_number),
                 &messages::spec_status(&status),
+                &comments,
             )
             .await?;
         progress.status_comment = Some(comment.id);
@@ -130,13 +132,13 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
             ctx,
             &repo,
             &issue,
+            &comments,
             &config,
             &info.default_branch,
             &mut progress,
         )
         .await?;
         progress.answer = Some(drafted);
-        update_status(&repo, &req, &progress, SpecStage::Committing, None).await?;
         ctx.save("draft", &progress).await?;
     }
     let answer = progress
@@ -275,12 +277,13 @@ async fn draft(
     ctx: &mut JobCtx,
     repo: &Repo,
     issue: &IssueInfo,
+    comments: &[CommentInfo],
     config: &RepoConfig,
     default_branch: &str,
     progress: &mut SpecProgress,
 ) -> StepResult<SpecAnswer> {
     let input =
-        crate::workflow::context::gather_for_spec(repo, issue, config, default_branch).await?;
+        crate::workflow::context::gather_for_spec(repo, issue, comments, config, default_branch).await?;
     let prompt =
         crate::workflow::context::architect_prompt(repo, config, default_branch, &input).await?;
     let model = ctx.app.model_for(config.model.as_deref())?;
@@ -345,7 +348,9 @@ async fn file_components(
                 .await?
             }
             None => {
+                // Only an earlier attempt of this job can have filed it without recording it.
                 if labelled.is_none()
+                    && ctx.job.attempts > 1
                     && let Some(label) = config.component_labels.first()
                 {
                     labelled = Some(repo.issues_with_label(label).await?);

@@ -2,6 +2,7 @@
 //! the LLM fake, and the fluent tester that drives them through the real router.
 #![allow(dead_code)]
 
+pub mod answers;
 pub mod db;
 pub mod github_world;
 pub mod llm_fake;
