@@ -229,3 +229,93 @@ async fn cancel_mid_job_stops_it_and_pushes_nothing() {
     assert!(t.world.pulls(REPO).is_empty());
     t.finish();
 }
+
+#[tokio::test]
+async fn config_problems_are_explained_and_defaults_used() {
+    let mut t = Tester::start().await;
+    t.world.put_file(
+        REPO,
+        "main",
+        ".github/specbot.yml",
+        "trigger_lable: spec-me\nartifacts: [diagram, video]\n",
+    );
+    let issue = t.open_issue("Add dark mode", "Night theme please.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("ready for review"), "{status}");
+    assert!(status.contains("did you mean `trigger_label`"), "{status}");
+    assert!(status.contains("`video`"), "{status}");
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_custom_label_and_spec_path_from_the_repository_config() {
+    let mut t = Tester::start().await;
+    t.world.put_file(
+        REPO,
+        "main",
+        ".github/specbot.yml",
+        "trigger_label: design-me\nspec_path: docs/design/{number}.md\nartifacts: []\n",
+    );
+    let issue = t.open_issue("Add dark mode", "Night theme please.");
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    assert!(t.world.pulls(REPO).is_empty(), "the default label no longer triggers");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "design-me").await;
+    t.run_jobs().await;
+    assert!(t.world.file(REPO, "specbot/spec-1", "docs/design/1.md").is_some());
+    assert!(
+        t.world
+            .tree_paths(REPO, "specbot/spec-1")
+            .iter()
+            .all(|p| !p.ends_with(".mmd")),
+        "no artifacts when none are enabled"
+    );
+    let _ = t.expect_one_comment(issue);
+    t.finish();
+}
+
+#[tokio::test]
+async fn without_sub_issues_the_parent_gets_a_task_list() {
+    let mut t = Tester::start().await;
+    // Older GitHub Enterprise Server: no sub-issues API.
+    t.world.inject(support::github_world::FaultRule::new(
+        "POST",
+        "/repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
+        usize::MAX,
+        support::github_world::Fault::Status(404),
+    ));
+    let issue = t.open_issue("Add dark mode", "Night theme please.");
+    t.llm.push_tool_call("submit_spec", good_answer(2));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let body = t.world.issue(REPO, issue).unwrap().body.unwrap_or_default();
+    assert!(body.starts_with("Night theme please."), "{body}");
+    assert_eq!(body.matches("- [ ] #").count(), 2, "{body}");
+    let _ = t.expect_one_comment(issue);
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_plain_text_answer_is_parsed_too() {
+    let mut t = Tester::builder().provider(Provider::OpenAi).start().await;
+    let issue = t.open_issue("Add dark mode", "Night theme please.");
+    let answer = good_answer(1);
+    let text = format!(
+        "<planning>I will think first.</planning>\n<specification>\n{}\n</specification>\n<components>\n```json\n{}\n```\n</components>\n<diagram>\n{}\n</diagram>",
+        answer["specification"].as_str().unwrap(),
+        answer["components"],
+        answer["artifacts"]["diagram"].as_str().unwrap()
+    );
+    t.llm.push_text(&text);
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let spec = t.world.file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md").expect("spec");
+    assert!(!spec.contains("I will think first"), "planning stays out of the spec");
+    assert_eq!(t.world.sub_issues(REPO, issue).len(), 1);
+    let _ = t.expect_one_comment(issue);
+    t.finish();
+}
