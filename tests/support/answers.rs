@@ -22,3 +22,78 @@ pub fn good_answer(k: usize) -> Value {
     })
 }
 
+
+/// A realistic answer, used for `docs/examples/` (see `tests/local_spec.rs`).
+pub fn example_answer() -> Value {
+    let spec = r#"# Dark mode
+
+## Summary
+Add a dark colour theme to the widget shop, switchable by the user and defaulting to the
+operating system's preference. The choice persists across sessions and devices for signed-in
+users.
+
+## Context
+Issue #7 reports that customers browse at night and find the white pages glaring. The shop's
+styles are plain CSS with no theme layer; colours are hard-coded in 41 places
+(`grep -c '#fff' static/css/*.css`). Research notes in `research/themes.md` show 38 % of
+sessions start after 20:00.
+
+## Goals
+- A dark theme covering every page, meeting WCAG 2.2 AA contrast.
+- A toggle in the header with three states: light, dark, system.
+- The choice persists: `localStorage` for guests, the profile for signed-in users.
+
+## Non-goals
+- Custom or per-brand themes.
+- Theming emails and PDFs.
+
+## Design
+Colours move into CSS custom properties on `:root`, with a dark set under
+`:root[data-theme="dark"]` and `@media (prefers-color-scheme: dark)` for the system state. A
+small script in `<head>` sets `data-theme` before first paint to avoid a flash of the wrong
+theme. The toggle writes `localStorage.theme` and, when signed in, `PATCH /api/profile`
+with `{"theme": "dark"}`.
+
+### Data
+`profiles.theme` — `text`, one of `light`, `dark`, `system`, default `system`.
+
+## Components
+1. Theme tokens — the custom properties and the dark palette.
+2. Theme toggle — the header control and the pre-paint script.
+3. Profile preference — storing the choice for signed-in users.
+
+## Alternatives considered
+- A second stylesheet swapped at runtime: doubles maintenance and flashes on load.
+- Only `prefers-color-scheme`: no way to choose differently from the OS.
+
+## Cross-cutting concerns
+- **Accessibility:** contrast checked in CI with axe; focus rings visible in both themes.
+- **Performance:** the pre-paint script is inline and under 1 KB.
+- **Privacy:** the preference is not personal data beyond the profile it already sits in.
+
+## Rollout
+Behind the `dark_mode` flag for staff, then 10 %, then everyone. Rollback: turn the flag off;
+the column stays.
+
+## Open questions
+- Should product images get a darker frame in dark mode?
+
+## Acceptance criteria
+- Every page renders in both themes with AA contrast.
+- The choice survives a reload and, when signed in, a new device.
+"#;
+    json!({
+        "specification": spec,
+        "components": [
+            {"title": "Theme tokens", "summary": "Move colours into CSS custom properties and add the dark palette.",
+             "acceptance_criteria": ["No hard-coded colours remain in static/css", "Both palettes meet WCAG 2.2 AA contrast"], "depends_on": []},
+            {"title": "Theme toggle", "summary": "Header control with light, dark and system states, and the pre-paint script.",
+             "acceptance_criteria": ["The toggle cycles light → dark → system", "No flash of the wrong theme on load"], "depends_on": ["Theme tokens"]},
+            {"title": "Profile preference", "summary": "Store the theme for signed-in users and apply it on sign-in.",
+             "acceptance_criteria": ["PATCH /api/profile accepts theme", "A new device shows the saved theme after sign-in"], "depends_on": ["Theme toggle"]}
+        ],
+        "artifacts": {
+            "diagram": "flowchart TD\n  U[User] -->|clicks| T[Theme toggle]\n  T -->|sets data-theme| D[Document]\n  T -->|guest| L[localStorage]\n  T -->|signed in| P[PATCH /api/profile]\n  P --> DB[(profiles.theme)]\n  D --> C[CSS custom properties]\n"
+        }
+    })
+}
