@@ -235,17 +235,23 @@ impl<'a> Document<'a> {
         self.masks.get(at).is_some_and(|m| m.range.start <= pos)
     }
 
-    /// `src[range]` as a reader sees it: HTML comments (blocks and inline) removed, `\r\n`
-    /// turned into `\n`. Code, quotes and everything else are kept verbatim.
+    /// `src[range]` as a reader sees it: HTML comments removed (an HTML comment block leaves
+    /// one empty line, so the paragraphs around it stay apart), `\r\n` turned into `\n`. Code,
+    /// quotes and everything else are kept verbatim.
     pub(super) fn visible_text(&self, range: Range<usize>) -> String {
-        let mut hidden: Vec<Range<usize>> = Vec::new();
+        // (hidden bytes, what stands in for them), by start.
+        let mut hidden: Vec<(Range<usize>, &str)> = Vec::new();
         let first_line = self.lines.partition_point(|l| l.next <= range.start);
         for line in self.lines[first_line..]
             .iter()
             .take_while(|l| l.start < range.end)
         {
-            if line.kind == LineKind::Comment {
-                hidden.push(line.start..line.next);
+            if line.kind != LineKind::Comment {
+                continue;
+            }
+            match hidden.last_mut() {
+                Some((run, "\n")) if run.end == line.start => run.end = line.next,
+                _ => hidden.push((line.start..line.next, "\n")),
             }
         }
         let first_mask = self.masks.partition_point(|m| m.range.end <= range.start);
@@ -254,23 +260,24 @@ impl<'a> Document<'a> {
             .take_while(|m| m.range.start < range.end)
         {
             if mask.kind == MaskKind::Comment {
-                hidden.push(mask.range.clone());
+                hidden.push((mask.range.clone(), ""));
             }
         }
-        hidden.sort_by_key(|r| r.start);
+        hidden.sort_by_key(|(r, _)| r.start);
 
         let mut out = String::with_capacity(range.len());
         let mut pos = range.start;
-        for h in hidden {
-            let h_start = h.start.clamp(range.start, range.end);
-            if h_start > pos {
-                out.push_str(&self.src[pos..h_start]);
+        for (h, stand_in) in hidden {
+            let h_start = h.start.max(pos);
+            let h_end = h.end.min(range.end);
+            if h_start >= h_end {
+                continue;
             }
-            pos = pos.max(h.end.min(range.end));
+            out.push_str(&self.src[pos..h_start]);
+            out.push_str(stand_in);
+            pos = h_end;
         }
-        if pos < range.end {
-            out.push_str(&self.src[pos..range.end]);
-        }
+        out.push_str(&self.src[pos..range.end]);
         if out.contains('\r') {
             out = out.replace("\r\n", "\n");
         }
@@ -373,6 +380,6 @@ mod tests {
     fn visible_text_drops_comments_and_crlf() {
         let src = "a <!-- x -->b\r\n<!--\r\nhidden\r\n-->\r\nc `<!-- kept -->`";
         let doc = Document::scan(src);
-        assert_eq!(doc.visible_text(0..src.len()), "a b\nc `<!-- kept -->`");
+        assert_eq!(doc.visible_text(0..src.len()), "a b\n\nc `<!-- kept -->`");
     }
 }

@@ -102,16 +102,19 @@ impl Command {
     }
 }
 
-/// The canonical form, which parses back to the same command: `/implement --force`,
-/// `/revise <the feedback>`.
+/// The canonical form: `/implement --force`, `/revise <the feedback>`. It parses back to the
+/// same command, except for feedback whose Markdown reads differently once re-laid (a fence or
+/// `<!--` on its first line, text that was glued to a removed HTML comment).
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Implement { force: true } => f.write_str("/implement --force"),
-            // Feedback over several lines starts on its own line, so that its Markdown (a
-            // fence, an indented block) reads back exactly as it was.
+            // Feedback over several lines goes on a line of its own, as it was typed, so that
+            // its Markdown (a fence, an indented block) reads back the same; a leading slash
+            // stays on the `/revise` line, where it cannot start a command.
             Command::Revise { feedback }
-                if feedback.contains('\n') || feedback.starts_with(char::is_whitespace) =>
+                if !feedback.starts_with('/')
+                    && (feedback.contains('\n') || feedback.starts_with(char::is_whitespace)) =>
             {
                 write!(f, "/revise\n{feedback}")
             }

@@ -138,22 +138,26 @@ fn implement(rest: &str) -> Item {
 /// `/revise` from the text after the word `/revise` to the next command line.
 ///
 /// The feedback is the rest of the `/revise` line, trimmed, then the lines below it verbatim
-/// (indentation, code blocks and quotes kept; HTML comments dropped), without leading blank
-/// lines or trailing whitespace.
+/// (indentation, blank lines, code blocks and quotes kept; HTML comments and trailing
+/// whitespace dropped), without leading or trailing blank lines.
 fn revise(text: &str) -> Item {
-    let (first, mut rest) = text.split_once('\n').unwrap_or((text, ""));
-    let first = first.trim();
-    while let Some((line, after)) = rest.split_once('\n') {
-        if !line.trim().is_empty() {
-            break;
-        }
-        rest = after;
+    let mut lines = text.split('\n');
+    let first = lines.next().unwrap_or_default().trim();
+    let mut kept: Vec<&str> = Vec::new();
+    if !first.is_empty() {
+        kept.push(first);
     }
-    let feedback = match (first.is_empty(), rest.trim_end()) {
-        (_, "") => first.to_owned(),
-        (true, rest) => rest.to_owned(),
-        (false, rest) => format!("{first}\n{rest}"),
-    };
+    for line in lines {
+        let line = line.trim_end();
+        // Leading blank lines go; inner ones stay.
+        if !kept.is_empty() || !line.is_empty() {
+            kept.push(line);
+        }
+    }
+    while kept.last().is_some_and(|line| line.is_empty()) {
+        kept.pop();
+    }
+    let feedback = kept.join("\n");
     if feedback.is_empty() {
         return Err(ParseError::MissingArgument {
             command: "revise",
