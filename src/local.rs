@@ -159,7 +159,7 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
             .chat(session.request(), &cancel)
             .await
             .map_err(|e| e.to_string())?;
-        usage += response.usage.clone();
+        usage += response.usage;
         match session.answer(&response) {
             Draft::Ready(answer) => break answer,
             Draft::Repair(problems) => {

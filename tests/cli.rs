@@ -5,26 +5,38 @@ use std::process::Command;
 fn specbot() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_specbot"));
     // A clean environment: nothing from the developer's shell or `.env` leaks in.
-    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     c.current_dir(std::env::temp_dir());
     c
 }
 
 fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/github-webhooks/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/tests/fixtures/github-webhooks/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 #[test]
 fn replay_prints_the_job_a_label_event_queues_and_why() {
     let out = specbot()
-        .args(["replay", &fixture("issues.labeled.1.json"), "--event", "issues"])
+        .args([
+            "replay",
+            &fixture("issues.labeled.1.json"),
+            "--event",
+            "issues",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     // The fixture has no installation (it is api.github.com's example), so nothing can run.
     assert!(text.contains("why:"), "{text}");
-    assert!(text.contains("jobs: none") || text.contains("job: spec"), "{text}");
+    assert!(
+        text.contains("jobs: none") || text.contains("job: spec"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -35,7 +47,10 @@ fn replay_explains_an_ignored_event() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(text.contains("queue no jobs") || text.contains("queues no jobs"), "{text}");
+    assert!(
+        text.contains("queue no jobs") || text.contains("queues no jobs"),
+        "{text}"
+    );
     assert!(text.contains("jobs: none"), "{text}");
 }
 

@@ -13,13 +13,18 @@ async fn one_installation_token_serves_many_jobs() {
     let mut t = Tester::start().await;
     for i in 0..8 {
         let issue = t.open_issue(&format!("Feature {i}"), "Please.");
-        t.llm.push_tool_call("submit_spec", spec_answers::good_answer(1));
+        t.llm
+            .push_tool_call("submit_spec", spec_answers::good_answer(1));
         t.label_issue(issue, "needs-spec").await;
         t.run_jobs().await;
         let _ = t.bot_comments(issue);
     }
     assert_eq!(t.world.pulls(REPO).len(), 8);
-    assert_eq!(t.world.token_mints(t.world.installation_id()), 1, "token cached for its hour");
+    assert_eq!(
+        t.world.token_mints(t.world.installation_id()),
+        1,
+        "token cached for its hour"
+    );
     t.finish();
 }
 
@@ -27,12 +32,14 @@ async fn one_installation_token_serves_many_jobs() {
 async fn an_expired_token_is_replaced_mid_flight() {
     let mut t = Tester::start().await;
     let first = t.open_issue("First", "Please.");
-    t.llm.push_tool_call("submit_spec", spec_answers::good_answer(1));
+    t.llm
+        .push_tool_call("submit_spec", spec_answers::good_answer(1));
     t.label_issue(first, "needs-spec").await;
     t.run_jobs().await;
     t.world.expire_tokens();
     let second = t.open_issue("Second", "Please.");
-    t.llm.push_tool_call("submit_spec", spec_answers::good_answer(1));
+    t.llm
+        .push_tool_call("submit_spec", spec_answers::good_answer(1));
     t.label_issue(second, "needs-spec").await;
     t.run_jobs().await;
     assert_eq!(t.world.pulls(REPO).len(), 2);
@@ -45,7 +52,8 @@ async fn an_expired_token_is_replaced_mid_flight() {
 async fn queued_jobs_run_after_a_restart() {
     let mut t = Tester::builder().settings(|s| s.workers = 0).start().await;
     let issue = t.open_issue("Add dark mode", "Please.");
-    t.llm.push_tool_call("submit_spec", spec_answers::good_answer(1));
+    t.llm
+        .push_tool_call("submit_spec", spec_answers::good_answer(1));
     t.label_issue(issue, "needs-spec").await;
     // Nobody works here: the job waits in the store.
     assert_eq!(t.app().store.pending_jobs(t.app().now()).await.unwrap(), 1);
@@ -60,9 +68,15 @@ async fn queued_jobs_run_after_a_restart() {
 async fn server_errors_on_reads_are_retried_and_writes_never_duplicate() {
     let mut t = Tester::start().await;
     let issue = t.open_issue("Add dark mode", "Please.");
-    t.llm.push_tool_call("submit_spec", spec_answers::good_answer(2));
+    t.llm
+        .push_tool_call("submit_spec", spec_answers::good_answer(2));
     // Reads: retried within the request.
-    t.world.inject(FaultRule::new("GET", "/repos/{owner}/{repo}", 2, Fault::Status(502)));
+    t.world.inject(FaultRule::new(
+        "GET",
+        "/repos/{owner}/{repo}",
+        2,
+        Fault::Status(502),
+    ));
     // Creates: never resent blindly — the comment, the PR and an issue each fail once.
     t.world.inject(FaultRule::new(
         "POST",
@@ -70,8 +84,18 @@ async fn server_errors_on_reads_are_retried_and_writes_never_duplicate() {
         1,
         Fault::Status(502),
     ));
-    t.world.inject(FaultRule::new("POST", "/repos/{owner}/{repo}/pulls", 1, Fault::Status(503)));
-    t.world.inject(FaultRule::new("POST", "/repos/{owner}/{repo}/issues", 1, Fault::Status(500)));
+    t.world.inject(FaultRule::new(
+        "POST",
+        "/repos/{owner}/{repo}/pulls",
+        1,
+        Fault::Status(503),
+    ));
+    t.world.inject(FaultRule::new(
+        "POST",
+        "/repos/{owner}/{repo}/issues",
+        1,
+        Fault::Status(500),
+    ));
     t.label_issue(issue, "needs-spec").await;
     t.run_jobs().await;
     assert_eq!(t.world.pulls(REPO).len(), 1);
@@ -79,7 +103,11 @@ async fn server_errors_on_reads_are_retried_and_writes_never_duplicate() {
     assert_eq!(t.world.issues(REPO).len(), 3);
     let status = t.expect_one_comment(issue);
     assert!(status.contains("ready for review"), "{status}");
-    assert_eq!(t.llm.requests().len(), 1, "the draft was not paid for twice");
+    assert_eq!(
+        t.llm.requests().len(),
+        1,
+        "the draft was not paid for twice"
+    );
     t.finish();
 }
 
@@ -87,7 +115,8 @@ async fn server_errors_on_reads_are_retried_and_writes_never_duplicate() {
 async fn secondary_rate_limits_are_waited_out() {
     let mut t = Tester::start().await;
     let issue = t.open_issue("Add dark mode", "Please.");
-    t.llm.push_tool_call("submit_spec", spec_answers::good_answer(1));
+    t.llm
+        .push_tool_call("submit_spec", spec_answers::good_answer(1));
     t.world.inject(FaultRule::new(
         "POST",
         "/repos/{owner}/{repo}/issues/{issue_number}/reactions",
@@ -110,7 +139,10 @@ async fn secondary_rate_limits_are_waited_out() {
     t.run_jobs().await;
     assert_eq!(t.world.pulls(REPO).len(), 1);
     assert_eq!(
-        t.world.request_count("POST", "/repos/{owner}/{repo}/issues/{issue_number}/reactions"),
+        t.world.request_count(
+            "POST",
+            "/repos/{owner}/{repo}/issues/{issue_number}/reactions"
+        ),
         2,
         "one refused, one accepted"
     );
@@ -124,12 +156,16 @@ async fn github_requests_per_spec_run() {
     for k in [1usize, 3, 5] {
         let mut t = Tester::start().await;
         let issue = t.open_issue("Add dark mode", "Please.");
-        t.llm.push_tool_call("submit_spec", spec_answers::good_answer(k));
+        t.llm
+            .push_tool_call("submit_spec", spec_answers::good_answer(k));
         t.world.clear_requests();
         t.label_issue(issue, "needs-spec").await;
         t.run_jobs().await;
         let requests = t.world.requests();
-        let total = requests.iter().filter(|r| !r.path.starts_with("/app/")).count();
+        let total = requests
+            .iter()
+            .filter(|r| !r.path.starts_with("/app/"))
+            .count();
         println!("spec run with {k} components: {total} GitHub requests");
         for (route, n) in t.world.request_counts() {
             println!("  {n:3}  {route}");

@@ -12,7 +12,11 @@ async fn writes_the_spec_files_and_prints_the_component_issues() {
     let repo = tempfile::tempdir().unwrap();
     std::fs::write(repo.path().join("README.md"), "# Widgets\nA widget shop.\n").unwrap();
     std::fs::create_dir_all(repo.path().join("research")).unwrap();
-    std::fs::write(repo.path().join("research/themes.md"), "Users read at night.\n").unwrap();
+    std::fs::write(
+        repo.path().join("research/themes.md"),
+        "Users read at night.\n",
+    )
+    .unwrap();
     let issue = repo.path().join("feature-7.md");
     std::fs::write(&issue, "# Add dark mode\nUsers want a dark theme.\n").unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -31,18 +35,31 @@ async fn writes_the_spec_files_and_prints_the_component_issues() {
         .arg(repo.path())
         .arg("--out")
         .arg(out.path());
-    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    let output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let spec = std::fs::read_to_string(out.path().join("specs/IMPLEMENT-7.md")).unwrap();
     assert!(spec.contains("## Design"), "{spec}");
     assert!(out.path().join("specs/IMPLEMENT-7.diagram.mmd").exists());
-    assert!(stdout.contains("## Component 1") && stdout.contains("## Component 2"), "{stdout}");
+    assert!(
+        stdout.contains("## Component 1") && stdout.contains("## Component 2"),
+        "{stdout}"
+    );
     assert!(stdout.contains("depends on: Component 1"), "{stdout}");
     // The repository's research notes were given to the architect.
     let sent = fake.requests()[0].body.to_string();
-    assert!(sent.contains("Users read at night."), "research/ is context");
+    assert!(
+        sent.contains("Users read at night."),
+        "research/ is context"
+    );
     assert!(sent.contains("Users want a dark theme."));
     assert_eq!(fake.remaining(), 0);
 }
@@ -56,7 +73,11 @@ async fn the_documented_example_is_what_the_pipeline_writes() {
     let repo = tempfile::tempdir().unwrap();
     std::fs::write(repo.path().join("README.md"), "# Widgets\n").unwrap();
     let issue = repo.path().join("issue-7.md");
-    std::fs::write(&issue, "# Add dark mode\nCustomers browse at night and find the white pages glaring.\n").unwrap();
+    std::fs::write(
+        &issue,
+        "# Add dark mode\nCustomers browse at night and find the white pages glaring.\n",
+    )
+    .unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_specbot"));
     cmd.env_clear()
@@ -71,7 +92,10 @@ async fn the_documented_example_is_what_the_pipeline_writes() {
         .arg(repo.path())
         .arg("--out")
         .arg(out.path());
-    let output = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
+    let output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(output.status.success());
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/dark-mode");
     let files = [
@@ -89,11 +113,18 @@ async fn the_documented_example_is_what_the_pipeline_writes() {
         for (from, to) in files {
             std::fs::copy(out.path().join(from), examples.join(to)).unwrap();
         }
-        std::fs::write(examples.join("component-issues.txt"), format!("{printed}\n")).unwrap();
+        std::fs::write(
+            examples.join("component-issues.txt"),
+            format!("{printed}\n"),
+        )
+        .unwrap();
     }
     for (from, to) in files {
         let written = std::fs::read_to_string(out.path().join(from)).unwrap();
         let documented = std::fs::read_to_string(examples.join(to)).unwrap_or_default();
-        assert_eq!(written, documented, "docs/examples/dark-mode/{to} is stale: regenerate it");
+        assert_eq!(
+            written, documented,
+            "docs/examples/dark-mode/{to} is stale: regenerate it"
+        );
     }
 }

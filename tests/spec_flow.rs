@@ -9,7 +9,8 @@ use support::tester::{Provider, REPO, Tester};
 use support::answers::good_answer;
 async fn happy_path(provider: Provider) {
     let mut t = Tester::builder().provider(provider).start().await;
-    t.world.put_file(REPO, "main", "README.md", "# Widgets\nA widget shop.\n");
+    t.world
+        .put_file(REPO, "main", "README.md", "# Widgets\nA widget shop.\n");
     let issue = t.open_issue("Add dark mode", "Users want a dark theme for night use.");
     t.llm.push_tool_call("submit_spec", good_answer(2));
 
@@ -22,7 +23,11 @@ async fn happy_path(provider: Provider) {
         .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
         .expect("spec committed on the spec branch");
     assert!(spec.contains("## Design"), "{spec}");
-    assert!(t.world.file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.diagram.mmd").is_some());
+    assert!(
+        t.world
+            .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.diagram.mmd")
+            .is_some()
+    );
     assert_eq!(
         t.world.commits_on(REPO, "specbot/spec-1").len(),
         t.world.commits_on(REPO, "main").len() + 1,
@@ -44,15 +49,34 @@ async fn happy_path(provider: Provider) {
     let second_body = second.body.clone().unwrap_or_default();
     assert_eq!(second.title, "Component 2");
     assert!(second_body.contains("- [ ] Part 2 works"), "{second_body}");
-    assert!(second_body.contains("Component 1"), "depends-on listed: {second_body}");
-    assert_eq!(t.world.blocked_by(REPO, subs[1]), vec![subs[0]], "dependency recorded");
-    assert!(t.world.labels_of(REPO, subs[0]).contains(&"specbot:component".to_string()));
+    assert!(
+        second_body.contains("Component 1"),
+        "depends-on listed: {second_body}"
+    );
+    assert_eq!(
+        t.world.blocked_by(REPO, subs[1]),
+        vec![subs[0]],
+        "dependency recorded"
+    );
+    assert!(
+        t.world
+            .labels_of(REPO, subs[0])
+            .contains(&"specbot:component".to_string())
+    );
 
     // 👀 and one status comment linking everything, with tokens and cost.
-    assert!(t.world.reactions(REPO, issue).iter().any(|(_, r)| r == "eyes"));
+    assert!(
+        t.world
+            .reactions(REPO, issue)
+            .iter()
+            .any(|(_, r)| r == "eyes")
+    );
     let status = t.expect_one_comment(issue);
     assert!(status.contains("ready for review"), "{status}");
-    assert!(status.contains(&format!("#{}", pulls[0].number)), "{status}");
+    assert!(
+        status.contains(&format!("#{}", pulls[0].number)),
+        "{status}"
+    );
     assert!(status.contains(&format!("#{}", subs[0])) && status.contains(&format!("#{}", subs[1])));
     assert!(status.contains("tokens"), "{status}");
 
@@ -60,7 +84,12 @@ async fn happy_path(provider: Provider) {
     let requests = t.llm.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].body["stream"], json!(true));
-    assert!(requests[0].body.to_string().contains("Users want a dark theme"));
+    assert!(
+        requests[0]
+            .body
+            .to_string()
+            .contains("Users want a dark theme")
+    );
     assert_eq!(t.llm.remaining(), 0);
     t.finish();
 }
@@ -94,7 +123,11 @@ async fn a_rerun_updates_the_same_branch_pr_and_issues() {
         t.world.commits_on(REPO, "main").len() + 1
     );
     let comments = t.bot_comments(issue);
-    assert_eq!(comments.len(), 1, "one status comment, edited in place: {comments:#?}");
+    assert_eq!(
+        comments.len(),
+        1,
+        "one status comment, edited in place: {comments:#?}"
+    );
     t.finish();
 }
 
@@ -165,8 +198,16 @@ async fn hostile_issue_text_is_sanitised_and_no_secret_reaches_the_model() {
     assert!(!sent.contains('\u{200B}') && !sent.contains('\u{202E}'));
     assert!(!sent.contains("\\u200b") && !sent.contains("\\u202e"));
     assert!(sent.contains("Darkmode please."), "{sent}");
-    for secret in [support::tester::SECRET, "sk-test-llm-key-never-logged", "BEGIN RSA PRIVATE KEY", "BEGIN PRIVATE KEY"] {
-        assert!(!sent.contains(secret), "{secret} leaked into the model request");
+    for secret in [
+        support::tester::SECRET,
+        "sk-test-llm-key-never-logged",
+        "BEGIN RSA PRIVATE KEY",
+        "BEGIN PRIVATE KEY",
+    ] {
+        assert!(
+            !sent.contains(secret),
+            "{secret} leaked into the model request"
+        );
     }
     let _ = t.bot_comments(issue);
     t.finish();
@@ -175,7 +216,12 @@ async fn hostile_issue_text_is_sanitised_and_no_secret_reaches_the_model() {
 #[tokio::test]
 async fn the_budget_cap_stops_the_job_with_a_clear_comment() {
     let mut t = Tester::builder().start().await;
-    t.world.put_file(REPO, "main", ".github/specbot.yml", "max_cost_usd: 0.000001\n");
+    t.world.put_file(
+        REPO,
+        "main",
+        ".github/specbot.yml",
+        "max_cost_usd: 0.000001\n",
+    );
     let issue = t.open_issue("Add dark mode", "Night theme please.");
     t.llm.push_tool_call("submit_spec", good_answer(1));
     t.label_issue(issue, "needs-spec").await;
@@ -188,7 +234,14 @@ async fn the_budget_cap_stops_the_job_with_a_clear_comment() {
 
 #[tokio::test]
 async fn a_crash_at_each_step_boundary_resumes_without_duplicates() {
-    for step in ["ack", "draft", "commit", "pull", "component:component-1", "done"] {
+    for step in [
+        "ack",
+        "draft",
+        "commit",
+        "pull",
+        "component:component-1",
+        "done",
+    ] {
         let mut t = Tester::builder()
             .settings(move |s| s.crash_at = Some(step.to_string()))
             .start()
@@ -204,8 +257,16 @@ async fn a_crash_at_each_step_boundary_resumes_without_duplicates() {
         t.run_jobs().await;
         assert_eq!(t.world.pulls(REPO).len(), 1, "step {step}");
         assert_eq!(t.world.sub_issues(REPO, issue).len(), 2, "step {step}");
-        assert_eq!(t.world.issues(REPO).len(), 1 + 2, "feature + components, step {step}");
-        assert_eq!(t.bot_comments(issue).len(), 1, "one status comment, step {step}");
+        assert_eq!(
+            t.world.issues(REPO).len(),
+            1 + 2,
+            "feature + components, step {step}"
+        );
+        assert_eq!(
+            t.bot_comments(issue).len(),
+            1,
+            "one status comment, step {step}"
+        );
         assert_eq!(t.llm.requests().len(), 1, "one model call, step {step}");
         t.finish();
     }
@@ -223,8 +284,16 @@ async fn cancel_mid_job_stops_it_and_pushes_nothing() {
     t.run_jobs().await;
     let comments = t.bot_comments(issue);
     assert_eq!(comments.len(), 2, "status + reply: {comments:#?}");
-    assert!(comments.iter().any(|c| c.contains("Cancelled")), "{comments:#?}");
-    assert!(comments.iter().any(|c| c.contains("Stopping the running job")), "{comments:#?}");
+    assert!(
+        comments.iter().any(|c| c.contains("Cancelled")),
+        "{comments:#?}"
+    );
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.contains("Stopping the running job")),
+        "{comments:#?}"
+    );
     assert!(t.world.branches(REPO).iter().all(|b| b != "specbot/spec-1"));
     assert!(t.world.pulls(REPO).is_empty());
     t.finish();
@@ -262,11 +331,18 @@ async fn a_custom_label_and_spec_path_from_the_repository_config() {
     let issue = t.open_issue("Add dark mode", "Night theme please.");
     t.label_issue(issue, "needs-spec").await;
     t.run_jobs().await;
-    assert!(t.world.pulls(REPO).is_empty(), "the default label no longer triggers");
+    assert!(
+        t.world.pulls(REPO).is_empty(),
+        "the default label no longer triggers"
+    );
     t.llm.push_tool_call("submit_spec", good_answer(1));
     t.label_issue(issue, "design-me").await;
     t.run_jobs().await;
-    assert!(t.world.file(REPO, "specbot/spec-1", "docs/design/1.md").is_some());
+    assert!(
+        t.world
+            .file(REPO, "specbot/spec-1", "docs/design/1.md")
+            .is_some()
+    );
     assert!(
         t.world
             .tree_paths(REPO, "specbot/spec-1")
@@ -313,8 +389,14 @@ async fn a_plain_text_answer_is_parsed_too() {
     t.llm.push_text(&text);
     t.label_issue(issue, "needs-spec").await;
     t.run_jobs().await;
-    let spec = t.world.file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md").expect("spec");
-    assert!(!spec.contains("I will think first"), "planning stays out of the spec");
+    let spec = t
+        .world
+        .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
+        .expect("spec");
+    assert!(
+        !spec.contains("I will think first"),
+        "planning stays out of the spec"
+    );
     assert_eq!(t.world.sub_issues(REPO, issue).len(), 1);
     let _ = t.expect_one_comment(issue);
     t.finish();

@@ -488,7 +488,8 @@ impl Repo {
         body: &str,
     ) -> Result<CommentInfo, GitHubError> {
         let existing = self.comments(number, 1000).await?;
-        self.comment_once_among(number, marker, body, &existing).await
+        self.comment_once_among(number, marker, body, &existing)
+            .await
     }
 
     /// [`Repo::comment_once`] when the comments were just listed (saves a request).

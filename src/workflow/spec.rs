@@ -283,7 +283,8 @@ async fn draft(
     progress: &mut SpecProgress,
 ) -> StepResult<SpecAnswer> {
     let input =
-        crate::workflow::context::gather_for_spec(repo, issue, comments, config, default_branch).await?;
+        crate::workflow::context::gather_for_spec(repo, issue, comments, config, default_branch)
+            .await?;
     let prompt =
         crate::workflow::context::architect_prompt(repo, config, default_branch, &input).await?;
     let model = ctx.app.model_for(config.model.as_deref())?;

@@ -22,7 +22,6 @@ pub fn good_answer(k: usize) -> Value {
     })
 }
 
-
 /// A realistic answer, used for `docs/examples/` (see `tests/local_spec.rs`).
 pub fn example_answer() -> Value {
     let spec = r#"# Dark mode

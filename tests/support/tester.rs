@@ -161,7 +161,9 @@ impl Tester {
         let mut settings = self.settings.clone();
         f(&mut settings);
         self.boot(settings).await;
-        self.app().clock.advance(self.settings.job_lease + Duration::from_secs(1));
+        self.app()
+            .clock
+            .advance(self.settings.job_lease + Duration::from_secs(1));
         self.app().kick();
     }
 
@@ -234,7 +236,11 @@ impl Tester {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             finished.borrow_and_update();
-            let pending = app.store.pending_jobs(app.now()).await.expect("store answers");
+            let pending = app
+                .store
+                .pending_jobs(app.now())
+                .await
+                .expect("store answers");
             if pending == 0 {
                 return;
             }
@@ -274,14 +280,21 @@ impl Tester {
     /// Exactly one bot comment on `n`, returned.
     pub fn expect_one_comment(&mut self, n: u64) -> String {
         let comments = self.bot_comments(n);
-        assert_eq!(comments.len(), 1, "expected one bot comment on #{n}, got {comments:#?}");
+        assert_eq!(
+            comments.len(),
+            1,
+            "expected one bot comment on #{n}, got {comments:#?}"
+        );
         comments.into_iter().next().unwrap()
     }
 
     /// No bot comment on `n`.
     pub fn expect_no_comment(&mut self, n: u64) {
         let comments = self.bot_comments(n);
-        assert!(comments.is_empty(), "expected no bot comment on #{n}, got {comments:#?}");
+        assert!(
+            comments.is_empty(),
+            "expected no bot comment on #{n}, got {comments:#?}"
+        );
     }
 
     /// Call at the end of a test: every bot comment was looked at and every request matched
@@ -309,7 +322,10 @@ impl Tester {
             }
         }
         if !missed.is_empty() {
-            panic!("the bot posted comments the test did not assert:\n{}", missed.join("\n---\n"));
+            panic!(
+                "the bot posted comments the test did not assert:\n{}",
+                missed.join("\n---\n")
+            );
         }
     }
 }
