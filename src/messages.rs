@@ -68,6 +68,37 @@ pub fn cancelled(comment_id: u64, was_running: bool) -> String {
     )
 }
 
+/// The reply to a review or `/revise` once the revision is pushed.
+pub fn revised(marker: &str, head: &str, changes: Option<&str>, tokens: u64, cost_usd: f64) -> String {
+    let short: String = head.chars().take(7).collect();
+    let mut out = format!("{marker}\nI revised the spec in {short}.\n");
+    if let Some(changes) = changes.map(str::trim).filter(|c| !c.is_empty()) {
+        out.push_str("\n**What changed:**\n");
+        out.push_str(&crate::prompt::sanitize::sanitize(changes));
+        out.push('\n');
+    }
+    if tokens > 0 {
+        out.push_str(&format!("\n<sub>{tokens} tokens, ${cost_usd:.4}</sub>\n"));
+    }
+    out
+}
+
+/// `/implement` before the spec is approved or merged.
+pub fn spec_not_ready(comment_id: u64, state: Option<&str>, pull: Option<u64>) -> String {
+    let stands = match (state, pull) {
+        (None, _) => "this issue has no spec yet: label it `needs-spec` or comment `/spec` first.".to_string(),
+        (Some(state), Some(pr)) => format!(
+            "the spec in #{pr} is {} and not approved yet. Approve or merge it first, or comment `/implement --force` to go ahead anyway.",
+            state.replace('_', " ")
+        ),
+        (Some(state), None) => format!(
+            "the spec is {} and not approved yet. Comment `/implement --force` to go ahead anyway.",
+            state.replace('_', " ")
+        ),
+    };
+    with_marker(&reply_marker(comment_id), format!("Not yet: {stands}"))
+}
+
 /// Progress of a spec job, as the status comment shows it.
 #[derive(Debug, Clone, Default)]
 pub struct SpecStatus {

@@ -8,7 +8,10 @@
 use crate::command;
 use crate::event::{Envelope, Event};
 use crate::jobs::NewJob;
-use crate::workflow::{CommandRequest, JobInput, RepoTarget, SpecRequest, SpecTrigger};
+use crate::workflow::{
+    CommandRequest, FeedbackSource, JobInput, RepoTarget, ReviseRequest, SpecEvent, SpecRequest,
+    SpecTrigger, spec_issue_of_branch,
+};
 
 /// The jobs a delivery queues, and a line per decision for logs and `specbot replay`.
 #[derive(Debug, Default)]
@@ -125,6 +128,68 @@ pub fn plan(event: &Event, delivery_id: &str) -> Plan {
                     },
                     comment.user.login
                 )],
+                jobs: vec![input.into_job()],
+            }
+        }
+        Event::PullRequestReview {
+            pull_request,
+            review,
+            ..
+        } if envelope.action == "submitted" => {
+            let Some(issue_number) = spec_issue_of_branch(&pull_request.head.ref_name) else {
+                return Plan::skip("review on a pull request that is not a spec PR");
+            };
+            let input = match review.state.to_ascii_lowercase().as_str() {
+                "changes_requested" => JobInput::Revise(ReviseRequest {
+                    repo,
+                    pull_number: pull_request.number,
+                    issue_number,
+                    requested_by: review.user.login.clone(),
+                    source: FeedbackSource::Review {
+                        review_id: review.id,
+                    },
+                    delivery_id: delivery_id.to_string(),
+                }),
+                "approved" => JobInput::SpecEvent(SpecEvent {
+                    repo,
+                    pull_number: pull_request.number,
+                    issue_number,
+                    what: "approved".into(),
+                }),
+                other => {
+                    return Plan::skip(format!(
+                        "`{other}` review on spec PR #{}: nothing to do",
+                        pull_request.number
+                    ));
+                }
+            };
+            Plan {
+                notes: vec![format!(
+                    "{} review by {} on spec PR #{}: {} job",
+                    review.state, review.user.login, pull_request.number, input.kind()
+                )],
+                jobs: vec![input.into_job()],
+            }
+        }
+        Event::PullRequest { pull_request, .. }
+            if envelope.action == "closed" || envelope.action == "reopened" =>
+        {
+            let Some(issue_number) = spec_issue_of_branch(&pull_request.head.ref_name) else {
+                return Plan::skip("not a spec PR");
+            };
+            let what = match (envelope.action.as_str(), pull_request.merged) {
+                ("closed", Some(true)) => "merged",
+                ("closed", _) => "closed",
+                _ => "reopened",
+            };
+            let input = JobInput::SpecEvent(SpecEvent {
+                repo,
+                pull_number: pull_request.number,
+                issue_number,
+                what: what.into(),
+            });
+            Plan {
+                notes: vec![format!("spec PR #{} {what}: spec_event job", pull_request.number)],
                 jobs: vec![input.into_job()],
             }
         }

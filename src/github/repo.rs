@@ -368,6 +368,45 @@ impl Repo {
             .await
     }
 
+    pub async fn review(&self, pull: u64, review_id: u64) -> Result<ReviewInfo, GitHubError> {
+        self.gh
+            .get_json(
+                "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}",
+                &self.path(&format!("/pulls/{pull}/reviews/{review_id}")),
+            )
+            .await
+    }
+
+    /// The inline comments of one review.
+    pub async fn review_comments(
+        &self,
+        pull: u64,
+        review_id: u64,
+    ) -> Result<Vec<ReviewCommentInfo>, GitHubError> {
+        self.gh
+            .get_json(
+                "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments",
+                &self.path(&format!(
+                    "/pulls/{pull}/reviews/{review_id}/comments?per_page=100"
+                )),
+            )
+            .await
+    }
+
+    /// Add labels to an issue or PR (GitHub creates missing labels; adding twice is harmless).
+    pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), GitHubError> {
+        self.gh
+            .send(
+                "POST /repos/{owner}/{repo}/issues/{issue_number}/labels",
+                Method::POST,
+                &self.path(&format!("/issues/{number}/labels")),
+                Some(&json!({"labels": labels})),
+                Retry::Safe,
+            )
+            .await
+            .map(|_| ())
+    }
+
     pub async fn issue(&self, number: u64) -> Result<IssueInfo, GitHubError> {
         self.gh
             .get_json(

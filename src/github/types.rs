@@ -175,3 +175,27 @@ impl PermissionInfo {
         }
     }
 }
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReviewInfo {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub state: String,
+    pub user: Account,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReviewCommentInfo {
+    pub id: u64,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub line: Option<u64>,
+    #[serde(default)]
+    pub original_line: Option<u64>,
+    pub user: Account,
+}

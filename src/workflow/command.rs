@@ -1,7 +1,11 @@
 //! The `command` job: check that the comment's author may write, then run each command —
 //! answer `/help` and parse errors, queue the spec job for `/spec`, and so on.
 
-use super::{CommandRequest, JobCtx, JobInput, SpecRequest, SpecTrigger, StepResult};
+use super::spec::SpecRecord;
+use super::{
+    CommandRequest, FeedbackSource, JobCtx, JobInput, ReviseRequest, SpecRequest, SpecTrigger,
+    StepResult,
+};
 use crate::command::{self, Command};
 use crate::github::types::Permission;
 use crate::messages;
@@ -31,7 +35,7 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
         replies.push(messages::parse_errors(req.comment_id, &req.errors));
     }
     for cmd in reparsed {
-        match cmd {
+        match cmd.clone() {
             Command::Help => replies.push(messages::help(req.comment_id)),
             Command::Spec => {
                 if req.is_pull_request {
@@ -56,6 +60,68 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
                 ctx.app.store.enqueue(&job, now).await?;
                 ctx.app.kick();
             }
+            Command::Revise { feedback } => {
+                let spec_issue = if req.is_pull_request {
+                    let pull = repo.pull(req.issue_number).await?;
+                    super::spec_issue_of_branch(&pull.head.ref_name)
+                } else {
+                    None
+                };
+                let Some(spec_issue) = spec_issue else {
+                    replies.push(messages::not_here(
+                        req.comment_id,
+                        "/revise",
+                        "comment it on a spec pull request (one I opened from a `specbot/spec-…` branch).",
+                    ));
+                    continue;
+                };
+                let job = JobInput::Revise(ReviseRequest {
+                    repo: req.repo.clone(),
+                    pull_number: req.issue_number,
+                    issue_number: spec_issue,
+                    requested_by: req.author.clone(),
+                    source: FeedbackSource::Command {
+                        comment_id: req.comment_id,
+                        feedback,
+                    },
+                    delivery_id: req.delivery_id.clone(),
+                })
+                .into_job();
+                let now = ctx.app.now();
+                ctx.app.store.enqueue(&job, now).await?;
+                ctx.app.kick();
+            }
+            Command::Implement { force } => {
+                // Which spec: the PR's, or the issue's own.
+                let spec_issue = if req.is_pull_request {
+                    let pull = repo.pull(req.issue_number).await?;
+                    super::spec_issue_of_branch(&pull.head.ref_name).unwrap_or(req.issue_number)
+                } else {
+                    req.issue_number
+                };
+                let record: Option<SpecRecord> = ctx
+                    .app
+                    .store
+                    .get_record("spec", &super::spec::record_key(req.repo.repo_id, spec_issue))
+                    .await?
+                    .and_then(|v| serde_json::from_value(v).ok());
+                let ready = record
+                    .as_ref()
+                    .is_some_and(|r| matches!(r.state.as_str(), "approved" | "merged"));
+                if !ready && !force {
+                    replies.push(messages::spec_not_ready(
+                        req.comment_id,
+                        record.as_ref().map(|r| r.state.as_str()),
+                        record.as_ref().and_then(|r| r.pull),
+                    ));
+                } else {
+                    replies.push(messages::not_here(
+                        req.comment_id,
+                        &cmd.to_string(),
+                        "implementing specs is not available in this version of specbot yet.",
+                    ));
+                }
+            }
             Command::Cancel => {
                 let key = JobInput::Spec(SpecRequest {
                     repo: req.repo.clone(),
@@ -69,11 +135,6 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
                 let found = ctx.app.store.request_cancel(&key, now).await?;
                 replies.push(messages::cancelled(req.comment_id, found.is_some()));
             }
-            other => replies.push(messages::not_here(
-                req.comment_id,
-                &other.to_string(),
-                "this command is not available yet on this installation.",
-            )),
         }
     }
     if !replies.is_empty() {

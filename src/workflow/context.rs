@@ -116,7 +116,7 @@ fn usage_cost(ctx: &JobCtx, model: &dyn ChatModel, usage: &crate::llm::Usage) ->
 }
 
 /// One model call with cancellation, usage recording and the budget check.
-async fn call(
+pub(crate) async fn call(
     ctx: &mut JobCtx,
     model: &dyn ChatModel,
     request: &ChatRequest,

@@ -53,12 +53,51 @@ pub struct CommandRequest {
     pub delivery_id: String,
 }
 
+/// Where revision feedback comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum FeedbackSource {
+    /// A review submitted with "Request changes" (its body and its inline comments).
+    Review { review_id: u64 },
+    /// `/revise <feedback>` on the spec PR.
+    Command { comment_id: u64, feedback: String },
+}
+
+/// Revise a spec on its PR's branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviseRequest {
+    pub repo: RepoTarget,
+    pub pull_number: u64,
+    /// The feature issue the spec is for (from the branch name).
+    pub issue_number: u64,
+    pub requested_by: String,
+    pub source: FeedbackSource,
+    pub delivery_id: String,
+}
+
+/// Something happened to a spec PR (approved, merged, closed, reopened).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecEvent {
+    pub repo: RepoTarget,
+    pub pull_number: u64,
+    pub issue_number: u64,
+    /// `approved`, `merged`, `closed` or `reopened`.
+    pub what: String,
+}
+
+/// The feature issue a spec branch belongs to: `specbot/spec-7` → 7.
+pub fn spec_issue_of_branch(branch: &str) -> Option<u64> {
+    branch.strip_prefix("specbot/spec-")?.parse().ok()
+}
+
 /// Every job's input; `kind` is the job kind stored beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobInput {
     Spec(SpecRequest),
     Command(CommandRequest),
+    Revise(ReviseRequest),
+    SpecEvent(SpecEvent),
 }
 
 impl JobInput {
@@ -66,6 +105,8 @@ impl JobInput {
         match self {
             JobInput::Spec(_) => "spec",
             JobInput::Command(_) => "command",
+            JobInput::Revise(_) => "revise",
+            JobInput::SpecEvent(_) => "spec_event",
         }
     }
 
@@ -74,6 +115,19 @@ impl JobInput {
         match self {
             JobInput::Spec(r) => format!("spec:{}#{}", r.repo.repo_id, r.issue_number),
             JobInput::Command(r) => format!("command:{}:{}", r.repo.repo_id, r.comment_id),
+            // One revision per piece of feedback; two on one spec run one after the other
+            // because each builds on the branch head the previous one left.
+            JobInput::Revise(r) => match &r.source {
+                FeedbackSource::Review { review_id } => {
+                    format!("revise:{}#{}:review:{review_id}", r.repo.repo_id, r.pull_number)
+                }
+                FeedbackSource::Command { comment_id, .. } => {
+                    format!("revise:{}#{}:comment:{comment_id}", r.repo.repo_id, r.pull_number)
+                }
+            },
+            JobInput::SpecEvent(e) => {
+                format!("spec_event:{}#{}:{}", e.repo.repo_id, e.pull_number, e.what)
+            }
         }
     }
 
@@ -94,6 +148,7 @@ impl JobInput {
 
 pub mod command;
 pub mod context;
+pub mod revise;
 pub mod spec;
 
 use std::sync::Arc;
@@ -251,6 +306,8 @@ pub async fn run(app: Arc<App>, owner: String, job: Job, cancel: CancellationTok
     let result = match input {
         JobInput::Spec(request) => spec::run(&mut ctx, request).await,
         JobInput::Command(request) => command::run(&mut ctx, request).await,
+        JobInput::Revise(request) => revise::run(&mut ctx, request).await,
+        JobInput::SpecEvent(event) => revise::on_spec_event(&mut ctx, event).await,
     };
     match result {
         Ok(()) => Outcome::Succeeded,
@@ -278,7 +335,8 @@ pub async fn report_failure(app: Arc<App>, job: &Job, message: &str) {
     };
     let result = match input {
         JobInput::Spec(request) => spec::report_failure(&app, job, &request, message).await,
-        JobInput::Command(_) => Ok(()),
+        JobInput::Revise(request) => revise::report_failure(&app, &request, message).await,
+        JobInput::Command(_) | JobInput::SpecEvent(_) => Ok(()),
     };
     if let Err(error) = result {
         tracing::error!(%error, "could not report the failure on GitHub");

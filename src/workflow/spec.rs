@@ -53,14 +53,19 @@ pub struct SpecRecord {
     pub pull: Option<u64>,
     /// slug → issue number
     pub components: BTreeMap<String, u64>,
+    /// The components as the current spec defines them.
+    pub designed: Vec<Component>,
+    /// Who last asked for the spec (for `/implement` explanations).
+    pub pull_url: Option<String>,
 }
 
 pub fn branch_name(issue: u64) -> String {
     format!("specbot/spec-{issue}")
 }
 
-fn record_key(req: &SpecRequest) -> String {
-    format!("{}#{}", req.repo.repo_id, req.issue_number)
+/// The store key of a spec's record.
+pub fn record_key(repo_id: u64, issue_number: u64) -> String {
+    format!("{repo_id}#{issue_number}")
 }
 
 /// The repository's config from its default branch (defaults and problems when absent/bad).
@@ -207,13 +212,15 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
             .iter()
             .map(|(k, v)| (k.clone(), v.0))
             .collect(),
+        designed: answer.components.clone(),
+        pull_url: progress.pull.as_ref().map(|p| p.1.clone()),
     };
     let now = ctx.app.now();
     ctx.app
         .store
         .put_record(
             "spec",
-            &record_key(&req),
+            &record_key(req.repo.repo_id, req.issue_number),
             &serde_json::to_value(&record).unwrap_or_default(),
             now,
         )
@@ -300,7 +307,7 @@ async fn draft(
     Ok(outcome)
 }
 
-async fn file_components(
+pub(crate) async fn file_components(
     ctx: &mut JobCtx,
     repo: &Repo,
     req: &SpecRequest,
