@@ -229,6 +229,64 @@ impl Tester {
         self.comment_as(n, "alice", body).await
     }
 
+    /// `author` edits comment `id` on `n` to `body` (GitHub sends the old body in `changes`).
+    pub async fn edit_comment_as(&mut self, n: u64, id: u64, author: &str, body: &str) {
+        let old = self
+            .world
+            .with_state(|st| {
+                let c = st.repo_mut(REPO)?.comments.get_mut(&id)?;
+                Some(std::mem::replace(&mut c.body, body.to_string()))
+            })
+            .expect("comment exists");
+        let mut p = self.envelope("edited", author);
+        p["issue"] = self.world.issue_json(REPO, n);
+        p["comment"] = self.world.comment_json(REPO, id);
+        p["changes"] = json!({"body": {"from": old}});
+        let status = self.send("issue_comment", p).await;
+        assert!(status.is_success());
+    }
+
+    /// `reviewer` submits a review on PR `pr`: state `APPROVE`, `REQUEST_CHANGES` or `COMMENT`,
+    /// with inline comments `(path, line, body)`.
+    pub async fn review(
+        &mut self,
+        pr: u64,
+        reviewer: &str,
+        state: &str,
+        body: &str,
+        inline: &[(&str, u64, &str)],
+    ) -> u64 {
+        let id = self.world.add_review(REPO, pr, reviewer, state, body, inline);
+        let mut p = self.envelope("submitted", reviewer);
+        p["pull_request"] = self.world.pull_json(REPO, pr);
+        let mut review = self.world.review_json(REPO, id);
+        // Webhooks spell review states in lower case.
+        if let Some(s) = review["state"].as_str() {
+            review["state"] = json!(s.to_ascii_lowercase());
+        }
+        p["review"] = review;
+        let status = self.send("pull_request_review", p).await;
+        assert!(status.is_success());
+        id
+    }
+
+    /// `who` merges (or closes) PR `pr`.
+    pub async fn merge_pull(&mut self, pr: u64, who: &str) {
+        self.world.merge_pull(REPO, pr);
+        let mut p = self.envelope("closed", who);
+        p["pull_request"] = self.world.pull_json(REPO, pr);
+        let status = self.send("pull_request", p).await;
+        assert!(status.is_success());
+    }
+
+    pub async fn close_pull(&mut self, pr: u64, who: &str) {
+        self.world.close_pull(REPO, pr);
+        let mut p = self.envelope("closed", who);
+        p["pull_request"] = self.world.pull_json(REPO, pr);
+        let status = self.send("pull_request", p).await;
+        assert!(status.is_success());
+    }
+
     /// Wait until no job is runnable. Never sleeps: woken when a job finishes.
     pub async fn run_jobs(&self) {
         let app = self.app().clone();
