@@ -25,16 +25,16 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Dry run of one webhook payload: print the jobs it would queue and why.
     /// Validate the environment (and a `.github/specbot.yml`), one line per finding.
     CheckConfig {
         /// A repository config file to validate too.
         #[arg(long)]
         repo_config: Option<PathBuf>,
-        /// Do not contact GitHub or the model endpoint.
+        /// Do not contact GitHub or the model endpoint (the database is still checked).
         #[arg(long)]
         offline: bool,
     },
+    /// Dry run of one webhook payload: print the jobs it would queue and why.
     Replay {
         /// The payload file (JSON).
         payload: PathBuf,
