@@ -428,3 +428,116 @@ async fn check_config_names_each_broken_setting_in_one_line() {
         "check-config does not create the database"
     );
 }
+
+// ---- deployment files ----
+
+fn repo_file(path: &str) -> String {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+#[test]
+fn fly_toml_fits_how_specbot_runs() {
+    let fly: toml::Table = repo_file("fly.toml").parse().expect("fly.toml is TOML");
+    let env = fly["env"].as_table().expect("[env]");
+    let env_str = |k: &str| env.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+
+    assert_eq!(
+        fly["kill_signal"].as_str(),
+        Some("SIGTERM"),
+        "serve drains on SIGTERM"
+    );
+    let kill_timeout = fly["kill_timeout"].as_integer().expect("kill_timeout");
+    let grace: i64 = env_str("SHUTDOWN_GRACE_SECS")
+        .parse()
+        .expect("SHUTDOWN_GRACE_SECS set");
+    assert!(
+        kill_timeout >= grace + 5,
+        "kill_timeout {kill_timeout} leaves no room after a {grace} s drain"
+    );
+    assert!(kill_timeout <= 300, "Fly caps kill_timeout at 300 s");
+
+    let build = fly["build"].as_table().expect("[build]");
+    for key in ["dockerfile", "ignorefile"] {
+        let path = build[key].as_str().expect(key);
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(path).is_file(),
+            "{key} {path} exists"
+        );
+    }
+
+    // SQLite on the volume: the database file is under the mount.
+    let db_url = env_str("DATABASE_URL");
+    let db_path = db_url
+        .strip_prefix("sqlite://")
+        .expect("single machine: SQLite");
+    let mounts = fly["mounts"].as_array().expect("[[mounts]]");
+    assert_eq!(mounts.len(), 1);
+    let destination = mounts[0]["destination"].as_str().expect("destination");
+    assert!(
+        db_path.starts_with(&format!("{destination}/")),
+        "{db_path} on {destination}"
+    );
+    // Fly's release machine has no volume: no release_command in SQLite mode.
+    let release = fly
+        .get("deploy")
+        .and_then(|d| d.get("release_command"))
+        .and_then(|c| c.as_str());
+    assert_eq!(release, None, "release_command only with Postgres");
+
+    let http = fly["http_service"].as_table().expect("[http_service]");
+    let port: i64 = env_str("PORT").parse().expect("PORT");
+    assert_eq!(http["internal_port"].as_integer(), Some(port));
+    assert_eq!(
+        http["auto_stop_machines"].as_str(),
+        Some("off"),
+        "jobs run between webhooks"
+    );
+    assert!(http["min_machines_running"].as_integer() >= Some(1));
+    let checks = http["checks"].as_array().expect("[[http_service.checks]]");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["path"].as_str() == Some("/healthz") && c["method"].as_str() == Some("GET")),
+        "a /healthz check"
+    );
+}
+
+#[test]
+fn dockerfile_dependency_layer_covers_every_declared_target() {
+    let manifest: toml::Table = repo_file("Cargo.toml").parse().expect("Cargo.toml");
+    let dockerfile = repo_file("deploy/Dockerfile");
+    // cargo refuses a manifest whose declared targets have no file, so the placeholder layer
+    // needs one for each.
+    for (section, dir) in [
+        ("bench", "benches"),
+        ("example", "examples"),
+        ("test", "tests"),
+    ] {
+        for target in manifest
+            .get(section)
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let name = target["name"].as_str().expect("target name");
+            let path = target
+                .get("path")
+                .and_then(|p| p.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{dir}/{name}.rs"));
+            assert!(
+                dockerfile.contains(&path),
+                "deploy/Dockerfile's dependency layer has no placeholder for {path}"
+            );
+        }
+    }
+    assert!(dockerfile.contains("ca-certificates"));
+    assert!(dockerfile.contains("EXPOSE 3000"));
+    let entrypoint = repo_file("deploy/entrypoint.sh");
+    assert!(
+        entrypoint.contains("setpriv --reuid=10001"),
+        "runs specbot as non-root"
+    );
+    assert!(entrypoint.contains("exec "), "signals reach specbot");
+}
