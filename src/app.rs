@@ -294,30 +294,51 @@ pub fn start(app: Arc<App>, listener: TcpListener) -> Result<Running, StartError
 }
 
 impl Running {
-    /// Graceful shutdown: `/readyz` and the webhook answer 503, workers stop claiming, running
-    /// jobs get the grace period to finish and are then interrupted at their next checkpoint
-    /// and handed back to the queue.
+    /// Graceful shutdown, bounded by `SHUTDOWN_GRACE_SECS`: `/readyz` and the webhook answer
+    /// 503 at once, workers stop claiming, running jobs get most of the grace period to finish;
+    /// then they are interrupted at their next checkpoint, and whatever this process still
+    /// holds goes back to the queue with its attempt given back. The HTTP side stops last.
     pub async fn shutdown(self) {
         self.app.shutting_down.store(true, Ordering::SeqCst);
         self.stop_workers.cancel();
         let grace = self.app.settings.shutdown_grace;
+        // The part of the grace period kept for interrupting and releasing: a fifth, at most 5 s.
+        let release_margin = (grace / 5).min(Duration::from_secs(5));
         let mut workers = futures::future::join_all(self.workers);
-        if tokio::time::timeout(grace, &mut workers).await.is_err() {
+        if tokio::time::timeout(grace.saturating_sub(release_margin), &mut workers)
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 ?grace,
-                "jobs still running after the grace period: interrupting them"
+                "jobs still running near the end of the grace period: interrupting them"
             );
             self.interrupt_jobs.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(5), workers).await;
-        }
-        for n in 0..self.app.settings.workers {
-            let owner = format!("{}/{}", self.app.instance, n);
-            if let Err(error) = self.app.store.release_all(&owner, self.app.now()).await {
-                tracing::error!(%error, "could not release leases");
+            if tokio::time::timeout(release_margin, workers).await.is_err() {
+                tracing::warn!("a job did not reach a checkpoint in time: releasing it anyway");
             }
         }
+        let mut released = 0;
+        for n in 0..self.app.settings.workers {
+            let owner = format!("{}/{}", self.app.instance, n);
+            match self.app.store.release_all(&owner, self.app.now()).await {
+                Ok(k) => released += k,
+                Err(error) => tracing::error!(%error, "could not release leases"),
+            }
+        }
+        if released > 0 {
+            tracing::info!(released, "unfinished jobs handed back to the queue");
+        }
         self.stop_http.cancel();
-        let _ = self.http.await;
+        // Idle keep-alive connections close at once; do not wait long for anything else.
+        let mut http = self.http;
+        if tokio::time::timeout(Duration::from_secs(2), &mut http)
+            .await
+            .is_err()
+        {
+            http.abort();
+        }
+        tracing::info!("shutdown complete");
     }
 
     /// Stop only the HTTP side and let jobs be (used by tests that simulate a crash: nothing is

@@ -25,7 +25,6 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Dry run of one webhook payload: print the jobs it would queue and why.
     /// Run the architect on a feature text against a local checkout and write the spec files.
     Spec {
         /// The feature text: first line is the title, the rest the body.
@@ -46,10 +45,11 @@ pub enum Command {
         /// A repository config file to validate too.
         #[arg(long)]
         repo_config: Option<PathBuf>,
-        /// Do not contact GitHub or the model endpoint.
+        /// Do not contact GitHub or the model endpoint (the database is still checked).
         #[arg(long)]
         offline: bool,
     },
+    /// Dry run of one webhook payload: print the jobs it would queue and why.
     Replay {
         /// The payload file (JSON).
         payload: PathBuf,

@@ -59,6 +59,10 @@ pub struct EnvArgs {
     /// How long `serve` waits for running jobs on SIGTERM before releasing them.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 25)]
     pub shutdown_grace_secs: u64,
+    /// How long a claimed job's lease lasts; when the process holding it dies, another takes the
+    /// job over after this long. Heartbeats renew it every third of it (at most every 10 s).
+    #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 60)]
+    pub job_lease_secs: u64,
     /// Test-only fault point: abort the process at this named workflow step.
     #[arg(long, env = "SPECBOT_CRASH_AT", hide = true)]
     pub crash_at: Option<String>,
@@ -267,6 +271,9 @@ impl Settings {
                 ..GitHubPolicy::default()
             },
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            job_lease: Duration::from_secs(args.job_lease_secs.max(1)),
+            heartbeat: (Duration::from_secs(args.job_lease_secs.max(1)) / 3)
+                .min(Duration::from_secs(10)),
             crash_at: args.crash_at.filter(|s| !s.is_empty()),
             crash_mode: CrashMode::Abort,
             ..Settings::base()
