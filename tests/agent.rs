@@ -685,6 +685,9 @@ async fn change_caps_count_files_and_bytes() {
 // ---------------------------------------------------------------------------------------------
 // The loop's caps, cancellation
 
+/// The workflow runs the agent inside spawned tasks.
+fn assert_send<T: Send>(_: &T) {}
+
 #[tokio::test]
 async fn cancelling_mid_loop_aborts_the_request_and_leaves_nothing() {
     let fake = LlmFake::start().await;
@@ -709,6 +712,7 @@ async fn cancelling_mid_loop_aborts_the_request_and_leaves_nothing() {
         &cancel,
         &mut on_usage,
     );
+    assert_send(&running);
     let canceller = async {
         fake.wait_for_request(3).await;
         cancel.cancel();
@@ -940,4 +944,26 @@ fn a_plain_tar_works_too() {
     let raw = b.into_inner().expect("tar");
     let ws = Workspace::from_tarball(raw.as_slice(), &WorkspaceLimits::default()).expect("ws");
     assert_eq!(ws.snapshot_files(), 1);
+}
+
+#[tokio::test]
+async fn edits_keep_crlf_line_endings() {
+    let repo = tarball(&[E::File("win.txt", b"one\r\ntwo\r\nthree\r\n")]);
+    let fake = LlmFake::start().await;
+    fake.push_tool_call(
+        "edit_file",
+        json!({"path": "win.txt", "old": "one\ntwo", "new": "one\n2"}),
+    );
+    let (name, input) = finish_call();
+    fake.push_tool_call(name, input);
+    let m = model(&fake, Provider::OpenAi, false);
+    let mut ws = workspace(&repo);
+    let out = run(&m, &mut ws, &config()).await.0.expect("finishes");
+    assert_eq!(
+        out.changes,
+        vec![FileChange {
+            path: "win.txt".into(),
+            content: Some("one\r\n2\r\nthree\r\n".into()),
+        }]
+    );
 }

@@ -199,7 +199,9 @@ pub(crate) fn execute(
         READ_FILE => args(input).and_then(|a: ReadArgs| read_file(ws, &a)),
         SEARCH => args(input).and_then(|a: SearchArgs| search(ws, &a)),
         WRITE_FILE | EDIT_FILE | DELETE_FILE => {
-            let raw = input.get("path").and_then(Value::as_str).unwrap_or("");
+            let Some(raw) = input.get("path").and_then(Value::as_str) else {
+                return Outcome::Err("invalid arguments: missing field `path`".into());
+            };
             let path = match RepoPath::parse(raw) {
                 Ok(p) => p,
                 Err(e) => return refuse(Some(raw.to_owned()), e.to_string()),
@@ -365,18 +367,38 @@ fn edit(ws: &Workspace, path: &RepoPath, a: &EditArgs) -> Result<String, String>
         return Err("`old` and `new` are the same; nothing would change".into());
     }
     let text = text_of(ws, path)?;
-    let count = text.matches(a.old.as_str()).count();
+    let (mut old, mut new) = (a.old.clone(), a.new.clone());
+    let mut count = occurrences(&text, &old);
+    // A CRLF file read through read_file shows plain lines; match the model's LF text too.
+    if count == 0 && text.contains("\r\n") && !old.contains('\r') {
+        old = old.replace('\n', "\r\n");
+        new = new.replace("\r\n", "\n").replace('\n', "\r\n");
+        count = occurrences(&text, &old);
+    }
     match count {
         0 => Err(format!(
             "`old` does not occur in `{path}`. Read the file again and copy the text exactly, \
              including whitespace and indentation"
         )),
-        1 => Ok(text.replacen(a.old.as_str(), &a.new, 1)),
+        1 => Ok(text.replacen(old.as_str(), &new, 1)),
         n => Err(format!(
             "`old` occurs {n} times in `{path}`; it must occur exactly once. Include more of the \
              surrounding lines to make it unique"
         )),
     }
+}
+
+/// Occurrences of `needle` in `hay`, overlapping ones included (`aa` occurs twice in `aaa`).
+fn occurrences(hay: &str, needle: &str) -> usize {
+    let mut count = 0;
+    let mut from = 0;
+    while let Some(i) = hay[from..].find(needle) {
+        count += 1;
+        let at = from + i;
+        // Step one character, not one byte, to stay on a boundary.
+        from = at + hay[at..].chars().next().map_or(1, char::len_utf8);
+    }
+    count
 }
 
 fn list_directory(ws: &Workspace, raw: &str) -> Result<String, String> {
@@ -571,4 +593,28 @@ fn finish(
         }
     }
     Outcome::Finish(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_overlapping_occurrences() {
+        assert_eq!(occurrences("aaa", "aa"), 2);
+        assert_eq!(occurrences("abcabc", "abc"), 2);
+        assert_eq!(occurrences("héhé", "é"), 2);
+        assert_eq!(occurrences("abc", "x"), 0);
+    }
+
+    #[test]
+    fn every_tool_has_an_object_schema() {
+        let tools = tool_definitions();
+        assert_eq!(tools.len(), 7);
+        for t in &tools {
+            assert_eq!(t.input_schema["type"], "object", "{}", t.name);
+            assert!(!t.description.is_empty());
+        }
+        assert_eq!(tool_notes().len(), 7);
+    }
 }

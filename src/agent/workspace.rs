@@ -286,16 +286,12 @@ impl Workspace {
                         .link_name_bytes()
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_default();
-                    let what = if kind == T::Symlink {
-                        "symbolic link"
+                    Some(if kind == T::Link {
+                        format!("hard link to `{target}`")
+                    } else if link_leaves(&path, &target) {
+                        format!("symbolic link to `{target}`, outside the repository")
                     } else {
-                        "hard link"
-                    };
-                    let outside = link_leaves(&path, &target);
-                    Some(if outside {
-                        format!("{what} to `{target}`, outside the repository")
-                    } else {
-                        format!("{what} to `{target}`")
+                        format!("symbolic link to `{target}`")
                     })
                 }
                 other => Some(format!("special file ({other:?})")),
