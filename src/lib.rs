@@ -6,6 +6,7 @@
 //! step checkpointed → [`github`] writes, serially and idempotently → the job ends succeeded,
 //! failed (one clear comment) or cancelled.
 
+pub mod agent;
 pub mod app;
 pub mod check;
 pub mod cli;
