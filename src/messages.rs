@@ -69,7 +69,13 @@ pub fn cancelled(comment_id: u64, was_running: bool) -> String {
 }
 
 /// The reply to a review or `/revise` once the revision is pushed.
-pub fn revised(marker: &str, head: &str, changes: Option<&str>, tokens: u64, cost_usd: f64) -> String {
+pub fn revised(
+    marker: &str,
+    head: &str,
+    changes: Option<&str>,
+    tokens: u64,
+    cost_usd: f64,
+) -> String {
     let short: String = head.chars().take(7).collect();
     let mut out = format!("{marker}\nI revised the spec in {short}.\n");
     if let Some(changes) = changes.map(str::trim).filter(|c| !c.is_empty()) {
@@ -86,7 +92,8 @@ pub fn revised(marker: &str, head: &str, changes: Option<&str>, tokens: u64, cos
 /// `/implement` before the spec is approved or merged.
 pub fn spec_not_ready(comment_id: u64, state: Option<&str>, pull: Option<u64>) -> String {
     let stands = match (state, pull) {
-        (None, _) => "this issue has no spec yet: label it `needs-spec` or comment `/spec` first.".to_string(),
+        (None, _) => "this issue has no spec yet: label it `needs-spec` or comment `/spec` first."
+            .to_string(),
         (Some(state), Some(pr)) => format!(
             "the spec in #{pr} is {} and not approved yet. Approve or merge it first, or comment `/implement --force` to go ahead anyway.",
             state.replace('_', " ")

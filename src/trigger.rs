@@ -166,7 +166,10 @@ pub fn plan(event: &Event, delivery_id: &str) -> Plan {
             Plan {
                 notes: vec![format!(
                     "{} review by {} on spec PR #{}: {} job",
-                    review.state, review.user.login, pull_request.number, input.kind()
+                    review.state,
+                    review.user.login,
+                    pull_request.number,
+                    input.kind()
                 )],
                 jobs: vec![input.into_job()],
             }
@@ -189,7 +192,10 @@ pub fn plan(event: &Event, delivery_id: &str) -> Plan {
                 what: what.into(),
             });
             Plan {
-                notes: vec![format!("spec PR #{} {what}: spec_event job", pull_request.number)],
+                notes: vec![format!(
+                    "spec PR #{} {what}: spec_event job",
+                    pull_request.number
+                )],
                 jobs: vec![input.into_job()],
             }
         }

@@ -21,7 +21,10 @@ async fn spec_pr(t: &mut Tester) -> (u64, u64) {
 /// The revised design: component 1 edited, component 2 removed, component 3 new.
 fn revised_answer() -> serde_json::Value {
     let mut a = good_answer(1);
-    a["specification"] = json!(a["specification"].as_str().unwrap().replace("Add a dark theme.", "Add a dark theme with a high-contrast variant."));
+    a["specification"] = json!(a["specification"].as_str().unwrap().replace(
+        "Add a dark theme.",
+        "Add a dark theme with a high-contrast variant."
+    ));
     a["components"][0]["summary"] = json!("Does part 1, now with high contrast.");
     a["components"]
         .as_array_mut()
@@ -39,25 +42,54 @@ async fn request_changes_gives_one_commit_one_reply_and_reconciled_issues() {
     let subs_before = t.world.sub_issues(REPO, issue);
     t.llm.push_tool_call("submit_spec", revised_answer());
 
-    t.review(pr, "bob", "REQUEST_CHANGES", "Please add a high-contrast variant.", &[("specs/IMPLEMENT-1.md", 3, "Drop component 2, it is covered elsewhere.")]).await;
+    t.review(
+        pr,
+        "bob",
+        "REQUEST_CHANGES",
+        "Please add a high-contrast variant.",
+        &[(
+            "specs/IMPLEMENT-1.md",
+            3,
+            "Drop component 2, it is covered elsewhere.",
+        )],
+    )
+    .await;
     t.run_jobs().await;
 
-    assert_eq!(t.world.commits_on(REPO, "specbot/spec-1").len(), commits_before + 1);
-    let spec = t.world.file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md").unwrap();
+    assert_eq!(
+        t.world.commits_on(REPO, "specbot/spec-1").len(),
+        commits_before + 1
+    );
+    let spec = t
+        .world
+        .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
+        .unwrap();
     assert!(spec.contains("high-contrast"), "{spec}");
     let reply = t.expect_one_comment(pr);
-    assert!(reply.contains("I revised the spec") && reply.contains("high-contrast"), "{reply}");
+    assert!(
+        reply.contains("I revised the spec") && reply.contains("high-contrast"),
+        "{reply}"
+    );
     // The model saw the review body and the inline comment, and the current spec.
     let sent = t.llm.requests()[1].body.to_string();
-    assert!(sent.contains("Please add a high-contrast variant.") && sent.contains("Drop component 2"));
+    assert!(
+        sent.contains("Please add a high-contrast variant.") && sent.contains("Drop component 2")
+    );
     // Issues: 1 edited, 2 closed with a note (not deleted), 3 filed as a sub-issue.
     let one = t.world.issue(REPO, subs_before[0]).unwrap();
     assert!(one.body.unwrap_or_default().contains("high contrast"));
     let two = t.world.issue(REPO, subs_before[1]).unwrap();
     assert_eq!(two.state, "closed");
-    assert_eq!(t.expect_one_comment(subs_before[1]).contains("no longer part of the spec"), true);
+    assert!(
+        t.expect_one_comment(subs_before[1])
+            .contains("no longer part of the spec")
+    );
     let subs = t.world.sub_issues(REPO, issue);
-    assert_eq!(subs.len(), 3, "the closed one stays linked, the new one is added");
+    assert_eq!(
+        subs.len(),
+        3,
+        "the closed one stays linked, the new one is added"
+    );
     let three = t.world.issue(REPO, subs[2]).unwrap();
     assert_eq!(three.title, "Component 3");
     t.finish();
@@ -67,10 +99,20 @@ async fn request_changes_gives_one_commit_one_reply_and_reconciled_issues() {
 async fn an_approval_triggers_nothing_visible() {
     let mut t = Tester::start().await;
     let (_, pr) = spec_pr(&mut t).await;
-    let writes_before = t.world.requests().iter().filter(|r| r.method != "GET").count();
+    let writes_before = t
+        .world
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .count();
     t.review(pr, "bob", "APPROVE", "LGTM", &[]).await;
     t.run_jobs().await;
-    let writes_after = t.world.requests().iter().filter(|r| r.method != "GET").count();
+    let writes_after = t
+        .world
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .count();
     assert_eq!(writes_before, writes_after, "no GitHub writes on approval");
     t.expect_no_comment(pr);
     assert_eq!(t.llm.requests().len(), 1);
@@ -81,14 +123,25 @@ async fn an_approval_triggers_nothing_visible() {
 async fn a_human_commit_on_the_spec_branch_is_kept_by_the_next_revision() {
     let mut t = Tester::start().await;
     let (_, pr) = spec_pr(&mut t).await;
-    t.world.put_file(REPO, "specbot/spec-1", "specs/NOTES.md", "human notes\n");
+    t.world
+        .put_file(REPO, "specbot/spec-1", "specs/NOTES.md", "human notes\n");
     let human_head = t.world.ref_sha(REPO, "specbot/spec-1").unwrap();
     t.llm.push_tool_call("submit_spec", revised_answer());
-    t.comment_as(pr, "bob", "/revise add a high-contrast variant").await;
+    t.comment_as(pr, "bob", "/revise add a high-contrast variant")
+        .await;
     t.run_jobs().await;
     let commits = t.world.commits_on(REPO, "specbot/spec-1");
-    assert_eq!(commits[0].parents, vec![human_head], "built on the human's commit");
-    assert_eq!(t.world.file(REPO, "specbot/spec-1", "specs/NOTES.md").as_deref(), Some("human notes\n"));
+    assert_eq!(
+        commits[0].parents,
+        vec![human_head],
+        "built on the human's commit"
+    );
+    assert_eq!(
+        t.world
+            .file(REPO, "specbot/spec-1", "specs/NOTES.md")
+            .as_deref(),
+        Some("human notes\n")
+    );
     let reply = t.expect_one_comment(pr);
     assert!(reply.contains("I revised the spec"), "{reply}");
     let sent = t.llm.requests()[1].body.to_string();
@@ -104,7 +157,8 @@ async fn revise_from_a_read_only_user_is_refused_and_a_bots_is_ignored() {
     let mut t = Tester::start().await;
     let (_, pr) = spec_pr(&mut t).await;
     t.comment_as(pr, "rita", "/revise make it blue").await;
-    t.comment_as(pr, "renovate[bot]", "/revise make it green").await;
+    t.comment_as(pr, "renovate[bot]", "/revise make it green")
+        .await;
     t.run_jobs().await;
     let reply = t.expect_one_comment(pr);
     assert!(reply.contains("only people with write access"), "{reply}");
@@ -119,14 +173,26 @@ async fn implement_before_approval_is_explained_and_force_is_accepted() {
     let first = t.comment(issue, "/implement").await;
     t.run_jobs().await;
     let replies = t.bot_comments(issue);
-    let reply = replies.iter().find(|c| c.contains(&format!("comment={first}"))).expect("a reply");
-    assert!(reply.contains("not approved yet") && reply.contains(&format!("#{pr}")), "{reply}");
+    let reply = replies
+        .iter()
+        .find(|c| c.contains(&format!("comment={first}")))
+        .expect("a reply");
+    assert!(
+        reply.contains("not approved yet") && reply.contains(&format!("#{pr}")),
+        "{reply}"
+    );
     assert!(reply.contains("/implement --force"), "{reply}");
     let forced = t.comment(issue, "/implement --force").await;
     t.run_jobs().await;
     let replies = t.bot_comments(issue);
-    let reply = replies.iter().find(|c| c.contains(&format!("comment={forced}"))).expect("a reply");
-    assert!(!reply.contains("not approved yet"), "--force goes past the check: {reply}");
+    let reply = replies
+        .iter()
+        .find(|c| c.contains(&format!("comment={forced}")))
+        .expect("a reply");
+    assert!(
+        !reply.contains("not approved yet"),
+        "--force goes past the check: {reply}"
+    );
     t.finish();
 }
 
@@ -137,14 +203,26 @@ async fn a_merged_spec_marks_its_component_issues_accepted() {
     t.merge_pull(pr, "alice").await;
     t.run_jobs().await;
     for n in t.world.sub_issues(REPO, issue) {
-        assert!(t.world.labels_of(REPO, n).contains(&"spec accepted".to_string()), "#{n}");
+        assert!(
+            t.world
+                .labels_of(REPO, n)
+                .contains(&"spec accepted".to_string()),
+            "#{n}"
+        );
     }
-    assert_eq!(t.world.issue(REPO, issue).unwrap().state, "open", "Refs, not Closes");
+    assert_eq!(
+        t.world.issue(REPO, issue).unwrap().state,
+        "open",
+        "Refs, not Closes"
+    );
     // Once merged, /implement no longer needs --force.
     let c = t.comment(issue, "/implement").await;
     t.run_jobs().await;
     let replies = t.bot_comments(issue);
-    let reply = replies.iter().find(|r| r.contains(&format!("comment={c}"))).unwrap();
+    let reply = replies
+        .iter()
+        .find(|r| r.contains(&format!("comment={c}")))
+        .unwrap();
     assert!(!reply.contains("not approved yet"), "{reply}");
     t.finish();
 }
@@ -156,10 +234,14 @@ async fn an_edit_that_adds_help_runs_only_help() {
     let id = t.comment(issue, "thanks, looks good").await;
     t.run_jobs().await;
     t.expect_no_comment(issue);
-    t.edit_comment_as(issue, id, "alice", "thanks, looks good\n/help").await;
+    t.edit_comment_as(issue, id, "alice", "thanks, looks good\n/help")
+        .await;
     t.run_jobs().await;
     let reply = t.expect_one_comment(issue);
-    assert!(reply.contains("/spec") && reply.contains("/implement"), "{reply}");
+    assert!(
+        reply.contains("/spec") && reply.contains("/implement"),
+        "{reply}"
+    );
     assert!(t.world.pulls(REPO).is_empty());
     t.finish();
 }

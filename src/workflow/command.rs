@@ -102,7 +102,10 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
                 let record: Option<SpecRecord> = ctx
                     .app
                     .store
-                    .get_record("spec", &super::spec::record_key(req.repo.repo_id, spec_issue))
+                    .get_record(
+                        "spec",
+                        &super::spec::record_key(req.repo.repo_id, spec_issue),
+                    )
                     .await?
                     .and_then(|v| serde_json::from_value(v).ok());
                 let ready = record

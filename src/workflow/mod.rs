@@ -119,10 +119,16 @@ impl JobInput {
             // because each builds on the branch head the previous one left.
             JobInput::Revise(r) => match &r.source {
                 FeedbackSource::Review { review_id } => {
-                    format!("revise:{}#{}:review:{review_id}", r.repo.repo_id, r.pull_number)
+                    format!(
+                        "revise:{}#{}:review:{review_id}",
+                        r.repo.repo_id, r.pull_number
+                    )
                 }
                 FeedbackSource::Command { comment_id, .. } => {
-                    format!("revise:{}#{}:comment:{comment_id}", r.repo.repo_id, r.pull_number)
+                    format!(
+                        "revise:{}#{}:comment:{comment_id}",
+                        r.repo.repo_id, r.pull_number
+                    )
                 }
             },
             JobInput::SpecEvent(e) => {

@@ -36,7 +36,9 @@ struct ReviseProgress {
 
 fn reply_marker(source: &FeedbackSource) -> String {
     match source {
-        FeedbackSource::Review { review_id } => format!("<!-- specbot:reply review={review_id} -->"),
+        FeedbackSource::Review { review_id } => {
+            format!("<!-- specbot:reply review={review_id} -->")
+        }
         FeedbackSource::Command { comment_id, .. } => messages::reply_marker(*comment_id),
     }
 }
@@ -108,7 +110,9 @@ pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
     let info = repo.info().await?;
     let (config, _) = load_config(&repo, &info.default_branch).await?;
     let branch = super::spec::branch_name(req.issue_number);
-    let rec = record(ctx, req.repo.repo_id, req.issue_number).await?.unwrap_or_default();
+    let rec = record(ctx, req.repo.repo_id, req.issue_number)
+        .await?
+        .unwrap_or_default();
     if matches!(rec.state.as_str(), "closed" | "merged") {
         let body = format!(
             "{marker}\nThis spec PR is {}, so I won't revise it. Comment `/spec` on #{} to start a new spec.",
@@ -134,7 +138,9 @@ pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
         })?;
         let feedback = feedback(&repo, &req).await?;
         if feedback.is_empty() {
-            let body = format!("{marker}\nThe review has no comments I could act on, so I left the spec as it is.");
+            let body = format!(
+                "{marker}\nThe review has no comments I could act on, so I left the spec as it is."
+            );
             repo.comment_once(req.pull_number, &marker, &body).await?;
             return Ok(());
         }
@@ -157,10 +163,19 @@ pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
         let mut session = ArchitectSession::new(&prompt, &config.artifacts);
         let mut spend = SpecProgress::default();
         let answer = loop {
-            let response = super::context::call(ctx, &*model, session.request(), config.max_cost_usd, &mut spend).await?;
+            let response = super::context::call(
+                ctx,
+                &*model,
+                session.request(),
+                config.max_cost_usd,
+                &mut spend,
+            )
+            .await?;
             match session.answer(&response) {
                 Draft::Ready(answer) => break answer,
-                Draft::Repair(problems) => tracing::info!(%problems, "revision did not validate; repairing"),
+                Draft::Repair(problems) => {
+                    tracing::info!(%problems, "revision did not validate; repairing")
+                }
                 Draft::Unusable(problems) => {
                     return Err(StepError::Failed(JobError::permanent(format!(
                         "the revised spec was not usable, even after one repair round: {problems}"
@@ -173,14 +188,21 @@ pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
         progress.answer = Some(answer);
         ctx.save("revise:draft", &progress).await?;
     }
-    let answer = progress.answer.clone().ok_or_else(|| JobError::permanent("no revision"))?;
+    let answer = progress
+        .answer
+        .clone()
+        .ok_or_else(|| JobError::permanent("no revision"))?;
 
     if progress.head.is_none() {
         let issue = repo.issue(req.issue_number).await?;
-        let files: Vec<FileChange> = crate::spec::files_for(&answer, &spec_path, req.issue_number, &issue.title)
-            .into_iter()
-            .map(|(path, content)| FileChange { path, content: Some(content) })
-            .collect();
+        let files: Vec<FileChange> =
+            crate::spec::files_for(&answer, &spec_path, req.issue_number, &issue.title)
+                .into_iter()
+                .map(|(path, content)| FileChange {
+                    path,
+                    content: Some(content),
+                })
+                .collect();
         let summary = answer
             .changes
             .as_deref()
@@ -190,7 +212,11 @@ pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
             .commit_files(
                 &branch,
                 &info.default_branch,
-                &format!("Revise spec for #{}: {}", req.issue_number, summary.chars().take(60).collect::<String>()),
+                &format!(
+                    "Revise spec for #{}: {}",
+                    req.issue_number,
+                    summary.chars().take(60).collect::<String>()
+                ),
                 &files,
             )
             .await?;
@@ -205,9 +231,17 @@ pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
     }
 
     let head = progress.head.clone().unwrap_or_default();
-    let body = messages::revised(&marker, &head, answer.changes.as_deref(), progress.tokens, progress.cost_usd);
+    let body = messages::revised(
+        &marker,
+        &head,
+        answer.changes.as_deref(),
+        progress.tokens,
+        progress.cost_usd,
+    );
     repo.comment_once(req.pull_number, &marker, &body).await?;
-    let mut rec = record(ctx, req.repo.repo_id, req.issue_number).await?.unwrap_or(rec);
+    let mut rec = record(ctx, req.repo.repo_id, req.issue_number)
+        .await?
+        .unwrap_or(rec);
     rec.state = "revised".into();
     rec.designed = answer.components.clone();
     save_record(ctx, req.repo.repo_id, req.issue_number, &rec).await?;
@@ -233,7 +267,16 @@ async fn reconcile(
         delivery_id: req.delivery_id.clone(),
     };
     let mut progress = SpecProgress::default();
-    super::spec::file_components(ctx, repo, &as_spec, config, spec_path, answer, &mut progress).await?;
+    super::spec::file_components(
+        ctx,
+        repo,
+        &as_spec,
+        config,
+        spec_path,
+        answer,
+        &mut progress,
+    )
+    .await?;
     let kept: Vec<String> = answer.components.iter().map(|c| c.slug()).collect();
     let mut rec = before.clone();
     for (slug, number) in &before.components {
@@ -246,8 +289,11 @@ async fn reconcile(
             req.pull_number
         );
         repo.comment_once(*number, &marker, &note).await?;
-        repo.update_issue(*number, &serde_json::json!({"state": "closed", "state_reason": "not_planned"}))
-            .await?;
+        repo.update_issue(
+            *number,
+            &serde_json::json!({"state": "closed", "state_reason": "not_planned"}),
+        )
+        .await?;
     }
     rec.components = progress
         .components
@@ -260,7 +306,9 @@ async fn reconcile(
 /// Approved / merged / closed / reopened: the spec's state, and on merge the component issues
 /// are marked "spec accepted".
 pub async fn on_spec_event(ctx: &mut JobCtx, event: SpecEvent) -> StepResult {
-    let mut rec = record(ctx, event.repo.repo_id, event.issue_number).await?.unwrap_or_default();
+    let mut rec = record(ctx, event.repo.repo_id, event.issue_number)
+        .await?
+        .unwrap_or_default();
     rec.pull.get_or_insert(event.pull_number);
     rec.state = match event.what.as_str() {
         "approved" if rec.state != "merged" => "approved".into(),
@@ -272,17 +320,30 @@ pub async fn on_spec_event(ctx: &mut JobCtx, event: SpecEvent) -> StepResult {
     if event.what == "merged" && !rec.components.is_empty() {
         let repo = ctx.repo(&event.repo)?;
         for number in rec.components.values() {
-            repo.add_labels(*number, &["spec accepted".to_string()]).await?;
+            repo.add_labels(*number, &["spec accepted".to_string()])
+                .await?;
         }
     }
     save_record(ctx, event.repo.repo_id, event.issue_number, &rec).await
 }
 
 /// A revision failed for good: one reply saying so.
-pub async fn report_failure(app: &App, req: &ReviseRequest, message: &str) -> Result<(), crate::github::GitHubError> {
-    let Some(github) = &app.github else { return Ok(()) };
-    let repo = github.installation(req.repo.installation_id)?.repo(&req.repo.owner, &req.repo.name);
+pub async fn report_failure(
+    app: &App,
+    req: &ReviseRequest,
+    message: &str,
+) -> Result<(), crate::github::GitHubError> {
+    let Some(github) = &app.github else {
+        return Ok(());
+    };
+    let repo = github
+        .installation(req.repo.installation_id)?
+        .repo(&req.repo.owner, &req.repo.name);
     let marker = reply_marker(&req.source);
-    let body = format!("{marker}\n❌ I could not revise the spec: {message}\n\nNothing was pushed. Ask again with `/revise <what to change>`.");
-    repo.comment_once(req.pull_number, &marker, &body).await.map(|_| ())
+    let body = format!(
+        "{marker}\n❌ I could not revise the spec: {message}\n\nNothing was pushed. Ask again with `/revise <what to change>`."
+    );
+    repo.comment_once(req.pull_number, &marker, &body)
+        .await
+        .map(|_| ())
 }

@@ -256,7 +256,9 @@ impl Tester {
         body: &str,
         inline: &[(&str, u64, &str)],
     ) -> u64 {
-        let id = self.world.add_review(REPO, pr, reviewer, state, body, inline);
+        let id = self
+            .world
+            .add_review(REPO, pr, reviewer, state, body, inline);
         let mut p = self.envelope("submitted", reviewer);
         p["pull_request"] = self.world.pull_json(REPO, pr);
         let mut review = self.world.review_json(REPO, id);
