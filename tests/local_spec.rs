@@ -5,6 +5,33 @@ mod support;
 use support::answers::good_answer;
 use support::llm_fake::LlmFake;
 
+/// `specbot spec` with the model pointed at the fake and nothing else from the environment.
+async fn run_local_spec(
+    fake: &LlmFake,
+    repo: &std::path::Path,
+    issue: &std::path::Path,
+    out: &std::path::Path,
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_specbot"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LLM_PROVIDER", "anthropic")
+        .env("LLM_BASE_URL", fake.anthropic_base_url())
+        .env("LLM_API_KEY", "sk-local-test")
+        .env("LLM_MODEL", "test-model")
+        .current_dir(repo)
+        .args(["spec", "--issue-file"])
+        .arg(issue)
+        .arg("--repo")
+        .arg(repo)
+        .arg("--out")
+        .arg(out);
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn writes_the_spec_files_and_prints_the_component_issues() {
     let fake = LlmFake::start().await;
