@@ -48,24 +48,7 @@ async fn writes_the_spec_files_and_prints_the_component_issues() {
     std::fs::write(&issue, "# Add dark mode\nUsers want a dark theme.\n").unwrap();
     let out = tempfile::tempdir().unwrap();
 
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_specbot"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LLM_PROVIDER", "anthropic")
-        .env("LLM_BASE_URL", fake.anthropic_base_url())
-        .env("LLM_API_KEY", "sk-local-test")
-        .env("LLM_MODEL", "test-model")
-        .current_dir(repo.path())
-        .args(["spec", "--issue-file"])
-        .arg(&issue)
-        .arg("--repo")
-        .arg(repo.path())
-        .arg("--out")
-        .arg(out.path());
-    let output = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = run_local_spec(&fake, repo.path(), &issue, out.path()).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -106,23 +89,7 @@ async fn the_documented_example_is_what_the_pipeline_writes() {
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_specbot"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LLM_BASE_URL", fake.anthropic_base_url())
-        .env("LLM_API_KEY", "sk-local-test")
-        .env("LLM_MODEL", "test-model")
-        .current_dir(repo.path())
-        .args(["spec", "--issue-file"])
-        .arg(&issue)
-        .arg("--repo")
-        .arg(repo.path())
-        .arg("--out")
-        .arg(out.path());
-    let output = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = run_local_spec(&fake, repo.path(), &issue, out.path()).await;
     assert!(output.status.success());
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/dark-mode");
     let files = [
