@@ -159,6 +159,9 @@ pub(crate) async fn call(
         .await?;
     metrics::counter!("specbot_llm_tokens_total", "provider" => model.provider().to_string(), "model" => model.model().to_string(), "kind" => "input").increment(u.input_tokens);
     metrics::counter!("specbot_llm_tokens_total", "provider" => model.provider().to_string(), "model" => model.model().to_string(), "kind" => "output").increment(u.output_tokens);
+    // Counters are integers: cost is counted in millionths of a dollar.
+    metrics::counter!("specbot_llm_cost_microdollars_total", "provider" => model.provider().to_string(), "model" => model.model().to_string())
+        .increment((cost * 1_000_000.0).round() as u64);
     let spent = ctx.app.store.job_cost(ctx.job.id).await?;
     if spent > budget_usd {
         return Err(StepError::Failed(JobError::permanent(format!(
