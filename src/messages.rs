@@ -272,6 +272,25 @@ mod tests {
     }
 
     #[test]
+    fn review_and_command_replies_snapshot() {
+        insta::assert_snapshot!("help", help(14));
+        insta::assert_snapshot!("cancelled_running", cancelled(15, true));
+        insta::assert_snapshot!("cancelled_idle", cancelled(15, false));
+        insta::assert_snapshot!(
+            "revised",
+            revised(
+                "<!-- specbot:reply review=9 -->",
+                "0123456789abcdef",
+                Some("Added a high-contrast variant.\nDropped component 2."),
+                4321,
+                0.0123
+            )
+        );
+        insta::assert_snapshot!("not_ready_no_spec", spec_not_ready(16, None, None));
+        insta::assert_snapshot!("not_ready_in_review", spec_not_ready(16, Some("in_review"), Some(8)));
+    }
+
+    #[test]
     fn task_list_is_replaced_not_appended() {
         let mut comps = std::collections::BTreeMap::new();
         comps.insert("a".to_string(), (10, 100));
