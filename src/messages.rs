@@ -287,7 +287,10 @@ mod tests {
             )
         );
         insta::assert_snapshot!("not_ready_no_spec", spec_not_ready(16, None, None));
-        insta::assert_snapshot!("not_ready_in_review", spec_not_ready(16, Some("in_review"), Some(8)));
+        insta::assert_snapshot!(
+            "not_ready_in_review",
+            spec_not_ready(16, Some("in_review"), Some(8))
+        );
     }
 
     #[test]

@@ -312,3 +312,45 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let mut s = Settings::base();
+        s.webhook_secrets = vec!["whsec-visible-if-leaked".to_string().into()];
+        s.app = Some(AppCredentials {
+            app_id: 1,
+            private_key: "-----BEGIN RSA PRIVATE KEY-----leak".to_string().into(),
+        });
+        s.llm.api_key = Some("sk-ant-leak".to_string().into());
+        let shown = format!("{s:?} {s:#?}");
+        for secret in [
+            "whsec-visible-if-leaked",
+            "BEGIN RSA PRIVATE KEY",
+            "sk-ant-leak",
+        ] {
+            assert!(!shown.contains(secret), "{secret} appears in Debug output");
+        }
+    }
+
+    #[test]
+    fn rotating_secrets_are_split_and_blank_ones_dropped() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            env: EnvArgs,
+        }
+        let cli = Cli::parse_from(["x", "--webhook-secret", "new, old ,,"]);
+        let s = Settings::from_env(cli.env, true).expect("valid");
+        assert_eq!(s.webhook_secrets.len(), 2);
+        let cli = Cli::parse_from(["x"]);
+        assert!(matches!(
+            Settings::from_env(cli.env, true),
+            Err(ConfigError::MissingWebhookSecret)
+        ));
+    }
+}
