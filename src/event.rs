@@ -461,6 +461,21 @@ impl Event {
         }
     }
 
+    /// The payload's `action`, where it has one.
+    pub fn action(&self) -> Option<&str> {
+        match self {
+            Event::Ping { .. } => None,
+            Event::Installation { action, .. } | Event::InstallationRepositories { action, .. } => {
+                Some(action)
+            }
+            Event::Ignored { action, .. } | Event::Malformed { action, .. } => action.as_deref(),
+            other => other
+                .envelope()
+                .map(|e| e.action.as_str())
+                .filter(|a| !a.is_empty()),
+        }
+    }
+
     pub fn envelope(&self) -> Option<&Envelope> {
         match self {
             Event::Issues { envelope, .. }

@@ -125,7 +125,13 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
             "header value too long\n",
         );
     }
-    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+    // Decoding proves the body is JSON, except where it did not decode.
+    let event = Event::parse(&event_name, &body);
+    if matches!(
+        event,
+        Event::Malformed { .. } | Event::Ignored { action: None, .. }
+    ) && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err()
+    {
         return reject(
             metric_event,
             "bad_request",
@@ -136,7 +142,6 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
 
     let span = tracing::info_span!("delivery", delivery = %delivery_id, event = %event_name);
     let _enter = span.enter();
-    let event = Event::parse(&event_name, &body);
     let plan = trigger::plan(&event, &delivery_id);
     for line in &plan.notes {
         tracing::debug!(note = %line, "trigger");
@@ -145,7 +150,7 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     let delivery = Delivery {
         id: delivery_id,
         event: event_name.clone(),
-        action: crate::event::peek_action(&body),
+        action: event.action().map(str::to_string),
         installation_id: envelope
             .and_then(|e| e.installation)
             .map(|i| i.id as i64)
