@@ -203,7 +203,12 @@ pub async fn callback(State(app): State<Arc<App>>, Query(q): Query<Callback>) ->
         )
             .into_response();
     }
-    if !code.chars().all(|c| c.is_ascii_alphanumeric()) || code.len() > 100 {
+    if code.is_empty()
+        || code.len() > 100
+        || !code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return (StatusCode::BAD_REQUEST, "malformed code\n").into_response();
     }
     let url = format!(

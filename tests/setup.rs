@@ -1,0 +1,178 @@
+//! The register-the-App page and its callback, over HTTP against the GitHub world (the
+//! manifest conversion is GitHub's `POST /app-manifests/{code}/conversions`).
+
+mod support;
+
+use specbot::config::Settings;
+use support::db::TestDb;
+use support::github_world::GitHubWorld;
+
+struct Setup {
+    base: String,
+    env_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    _db: TestDb,
+    _running: specbot::app::Running,
+}
+
+async fn start(world: &GitHubWorld, with_credentials: bool) -> Setup {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Settings::base();
+    s.webhook_secrets = vec!["x".to_string().into()];
+    s.database_url = db.url.clone();
+    s.github_api_url = world.base_url();
+    s.workers = 0;
+    s.env_file = dir.path().join(".env");
+    if with_credentials {
+        s.app = Some(specbot::config::AppCredentials {
+            app_id: world.app_id(),
+            private_key: world.private_key_pem().into(),
+        });
+    }
+    let env_file = s.env_file.clone();
+    let app = specbot::app::build(s).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = specbot::app::start(app, listener).unwrap();
+    Setup {
+        base: format!("http://{}", running.addr),
+        env_file,
+        _dir: dir,
+        _db: db,
+        _running: running,
+    }
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn state_of(page: &str) -> String {
+    let at = page.find("state=").expect("the form carries a state") + 6;
+    page[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_manifest_flow_writes_the_credentials_and_sends_the_user_on_to_install() {
+    let world = GitHubWorld::start().await;
+    let s = start(&world, false).await;
+    let http = no_redirects();
+    let page = http
+        .get(format!("{}/", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Register GitHub App"), "{page}");
+    assert!(
+        page.contains("https://github.com/settings/apps/new?state="),
+        "{page}"
+    );
+    // The manifest carries this server's webhook URL and exactly the permissions we need.
+    assert!(page.contains(&format!("{}/api/github/webhooks", s.base).replace('/', "/")));
+    assert!(
+        page.contains("&quot;contents&quot;:&quot;write&quot;"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("workflows"),
+        "never asks for the workflows permission"
+    );
+
+    // An organisation and a GitHub Enterprise Server host change where the form posts.
+    let org = http
+        .get(format!("{}/?org=acme&ghes=github.example.com", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        org.contains("https://github.example.com/organizations/acme/settings/apps/new?state="),
+        "{org}"
+    );
+
+    // GitHub sends the browser back with a code and our state.
+    let state = state_of(&page);
+    let code = world.manifest_code();
+    let answer = http
+        .get(format!(
+            "{}/setup/callback?code={code}&state={state}",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_redirection(), "{}", answer.status());
+    let location = answer.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.ends_with("/installations/new"), "{location}");
+    let env = std::fs::read_to_string(&s.env_file).unwrap();
+    for key in [
+        "APP_ID=",
+        "PRIVATE_KEY=",
+        "WEBHOOK_SECRET=",
+        "GITHUB_CLIENT_ID=",
+        "GITHUB_CLIENT_SECRET=",
+    ] {
+        assert!(env.contains(key), "{key} missing");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&s.env_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // The state is single-use.
+    let again = http
+        .get(format!(
+            "{}/setup/callback?code={}&state={state}",
+            s.base,
+            world.manifest_code()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_forged_state_is_refused_and_nothing_is_written() {
+    let world = GitHubWorld::start().await;
+    let s = start(&world, false).await;
+    let http = no_redirects();
+    let answer = http
+        .get(format!(
+            "{}/setup/callback?code={}&state=forged",
+            s.base,
+            world.manifest_code()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(!s.env_file.exists());
+}
+
+#[tokio::test]
+async fn with_credentials_the_home_page_is_a_status_page_without_secrets() {
+    let world = GitHubWorld::start().await;
+    let s = start(&world, true).await;
+    let page = reqwest::get(format!("{}/", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Recent jobs"), "{page}");
+    assert!(!page.contains("Register GitHub App"));
+    assert!(!page.contains("PRIVATE KEY"));
+}
