@@ -489,3 +489,62 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EVENTS: &[&str] = &[
+        "issues",
+        "issue_comment",
+        "pull_request",
+        "pull_request_review",
+        "pull_request_review_comment",
+        "check_suite",
+        "check_run",
+        "installation",
+        "installation_repositories",
+        "ping",
+        "star",
+    ];
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(body in proptest::collection::vec(any::<u8>(), 0..2048), which in 0..EVENTS.len()) {
+            let event = Event::parse(EVENTS[which], &body);
+            let _ = (event.name(), event.action(), event.envelope());
+        }
+
+        #[test]
+        fn decoding_json_shaped_input_never_panics(
+            action in "[a-z_]{0,12}",
+            number in any::<u64>(),
+            login in "\\PC{0,20}",
+            which in 0..EVENTS.len(),
+        ) {
+            let body = serde_json::json!({
+                "action": action,
+                "issue": {"id": number, "number": number, "title": login, "user": {"login": login, "id": 1}},
+                "comment": {"id": number, "body": login, "user": {"login": login, "id": 2, "type": "Bot"}},
+                "repository": {"id": 1, "name": "r", "full_name": "o/r", "owner": {"login": "o", "id": 3}},
+                "sender": {"login": login, "id": 4},
+            });
+            let event = Event::parse(EVENTS[which], &serde_json::to_vec(&body).unwrap());
+            let _ = crate::trigger::plan(&event, "d");
+        }
+    }
+
+    #[test]
+    fn a_sender_is_a_bot_by_type_or_by_login() {
+        let bot = |login: &str, kind: &str| User {
+            login: login.into(),
+            id: 1,
+            kind: kind.into(),
+        };
+        assert!(bot("specbot[bot]", "Bot").is_bot());
+        assert!(bot("renovate[bot]", "User").is_bot());
+        assert!(bot("ci", "Bot").is_bot());
+        assert!(!bot("alice", "User").is_bot());
+    }
+}

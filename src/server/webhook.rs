@@ -322,4 +322,17 @@ mod tests {
         assert!(verify_signature(&[new.clone(), old], b"{}", Some(&sig)));
         assert!(!verify_signature(&[new], b"{}", Some(&sig)));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn verifying_arbitrary_headers_and_bodies_never_panics(
+            header in "\\PC{0,80}",
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        ) {
+            let secrets = [SecretString::from("s".to_string())];
+            let _ = verify_signature(&secrets, &body, Some(&header));
+            let prefixed = format!("sha256={header}");
+            proptest::prop_assert!(!verify_signature(&secrets, &body, Some(&prefixed)) || prefixed == sign("s", &body));
+        }
+    }
 }
