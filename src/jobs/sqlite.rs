@@ -156,6 +156,18 @@ pub struct SqliteStore {
     /// Reads (the writer itself for an in-memory database).
     reader: SqlitePool,
     wake: Wake,
+    /// Background WAL checkpoints (see [`SqliteStore::open`]); stopped when the store is dropped.
+    _checkpointer: Option<Checkpointer>,
+}
+
+/// Aborts the checkpoint task when the store goes away.
+#[derive(Debug)]
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl SqliteStore {
@@ -169,13 +181,22 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // The writer never checkpoints on commit (that would stall intake for the length of a
+        // checkpoint now and then); a background task checkpoints passively instead, which
+        // never blocks the writer.
+        let in_memory_url = url.contains(":memory:") || url.contains("mode=memory");
+        let writer_options = if in_memory_url {
+            options.clone()
+        } else {
+            options.clone().pragma("wal_autocheckpoint", "0")
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone())
+            .connect_with(writer_options)
             .await?;
         let reader = if in_memory {
             writer.clone()
@@ -186,10 +207,26 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?
         };
+        let checkpointer = (!in_memory).then(|| {
+            let reader = reader.clone();
+            Checkpointer(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(250));
+                loop {
+                    tick.tick().await;
+                    if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        .execute(&reader)
+                        .await
+                    {
+                        tracing::warn!(%error, "WAL checkpoint failed");
+                    }
+                }
+            }))
+        });
         Ok(SqliteStore {
             writer,
             reader,
             wake: Wake::default(),
+            _checkpointer: checkpointer,
         })
     }
 
