@@ -176,3 +176,35 @@ async fn github_requests_per_spec_run() {
         t.finish();
     }
 }
+
+#[tokio::test]
+async fn metrics_cover_github_requests_llm_usage_jobs_and_the_queue() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm
+        .push_tool_call("submit_spec", spec_answers::good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let _ = t.expect_one_comment(issue);
+    let text = reqwest::get(format!("{}/metrics", t.base_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "specbot_deliveries_total{",
+        "specbot_github_requests_total{route=\"POST /repos/{owner}/{repo}/pulls\",status=\"201\"}",
+        "specbot_github_rate_limit_remaining{",
+        "specbot_llm_tokens_total{",
+        "specbot_llm_cost_microdollars_total{",
+        "specbot_job_duration_seconds_bucket{kind=\"spec\"",
+        "specbot_jobs{kind=\"spec\",state=\"succeeded\"}",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from /metrics:\n{text}"
+        );
+    }
+    t.finish();
+}

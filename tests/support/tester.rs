@@ -147,6 +147,11 @@ impl Tester {
         self.running = Some(running);
     }
 
+    /// `http://127.0.0.1:PORT` of the running app.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.running.as_ref().expect("running").addr)
+    }
+
     pub fn app(&self) -> &Arc<App> {
         self.app.as_ref().expect("app is running")
     }
