@@ -20,10 +20,10 @@ fn with_marker(marker: &str, body: String) -> String {
     format!("{marker}\n{body}")
 }
 
-/// A user without write access used a command.
-pub fn not_allowed(comment_id: u64, login: &str) -> String {
+/// A user without write access asked for something; `marker` says what the reply answers.
+pub fn not_allowed(marker: &str, login: &str) -> String {
     with_marker(
-        &reply_marker(comment_id),
+        marker,
         format!(
             "Sorry @{login}, only people with write access to this repository can ask me to do things here."
         ),
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn replies_snapshot() {
-        insta::assert_snapshot!("not_allowed", not_allowed(11, "rita"));
+        insta::assert_snapshot!("not_allowed", not_allowed(&reply_marker(11), "rita"));
         insta::assert_snapshot!(
             "parse_errors",
             parse_errors(

@@ -18,7 +18,7 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
         repo.comment_once(
             req.issue_number,
             &messages::reply_marker(req.comment_id),
-            &messages::not_allowed(req.comment_id, &req.author),
+            &messages::not_allowed(&messages::reply_marker(req.comment_id), &req.author),
         )
         .await?;
         return Ok(());
@@ -61,13 +61,7 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
                 ctx.app.kick();
             }
             Command::Revise { feedback } => {
-                let spec_issue = if req.is_pull_request {
-                    let pull = repo.pull(req.issue_number).await?;
-                    super::spec_issue_of_branch(&pull.head.ref_name)
-                } else {
-                    None
-                };
-                let Some(spec_issue) = spec_issue else {
+                let Some(spec_issue) = spec_of_pull(&repo, &req).await? else {
                     replies.push(messages::not_here(
                         req.comment_id,
                         "/revise",
@@ -93,12 +87,7 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
             }
             Command::Implement { force } => {
                 // Which spec: the PR's, or the issue's own.
-                let spec_issue = if req.is_pull_request {
-                    let pull = repo.pull(req.issue_number).await?;
-                    super::spec_issue_of_branch(&pull.head.ref_name).unwrap_or(req.issue_number)
-                } else {
-                    req.issue_number
-                };
+                let spec_issue = spec_of_pull(&repo, &req).await?.unwrap_or(req.issue_number);
                 let record: Option<SpecRecord> = ctx
                     .app
                     .store
@@ -126,14 +115,7 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
                 }
             }
             Command::Cancel => {
-                let key = JobInput::Spec(SpecRequest {
-                    repo: req.repo.clone(),
-                    issue_number: req.issue_number,
-                    requested_by: String::new(),
-                    trigger: SpecTrigger::Command { comment_id: 0 },
-                    delivery_id: String::new(),
-                })
-                .dedupe_key();
+                let key = super::spec_job_key(req.repo.repo_id, req.issue_number);
                 let now = ctx.app.now();
                 let found = ctx.app.store.request_cancel(&key, now).await?;
                 replies.push(messages::cancelled(req.comment_id, found.is_some()));
@@ -152,4 +134,13 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
             .await?;
     }
     Ok(())
+}
+
+/// The feature issue of the spec PR the command was said on (`None` off a spec PR).
+async fn spec_of_pull(repo: &crate::github::Repo, req: &CommandRequest) -> StepResult<Option<u64>> {
+    if !req.is_pull_request {
+        return Ok(None);
+    }
+    let pull = repo.pull(req.issue_number).await?;
+    Ok(super::spec_issue_of_branch(&pull.head.ref_name))
 }

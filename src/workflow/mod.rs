@@ -85,6 +85,12 @@ pub struct SpecEvent {
     pub what: String,
 }
 
+/// The dedupe key of an issue's spec job (a label and a `/spec` collapse into it; `/cancel`
+/// finds it by this key).
+pub fn spec_job_key(repo_id: u64, issue_number: u64) -> String {
+    format!("spec:{repo_id}#{issue_number}")
+}
+
 /// The feature issue a spec branch belongs to: `specbot/spec-7` → 7.
 pub fn spec_issue_of_branch(branch: &str) -> Option<u64> {
     branch.strip_prefix("specbot/spec-")?.parse().ok()
@@ -113,7 +119,7 @@ impl JobInput {
     /// Two jobs with one key never run at once; the second collapses into the first.
     pub fn dedupe_key(&self) -> String {
         match self {
-            JobInput::Spec(r) => format!("spec:{}#{}", r.repo.repo_id, r.issue_number),
+            JobInput::Spec(r) => spec_job_key(r.repo.repo_id, r.issue_number),
             JobInput::Command(r) => format!("command:{}:{}", r.repo.repo_id, r.comment_id),
             // One revision per piece of feedback; two on one spec run one after the other
             // because each builds on the branch head the previous one left.

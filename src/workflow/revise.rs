@@ -100,10 +100,7 @@ pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
     let marker = reply_marker(&req.source);
     let permission = ctx.app.permission(&repo, &req.requested_by).await?;
     if permission < Permission::Write {
-        let body = format!(
-            "{marker}\nSorry @{}, only people with write access to this repository can ask me to revise the spec.",
-            req.requested_by
-        );
+        let body = messages::not_allowed(&marker, &req.requested_by);
         repo.comment_once(req.pull_number, &marker, &body).await?;
         return Ok(());
     }

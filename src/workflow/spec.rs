@@ -101,11 +101,7 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
                 format!("<!-- specbot:reply delivery={} -->", req.delivery_id)
             }
         };
-        let body = messages::not_allowed(0, &req.requested_by).replacen(
-            &messages::reply_marker(0),
-            &marker,
-            1,
-        );
+        let body = messages::not_allowed(&marker, &req.requested_by);
         repo.comment_once(req.issue_number, &marker, &body).await?;
         return Ok(());
     }
