@@ -226,6 +226,261 @@ pub fn with_task_list(
     format!("{}\n\n{list}", kept.trim_end())
 }
 
+/// Marker of the one status comment an implementation keeps on its issue.
+pub fn implement_marker(issue: u64) -> String {
+    format!("<!-- specbot:implement-status issue={issue} -->")
+}
+
+/// Progress of an implementation job, as its status comment shows it.
+#[derive(Debug, Clone, Default)]
+pub struct ImplementStatus {
+    pub issue: u64,
+    pub stage: ImplementStage,
+    /// Where the spec was read: (path, ref).
+    pub spec: Option<(String, String)>,
+    /// The component's title, for a component issue.
+    pub component: Option<String>,
+    pub pr: Option<(u64, String)>,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ImplementStage {
+    #[default]
+    Working,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+pub fn implement_status(s: &ImplementStatus) -> String {
+    let mut out = format!("{}\n", implement_marker(s.issue));
+    let what = match &s.component {
+        Some(title) => format!("the component **{}**", one_line(title)),
+        None => "the spec".to_string(),
+    };
+    match s.stage {
+        ImplementStage::Working => out.push_str(&format!(
+            "🛠️ Implementing {what}… I will open a pull request when the code and its tests are written.\n"
+        )),
+        ImplementStage::Done => out.push_str(&format!("✅ Implemented {what}.\n")),
+        ImplementStage::Failed => out.push_str(&format!("❌ I could not implement {what}.\n")),
+        ImplementStage::Cancelled => out.push_str(
+            "⏹️ Cancelled. Nothing was pushed; comment `/implement` to start again.\n",
+        ),
+    }
+    if let Some(error) = &s.error {
+        out.push_str(&format!("\n**What went wrong:** {error}\n\n"));
+        out.push_str(if s.pr.is_none() {
+            "Nothing was pushed. Comment `/implement` to try again.\n"
+        } else {
+            "Comment `/implement` to try again: it updates the same branch and pull request.\n"
+        });
+    }
+    if let Some((path, git_ref)) = &s.spec {
+        out.push_str(&format!("\n**Spec:** `{path}` on `{git_ref}`\n"));
+    }
+    if let Some((number, url)) = &s.pr {
+        out.push_str(&format!("\n**Pull request:** #{number} ({url})\n"));
+    }
+    if s.tokens > 0 {
+        out.push_str(&format!(
+            "\n<sub>{} tokens, ${:.4}</sub>\n",
+            s.tokens, s.cost_usd
+        ));
+    }
+    out
+}
+
+/// What an implementation PR's description is made of.
+#[derive(Debug, Clone, Default)]
+pub struct ImplementPull {
+    pub issue: u64,
+    pub spec_issue: u64,
+    pub spec_path: String,
+    pub spec_ref: String,
+    pub component: Option<String>,
+    pub summary: String,
+    pub criteria: Vec<crate::agent::CriterionMet>,
+    /// (path, deleted)
+    pub files: Vec<(String, bool)>,
+    pub refusals: Vec<crate::agent::Refusal>,
+    pub skipped: Vec<crate::agent::SkippedEntry>,
+    pub model: String,
+    pub steps: u32,
+    pub tokens: u64,
+    pub cost_usd: Option<f64>,
+}
+
+fn one_line(text: &str) -> String {
+    let flat = crate::prompt::sanitize::sanitize(text).replace(['\n', '\r'], " ");
+    flat.chars().take(300).collect()
+}
+
+/// The implementation PR's description: `Closes #n`, the spec, what was done per acceptance
+/// criterion, the files, what the guardrails refused, and the model's tokens and cost.
+pub fn implement_pull_body(p: &ImplementPull) -> String {
+    let mut out = format!("<!-- specbot:implementation issue={} -->\n", p.issue);
+    out.push_str(&format!("Closes #{}\n\n", p.issue));
+    let what = match &p.component {
+        Some(title) => format!("the component **{}** of the spec", one_line(title)),
+        None => "the spec".to_string(),
+    };
+    out.push_str(&format!(
+        "This PR implements {what} for #{} (`{}` on `{}`), written by specbot's engineer. Review it like any other PR; CI failures on it get up to the configured number of fix rounds.\n\n",
+        p.spec_issue, p.spec_path, p.spec_ref
+    ));
+    let summary = crate::prompt::sanitize::sanitize(p.summary.trim());
+    if !summary.is_empty() {
+        out.push_str("## Summary\n\n");
+        out.push_str(&summary.chars().take(4000).collect::<String>());
+        out.push_str("\n\n");
+    }
+    if !p.criteria.is_empty() {
+        out.push_str("## Acceptance criteria\n\n| Criterion | How it is met |\n| --- | --- |\n");
+        for c in p.criteria.iter().take(50) {
+            out.push_str(&format!(
+                "| {} | {} |\n",
+                table_cell(&c.criterion),
+                table_cell(&c.how_met)
+            ));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("## Files changed ({})\n\n", p.files.len()));
+    for (path, deleted) in p.files.iter().take(200) {
+        let path = one_line(path).replace('`', "'");
+        if *deleted {
+            out.push_str(&format!("- `{path}` (deleted)\n"));
+        } else {
+            out.push_str(&format!("- `{path}`\n"));
+        }
+    }
+    if p.files.len() > 200 {
+        out.push_str(&format!("- … and {} more\n", p.files.len() - 200));
+    }
+    out.push('\n');
+    if !p.refusals.is_empty() {
+        out.push_str("## Refused by the guardrails\n\nThe engineer asked for these and was told no (it was asked to adapt):\n\n");
+        for r in p.refusals.iter().take(30) {
+            let path = r
+                .path
+                .as_deref()
+                .map(|x| format!(" `{}`", one_line(x).replace('`', "'")))
+                .unwrap_or_default();
+            out.push_str(&format!("- `{}`{path}: {}\n", r.tool, one_line(&r.reason)));
+        }
+        out.push('\n');
+    }
+    if !p.skipped.is_empty() {
+        out.push_str(&format!(
+            "<details><summary>{} repository entries were not in the engineer's snapshot</summary>\n\n",
+            p.skipped.len()
+        ));
+        for e in p.skipped.iter().take(30) {
+            out.push_str(&format!(
+                "- `{}`: {}\n",
+                one_line(&e.path).replace('`', "'"),
+                one_line(&e.reason)
+            ));
+        }
+        out.push_str("\n</details>\n\n");
+    }
+    let cost = p
+        .cost_usd
+        .map(|c| format!("${c:.4}"))
+        .unwrap_or_else(|| "cost unknown".into());
+    out.push_str(&format!(
+        "<sub>{} · {} steps · {} tokens · {cost}</sub>\n",
+        one_line(&p.model),
+        p.steps,
+        p.tokens
+    ));
+    out
+}
+
+fn table_cell(text: &str) -> String {
+    one_line(text).replace('|', "\\|")
+}
+
+/// Marker of the reply to a CI failure on one head commit.
+pub fn ci_marker(sha: &str) -> String {
+    let short: String = sha.chars().take(40).collect();
+    format!("<!-- specbot:ci-fix head={short} -->")
+}
+
+/// A fix round pushed.
+pub fn ci_fix_pushed(
+    sha: &str,
+    new_head: &str,
+    attempt: u32,
+    max: u32,
+    failing: &[String],
+    summary: &str,
+) -> String {
+    let short: String = new_head.chars().take(7).collect();
+    let mut out = format!(
+        "{}\n🔧 CI failed ({}). I pushed a fix in {short} (attempt {attempt} of {max}).\n",
+        ci_marker(sha),
+        failing_list(failing)
+    );
+    let summary = crate::prompt::sanitize::sanitize(summary.trim());
+    if !summary.is_empty() {
+        out.push_str(&format!(
+            "\n{}\n",
+            summary.chars().take(2000).collect::<String>()
+        ));
+    }
+    out
+}
+
+/// The fix round found nothing to change.
+pub fn ci_fix_nothing(sha: &str, attempt: u32, max: u32, failing: &[String]) -> String {
+    format!(
+        "{}\n🤷 CI failed ({}), and my fix round (attempt {attempt} of {max}) found nothing to change. Over to a human.\n",
+        ci_marker(sha),
+        failing_list(failing)
+    )
+}
+
+/// No attempts left.
+pub fn ci_gave_up(sha: &str, max: u32, failing: &[String]) -> String {
+    format!(
+        "{}\n🛑 CI still fails ({}) after {max} fix attempt{}. I am stopping here; over to a human.\n",
+        ci_marker(sha),
+        failing_list(failing),
+        if max == 1 { "" } else { "s" }
+    )
+}
+
+/// A fix round failed.
+pub fn ci_fix_failed(sha: &str, error: &str) -> String {
+    format!(
+        "{}\n❌ CI failed and I could not fix it: {}\n",
+        ci_marker(sha),
+        one_line(error)
+    )
+}
+
+fn failing_list(failing: &[String]) -> String {
+    if failing.is_empty() {
+        return "no failing check could be read".into();
+    }
+    let names: Vec<String> = failing
+        .iter()
+        .take(10)
+        .map(|n| format!("`{}`", one_line(n).replace('`', "'")))
+        .collect();
+    let more = if failing.len() > 10 {
+        format!(" and {} more", failing.len() - 10)
+    } else {
+        String::new()
+    };
+    format!("failing: {}{more}", names.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +498,49 @@ mod tests {
         insta::assert_snapshot!(
             "not_here",
             not_here(13, "/spec", "comment it on the issue.")
+        );
+    }
+
+    #[test]
+    fn implementation_snapshots() {
+        let mut s = ImplementStatus {
+            issue: 7,
+            spec: Some(("specs/IMPLEMENT-7.md".into(), "main".into())),
+            ..Default::default()
+        };
+        insta::assert_snapshot!("implement_working", implement_status(&s));
+        s.stage = ImplementStage::Done;
+        s.pr = Some((12, "https://github.com/acme/widgets/pull/12".into()));
+        s.tokens = 5400;
+        s.cost_usd = 0.0312;
+        insta::assert_snapshot!("implement_done", implement_status(&s));
+        let body = implement_pull_body(&ImplementPull {
+            issue: 9,
+            spec_issue: 7,
+            spec_path: "specs/IMPLEMENT-7.md".into(),
+            spec_ref: "main".into(),
+            component: Some("Token store".into()),
+            summary: "Adds the token store and its tests.".into(),
+            criteria: vec![crate::agent::CriterionMet {
+                criterion: "Tokens expire | after 1 h".into(),
+                how_met: "`expire()` and `tests/store.rs`".into(),
+            }],
+            files: vec![("src/store.rs".into(), false), ("old.rs".into(), true)],
+            refusals: vec![crate::agent::Refusal {
+                tool: "write_file".into(),
+                path: Some(".github/workflows/ci.yml".into()),
+                reason: "a GitHub Actions workflow".into(),
+            }],
+            skipped: vec![],
+            model: "claude-sonnet-4-5".into(),
+            steps: 6,
+            tokens: 12000,
+            cost_usd: Some(0.12),
+        });
+        insta::assert_snapshot!("implement_pull_body", body);
+        insta::assert_snapshot!(
+            "ci_gave_up",
+            ci_gave_up("abc", 2, &["test (ubuntu)".into(), "lint".into()])
         );
     }
 

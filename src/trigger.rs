@@ -9,8 +9,8 @@ use crate::command;
 use crate::event::{Envelope, Event};
 use crate::jobs::NewJob;
 use crate::workflow::{
-    CommandRequest, FeedbackSource, JobInput, RepoTarget, ReviseRequest, SpecEvent, SpecRequest,
-    SpecTrigger, spec_issue_of_branch,
+    CiFixRequest, CommandRequest, FeedbackSource, JobInput, RepoTarget, ReviseRequest, SpecEvent,
+    SpecRequest, SpecTrigger, implement_issue_of_branch, spec_issue_of_branch,
 };
 
 /// The jobs a delivery queues, and a line per decision for logs and `specbot replay`.
@@ -46,6 +46,11 @@ pub fn plan(event: &Event, delivery_id: &str) -> Plan {
     let Some(envelope) = event.envelope() else {
         return Plan::skip(format!("`{}` events queue no jobs", event.name()));
     };
+    // CI results come from bots (GitHub Actions, the App's own push): they are not commands,
+    // so the bot filter does not apply; the fix job's per-head record and cap stop loops.
+    if let Some(plan) = ci_failure(event, envelope) {
+        return plan;
+    }
     if envelope.sender.is_bot() {
         return Plan::skip(format!(
             "sender {} is a bot: bots never trigger anything",
@@ -207,6 +212,67 @@ pub fn plan(event: &Event, delivery_id: &str) -> Plan {
     }
 }
 
+/// A completed, failed check suite or check run on an implementation branch → one CI-fix job.
+fn ci_failure(event: &Event, envelope: &Envelope) -> Option<Plan> {
+    let (branch, sha, conclusion, what) = match event {
+        Event::CheckSuite { check_suite, .. } => (
+            check_suite.head_branch.clone(),
+            check_suite.head_sha.clone(),
+            check_suite.conclusion.clone(),
+            "check suite",
+        ),
+        Event::CheckRun { check_run, .. } => (
+            check_run
+                .check_suite
+                .as_ref()
+                .and_then(|s| s.head_branch.clone()),
+            check_run.head_sha.clone(),
+            check_run.conclusion.clone(),
+            "check run",
+        ),
+        _ => return None,
+    };
+    if envelope.action != "completed" {
+        return Some(Plan::skip(format!(
+            "{what} {}: nothing to do",
+            envelope.action
+        )));
+    }
+    let branch = branch.unwrap_or_default();
+    let Some(issue_number) = implement_issue_of_branch(&branch) else {
+        return Some(Plan::skip(format!(
+            "{what} on `{branch}`, not an implementation branch"
+        )));
+    };
+    let conclusion = conclusion.unwrap_or_default();
+    if !matches!(
+        conclusion.as_str(),
+        "failure" | "timed_out" | "action_required" | "startup_failure"
+    ) {
+        return Some(Plan::skip(format!(
+            "{what} on `{branch}` concluded `{conclusion}`: nothing to fix"
+        )));
+    }
+    let Some(repo) = target(envelope) else {
+        return Some(Plan::skip(
+            "delivery has no installation: the App cannot act on it",
+        ));
+    };
+    let input = JobInput::CiFix(CiFixRequest {
+        repo,
+        branch: branch.clone(),
+        issue_number,
+        head_sha: sha.clone(),
+    });
+    Some(Plan {
+        notes: vec![format!(
+            "{what} `{conclusion}` on `{branch}` at {}: ci_fix job (one round per head, capped)",
+            sha.chars().take(7).collect::<String>()
+        )],
+        jobs: vec![input.into_job()],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +342,52 @@ mod tests {
             .jobs
             .is_empty()
         );
+    }
+
+    /// GitHub's own `check_run.completed` example, moved onto an implementation branch.
+    fn failed_check_run(branch: &str, conclusion: &str, sender_type: &str) -> Event {
+        let mut p: serde_json::Value = serde_json::from_str(include_str!(
+            "../tests/fixtures/github-webhooks/check_run.completed.1.json"
+        ))
+        .unwrap();
+        p["check_run"]["check_suite"]["head_branch"] = json!(branch);
+        p["check_run"]["conclusion"] = json!(conclusion);
+        p["sender"]["type"] = json!(sender_type);
+        p["installation"] = json!({"id": 77});
+        Event::parse("check_run", &serde_json::to_vec(&p).unwrap())
+    }
+
+    #[test]
+    fn a_failed_check_on_an_implementation_branch_queues_one_fix_even_from_a_bot() {
+        let p = plan(
+            &failed_check_run("specbot/implement-9", "failure", "Bot"),
+            "d",
+        );
+        assert_eq!(p.jobs.len(), 1, "{:?}", p.notes);
+        let JobInput::CiFix(req) = JobInput::from_payload(&p.jobs[0].payload).unwrap() else {
+            panic!("ci_fix job")
+        };
+        assert_eq!(req.issue_number, 9);
+        assert_eq!(req.branch, "specbot/implement-9");
+        assert!(
+            p.jobs[0]
+                .dedupe_key
+                .as_deref()
+                .unwrap()
+                .starts_with("ci_fix:")
+        );
+        for (branch, conclusion) in [
+            ("specbot/implement-9", "success"),
+            ("specbot/implement-9", "neutral"),
+            ("feature/x", "failure"),
+            ("specbot/spec-9", "failure"),
+        ] {
+            assert!(
+                plan(&failed_check_run(branch, conclusion, "User"), "d")
+                    .jobs
+                    .is_empty(),
+                "{branch} {conclusion}"
+            );
+        }
     }
 }

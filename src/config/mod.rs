@@ -190,6 +190,19 @@ pub enum ConfigError {
 }
 
 impl Settings {
+    /// Every secret value this process holds: the secret scanner refuses them in anything the
+    /// bot writes.
+    pub fn own_secrets(&self) -> Vec<SecretString> {
+        let mut out = self.webhook_secrets.clone();
+        if let Some(app) = &self.app {
+            out.push(app.private_key.clone());
+        }
+        if let Some(key) = &self.llm.api_key {
+            out.push(key.clone());
+        }
+        out
+    }
+
     /// Validate the environment for a command. `require_secret`: `serve` refuses to start without
     /// a webhook secret; one-shot commands don't need it.
     pub fn from_env(args: EnvArgs, require_secret: bool) -> Result<Self, ConfigError> {

@@ -66,6 +66,39 @@ pub struct RepoConfig {
     pub model: Option<String>,
     /// Budget per job in USD.
     pub max_cost_usd: f64,
+    /// How `/implement` works here.
+    pub implement: ImplementConfig,
+}
+
+/// How the LLM is credited in implementation commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attribution {
+    /// `Assisted-by: <model> via specbot` (the default).
+    AssistedBy,
+    /// `Co-authored-by: specbot[bot] <…>`, so GitHub shows the App as co-author.
+    CoAuthoredBy,
+    /// No trailer.
+    None,
+}
+
+/// The `implement:` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImplementConfig {
+    /// Globs the engineer may not write to (beside `.github/workflows/**`, always refused).
+    pub protected_paths: Vec<String>,
+    /// Fix rounds after a failed CI run on an implementation PR (0 turns CI fixing off).
+    pub ci_fix_attempts: u32,
+    pub attribution: Attribution,
+}
+
+impl Default for ImplementConfig {
+    fn default() -> Self {
+        ImplementConfig {
+            protected_paths: Vec::new(),
+            ci_fix_attempts: 2,
+            attribution: Attribution::AssistedBy,
+        }
+    }
 }
 
 impl Default for RepoConfig {
@@ -81,6 +114,7 @@ impl Default for RepoConfig {
             context: vec!["research/**".into(), "specs/**".into(), "docs/**".into()],
             model: None,
             max_cost_usd: 5.0,
+            implement: ImplementConfig::default(),
         }
     }
 }
@@ -226,6 +260,13 @@ impl RepoConfig {
                     Some(x) if x.is_finite() && x > 0.0 && x <= 1000.0 => cfg.max_cost_usd = x,
                     _ => bad!(key, "a number of US dollars between 0 and 1000"),
                 },
+                "implement" => match value {
+                    Value::Object(m) => implement(m, &mut cfg.implement, &mut problems),
+                    _ => bad!(
+                        key,
+                        "a mapping with `protected_paths`, `ci_fix_attempts` and/or `attribution`"
+                    ),
+                },
                 other => {
                     let known = [
                         "trigger_label",
@@ -236,6 +277,7 @@ impl RepoConfig {
                         "context",
                         "model",
                         "max_cost_usd",
+                        "implement",
                     ];
                     let hint = known
                         .iter()
@@ -250,6 +292,46 @@ impl RepoConfig {
             }
         }
         (cfg, problems)
+    }
+}
+
+fn implement(
+    map: &serde_json::Map<String, Value>,
+    cfg: &mut ImplementConfig,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    for (key, value) in map {
+        let mut bad = |key: &str, expected: &str| {
+            problems.push(ConfigProblem(format!(
+                "`implement.{key}` should be {expected}; using the default."
+            )))
+        };
+        match key.as_str() {
+            "protected_paths" => match string_list(value, 50, 200).filter(|list| {
+                list.iter()
+                    .all(|g| crate::agent::Policy::default().protect(g).is_ok())
+            }) {
+                Some(list) => cfg.protected_paths = list,
+                None => bad(key, "a list of globs such as `migrations/**`"),
+            },
+            "ci_fix_attempts" => match value.as_u64() {
+                Some(n) if n <= 5 => cfg.ci_fix_attempts = n as u32,
+                _ => bad(key, "a whole number from 0 (off) to 5"),
+            },
+            "attribution" => match value.as_str().map(str::trim) {
+                Some("assisted-by") => cfg.attribution = Attribution::AssistedBy,
+                Some("co-authored-by") => cfg.attribution = Attribution::CoAuthoredBy,
+                Some("none") => cfg.attribution = Attribution::None,
+                _ => bad(key, "`assisted-by`, `co-authored-by` or `none`"),
+            },
+            other => {
+                let shown: String = other.chars().take(40).collect();
+                problems.push(ConfigProblem(format!(
+                    "`implement.{shown}` is not a setting (known: `protected_paths`, \
+                     `ci_fix_attempts`, `attribution`); ignored."
+                )));
+            }
+        }
     }
 }
 
@@ -382,6 +464,29 @@ mod tests {
         assert!(text.iter().any(|t| t.contains("max_cost_usd")));
         assert!(text.iter().any(|t| t.contains("spec_path")));
         assert!(text.iter().any(|t| t.contains("`video`")));
+    }
+
+    #[test]
+    fn implement_settings_are_read_and_checked() {
+        let (cfg, problems) = RepoConfig::parse(
+            "implement:\n  protected_paths: ['migrations/**', Cargo.lock]\n  ci_fix_attempts: 0\n  attribution: co-authored-by\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            cfg.implement.protected_paths,
+            vec!["migrations/**", "Cargo.lock"]
+        );
+        assert_eq!(cfg.implement.ci_fix_attempts, 0);
+        assert_eq!(cfg.implement.attribution, Attribution::CoAuthoredBy);
+
+        let (cfg, problems) = RepoConfig::parse(
+            "implement:\n  protected_paths: ['../x']\n  ci_fix_attempts: 99\n  attribution: me\n  colour: red\n",
+        );
+        assert_eq!(cfg.implement, ImplementConfig::default());
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(text.len(), 4, "{text:?}");
+        assert!(text.iter().any(|t| t.contains("implement.ci_fix_attempts")));
+        assert!(text.iter().any(|t| t.contains("implement.colour")));
     }
 
     #[test]

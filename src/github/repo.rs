@@ -279,6 +279,58 @@ impl Repo {
         }
     }
 
+    /// Where GitHub serves the `.tar.gz` snapshot of `git_ref` (a short-lived, pre-signed URL:
+    /// download it without credentials).
+    pub async fn tarball_url(&self, git_ref: &str) -> Result<String, GitHubError> {
+        let route = "GET /repos/{owner}/{repo}/tarball/{ref}";
+        let answer = self
+            .gh
+            .send(
+                route,
+                Method::GET,
+                &self.path(&format!("/tarball/{}", enc(git_ref))),
+                None,
+                Retry::Safe,
+            )
+            .await?;
+        answer
+            .headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| GitHubError::Decode {
+                route,
+                reason: format!("status {} without a `location`", answer.status.as_u16()),
+            })
+    }
+
+    /// The check runs on a commit (the latest 100).
+    pub async fn check_runs(&self, sha: &str) -> Result<Vec<CheckRunInfo>, GitHubError> {
+        let list: CheckRunList = self
+            .gh
+            .get_json(
+                "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
+                &self.path(&format!("/commits/{}/check-runs?per_page=100", enc(sha))),
+            )
+            .await?;
+        Ok(list.check_runs)
+    }
+
+    /// A check run's annotations (the first 50).
+    pub async fn check_run_annotations(
+        &self,
+        check_run_id: u64,
+    ) -> Result<Vec<AnnotationInfo>, GitHubError> {
+        self.gh
+            .get_json(
+                "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations",
+                &self.path(&format!(
+                    "/check-runs/{check_run_id}/annotations?per_page=50"
+                )),
+            )
+            .await
+    }
+
     /// The pull request from `branch` (open or closed), if any.
     pub async fn find_pull(&self, branch: &str) -> Result<Option<PullInfo>, GitHubError> {
         let pulls: Vec<PullInfo> = self

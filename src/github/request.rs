@@ -216,7 +216,8 @@ impl Installation {
                 }
             };
             let status = answer.status;
-            if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            // Redirections are answers too: the tarball endpoint answers 302 with a `location`.
+            if status.is_success() || status.is_redirection() {
                 return Ok(answer);
             }
             // Rate limits: primary (remaining 0 + reset) or secondary (retry-after or neither).

@@ -199,3 +199,61 @@ pub struct ReviewCommentInfo {
     pub original_line: Option<u64>,
     pub user: Account,
 }
+
+/// One check run (`GET /repos/{owner}/{repo}/commits/{ref}/check-runs`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckRunInfo {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    #[serde(default)]
+    pub output: Option<CheckOutput>,
+}
+
+impl CheckRunInfo {
+    /// Completed and not green (`failure`, `timed_out`, `cancelled`, `action_required`, `startup_failure`).
+    pub fn failed(&self) -> bool {
+        self.status.as_deref() == Some("completed")
+            && matches!(
+                self.conclusion.as_deref(),
+                Some("failure" | "timed_out" | "action_required" | "startup_failure")
+            )
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CheckOutput {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub annotations_count: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckRunList {
+    pub check_runs: Vec<CheckRunInfo>,
+}
+
+/// A check run's annotation (a file, a line, a message).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnnotationInfo {
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub start_line: Option<u64>,
+    #[serde(default)]
+    pub annotation_level: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub message: String,
+}

@@ -73,6 +73,17 @@ pub fn component_marker(parent_issue: u64, slug: &str) -> String {
     format!("<!-- specbot:component parent={parent_issue} slug={slug} -->")
 }
 
+static MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"<!-- specbot:component parent=(\d{1,12}) slug=([a-z0-9-]{1,80}) -->")
+        .expect("static regex")
+});
+
+/// The (parent issue, slug) of a component issue, from the marker in its body.
+pub fn parse_component_marker(body: &str) -> Option<(u64, String)> {
+    let caps = MARKER.captures(body)?;
+    Some((caps[1].parse().ok()?, caps[2].to_string()))
+}
+
 static MENTION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(^|[^\w`@/])@([A-Za-z0-9])").expect("static regex"));
 
@@ -137,6 +148,20 @@ impl Component {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_component_issue_is_recognised_by_its_marker() {
+        let body = format!("Part of #7\n\n{}\n", component_marker(7, "token-store"));
+        assert_eq!(
+            parse_component_marker(&body),
+            Some((7, "token-store".to_string()))
+        );
+        assert_eq!(parse_component_marker("no marker"), None);
+        assert_eq!(
+            parse_component_marker("<!-- specbot:component parent=99999999999999999999 slug=x -->"),
+            None
+        );
+    }
 
     #[test]
     fn slug_table() {

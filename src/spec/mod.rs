@@ -20,7 +20,7 @@ mod validate;
 use serde::{Deserialize, Serialize};
 
 pub use artifact::{ArtifactKind, Artifacts};
-pub use component::{Component, component_marker, slugify};
+pub use component::{Component, component_marker, parse_component_marker, slugify};
 pub use parse::{SpecError, parse_text_answer, parse_tool_input};
 pub use render::{SpecFileMeta, files_for, render_spec_file, strip_spec_header};
 pub use tool::{SUBMIT_SPEC_TOOL, ToolSpec, submit_spec_tool};

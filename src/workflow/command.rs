@@ -1,10 +1,11 @@
 //! The `command` job: check that the comment's author may write, then run each command —
 //! answer `/help` and parse errors, queue the spec job for `/spec`, and so on.
 
+use super::implement::ImplementationRecord;
 use super::spec::SpecRecord;
 use super::{
-    CommandRequest, FeedbackSource, JobCtx, JobInput, ReviseRequest, SpecRequest, SpecTrigger,
-    StepResult,
+    CommandRequest, FeedbackSource, ImplementRequest, JobCtx, JobInput, ReviseRequest, SpecRequest,
+    SpecTrigger, StepResult,
 };
 use crate::command::{self, Command};
 use crate::github::types::Permission;
@@ -86,39 +87,66 @@ pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
                 ctx.app.kick();
             }
             Command::Implement { force } => {
-                // Which spec: the PR's, or the issue's own.
-                let spec_issue = spec_of_pull(&repo, &req).await?.unwrap_or(req.issue_number);
+                let Some(target) = implement_target(ctx, &repo, &req).await? else {
+                    replies.push(messages::not_here(
+                        req.comment_id,
+                        &cmd.to_string(),
+                        "comment it on the feature issue, on one of its component issues, or on the spec pull request.",
+                    ));
+                    continue;
+                };
                 let record: Option<SpecRecord> = ctx
                     .app
                     .store
                     .get_record(
                         "spec",
-                        &super::spec::record_key(req.repo.repo_id, spec_issue),
+                        &super::spec::record_key(req.repo.repo_id, target.spec_issue),
                     )
                     .await?
                     .and_then(|v| serde_json::from_value(v).ok());
-                let ready = record
-                    .as_ref()
-                    .is_some_and(|r| matches!(r.state.as_str(), "approved" | "merged"));
+                let state = record.as_ref().map(|r| r.state.as_str());
+                let ready = matches!(state, Some("approved" | "merged"));
                 if !ready && !force {
                     replies.push(messages::spec_not_ready(
                         req.comment_id,
-                        record.as_ref().map(|r| r.state.as_str()),
+                        state,
                         record.as_ref().and_then(|r| r.pull),
                     ));
-                } else {
-                    replies.push(messages::not_here(
-                        req.comment_id,
-                        &cmd.to_string(),
-                        "implementing specs is not available in this version of specbot yet.",
-                    ));
+                    continue;
                 }
+                let job = JobInput::Implement(ImplementRequest {
+                    repo: req.repo.clone(),
+                    issue_number: target.issue_number,
+                    spec_issue: target.spec_issue,
+                    component: target.component,
+                    from_spec_branch: state != Some("merged"),
+                    requested_by: req.author.clone(),
+                    comment_id: req.comment_id,
+                    delivery_id: req.delivery_id.clone(),
+                })
+                .into_job();
+                let now = ctx.app.now();
+                ctx.app.store.enqueue(&job, now).await?;
+                ctx.app.kick();
             }
             Command::Cancel => {
-                let key = super::spec_job_key(req.repo.repo_id, req.issue_number);
+                // The issue's spec or implementation; on an implementation PR, its issue's.
+                let mut issue = req.issue_number;
+                if req.is_pull_request {
+                    let pull = repo.pull(req.issue_number).await?;
+                    if let Some(n) = super::implement_issue_of_branch(&pull.head.ref_name) {
+                        issue = n;
+                    }
+                }
                 let now = ctx.app.now();
-                let found = ctx.app.store.request_cancel(&key, now).await?;
-                replies.push(messages::cancelled(req.comment_id, found.is_some()));
+                let mut found = false;
+                for key in [
+                    super::spec_job_key(req.repo.repo_id, issue),
+                    super::implement_job_key(req.repo.repo_id, issue),
+                ] {
+                    found |= ctx.app.store.request_cancel(&key, now).await?.is_some();
+                }
+                replies.push(messages::cancelled(req.comment_id, found));
             }
         }
     }
@@ -143,4 +171,65 @@ async fn spec_of_pull(repo: &crate::github::Repo, req: &CommandRequest) -> StepR
     }
     let pull = repo.pull(req.issue_number).await?;
     Ok(super::spec_issue_of_branch(&pull.head.ref_name))
+}
+
+/// What `/implement` said where would implement.
+struct ImplementTarget {
+    /// The issue the PR will close.
+    issue_number: u64,
+    spec_issue: u64,
+    component: Option<String>,
+}
+
+/// On the feature issue: the whole spec. On a component issue (found by its marker): that
+/// component. On the spec PR: the whole spec. On an implementation PR: what it implements
+/// (a re-run). Anywhere else: `None`.
+async fn implement_target(
+    ctx: &JobCtx,
+    repo: &crate::github::Repo,
+    req: &CommandRequest,
+) -> StepResult<Option<ImplementTarget>> {
+    if req.is_pull_request {
+        let pull = repo.pull(req.issue_number).await?;
+        let branch = &pull.head.ref_name;
+        if let Some(spec_issue) = super::spec_issue_of_branch(branch) {
+            return Ok(Some(ImplementTarget {
+                issue_number: spec_issue,
+                spec_issue,
+                component: None,
+            }));
+        }
+        if let Some(issue) = super::implement_issue_of_branch(branch) {
+            let record: Option<ImplementationRecord> = ctx
+                .app
+                .store
+                .get_record(
+                    "implementation",
+                    &super::spec::record_key(req.repo.repo_id, issue),
+                )
+                .await?
+                .and_then(|v| serde_json::from_value(v).ok());
+            return Ok(record.map(|r| ImplementTarget {
+                issue_number: issue,
+                spec_issue: r.spec_issue,
+                component: r.component,
+            }));
+        }
+        return Ok(None);
+    }
+    let issue = repo.issue(req.issue_number).await?;
+    Ok(Some(
+        match crate::spec::parse_component_marker(issue.body.as_deref().unwrap_or("")) {
+            Some((parent, slug)) => ImplementTarget {
+                issue_number: req.issue_number,
+                spec_issue: parent,
+                component: Some(slug),
+            },
+            None => ImplementTarget {
+                issue_number: req.issue_number,
+                spec_issue: req.issue_number,
+                component: None,
+            },
+        },
+    ))
 }

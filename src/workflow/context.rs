@@ -135,11 +135,27 @@ pub(crate) async fn call(
             }));
         }
     };
-    let cost = usage_cost(ctx, model, &response.usage);
+    let cost = account(ctx, model, &response.usage).await?;
     let u = &response.usage;
     progress.tokens +=
         u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_write_tokens;
     progress.cost_usd += cost;
+    let spent = ctx.app.store.job_cost(ctx.job.id).await?;
+    if spent > budget_usd {
+        return Err(StepError::Failed(JobError::permanent(format!(
+            "this job spent ${spent:.2}, over its budget of ${budget_usd:.2} (`max_cost_usd`), and was stopped"
+        ))));
+    }
+    Ok(response)
+}
+
+/// Record a model's usage for the job (store and metrics); its cost in USD.
+pub async fn account(
+    ctx: &JobCtx,
+    model: &dyn ChatModel,
+    u: &crate::llm::Usage,
+) -> StepResult<f64> {
+    let cost = usage_cost(ctx, model, u);
     let now = ctx.app.now();
     ctx.app
         .store
@@ -162,13 +178,7 @@ pub(crate) async fn call(
     // Counters are integers: cost is counted in millionths of a dollar.
     metrics::counter!("specbot_llm_cost_microdollars_total", "provider" => model.provider().to_string(), "model" => model.model().to_string())
         .increment((cost * 1_000_000.0).round() as u64);
-    let spent = ctx.app.store.job_cost(ctx.job.id).await?;
-    if spent > budget_usd {
-        return Err(StepError::Failed(JobError::permanent(format!(
-            "this job spent ${spent:.2}, over its budget of ${budget_usd:.2} (`max_cost_usd`), and was stopped"
-        ))));
-    }
-    Ok(response)
+    Ok(cost)
 }
 
 fn parse_answer(response: &crate::llm::ChatResponse) -> Result<SpecAnswer, String> {

@@ -85,6 +85,43 @@ pub struct SpecEvent {
     pub what: String,
 }
 
+/// Implement a spec, or one component of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImplementRequest {
+    pub repo: RepoTarget,
+    /// The issue the PR closes: the feature issue, or a component issue.
+    pub issue_number: u64,
+    /// The feature issue whose spec is implemented.
+    pub spec_issue: u64,
+    /// The component's slug, when the command was on a component issue.
+    pub component: Option<String>,
+    /// Read the spec from its PR's branch (not merged yet) instead of the default branch.
+    pub from_spec_branch: bool,
+    pub requested_by: String,
+    pub comment_id: u64,
+    pub delivery_id: String,
+}
+
+/// CI failed on an implementation PR's head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiFixRequest {
+    pub repo: RepoTarget,
+    pub branch: String,
+    /// The implemented issue (from the branch name).
+    pub issue_number: u64,
+    pub head_sha: String,
+}
+
+/// The dedupe key of an issue's implementation job (`/cancel` finds it by this key).
+pub fn implement_job_key(repo_id: u64, issue_number: u64) -> String {
+    format!("implement:{repo_id}#{issue_number}")
+}
+
+/// The issue an implementation branch belongs to: `specbot/implement-7` → 7.
+pub fn implement_issue_of_branch(branch: &str) -> Option<u64> {
+    branch.strip_prefix("specbot/implement-")?.parse().ok()
+}
+
 /// The dedupe key of an issue's spec job (a label and a `/spec` collapse into it; `/cancel`
 /// finds it by this key).
 pub fn spec_job_key(repo_id: u64, issue_number: u64) -> String {
@@ -104,6 +141,8 @@ pub enum JobInput {
     Command(CommandRequest),
     Revise(ReviseRequest),
     SpecEvent(SpecEvent),
+    Implement(ImplementRequest),
+    CiFix(CiFixRequest),
 }
 
 impl JobInput {
@@ -113,6 +152,8 @@ impl JobInput {
             JobInput::Command(_) => "command",
             JobInput::Revise(_) => "revise",
             JobInput::SpecEvent(_) => "spec_event",
+            JobInput::Implement(_) => "implement",
+            JobInput::CiFix(_) => "ci_fix",
         }
     }
 
@@ -140,6 +181,9 @@ impl JobInput {
             JobInput::SpecEvent(e) => {
                 format!("spec_event:{}#{}:{}", e.repo.repo_id, e.pull_number, e.what)
             }
+            JobInput::Implement(r) => implement_job_key(r.repo.repo_id, r.issue_number),
+            // One fix round at a time per PR; the job itself skips heads already handled.
+            JobInput::CiFix(r) => format!("ci_fix:{}#{}", r.repo.repo_id, r.issue_number),
         }
     }
 
@@ -158,8 +202,10 @@ impl JobInput {
     }
 }
 
+pub mod ci_fix;
 pub mod command;
 pub mod context;
+pub mod implement;
 pub mod revise;
 pub mod spec;
 
@@ -320,6 +366,8 @@ pub async fn run(app: Arc<App>, owner: String, job: Job, cancel: CancellationTok
         JobInput::Command(request) => command::run(&mut ctx, request).await,
         JobInput::Revise(request) => revise::run(&mut ctx, request).await,
         JobInput::SpecEvent(event) => revise::on_spec_event(&mut ctx, event).await,
+        JobInput::Implement(request) => implement::run(&mut ctx, request).await,
+        JobInput::CiFix(request) => ci_fix::run(&mut ctx, request).await,
     };
     match result {
         Ok(()) => Outcome::Succeeded,
@@ -333,9 +381,12 @@ pub async fn report_cancelled(app: Arc<App>, job: &Job) {
     let Ok(input) = JobInput::from_payload(&job.payload) else {
         return;
     };
-    if let JobInput::Spec(request) = input
-        && let Err(error) = spec::report_cancelled(&app, job, &request).await
-    {
+    let result = match input {
+        JobInput::Spec(request) => spec::report_cancelled(&app, job, &request).await,
+        JobInput::Implement(request) => implement::report_cancelled(&app, job, &request).await,
+        _ => Ok(()),
+    };
+    if let Err(error) = result {
         tracing::error!(%error, "could not report the cancellation on GitHub");
     }
 }
@@ -348,6 +399,10 @@ pub async fn report_failure(app: Arc<App>, job: &Job, message: &str) {
     let result = match input {
         JobInput::Spec(request) => spec::report_failure(&app, job, &request, message).await,
         JobInput::Revise(request) => revise::report_failure(&app, &request, message).await,
+        JobInput::Implement(request) => {
+            implement::report_failure(&app, job, &request, message).await
+        }
+        JobInput::CiFix(request) => ci_fix::report_failure(&app, &request, message).await,
         JobInput::Command(_) | JobInput::SpecEvent(_) => Ok(()),
     };
     if let Err(error) = result {

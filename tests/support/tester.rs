@@ -294,6 +294,57 @@ impl Tester {
         assert!(status.is_success());
     }
 
+    /// CI fails on `branch`'s head: a failing check run `check` whose output is `log`, with
+    /// one annotation, then the `check_suite.completed` delivery GitHub would send (from
+    /// GitHub Actions, a bot). Returns (head sha, check run id).
+    pub async fn fail_ci(&mut self, branch: &str, check: &str, log: &str) -> (String, u64) {
+        let sha = self.world.ref_sha(REPO, branch).expect("branch exists");
+        let run = self.world.add_check_run(
+            REPO,
+            &sha,
+            check,
+            Some("failure"),
+            log,
+            vec![super::github_world::Annotation {
+                path: "src/lib.rs".into(),
+                start_line: 3,
+                end_line: 3,
+                level: "failure".into(),
+                title: Some("test failed".into()),
+                message: "assertion `left == right` failed: dark != light".into(),
+            }],
+        );
+        self.send_check_suite(run, branch).await;
+        (sha, run)
+    }
+
+    /// Deliver `check_suite.completed` for the suite of check run `run` on `branch`.
+    pub async fn send_check_suite(&mut self, run: u64, branch: &str) {
+        let r = self.world.check_run_json(REPO, run);
+        let mut p = self.envelope("completed", "github-actions[bot]");
+        p["check_suite"] = json!({
+            "id": r["check_suite"]["id"],
+            "head_branch": branch,
+            "head_sha": r["head_sha"],
+            "status": "completed",
+            "conclusion": r["conclusion"],
+            "pull_requests": r["pull_requests"],
+            "app": r["app"],
+        });
+        let status = self.send("check_suite", p).await;
+        assert!(status.is_success());
+    }
+
+    /// Deliver `check_run.completed` for check run `run` on `branch`.
+    pub async fn send_check_run(&mut self, run: u64, branch: &str) {
+        let mut r = self.world.check_run_json(REPO, run);
+        r["check_suite"]["head_branch"] = json!(branch);
+        let mut p = self.envelope("completed", "github-actions[bot]");
+        p["check_run"] = r;
+        let status = self.send("check_run", p).await;
+        assert!(status.is_success());
+    }
+
     /// Wait until no job is runnable. Never sleeps: woken when a job finishes.
     pub async fn run_jobs(&self) {
         let app = self.app().clone();

@@ -1,0 +1,327 @@
+//! The CI-fix job: a check suite or run failed on an implementation PR's head → read the
+//! failing checks (output and annotations) → one bounded fix round by the engineer on the PR's
+//! branch → push → say so on the PR; when the repository's `implement.ci_fix_attempts` are
+//! used up, one comment saying what still fails, and nothing more.
+//!
+//! It never loops on its own pushes: every head commit is handled at most once (recorded
+//! before the model runs), the rounds per implementation are capped, and a head that is no
+//! longer the branch's head (someone pushed since) is left alone.
+//!
+//! Steps (checkpoints `ci_fix:<step>`): `claim` (the head is taken and the attempt counted) → `fix` (the engineer's changes
+//! kept in the checkpoint) → `commit` → `done` (the reply on the PR).
+
+use serde::{Deserialize, Serialize};
+
+use super::implement::{self, Engineered, ImplementationRecord};
+use super::spec::{load_config, record_key};
+use super::{CiFixRequest, JobCtx, JobError, StepResult};
+use crate::agent::SecretScanner;
+use crate::app::App;
+use crate::config::repo::RepoConfig;
+use crate::github::Repo;
+use crate::messages;
+use crate::prompt::templates::{CiFailure, CiFixInput};
+
+/// Most failing checks read (and annotations per check).
+const MAX_CHECKS: usize = 10;
+const MAX_ANNOTATIONS: usize = 50;
+/// Heads remembered per implementation.
+const MAX_HANDLED: usize = 50;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CiFixProgress {
+    /// The attempt this job counts as (set at `claim`).
+    pub attempt: Option<u32>,
+    pub failing: Vec<String>,
+    pub result: Option<Engineered>,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub head: Option<String>,
+}
+
+pub async fn run(ctx: &mut JobCtx, req: CiFixRequest) -> StepResult {
+    let repo = ctx.repo(&req.repo)?;
+    let key = record_key(req.repo.repo_id, req.issue_number);
+    let Some(mut record) = ctx
+        .app
+        .store
+        .get_record("implementation", &key)
+        .await?
+        .and_then(|v| serde_json::from_value::<ImplementationRecord>(v).ok())
+    else {
+        tracing::info!(branch = %req.branch, "CI failed on a branch specbot has no implementation record for");
+        return Ok(());
+    };
+    let Some(pull_number) = record.pull else {
+        return Ok(());
+    };
+    let mut progress: CiFixProgress = ctx.progress();
+    let info = repo.info().await?;
+    let (config, _) = load_config(&repo, &info.default_branch).await?;
+    let max = config.implement.ci_fix_attempts;
+
+    // claim
+    let mut failing: Option<Vec<CiFailure>> = None;
+    if progress.attempt.is_none() {
+        if max == 0 || record.handled_heads.iter().any(|h| h == &req.head_sha) {
+            tracing::info!(head = %req.head_sha, max, "CI fixing is off, or this head was handled");
+            return Ok(());
+        }
+        if repo.branch_head(&req.branch).await?.as_deref() != Some(req.head_sha.as_str()) {
+            tracing::info!(head = %req.head_sha, "not the branch's head any more; leaving it");
+            return Ok(());
+        }
+        if repo.pull(pull_number).await?.state != "open" {
+            tracing::info!(pull = pull_number, "the implementation PR is not open");
+            return Ok(());
+        }
+        let failures = failing_checks(&repo, &req.head_sha).await?;
+        if failures.is_empty() {
+            tracing::info!(head = %req.head_sha, "no failing check on this head (re-run green?)");
+            return Ok(());
+        }
+        let names: Vec<String> = failures.iter().map(|f| f.name.clone()).collect();
+        remember(&mut record, &req.head_sha);
+        if record.fix_attempts >= max {
+            save_record(ctx, &key, &record).await?;
+            repo.comment_once(
+                pull_number,
+                &messages::ci_marker(&req.head_sha),
+                &messages::ci_gave_up(&req.head_sha, max, &names),
+            )
+            .await?;
+            return Ok(());
+        }
+        record.fix_attempts += 1;
+        save_record(ctx, &key, &record).await?;
+        progress.attempt = Some(record.fix_attempts);
+        progress.failing = names;
+        ctx.save("ci_fix:claim", &progress).await?;
+        failing = Some(failures);
+    }
+    // A resumed job reads the failures again (they are not kept in the checkpoint).
+    let failing = match failing {
+        Some(f) => f,
+        None if progress.result.is_none() => failing_checks(&repo, &req.head_sha).await?,
+        None => Vec::new(),
+    };
+    let at = Target {
+        repo: &repo,
+        req: &req,
+        record: &record,
+        pull_number,
+        config: &config,
+        default_branch: &info.default_branch,
+    };
+    fix(ctx, &at, failing, progress).await
+}
+
+/// Where a fix round works.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    repo: &'a Repo,
+    req: &'a CiFixRequest,
+    record: &'a ImplementationRecord,
+    pull_number: u64,
+    config: &'a RepoConfig,
+    default_branch: &'a str,
+}
+
+async fn fix(
+    ctx: &mut JobCtx,
+    at: &Target<'_>,
+    failing: Vec<CiFailure>,
+    mut progress: CiFixProgress,
+) -> StepResult {
+    let Target {
+        repo,
+        req,
+        record,
+        pull_number,
+        config,
+        default_branch,
+    } = *at;
+    let max = config.implement.ci_fix_attempts;
+    let attempt = progress.attempt.unwrap_or(1);
+
+    // fix
+    if progress.result.is_none() {
+        let spec = repo.file(&record.spec_path, &record.spec_ref).await?;
+        let mut workspace = implement::snapshot(repo, &req.head_sha).await?;
+        let prompt = crate::prompt::templates::render_ci_fix(&CiFixInput {
+            pull_number,
+            branch: req.branch.clone(),
+            spec_path: record.spec_path.clone(),
+            spec,
+            failures: failing,
+            attempt,
+            tools: crate::agent::tool_notes(),
+        })
+        .map_err(|e| JobError::permanent(e.to_string()))?;
+        let model = ctx.app.model_for(config.model.as_deref())?;
+        let result = implement::engineer(
+            ctx,
+            &*model,
+            &prompt,
+            &mut workspace,
+            config,
+            &req.repo,
+            req.issue_number,
+            &mut progress.tokens,
+            &mut progress.cost_usd,
+        )
+        .await?;
+        progress.result = Some(result);
+        ctx.save("ci_fix:fix", &progress).await?;
+    }
+    let result = progress.result.clone().unwrap_or_default();
+    if result.changes.is_empty() {
+        repo.comment_once(
+            pull_number,
+            &messages::ci_marker(&req.head_sha),
+            &messages::ci_fix_nothing(&req.head_sha, attempt, max, &progress.failing),
+        )
+        .await?;
+        return Ok(());
+    }
+
+    // commit
+    if progress.head.is_none() {
+        implement::check_clean(&SecretScanner::new(ctx.app.settings.own_secrets()), &result)?;
+        let message = implement::commit_message(
+            &format!("Fix CI for #{} (attempt {attempt})", req.issue_number),
+            &result.summary,
+            record.spec_issue,
+            &result.model,
+            config.implement.attribution,
+        );
+        let pushed = repo
+            .commit_files(
+                &req.branch,
+                default_branch,
+                &message,
+                &implement::to_github(&result.changes),
+            )
+            .await?;
+        progress.head = Some(pushed.head);
+        ctx.save("ci_fix:commit", &progress).await?;
+    }
+
+    // done
+    let head = progress.head.clone().unwrap_or_default();
+    repo.comment_once(
+        pull_number,
+        &messages::ci_marker(&req.head_sha),
+        &messages::ci_fix_pushed(
+            &req.head_sha,
+            &head,
+            attempt,
+            max,
+            &progress.failing,
+            &result.summary,
+        ),
+    )
+    .await?;
+    ctx.save("ci_fix:done", &progress).await?;
+    Ok(())
+}
+
+fn remember(record: &mut ImplementationRecord, head: &str) {
+    record.handled_heads.push(head.to_string());
+    let extra = record.handled_heads.len().saturating_sub(MAX_HANDLED);
+    record.handled_heads.drain(..extra);
+}
+
+async fn save_record(ctx: &JobCtx, key: &str, record: &ImplementationRecord) -> StepResult {
+    let now = ctx.app.now();
+    ctx.app
+        .store
+        .put_record(
+            "implementation",
+            key,
+            &serde_json::to_value(record).unwrap_or_default(),
+            now,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The failing checks on a commit: each one's output and annotations, as the fixer reads them.
+async fn failing_checks(repo: &Repo, sha: &str) -> StepResult<Vec<CiFailure>> {
+    let runs = repo.check_runs(sha).await?;
+    let mut out = Vec::new();
+    for run in runs.iter().filter(|r| r.failed()).take(MAX_CHECKS) {
+        let mut log = String::new();
+        let conclusion = run.conclusion.as_deref().unwrap_or("failure");
+        log.push_str(&format!("conclusion: {conclusion}\n"));
+        if let Some(output) = &run.output {
+            for part in [&output.title, &output.summary, &output.text]
+                .into_iter()
+                .flatten()
+            {
+                log.push_str(part);
+                log.push('\n');
+            }
+            if output.annotations_count > 0 {
+                for a in repo
+                    .check_run_annotations(run.id)
+                    .await?
+                    .iter()
+                    .take(MAX_ANNOTATIONS)
+                {
+                    let line = a.start_line.map(|l| format!(":{l}")).unwrap_or_default();
+                    let level = a.annotation_level.as_deref().unwrap_or("failure");
+                    let title = a
+                        .title
+                        .as_deref()
+                        .map(|t| format!("{t}: "))
+                        .unwrap_or_default();
+                    log.push_str(&format!(
+                        "{}{line}: {level}: {title}{}\n",
+                        a.path, a.message
+                    ));
+                }
+            }
+        }
+        out.push(CiFailure {
+            name: run.name.clone(),
+            log,
+        });
+    }
+    Ok(out)
+}
+
+/// The fix round failed for good: say so on the PR, once per head.
+pub async fn report_failure(
+    app: &App,
+    req: &CiFixRequest,
+    message: &str,
+) -> Result<(), crate::github::GitHubError> {
+    let Some(github) = &app.github else {
+        return Ok(());
+    };
+    let repo = github
+        .installation(req.repo.installation_id)?
+        .repo(&req.repo.owner, &req.repo.name);
+    let record: Option<ImplementationRecord> = app
+        .store
+        .get_record(
+            "implementation",
+            &record_key(req.repo.repo_id, req.issue_number),
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_value(v).ok());
+    let Some(pull) = record.and_then(|r| r.pull) else {
+        return Ok(());
+    };
+    repo.comment_once(
+        pull,
+        &messages::ci_marker(&req.head_sha),
+        &messages::ci_fix_failed(&req.head_sha, message),
+    )
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,587 @@
+//! `/implement` end to end: a scripted engineer edits a snapshot of the repository through its
+//! tools, and the result is one branch, one commit and one PR — plus the guardrails, the
+//! per-component scope, CI fix rounds with their cap, crashes and `/cancel`.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::answers::good_answer;
+use support::llm_fake::{Fault, Reply};
+use support::tester::{REPO, Tester};
+
+const LIB: &str = "pub fn theme() -> &'static str {\n    \"light\"\n}\n";
+
+/// A repository with code and conventions, and a spec PR for issue #1 with `k` components.
+/// Returns (issue, spec PR).
+async fn spec_pr(t: &mut Tester, k: usize) -> (u64, u64) {
+    t.world.put_file(REPO, "main", "src/lib.rs", LIB);
+    t.world.put_file(
+        REPO,
+        "main",
+        "AGENTS.md",
+        "Run `cargo test`. Keep functions small. CONVENTION-MARKER-42\n",
+    );
+    let issue = t.open_issue("Add dark mode", "Night theme please.");
+    t.llm.push_tool_call("submit_spec", good_answer(k));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let _ = t.expect_one_comment(issue);
+    let pr = t.world.pulls(REPO)[0].number;
+    (issue, pr)
+}
+
+/// A merged spec: the spec PR merged and its event handled.
+async fn merged_spec(t: &mut Tester, k: usize) -> u64 {
+    let (issue, pr) = spec_pr(t, k).await;
+    t.merge_pull(pr, "alice").await;
+    t.run_jobs().await;
+    issue
+}
+
+fn calls(list: Vec<(&str, Value)>) -> Reply {
+    Reply {
+        tool_calls: list.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+        ..Reply::default()
+    }
+}
+
+fn finish(summary: &str) -> (&'static str, Value) {
+    (
+        "finish",
+        json!({
+            "summary": summary,
+            "criteria": [
+                {"criterion": "The toggle persists.", "how_met": "`theme()` reads the saved choice; `tests/theme.rs` checks it."}
+            ]
+        }),
+    )
+}
+
+/// The engineer reads the code, adds a module and a test, edits `src/lib.rs`, and finishes.
+fn script_good_session(t: &Tester) {
+    t.llm
+        .push_tool_call("read_file", json!({"path": "src/lib.rs"}));
+    t.llm.push_reply(calls(vec![
+        (
+            "write_file",
+            json!({"path": "src/dark.rs", "content": "pub const DARK: &str = \"dark\";\n"}),
+        ),
+        (
+            "write_file",
+            json!({"path": "tests/theme.rs", "content": "#[test]\nfn dark() { assert_eq!(widgets::theme(), \"dark\"); }\n"}),
+        ),
+    ]));
+    t.llm.push_tool_call(
+        "edit_file",
+        json!({"path": "src/lib.rs", "old": "\"light\"", "new": "dark::DARK"}),
+    );
+    t.llm
+        .push_reply(calls(vec![finish("Adds the dark theme and its test.")]));
+}
+
+#[tokio::test]
+async fn implement_on_a_merged_spec_opens_one_pr_that_closes_the_issue() {
+    let mut t = Tester::start().await;
+    let issue = merged_spec(&mut t, 1).await;
+    let _ = t.bot_comments(issue);
+    script_good_session(&t);
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+
+    // One branch, one commit on top of main, holding exactly the engineer's changes.
+    let branch = format!("specbot/implement-{issue}");
+    assert!(t.world.branches(REPO).contains(&branch));
+    assert_eq!(
+        t.world.file(REPO, &branch, "src/dark.rs").as_deref(),
+        Some("pub const DARK: &str = \"dark\";\n")
+    );
+    assert!(
+        t.world
+            .file(REPO, &branch, "src/lib.rs")
+            .unwrap()
+            .contains("dark::DARK")
+    );
+    assert!(t.world.file(REPO, &branch, "tests/theme.rs").is_some());
+    let commits = t.world.commits_on(REPO, &branch);
+    let main_head = t.world.ref_sha(REPO, "main").unwrap();
+    assert_eq!(commits[0].parents, vec![main_head]);
+    assert!(
+        commits[0]
+            .message
+            .starts_with("Implement #1: Add dark mode"),
+        "{}",
+        commits[0].message
+    );
+    assert!(
+        commits[0]
+            .message
+            .contains("Assisted-by: test-model via specbot"),
+        "{}",
+        commits[0].message
+    );
+
+    // One PR that closes the issue, with criteria, files and cost.
+    let pulls: Vec<_> = t
+        .world
+        .pulls(REPO)
+        .into_iter()
+        .filter(|p| p.head == branch)
+        .collect();
+    assert_eq!(pulls.len(), 1);
+    let body = pulls[0].body.clone().unwrap_or_default();
+    for needle in [
+        "Closes #1",
+        "specs/IMPLEMENT-1.md",
+        "The toggle persists.",
+        "`src/dark.rs`",
+        "`tests/theme.rs`",
+        "tokens",
+        "$",
+    ] {
+        assert!(body.contains(needle), "{needle} in {body}");
+    }
+
+    // The model saw the spec, the conventions and the tools; the status comment links the PR.
+    let first = t.llm.requests()[1].body.to_string();
+    assert!(first.contains("Add a dark theme."), "spec in the prompt");
+    assert!(
+        first.contains("CONVENTION-MARKER-42"),
+        "AGENTS.md in the prompt"
+    );
+    assert!(first.contains("write_file") && first.contains("edit_file"));
+    let comments = t.bot_comments(issue);
+    let status = comments
+        .iter()
+        .find(|c| c.contains("specbot:implement-status"))
+        .expect("a status comment");
+    assert!(status.contains("✅ Implemented the spec"), "{status}");
+    assert!(
+        status.contains(&format!("#{}", pulls[0].number)),
+        "{status}"
+    );
+    assert!(status.contains("on `main`"), "{status}");
+
+    // The transcript is kept for debugging.
+    let transcripts = t
+        .app()
+        .store
+        .list_records("transcript", "")
+        .await
+        .expect("store answers");
+    assert_eq!(transcripts.len(), 1);
+    t.finish();
+}
+
+#[tokio::test]
+async fn implement_again_updates_the_same_branch_and_pr() {
+    let mut t = Tester::start().await;
+    let issue = merged_spec(&mut t, 1).await;
+    let _ = t.bot_comments(issue);
+    script_good_session(&t);
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+    // A second run continues on the branch: it sees its earlier work.
+    t.llm.push_tool_call(
+        "write_file",
+        json!({"path": "src/dark.rs", "content": "pub const DARK: &str = \"night\";\n"}),
+    );
+    t.llm.push_reply(calls(vec![finish("Renames the theme.")]));
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+    let branch = format!("specbot/implement-{issue}");
+    assert_eq!(
+        t.world
+            .pulls(REPO)
+            .iter()
+            .filter(|p| p.head == branch)
+            .count(),
+        1,
+        "never a second PR"
+    );
+    assert_eq!(t.world.commits_on(REPO, &branch).len() - 1, {
+        // main's commits + 2 of ours
+        t.world.commits_on(REPO, "main").len() + 1
+    });
+    assert!(
+        t.world
+            .file(REPO, &branch, "src/lib.rs")
+            .unwrap()
+            .contains("dark::DARK"),
+        "the first run's edit is kept"
+    );
+    assert_eq!(
+        t.world.file(REPO, &branch, "src/dark.rs").as_deref(),
+        Some("pub const DARK: &str = \"night\";\n")
+    );
+    let comments = t.bot_comments(issue);
+    assert_eq!(
+        comments
+            .iter()
+            .filter(|c| c.contains("specbot:implement-status"))
+            .count(),
+        1,
+        "one status comment, edited"
+    );
+    t.finish();
+}
+
+#[tokio::test]
+async fn implement_on_a_component_issue_implements_that_component_from_the_spec_branch() {
+    let mut t = Tester::start().await;
+    let (issue, _pr) = spec_pr(&mut t, 2).await;
+    let components = t.world.sub_issues(REPO, issue);
+    let second = components[1];
+    t.llm.push_reply(calls(vec![
+        (
+            "write_file",
+            json!({"path": "src/part2.rs", "content": "pub fn part2() {}\n"}),
+        ),
+        finish("Part 2."),
+    ]));
+    t.comment(second, "/implement --force").await;
+    t.run_jobs().await;
+
+    let branch = format!("specbot/implement-{second}");
+    let pull = t
+        .world
+        .pulls(REPO)
+        .into_iter()
+        .find(|p| p.head == branch)
+        .expect("a PR for the component");
+    let body = pull.body.unwrap_or_default();
+    assert!(body.contains(&format!("Closes #{second}")), "{body}");
+    assert!(body.contains("**Component 2**"), "{body}");
+    assert!(
+        body.contains("on `specbot/spec-1`"),
+        "read from the spec branch: {body}"
+    );
+    // Only the component's file changed (against main).
+    let main_paths = t.world.tree_paths(REPO, "main");
+    let new: Vec<String> = t
+        .world
+        .tree_paths(REPO, &branch)
+        .into_iter()
+        .filter(|p| !main_paths.contains(p))
+        .collect();
+    assert_eq!(new, vec!["src/part2.rs"]);
+    // The prompt named the component and its criteria.
+    let prompt = t.llm.requests()[1].body.to_string();
+    assert!(prompt.contains("Component 2") && prompt.contains("Part 2 works"));
+    assert!(
+        t.world
+            .file(REPO, &branch, "specs/IMPLEMENT-1.md")
+            .is_none()
+    );
+    let status = t.expect_one_comment(second);
+    assert!(status.contains("Component 2"), "{status}");
+    let _ = t.bot_comments(issue);
+    t.finish();
+}
+
+#[tokio::test]
+async fn guardrails_refuse_with_a_reason_and_the_pr_lists_them() {
+    let mut t = Tester::start().await;
+    let issue = merged_spec(&mut t, 1).await;
+    let _ = t.bot_comments(issue);
+    let huge = "x".repeat(300 * 1024);
+    t.llm.push_reply(calls(vec![
+        (
+            "write_file",
+            json!({"path": "../../etc/passwd", "content": "root::0:0::/:/bin/sh\n"}),
+        ),
+        (
+            "write_file",
+            json!({"path": ".github/workflows/ci.yml", "content": "on: push\n"}),
+        ),
+        ("write_file", json!({"path": "big.txt", "content": huge})),
+        (
+            "write_file",
+            json!({"path": "src/key.rs", "content": "const K: &str = \"sk-test-llm-key-never-logged\";\n"}),
+        ),
+        (
+            "write_file",
+            json!({"path": "src/dark.rs", "content": "pub const DARK: &str = \"dark\";\n"}),
+        ),
+    ]));
+    t.llm.push_reply(calls(vec![finish(
+        "Dark theme; CI needs a new job (not done).",
+    )]));
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+
+    // Each refusal went back to the model with a reason it can act on, never quoting the secret.
+    let request = &t.llm.requests()[2].body;
+    let messages = request["messages"].as_array().unwrap();
+    let results = messages.last().unwrap().to_string();
+    for needle in [
+        "`../../etc/passwd` leaves the repository",
+        "GitHub Actions workflow",
+        "the limit is 262144 bytes per file",
+        "looks like a secret",
+        "created `src/dark.rs`",
+    ] {
+        assert!(
+            results.contains(needle),
+            "{needle} missing from the tool results"
+        );
+    }
+    assert!(
+        !results.contains("sk-test-llm-key-never-logged"),
+        "never echoed"
+    );
+
+    let branch = format!("specbot/implement-{issue}");
+    let paths = t.world.tree_paths(REPO, &branch);
+    assert!(paths.contains(&"src/dark.rs".to_string()));
+    for refused in [".github/workflows/ci.yml", "big.txt", "src/key.rs"] {
+        assert!(!paths.contains(&refused.to_string()), "{refused} pushed");
+    }
+    let pull = t
+        .world
+        .pulls(REPO)
+        .into_iter()
+        .find(|p| p.head == branch)
+        .unwrap();
+    let body = pull.body.unwrap_or_default();
+    assert!(body.contains("Refused by the guardrails"), "{body}");
+    assert!(body.contains(".github/workflows/ci.yml"), "{body}");
+    assert!(!body.contains("sk-test-llm-key-never-logged"));
+    let _ = t.bot_comments(issue);
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_run_whose_every_write_is_refused_pushes_nothing_and_says_why() {
+    let mut t = Tester::start().await;
+    let issue = merged_spec(&mut t, 1).await;
+    let _ = t.bot_comments(issue);
+    t.llm.push_reply(calls(vec![
+        (
+            "write_file",
+            json!({"path": "/etc/cron.d/x", "content": "* * * * * root sh\n"}),
+        ),
+        (
+            "write_file",
+            json!({"path": "config.env", "content": "TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789\n"}),
+        ),
+    ]));
+    t.llm.push_reply(calls(vec![finish("Could not do it.")]));
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+    let branch = format!("specbot/implement-{issue}");
+    assert!(!t.world.branches(REPO).contains(&branch));
+    assert!(t.world.pulls(REPO).iter().all(|p| p.head != branch));
+    let comments = t.bot_comments(issue);
+    let status = comments
+        .iter()
+        .find(|c| c.contains("specbot:implement-status"))
+        .unwrap();
+    assert!(status.contains("❌ I could not implement"), "{status}");
+    assert!(status.contains("without changing any file"), "{status}");
+    assert!(status.contains("Nothing was pushed"), "{status}");
+    t.finish();
+}
+
+#[tokio::test]
+async fn implement_before_the_spec_exists_is_explained() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Night theme please.");
+    t.comment(issue, "/implement --force").await;
+    t.run_jobs().await;
+    let status = t.expect_one_comment(issue);
+    assert!(
+        status.contains("there is no spec at `specs/IMPLEMENT-1.md`"),
+        "{status}"
+    );
+    assert!(t.llm.requests().is_empty());
+    t.finish();
+}
+
+/// Implement #1 and return (branch, PR number).
+async fn implemented(t: &mut Tester) -> (String, u64) {
+    let issue = merged_spec(t, 1).await;
+    script_good_session(t);
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+    let _ = t.bot_comments(issue);
+    let branch = format!("specbot/implement-{issue}");
+    let pr = t
+        .world
+        .pulls(REPO)
+        .into_iter()
+        .find(|p| p.head == branch)
+        .unwrap()
+        .number;
+    (branch, pr)
+}
+
+fn script_fix(t: &Tester, n: u32) {
+    t.llm.push_reply(calls(vec![
+        (
+            "write_file",
+            json!({"path": "src/fix.rs", "content": format!("// fix {n}\n")}),
+        ),
+        finish(&format!(
+            "Fix {n}: the theme test expected the wrong value."
+        )),
+    ]));
+}
+
+#[tokio::test]
+async fn a_ci_failure_gets_exactly_one_fix_round_per_head_and_the_cap_is_honoured() {
+    let mut t = Tester::start().await;
+    let (branch, pr) = implemented(&mut t).await;
+    let calls_before = t.llm.requests().len();
+
+    // Round 1: the suite and one of its runs both report the failure, and the suite's
+    // delivery comes twice; one fix round runs.
+    script_fix(&t, 1);
+    let (head1, run1) = t
+        .fail_ci(
+            &branch,
+            "test",
+            "error[E0308]: mismatched types at src/lib.rs:3",
+        )
+        .await;
+    t.send_check_run(run1, &branch).await;
+    t.send_check_suite(run1, &branch).await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), calls_before + 1, "one fix round");
+    let fix_prompt = t.llm.requests()[calls_before].body.to_string();
+    assert!(
+        fix_prompt.contains("mismatched types"),
+        "the check's output"
+    );
+    assert!(fix_prompt.contains("dark != light"), "the annotation");
+    let head2 = t.world.ref_sha(REPO, &branch).unwrap();
+    assert_ne!(head1, head2);
+    assert_eq!(t.world.commits_on(REPO, &branch)[0].parents, vec![head1]);
+    let reply = t.expect_one_comment(pr);
+    assert!(
+        reply.contains("attempt 1 of 2") && reply.contains("`test`"),
+        "{reply}"
+    );
+
+    // Round 2 on the new head.
+    script_fix(&t, 2);
+    t.fail_ci(&branch, "test", "still failing").await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), calls_before + 2);
+    let replies = t.bot_comments(pr);
+    assert!(replies[1].contains("attempt 2 of 2"), "{replies:#?}");
+
+    // The cap: a third failure gets one comment and no model call.
+    let head3 = t.world.ref_sha(REPO, &branch).unwrap();
+    let (_, run3) = t.fail_ci(&branch, "test", "still failing").await;
+    t.send_check_run(run3, &branch).await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), calls_before + 2, "no third round");
+    assert_eq!(
+        t.world.ref_sha(REPO, &branch).unwrap(),
+        head3,
+        "nothing pushed"
+    );
+    let replies = t.bot_comments(pr);
+    assert_eq!(replies.len(), 3, "{replies:#?}");
+    assert!(
+        replies[2].contains("after 2 fix attempts") && replies[2].contains("`test`"),
+        "{}",
+        replies[2]
+    );
+    t.finish();
+}
+
+#[tokio::test]
+async fn ci_failures_elsewhere_or_with_fixing_off_do_nothing() {
+    let mut t = Tester::start().await;
+    t.world.put_file(
+        REPO,
+        "main",
+        ".github/specbot.yml",
+        "implement:\n  ci_fix_attempts: 0\n",
+    );
+    let (branch, pr) = implemented(&mut t).await;
+    let calls = t.llm.requests().len();
+    t.fail_ci(&branch, "test", "boom").await;
+    // A human's branch: never touched.
+    t.world.create_branch(REPO, "feature/x", "main");
+    t.fail_ci("feature/x", "test", "boom").await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), calls);
+    t.expect_no_comment(pr);
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_crash_at_each_step_resumes_without_duplicates() {
+    for step in ["ack", "spec", "engineer", "commit", "pull", "done"] {
+        let mut t = Tester::builder()
+            .settings(move |s| s.crash_at = Some(format!("implement:{step}")))
+            .start()
+            .await;
+        let issue = merged_spec(&mut t, 1).await;
+        let _ = t.bot_comments(issue);
+        let calls_before = t.llm.requests().len();
+        script_good_session(&t);
+        t.comment(issue, "/implement").await;
+        t.run_jobs_until_crash().await;
+        t.crash_and_restart(|s| s.crash_at = None).await;
+        t.run_jobs().await;
+        let branch = format!("specbot/implement-{issue}");
+        assert_eq!(
+            t.world
+                .pulls(REPO)
+                .iter()
+                .filter(|p| p.head == branch)
+                .count(),
+            1,
+            "one PR, step {step}"
+        );
+        assert_eq!(
+            t.world.commits_on(REPO, &branch).len(),
+            t.world.commits_on(REPO, "main").len() + 1,
+            "one commit, step {step}"
+        );
+        let status: Vec<String> = t
+            .bot_comments(issue)
+            .into_iter()
+            .filter(|c| c.contains("specbot:implement-status"))
+            .collect();
+        assert_eq!(status.len(), 1, "one status comment, step {step}");
+        assert!(status[0].contains("✅"), "step {step}: {}", status[0]);
+        // The engineer's four model calls are paid once: after its checkpoint, never again.
+        assert_eq!(t.llm.requests().len() - calls_before, 4, "step {step}");
+        t.finish();
+    }
+}
+
+#[tokio::test]
+async fn cancel_stops_the_engineer_and_pushes_nothing() {
+    let mut t = Tester::start().await;
+    let issue = merged_spec(&mut t, 1).await;
+    let _ = t.bot_comments(issue);
+    t.llm.push_fault(Fault::Hang);
+    t.comment(issue, "/implement").await;
+    let calls = t.llm.requests().len();
+    t.llm.wait_for_request(calls + 1).await;
+    t.comment(issue, "/cancel").await;
+    t.run_jobs().await;
+    let comments = t.bot_comments(issue);
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.contains("specbot:implement-status") && c.contains("Cancelled")),
+        "{comments:#?}"
+    );
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.contains("Stopping the running job"))
+    );
+    assert!(
+        !t.world
+            .branches(REPO)
+            .contains(&format!("specbot/implement-{issue}"))
+    );
+    t.finish();
+}
