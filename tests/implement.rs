@@ -173,6 +173,37 @@ async fn implement_on_a_merged_spec_opens_one_pr_that_closes_the_issue() {
 }
 
 #[tokio::test]
+async fn implement_works_with_an_openai_compatible_model_too() {
+    let mut t = Tester::builder()
+        .provider(support::tester::Provider::OpenAi)
+        .start()
+        .await;
+    let issue = merged_spec(&mut t, 1).await;
+    let _ = t.bot_comments(issue);
+    script_good_session(&t);
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+    let branch = format!("specbot/implement-{issue}");
+    assert!(
+        t.world
+            .file(REPO, &branch, "src/lib.rs")
+            .unwrap()
+            .contains("dark::DARK")
+    );
+    assert!(t.llm.requests()[1].path.ends_with("/chat/completions"));
+    assert_eq!(
+        t.world
+            .pulls(REPO)
+            .iter()
+            .filter(|p| p.head == branch)
+            .count(),
+        1
+    );
+    let _ = t.bot_comments(issue);
+    t.finish();
+}
+
+#[tokio::test]
 async fn implement_again_updates_the_same_branch_and_pr() {
     let mut t = Tester::start().await;
     let issue = merged_spec(&mut t, 1).await;

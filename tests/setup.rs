@@ -72,8 +72,9 @@ async fn the_manifest_flow_writes_the_credentials_and_sends_the_user_on_to_insta
         .await
         .unwrap();
     assert!(page.contains("Register GitHub App"), "{page}");
+    // GitHub's web root follows GITHUB_API_URL (here the simulator serves both).
     assert!(
-        page.contains("https://github.com/settings/apps/new?state="),
+        page.contains(&format!("{}/settings/apps/new?state=", world.base_url())),
         "{page}"
     );
     // The manifest carries this server's webhook URL and exactly the permissions we need.
@@ -175,4 +176,60 @@ async fn with_credentials_the_home_page_is_a_status_page_without_secrets() {
     assert!(page.contains("Recent jobs"), "{page}");
     assert!(!page.contains("Register GitHub App"));
     assert!(!page.contains("PRIVATE KEY"));
+}
+
+/// The whole registration in a real headless Chromium: the setup page, the organisation form,
+/// the "Register GitHub App" button posting the manifest to GitHub (the world's web side),
+/// GitHub sending the browser back with a code, the callback saving `.env`, and the browser
+/// arriving on the App's install page.
+#[tokio::test]
+async fn a_real_browser_registers_the_app_through_the_setup_page() {
+    let Some(browser) = support::browser::Browser::start().await else {
+        return;
+    };
+    let world = GitHubWorld::start().await;
+    let s = start(&world, false).await;
+    browser.goto(&format!("{}/", s.base)).await;
+    assert!(browser.source().await.contains("Welcome to specbot"));
+
+    // Register under an organisation.
+    browser.type_into("input[name=org]", "acme").await;
+    browser.click("#target button").await;
+    browser
+        .wait_for_page("the organisation's form", |_, page| {
+            page.contains("organisation acme")
+        })
+        .await;
+    browser.click("#register-button").await;
+    browser
+        .wait_for_page("the install page", |url, page| {
+            url.ends_with("/installations/new") && page.contains("Install")
+        })
+        .await;
+
+    // GitHub got the manifest with this server's URLs and our state, and sent us back.
+    let registered = world.registered_manifests();
+    assert_eq!(registered.len(), 1);
+    let r = &registered[0];
+    assert_eq!(r.org.as_deref(), Some("acme"));
+    assert!(r.state.as_deref().is_some_and(|s| !s.is_empty()));
+    assert_eq!(
+        r.manifest["hook_attributes"]["url"],
+        format!("{}/api/github/webhooks", s.base)
+    );
+    assert_eq!(
+        r.manifest["redirect_url"],
+        format!("{}/setup/callback", s.base)
+    );
+    assert!(r.manifest["default_permissions"].get("workflows").is_none());
+
+    // The callback saved the credentials before sending the browser on.
+    let env = std::fs::read_to_string(&s.env_file).unwrap();
+    assert!(env.contains("WEBHOOK_SECRET=sim-webhook-secret"), "{env}");
+    assert!(env.contains("PRIVATE_KEY="));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&s.env_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    browser.quit().await;
+    world.assert_no_violations();
 }

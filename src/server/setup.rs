@@ -49,6 +49,17 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("{proto}://{host}")
 }
 
+/// GitHub's web root for an API root: `https://api.github.com` → `https://github.com`,
+/// `https://HOST/api/v3` (GitHub Enterprise Server) → `https://HOST`; anything else (a proxy, a
+/// simulator) serves both from one root.
+pub fn web_root(api_url: &str) -> String {
+    let api = api_url.trim_end_matches('/');
+    if let Some(rest) = api.strip_prefix("https://api.") {
+        return format!("https://{rest}");
+    }
+    api.strip_suffix("/api/v3").unwrap_or(api).to_string()
+}
+
 /// The manifest GitHub registers, from `app-manifest.yml` with this server's URLs filled in.
 pub fn manifest(base: &str, webhook_path: &str) -> serde_json::Value {
     let mut m: serde_json::Value =
@@ -92,7 +103,7 @@ pub async fn home(
     let ghes = q.ghes.filter(|h| valid_name(h));
     let web = match &ghes {
         Some(host) => format!("https://{host}"),
-        None => "https://github.com".into(),
+        None => web_root(&app.settings.github_api_url),
     };
     let action = match &org {
         Some(org) => format!("{web}/organizations/{org}/settings/apps/new?state={state}"),
@@ -309,5 +320,21 @@ impl App {
             .ok()
             .and_then(|mut s| s.remove(token))
             .is_some_and(|at| at.elapsed() < STATE_TTL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::web_root;
+
+    #[test]
+    fn the_web_root_follows_the_api_root() {
+        assert_eq!(web_root("https://api.github.com"), "https://github.com");
+        assert_eq!(web_root("https://api.github.com/"), "https://github.com");
+        assert_eq!(
+            web_root("https://ghe.example.com/api/v3"),
+            "https://ghe.example.com"
+        );
+        assert_eq!(web_root("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
     }
 }

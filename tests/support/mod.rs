@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod answers;
+pub mod browser;
 pub mod db;
 pub mod github_world;
 pub mod llm_fake;

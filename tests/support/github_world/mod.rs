@@ -18,6 +18,7 @@ mod routes_git;
 mod routes_issues;
 mod routes_pulls;
 mod routes_repos;
+mod routes_web;
 mod server;
 mod state;
 
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 
 pub use faults::{Fault, FaultRule};
 pub use openapi::Violation;
+pub use routes_web::RegisteredManifest;
 pub use state::{Annotation, Comment, Issue, Pull, RequestRecord, ReviewComment, State};
 
 use git::{Commit, Signature};
@@ -158,6 +160,11 @@ impl GitHubWorld {
     }
 
     /// A one-time code for `POST /app-manifests/{code}/conversions`.
+    /// Manifests browsers posted to the registration form, oldest first.
+    pub fn registered_manifests(&self) -> Vec<RegisteredManifest> {
+        self.st().registered_manifests.clone()
+    }
+
     pub fn manifest_code(&self) -> String {
         let mut st = self.st();
         let code = format!("manifest-code-{}", st.manifest_codes.len() + 1);

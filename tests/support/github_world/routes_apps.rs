@@ -124,6 +124,9 @@ fn conversion(cx: &mut Cx) -> HR {
         "/tests/fixtures/test-app-key.pem"
     ))
     .expect("test key");
+    // The App's page on this world's web side, so a browser can follow the flow to its end.
+    let slug = app["slug"].as_str().unwrap_or("specbot").to_string();
+    app["html_url"] = json!(format!("{}/apps/{slug}", cx.base));
     app["client_secret"] = json!("sim-client-secret");
     app["webhook_secret"] = json!("sim-webhook-secret");
     app["pem"] = json!(pem);

@@ -323,6 +323,16 @@ fn process(
     let used = st.requests.len() as u64 + 1;
     let rate = faults::rate_limit_headers(used, st.rate_reset);
 
+    if let Some(resp) = super::routes_web::route(&mut st, &method, &path, &query, bytes) {
+        st.requests.push(RequestRecord {
+            method,
+            path: path_q,
+            route: Some("/_web".into()),
+            status: resp.status,
+        });
+        return Some(to_response(resp, rate));
+    }
+
     if let Some(rest) = path.strip_prefix("/_codeload/") {
         let resp = routes_repos::codeload(&st, rest).unwrap_or_else(|e| e);
         st.requests.push(RequestRecord {
