@@ -63,6 +63,15 @@ pub struct EnvArgs {
     /// job over after this long. Heartbeats renew it every third of it (at most every 10 s).
     #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 60)]
     pub job_lease_secs: u64,
+    /// Jobs that call the model one person may start per hour per installation.
+    #[arg(long, env = "USER_JOBS_PER_HOUR", default_value_t = 20)]
+    pub user_jobs_per_hour: u32,
+    /// Jobs that call the model one repository may start per hour.
+    #[arg(long, env = "REPO_JOBS_PER_HOUR", default_value_t = 60)]
+    pub repo_jobs_per_hour: u32,
+    /// Most USD all model calls may cost in 24 hours, across every installation (0: no cap).
+    #[arg(long, env = "LLM_DAILY_BUDGET_USD", default_value_t = 100.0)]
+    pub llm_daily_budget_usd: f64,
     /// Test-only fault point: abort the process at this named workflow step.
     #[arg(long, env = "SPECBOT_CRASH_AT", hide = true)]
     pub crash_at: Option<String>,
@@ -156,6 +165,12 @@ pub struct Settings {
     /// First retry delay of a failed job; doubles per attempt.
     pub job_retry_base: Duration,
     pub job_max_attempts: i32,
+    /// Model-calling jobs per person per hour (per installation).
+    pub user_jobs_per_hour: u32,
+    /// Model-calling jobs per repository per hour.
+    pub repo_jobs_per_hour: u32,
+    /// Global model spend cap over 24 hours, in USD (`None`: no cap).
+    pub llm_daily_budget_usd: Option<f64>,
     /// Deliveries written per database transaction at most.
     pub intake_batch: usize,
     /// Where the setup page writes the credentials it receives.
@@ -289,6 +304,10 @@ impl Settings {
                 .min(Duration::from_secs(10)),
             crash_at: args.crash_at.filter(|s| !s.is_empty()),
             crash_mode: CrashMode::Abort,
+            user_jobs_per_hour: args.user_jobs_per_hour,
+            repo_jobs_per_hour: args.repo_jobs_per_hour,
+            llm_daily_budget_usd: Some(args.llm_daily_budget_usd)
+                .filter(|b| b.is_finite() && *b > 0.0),
             ..Settings::base()
         })
     }
@@ -318,6 +337,9 @@ impl Settings {
             heartbeat: Duration::from_secs(10),
             job_retry_base: Duration::from_secs(30),
             job_max_attempts: 3,
+            user_jobs_per_hour: 20,
+            repo_jobs_per_hour: 60,
+            llm_daily_budget_usd: Some(100.0),
             intake_batch: 256,
             env_file: ".env".into(),
             crash_at: None,

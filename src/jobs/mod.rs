@@ -280,6 +280,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn record_usage(&self, usage: &UsageRecord, now: Millis) -> Result<()>;
 
+    /// Add one to the counter `key` (created at 1) and return its new value, atomically: two
+    /// processes bumping it at once both count.
+    async fn bump_counter(&self, key: &str, now: Millis) -> Result<i64>;
+
+    /// What every model call since `since` cost, in USD.
+    async fn spent_since(&self, since: Millis) -> Result<f64>;
+
     /// Total cost recorded for a job so far.
     async fn job_cost(&self, job_id: i64) -> Result<f64>;
 

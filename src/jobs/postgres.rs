@@ -25,11 +25,18 @@ use super::{
 /// The `LISTEN/NOTIFY` channel announcing "a job may have become runnable".
 pub const CHANNEL: &str = "specbot_jobs";
 
-const MIGRATIONS: EmbeddedMigrations = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: EmbeddedMigrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "usage by time",
+        include_str!("../../migrations/postgres/0002_usage_by_time.sql"),
+    ),
+];
 
 /// How often `record_deliveries` retries a transaction that lost a deadlock or serialization
 /// race against another instance.
@@ -596,6 +603,30 @@ impl Store for PgStore {
             "SELECT COALESCE(SUM(cost_usd), 0)::DOUBLE PRECISION FROM llm_usage WHERE job_id = $1",
         )
         .bind(job_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(cost)
+    }
+
+    async fn bump_counter(&self, key: &str, now: Millis) -> Result<i64> {
+        let value: i64 = sqlx::query_scalar(
+            "INSERT INTO records (namespace, key, value, updated_at) VALUES ('counter', $1, '1', $2) \
+             ON CONFLICT (namespace, key) DO UPDATE \
+             SET value = ((records.value)::BIGINT + 1)::TEXT, updated_at = excluded.updated_at \
+             RETURNING value::BIGINT",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(value)
+    }
+
+    async fn spent_since(&self, since: Millis) -> Result<f64> {
+        let cost: f64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(cost_usd), 0)::DOUBLE PRECISION FROM llm_usage WHERE created_at >= $1",
+        )
+        .bind(since)
         .fetch_one(&self.pool)
         .await?;
         Ok(cost)

@@ -39,11 +39,18 @@ pub(super) use job_cols;
 /// The migrations of one backend, embedded in the binary: `(version, description, sql)`.
 pub(super) type EmbeddedMigrations = &'static [(i64, &'static str, &'static str)];
 
-const MIGRATIONS: EmbeddedMigrations = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: EmbeddedMigrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "usage by time",
+        include_str!("../../migrations/sqlite/0002_usage_by_time.sql"),
+    ),
+];
 
 /// Build a migrator from embedded migrations (what `sqlx::migrate!` would produce, without
 /// needing sqlx's `macros` feature; same checksums, so switching later is seamless).
@@ -679,6 +686,30 @@ impl Store for SqliteStore {
             "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS REAL) FROM llm_usage WHERE job_id = $1",
         )
         .bind(job_id)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(cost)
+    }
+
+    async fn bump_counter(&self, key: &str, now: Millis) -> Result<i64> {
+        let value: i64 = sqlx::query_scalar(
+            "INSERT INTO records (namespace, key, value, updated_at) VALUES ('counter', $1, '1', $2) \
+             ON CONFLICT (namespace, key) DO UPDATE \
+             SET value = CAST(CAST(records.value AS INTEGER) + 1 AS TEXT), updated_at = excluded.updated_at \
+             RETURNING CAST(value AS INTEGER)",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(value)
+    }
+
+    async fn spent_since(&self, since: Millis) -> Result<f64> {
+        let cost: f64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS REAL) FROM llm_usage WHERE created_at >= $1",
+        )
+        .bind(since)
         .fetch_one(&self.reader)
         .await?;
         Ok(cost)

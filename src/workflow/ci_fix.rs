@@ -76,6 +76,9 @@ pub async fn run(ctx: &mut JobCtx, req: CiFixRequest) -> StepResult {
             tracing::info!(pull = pull_number, "the implementation PR is not open");
             return Ok(());
         }
+        if super::admit(ctx, &req.repo, None).await? == super::Admission::Drop {
+            return Ok(());
+        }
         let failures = failing_checks(&repo, &req.head_sha).await?;
         if failures.is_empty() {
             tracing::info!(head = %req.head_sha, "no failing check on this head (re-run green?)");

@@ -104,6 +104,9 @@ pub async fn run(ctx: &mut JobCtx, req: ImplementRequest) -> StepResult {
     let repo = ctx.repo(&req.repo)?;
     let info = repo.info().await?;
     let (config, _problems) = load_config(&repo, &info.default_branch).await?;
+    if super::admit(ctx, &req.repo, Some(&req.requested_by)).await? == super::Admission::Drop {
+        return Ok(());
+    }
     let mut progress: ImplementProgress = ctx.progress();
     let spec_record: Option<SpecRecord> = ctx
         .app

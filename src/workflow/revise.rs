@@ -123,6 +123,9 @@ pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
     } else {
         rec.path.clone()
     };
+    if super::admit(ctx, &req.repo, Some(&req.requested_by)).await? == super::Admission::Drop {
+        return Ok(());
+    }
     let mut progress: ReviseProgress = ctx.progress();
 
     if progress.answer.is_none() {

@@ -106,6 +106,9 @@ pub async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
         return Ok(());
     }
 
+    if super::admit(ctx, &req.repo, Some(&req.requested_by)).await? == super::Admission::Drop {
+        return Ok(());
+    }
     let mut progress: SpecProgress = ctx.progress();
     progress.config_problems = problems;
     let issue = repo.issue(req.issue_number).await?;

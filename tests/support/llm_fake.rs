@@ -125,6 +125,10 @@ struct Inner {
     requests: Vec<RecordedRequest>,
     seen_prefixes: HashSet<String>,
     next_id: u64,
+    /// Answers every request once the script is empty (benchmarks).
+    default_reply: Option<Reply>,
+    /// Simulated thinking time before each answer (benchmarks).
+    latency: std::time::Duration,
 }
 
 struct Shared {
@@ -213,6 +217,16 @@ impl LlmFake {
         self.shared.lock().script.push_back(Scripted::Reply(reply));
     }
 
+    /// Answer `reply` whenever the script is empty (for benchmarks; tests script each answer).
+    pub fn set_default_reply(&self, reply: Reply) {
+        self.shared.lock().default_reply = Some(reply);
+    }
+
+    /// Take `latency` before every answer, like a real model thinking (for benchmarks).
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.shared.lock().latency = latency;
+    }
+
     pub fn push_fault(&self, fault: Fault) {
         self.shared.lock().script.push_back(Scripted::Fault(fault));
     }
@@ -247,19 +261,23 @@ async fn handle(api: Api, shared: Arc<Shared>, headers: HeaderMap, raw: Bytes) -
         Api::OpenAi => "/v1/chat/completions",
     };
     let invalid = validate(api, &headers, &body);
-    let planned = {
+    let (planned, latency) = {
         let mut inner = shared.lock();
         inner.requests.push(RecordedRequest {
             path: path.to_owned(),
             headers,
             body: body.clone(),
         });
-        match invalid {
+        let planned = match invalid {
             Some(_) => None,
             None => Some(plan(&mut inner, api, &body)),
-        }
+        };
+        (planned, inner.latency)
     };
     shared.count.send_modify(|n| *n += 1);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
 
     if let Some(msg) = invalid {
         return error_response(api, 400, &msg, None);
@@ -328,7 +346,10 @@ fn estimate(chars: usize) -> u64 {
 
 /// Take the next scripted item and work out the answer's ids and usage.
 fn plan(inner: &mut Inner, api: Api, body: &Value) -> (Option<Scripted>, Answer) {
-    let next = inner.script.pop_front();
+    let next = inner
+        .script
+        .pop_front()
+        .or_else(|| inner.default_reply.clone().map(Scripted::Reply));
     inner.next_id += 1;
     let n = inner.next_id;
     let model = body
