@@ -1,0 +1,267 @@
+//! The crash suite with the real binary: `specbot serve` as a child process, aborted (like
+//! `kill -9`: no cleanup, no lease released) at each step boundary of the spec and implement
+//! flows by the `SPECBOT_CRASH_AT` fault point, then started again. Each time there is exactly
+//! one branch, one PR, one set of component issues and one status comment, and the model's
+//! answer, once checkpointed, is never paid for twice.
+
+mod support;
+
+#[path = "support/child.rs"]
+mod child;
+
+use std::sync::Arc;
+
+use child::{Server, wait_until};
+use serde_json::{Value, json};
+use specbot::jobs::Store;
+use specbot::server::webhook::sign;
+use support::answers::good_answer;
+use support::db::TestDb;
+use support::github_world::GitHubWorld;
+use support::llm_fake::LlmFake;
+
+const REPO: &str = "acme/widgets";
+const SECRET: &str = "crash-suite-secret";
+
+struct Rig {
+    world: GitHubWorld,
+    llm: LlmFake,
+    db: TestDb,
+    store: Arc<dyn Store>,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+    deliveries: u64,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let world = GitHubWorld::start().await;
+        world.add_repo(REPO);
+        world.set_permission(REPO, "alice", "admin");
+        world.put_file(REPO, "main", "src/lib.rs", "pub fn theme() {}\n");
+        let llm = LlmFake::start().await;
+        let db = TestDb::new().await;
+        let store = specbot::jobs::open(&db.url).await.expect("store");
+        store.migrate().await.expect("migrate");
+        Rig {
+            world,
+            llm,
+            db,
+            store,
+            dir: tempfile::tempdir().expect("temp dir"),
+            http: reqwest::Client::new(),
+            deliveries: 0,
+        }
+    }
+
+    async fn serve(&self, crash_at: Option<&str>) -> Server {
+        let key = child::test_key_path();
+        let app_id = self.world.app_id().to_string();
+        let api = self.world.base_url();
+        let llm = self.llm.anthropic_base_url();
+        let mut env = vec![
+            ("DATABASE_URL", self.db.url.as_str()),
+            ("WEBHOOK_SECRET", SECRET),
+            ("WORKERS", "1"),
+            ("APP_ID", app_id.as_str()),
+            ("PRIVATE_KEY_PATH", key.as_str()),
+            ("GITHUB_API_URL", api.as_str()),
+            ("GITHUB_WRITE_GAP_MS", "0"),
+            ("JOB_LEASE_SECS", "1"),
+            ("LLM_PROVIDER", "anthropic"),
+            ("LLM_BASE_URL", llm.as_str()),
+            ("LLM_API_KEY", "sk-crash-suite"),
+            ("LLM_MODEL", "crash-model"),
+        ];
+        if let Some(step) = crash_at {
+            env.push(("SPECBOT_CRASH_AT", step));
+        }
+        Server::start(self.dir.path(), &env).await
+    }
+
+    async fn deliver(&mut self, server: &Server, event: &str, payload: Value) {
+        self.deliveries += 1;
+        let body = serde_json::to_vec(&payload).unwrap();
+        let status = self
+            .http
+            .post(server.url("/api/github/webhooks"))
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", format!("crash-{}", self.deliveries))
+            .header("X-Hub-Signature-256", sign(SECRET, &body))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("delivery")
+            .status();
+        assert!(status.is_success(), "delivery answered {status}");
+    }
+
+    fn envelope(&self, action: &str, sender: &str) -> Value {
+        json!({
+            "action": action,
+            "repository": self.world.repo_json(REPO),
+            "sender": self.world.user_json(sender),
+            "installation": {"id": self.world.installation_id()},
+        })
+    }
+
+    async fn label(&mut self, server: &Server, issue: u64) {
+        let mut p = self.envelope("labeled", "alice");
+        p["issue"] = self.world.issue_json(REPO, issue);
+        p["label"] = json!({"name": "needs-spec", "color": "ededed"});
+        self.deliver(server, "issues", p).await;
+    }
+
+    async fn comment(&mut self, server: &Server, issue: u64, body: &str) {
+        let id = self.world.add_comment(REPO, issue, "alice", body);
+        let mut p = self.envelope("created", "alice");
+        p["issue"] = self.world.issue_json(REPO, issue);
+        p["comment"] = self.world.comment_json(REPO, id);
+        self.deliver(server, "issue_comment", p).await;
+    }
+
+    async fn merge(&mut self, server: &Server, pr: u64) {
+        self.world.merge_pull(REPO, pr);
+        let mut p = self.envelope("closed", "alice");
+        p["pull_request"] = self.world.pull_json(REPO, pr);
+        self.deliver(server, "pull_request", p).await;
+    }
+
+    async fn idle(&self) {
+        wait_until("every job finished", || async {
+            self.store
+                .recent_jobs(1000)
+                .await
+                .expect("jobs")
+                .iter()
+                .all(|j| !j.state.is_active())
+        })
+        .await;
+    }
+
+    fn bot_comments(&self, issue: u64, marker: &str) -> usize {
+        let bot = self.world.bot_login();
+        self.world
+            .comments(REPO, issue)
+            .iter()
+            .filter(|c| c.user == bot && c.body.contains(marker))
+            .count()
+    }
+}
+
+/// The process aborted itself at the fault point.
+async fn crashed(mut server: Server, step: &str) {
+    let status = server
+        .wait(child::WAIT_CAP)
+        .await
+        .unwrap_or_else(|| panic!("the process did not stop at `{step}`"));
+    assert!(!status.success(), "aborted at `{step}`: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_at_each_step_of_the_spec_flow_then_restart() {
+    for step in [
+        "ack",
+        "draft",
+        "commit",
+        "pull",
+        "component:component-1",
+        "component:component-2",
+        "done",
+    ] {
+        let mut rig = Rig::new().await;
+        let issue = rig
+            .world
+            .add_issue(REPO, "Add dark mode", "Please.", "alice");
+        rig.llm.push_tool_call("submit_spec", good_answer(2));
+        let server = rig.serve(Some(step)).await;
+        rig.label(&server, issue).await;
+        crashed(server, step).await;
+
+        let _server = rig.serve(None).await;
+        rig.idle().await;
+        assert_eq!(rig.world.pulls(REPO).len(), 1, "one PR, step {step}");
+        assert_eq!(
+            rig.world
+                .branches(REPO)
+                .iter()
+                .filter(|b| b.starts_with("specbot/"))
+                .count(),
+            1,
+            "one branch, step {step}"
+        );
+        assert_eq!(rig.world.sub_issues(REPO, issue).len(), 2, "step {step}");
+        assert_eq!(
+            rig.world.issues(REPO).len(),
+            1 + 2,
+            "feature and components; step {step}"
+        );
+        assert_eq!(
+            rig.bot_comments(issue, "specbot:status"),
+            1,
+            "one status comment, step {step}"
+        );
+        assert_eq!(rig.llm.requests().len(), 1, "one model call, step {step}");
+        rig.world.assert_no_violations();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_at_each_step_of_the_implement_flow_then_restart() {
+    for step in [
+        "implement:ack",
+        "implement:spec",
+        "implement:engineer",
+        "implement:commit",
+        "implement:pull",
+        "implement:done",
+    ] {
+        let mut rig = Rig::new().await;
+        let issue = rig
+            .world
+            .add_issue(REPO, "Add dark mode", "Please.", "alice");
+        rig.llm.push_tool_call("submit_spec", good_answer(1));
+        let server = rig.serve(Some(step)).await;
+        rig.label(&server, issue).await;
+        rig.idle().await;
+        let spec_pr = rig.world.pulls(REPO)[0].number;
+        rig.merge(&server, spec_pr).await;
+        rig.idle().await;
+        rig.llm.push_tool_call(
+            "write_file",
+            json!({"path": "src/dark.rs", "content": "pub const DARK: bool = true;\n"}),
+        );
+        rig.llm
+            .push_tool_call("finish", json!({"summary": "Dark flag.", "criteria": []}));
+        rig.comment(&server, issue, "/implement").await;
+        crashed(server, step).await;
+
+        let _server = rig.serve(None).await;
+        rig.idle().await;
+        let branch = format!("specbot/implement-{issue}");
+        let pulls: Vec<_> = rig
+            .world
+            .pulls(REPO)
+            .into_iter()
+            .filter(|p| p.head == branch)
+            .collect();
+        assert_eq!(pulls.len(), 1, "one implementation PR, step {step}");
+        assert_eq!(
+            rig.world.commits_on(REPO, &branch).len(),
+            rig.world.commits_on(REPO, "main").len() + 1,
+            "one commit, step {step}"
+        );
+        assert_eq!(
+            rig.bot_comments(issue, "specbot:implement-status"),
+            1,
+            "one status comment, step {step}"
+        );
+        assert_eq!(
+            rig.llm.requests().len(),
+            3,
+            "spec + two engineer calls, each paid once; step {step}"
+        );
+        rig.world.assert_no_violations();
+    }
+}
