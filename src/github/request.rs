@@ -308,6 +308,22 @@ impl Installation {
         let timeout = self.inner.policy.request_timeout;
         let response = match tokio::time::timeout(timeout, crab.execute(request)).await {
             Ok(Ok(r)) => r,
+            // GitHub refused something octocrab did on the way, such as minting the
+            // installation token (the App was uninstalled or suspended): an answer, not a
+            // transport failure, so it is judged by its status like any other.
+            Ok(Err(octocrab::Error::GitHub { source, .. })) => {
+                let route = "POST /app/installations/{installation_id}/access_tokens";
+                metrics::counter!("specbot_github_requests_total", "route" => route, "status" => source.status_code.as_u16().to_string())
+                    .increment(1);
+                return Ok(Answer {
+                    status: source.status_code,
+                    headers: source.headers.clone().unwrap_or_default(),
+                    body: Bytes::from(
+                        serde_json::json!({ "message": format!("installation token: {}", source.message) })
+                            .to_string(),
+                    ),
+                });
+            }
             Ok(Err(e)) => {
                 metrics::counter!("specbot_github_requests_total", "route" => route, "status" => "error")
                     .increment(1);

@@ -133,11 +133,16 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &Cancellation
             let _ = store.release_all(owner, now).await;
             "released"
         }
-        Outcome::Failed(JobError { message, retryable }) => {
+        Outcome::Failed(JobError {
+            message,
+            retryable,
+            retry_after,
+        }) => {
             let attempts_left = job.attempts < job.max_attempts;
             if *retryable && attempts_left {
-                let delay = app.settings.job_retry_base.as_millis() as i64
+                let backoff = app.settings.job_retry_base.as_millis() as i64
                     * (1i64 << (job.attempts - 1).clamp(0, 10));
+                let delay = backoff.max(retry_after.map_or(0, |w| w.as_millis() as i64));
                 tracing::warn!(parent: &span, error = %message, retry_in_ms = delay, "job failed; will retry");
                 let _ = store
                     .fail(job.id, owner, message, Some(now + delay), now)

@@ -127,13 +127,7 @@ pub(crate) async fn call(
     let response = match model.chat(request, &ctx.cancel).await {
         Ok(r) => r,
         Err(crate::llm::LlmError::Cancelled) => return Err(StepError::Stopped),
-        Err(e) => {
-            let retryable = e.is_retryable();
-            return Err(StepError::Failed(JobError {
-                message: format!("the language model: {e}"),
-                retryable,
-            }));
-        }
+        Err(e) => return Err(StepError::Failed(JobError::from_llm(&e))),
     };
     let cost = account(ctx, model, &response.usage).await?;
     let u = &response.usage;

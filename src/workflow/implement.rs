@@ -517,10 +517,7 @@ pub(crate) async fn engineer(
             tracing::info!(error = %failure, "the engineer stopped without a result");
             Err(match failure.error {
                 AgentError::Cancelled => StepError::Stopped,
-                AgentError::Llm(e) => StepError::Failed(JobError {
-                    message: format!("the language model: {e}"),
-                    retryable: e.is_retryable(),
-                }),
+                AgentError::Llm(e) => StepError::Failed(JobError::from_llm(&e)),
                 other => StepError::Failed(JobError::permanent(other.to_string())),
             })
         }

@@ -241,6 +241,8 @@ pub struct JobError {
     pub message: String,
     /// Worth another attempt (GitHub or the model had trouble), or final (our input is bad).
     pub retryable: bool,
+    /// Not before this long (GitHub's rate limit resets later): the job waits in the queue.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl JobError {
@@ -248,6 +250,16 @@ impl JobError {
         JobError {
             message: message.into(),
             retryable: false,
+            retry_after: None,
+        }
+    }
+
+    /// The model failed: worth another attempt when the provider said so (429, 5xx, a cut stream).
+    pub fn from_llm(e: &crate::llm::LlmError) -> Self {
+        JobError {
+            message: format!("the language model: {e}"),
+            retryable: e.is_retryable(),
+            retry_after: None,
         }
     }
 
@@ -255,6 +267,7 @@ impl JobError {
         JobError {
             message: message.into(),
             retryable: true,
+            retry_after: None,
         }
     }
 }
@@ -276,9 +289,14 @@ impl From<JobError> for StepError {
 impl From<GitHubError> for StepError {
     fn from(e: GitHubError) -> Self {
         let retryable = e.is_transient();
+        let retry_after = match &e {
+            GitHubError::RateLimited { wait, .. } => Some(*wait),
+            _ => None,
+        };
         StepError::Failed(JobError {
             message: format!("GitHub: {e}"),
             retryable,
+            retry_after,
         })
     }
 }

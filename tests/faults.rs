@@ -1,0 +1,279 @@
+//! The fault suite, through the real router and the simulators: GitHub failing on every write
+//! route, rate limits that do not clear, an installation that goes away mid-job, and the model
+//! failing in every way its wire format allows. Each ends in a completed job or one clear
+//! failure comment, with no duplicates.
+
+mod support;
+
+use std::time::Duration;
+
+use support::answers::good_answer;
+use support::github_world::{Fault, FaultRule};
+use support::llm_fake::Fault as LlmFault;
+use support::tester::{REPO, Tester};
+
+/// Every route the spec flow writes to.
+const WRITE_ROUTES: [(&str, &str); 10] = [
+    (
+        "POST",
+        "/repos/{owner}/{repo}/issues/{issue_number}/reactions",
+    ),
+    (
+        "POST",
+        "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+    ),
+    (
+        "PATCH",
+        "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+    ),
+    ("POST", "/repos/{owner}/{repo}/git/trees"),
+    ("POST", "/repos/{owner}/{repo}/git/commits"),
+    ("POST", "/repos/{owner}/{repo}/git/refs"),
+    ("POST", "/repos/{owner}/{repo}/pulls"),
+    ("POST", "/repos/{owner}/{repo}/issues"),
+    (
+        "POST",
+        "/repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
+    ),
+    (
+        "POST",
+        "/repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
+    ),
+];
+
+#[tokio::test]
+async fn a_5xx_on_each_write_route_ends_in_one_of_everything() {
+    for (method, route) in WRITE_ROUTES {
+        for status in [500, 502] {
+            let mut t = Tester::start().await;
+            let issue = t.open_issue("Add dark mode", "Please.");
+            t.llm.push_tool_call("submit_spec", good_answer(2));
+            t.world
+                .inject(FaultRule::new(method, route, 1, Fault::Status(status)));
+            t.label_issue(issue, "needs-spec").await;
+            t.run_jobs().await;
+            let what = format!("{status} on {method} {route}");
+            assert_eq!(t.world.pulls(REPO).len(), 1, "{what}");
+            assert_eq!(t.world.sub_issues(REPO, issue).len(), 2, "{what}");
+            assert_eq!(t.world.issues(REPO).len(), 3, "{what}");
+            assert_eq!(t.llm.requests().len(), 1, "{what}: paid once");
+            let status_comment = t.expect_one_comment(issue);
+            assert!(
+                status_comment.contains("ready for review"),
+                "{what}: {status_comment}"
+            );
+            t.finish();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_that_does_not_clear_ends_in_one_failure_comment() {
+    for fault in [
+        Fault::SecondaryRateLimit {
+            retry_after: Some(0),
+            reset: None,
+        },
+        Fault::SecondaryRateLimit {
+            retry_after: None,
+            reset: None,
+        },
+    ] {
+        let mut t = Tester::builder()
+            .settings(|s| {
+                s.github.max_retries = 3;
+                s.github.secondary_limit_wait = Duration::from_millis(1);
+                s.job_max_attempts = 2;
+            })
+            .start()
+            .await;
+        let issue = t.open_issue("Add dark mode", "Please.");
+        t.llm.push_tool_call("submit_spec", good_answer(1));
+        t.world.inject(FaultRule::new(
+            "POST",
+            "/repos/{owner}/{repo}/pulls",
+            usize::MAX,
+            fault.clone(),
+        ));
+        t.label_issue(issue, "needs-spec").await;
+        t.run_jobs().await;
+        assert!(t.world.pulls(REPO).is_empty());
+        let status = t.expect_one_comment(issue);
+        assert!(status.contains("❌"), "{fault:?}: {status}");
+        assert!(
+            status.to_ascii_lowercase().contains("rate limit"),
+            "{fault:?}: {status}"
+        );
+        // Bounded: a few tries per attempt, not a storm.
+        let tries = t.world.request_count("POST", "/repos/{owner}/{repo}/pulls");
+        assert!(tries <= 2 * 4, "{fault:?}: {tries} tries");
+        assert_eq!(t.llm.requests().len(), 1, "the draft is not paid again");
+        t.finish();
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_reset_far_away_is_waited_for_by_the_queue_not_a_worker() {
+    let mut t = Tester::builder()
+        .settings(|s| s.github.max_wait = Duration::from_secs(30))
+        .start()
+        .await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    let in_an_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    t.world.inject(FaultRule::new(
+        "POST",
+        "/repos/{owner}/{repo}/git/trees",
+        usize::MAX,
+        Fault::SecondaryRateLimit {
+            retry_after: None,
+            reset: Some(in_an_hour),
+        },
+    ));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    assert_eq!(
+        t.world
+            .request_count("POST", "/repos/{owner}/{repo}/git/trees"),
+        1,
+        "no retry storm, no worker asleep for an hour"
+    );
+    // The job waits in the queue (its draft checkpointed), to be retried later.
+    let jobs = t.app().store.recent_jobs(10).await.unwrap();
+    let spec = jobs.iter().find(|j| j.kind == "spec").unwrap();
+    assert_eq!(spec.state, specbot::jobs::JobState::Queued, "{spec:#?}");
+    assert!(spec.run_at > t.app().now(), "{spec:#?}");
+    assert!(
+        spec.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("rate limit"),
+        "{spec:#?}"
+    );
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("Drafting"), "{status}");
+    assert_eq!(t.llm.requests().len(), 1);
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_removed_installation_stops_the_job_without_a_retry_storm() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    // The App was uninstalled (or suspended): no more tokens.
+    t.world.expire_tokens();
+    t.world.inject(FaultRule::new(
+        "POST",
+        "/app/installations/{installation_id}/access_tokens",
+        usize::MAX,
+        Fault::Status(404),
+    ));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let mints = t
+        .world
+        .request_count("POST", "/app/installations/{installation_id}/access_tokens");
+    assert!(mints <= 3, "{mints} token requests");
+    assert!(t.llm.requests().is_empty());
+    assert!(t.world.pulls(REPO).is_empty());
+    // Nothing can be said on GitHub without a token; the failure is in the job and the log.
+    t.expect_no_comment(issue);
+    let jobs = t.app().store.recent_jobs(10).await.unwrap();
+    assert!(
+        jobs.iter()
+            .any(|j| j.kind == "spec" && j.state == specbot::jobs::JobState::Failed),
+        "{jobs:#?}"
+    );
+    t.finish();
+}
+
+#[tokio::test]
+async fn model_failures_are_retried_then_the_spec_is_drafted_once() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    for fault in [
+        LlmFault::Status {
+            status: 429,
+            retry_after: Some(Duration::ZERO),
+        },
+        LlmFault::Status {
+            status: 529,
+            retry_after: None,
+        },
+        LlmFault::TruncatedStream,
+        LlmFault::Malformed,
+        LlmFault::StreamError,
+    ] {
+        t.llm.push_fault(fault);
+    }
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    assert_eq!(t.world.pulls(REPO).len(), 1);
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("ready for review"), "{status}");
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_model_that_refuses_the_request_fails_once_with_a_clear_comment() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_fault(LlmFault::Status {
+        status: 400,
+        retry_after: None,
+    });
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), 1, "a 400 is not retried");
+    assert!(t.world.pulls(REPO).is_empty());
+    let status = t.expect_one_comment(issue);
+    assert!(
+        status.contains("❌") && status.contains("language model"),
+        "{status}"
+    );
+    t.finish();
+}
+
+#[tokio::test]
+async fn an_unusable_answer_gets_one_repair_round_then_a_clear_failure() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_text("I think dark mode is a great idea!");
+    t.llm.push_text("Sorry, here it is: dark mode.");
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), 2);
+    assert!(t.world.pulls(REPO).is_empty());
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("not a usable specification"), "{status}");
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_spec_pr_merged_while_a_revision_waits_is_not_revised() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let _ = t.expect_one_comment(issue);
+    let pr = t.world.pulls(REPO)[0].number;
+    t.merge_pull(pr, "alice").await;
+    t.run_jobs().await;
+    t.comment(pr, "/revise add a high-contrast variant").await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), 1, "no revision after the merge");
+    let reply = t
+        .bot_comments(pr)
+        .into_iter()
+        .find(|c| c.contains("won't revise"))
+        .expect("a reply");
+    assert!(reply.contains("merged"), "{reply}");
+    let _ = t.bot_comments(issue);
+    t.finish();
+}
