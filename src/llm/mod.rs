@@ -541,3 +541,66 @@ mod tests {
         assert_eq!(r.to_message().role, Role::Assistant);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Arbitrary JSON with the providers' own keys in the mix.
+    fn json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("content".to_string()),
+            Just("type".to_string()),
+            Just("text".to_string()),
+            Just("tool_use".to_string()),
+            Just("input".to_string()),
+            Just("usage".to_string()),
+            Just("choices".to_string()),
+            Just("message".to_string()),
+            Just("tool_calls".to_string()),
+            Just("function".to_string()),
+            Just("arguments".to_string()),
+            Just("stop_reason".to_string()),
+            Just("finish_reason".to_string()),
+            "[a-z_]{1,10}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u32>().prop_map(Value::from),
+            prop_oneof![
+                Just("text".to_string()),
+                Just("tool_use".to_string()),
+                Just("{\"a\":1}".to_string()),
+                ".{0,30}"
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Whatever a provider (or something pretending to be one) answers, reading it never
+        /// panics: it is a response or an error.
+        #[test]
+        fn provider_answers_never_panic(v in json()) {
+            let _ = super::anthropic::parse_message(&v, "m");
+            let _ = super::openai::parse_completion(&v, "m");
+        }
+
+        #[test]
+        fn stream_data_never_panics(data in ".{0,200}") {
+            let _ = super::http::parse_data(&data);
+            let _ = super::http::provider_message(&data);
+        }
+    }
+}
