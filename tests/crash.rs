@@ -150,13 +150,30 @@ impl Rig {
     }
 }
 
-/// The process aborted itself at the fault point.
-async fn crashed(mut server: Server, step: &str) {
+/// The process aborted itself at the fault point; returns its log.
+async fn crashed(mut server: Server, step: &str) -> String {
     let status = server
         .wait(child::WAIT_CAP)
         .await
         .unwrap_or_else(|| panic!("the process did not stop at `{step}`"));
     assert!(!status.success(), "aborted at `{step}`: {status:?}");
+    server.log_text()
+}
+
+/// No secret of the process appears in its log.
+fn assert_log_clean(log: &str, world: &GitHubWorld) {
+    assert!(!log.is_empty());
+    for secret in [SECRET, "sk-crash-suite"] {
+        assert!(!log.contains(secret), "the log holds a secret");
+    }
+    for line in world
+        .private_key_pem()
+        .lines()
+        .filter(|l| l.len() > 20 && !l.starts_with("-----"))
+    {
+        assert!(!log.contains(line), "the log holds a line of the App key");
+    }
+    assert!(!log.contains("ghs_"), "the log holds an installation token");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,10 +194,12 @@ async fn kill_at_each_step_of_the_spec_flow_then_restart() {
         rig.llm.push_tool_call("submit_spec", good_answer(2));
         let server = rig.serve(Some(step)).await;
         rig.label(&server, issue).await;
-        crashed(server, step).await;
+        let log = crashed(server, step).await;
+        assert_log_clean(&log, &rig.world);
 
-        let _server = rig.serve(None).await;
+        let server = rig.serve(None).await;
         rig.idle().await;
+        assert_log_clean(&server.log_text(), &rig.world);
         assert_eq!(rig.world.pulls(REPO).len(), 1, "one PR, step {step}");
         assert_eq!(
             rig.world
@@ -235,10 +254,12 @@ async fn kill_at_each_step_of_the_implement_flow_then_restart() {
         rig.llm
             .push_tool_call("finish", json!({"summary": "Dark flag.", "criteria": []}));
         rig.comment(&server, issue, "/implement").await;
-        crashed(server, step).await;
+        let log = crashed(server, step).await;
+        assert_log_clean(&log, &rig.world);
 
-        let _server = rig.serve(None).await;
+        let server = rig.serve(None).await;
         rig.idle().await;
+        assert_log_clean(&server.log_text(), &rig.world);
         let branch = format!("specbot/implement-{issue}");
         let pulls: Vec<_> = rig
             .world
