@@ -277,3 +277,36 @@ async fn a_spec_pr_merged_while_a_revision_waits_is_not_revised() {
     let _ = t.bot_comments(issue);
     t.finish();
 }
+
+#[tokio::test]
+async fn a_spec_branch_deleted_by_a_human_is_recreated_under_the_same_pr() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let pr = t.world.pulls(REPO)[0].number;
+    t.world.delete_branch(REPO, "specbot/spec-1");
+    assert_eq!(t.world.pull(REPO, pr).unwrap().state, "closed");
+    // Asked again: the branch comes back and the same PR is reopened, never a second one.
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.comment(issue, "/spec").await;
+    t.run_jobs().await;
+    assert!(
+        t.world
+            .branches(REPO)
+            .contains(&"specbot/spec-1".to_string())
+    );
+    let pulls = t.world.pulls(REPO);
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0].number, pr);
+    assert_eq!(pulls[0].state, "open");
+    assert_eq!(
+        t.world.sub_issues(REPO, issue).len(),
+        1,
+        "the component issue is reused"
+    );
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("ready for review"), "{status}");
+    t.finish();
+}

@@ -248,6 +248,20 @@ impl GitHubWorld {
         r.refs.insert(format!("refs/heads/{branch}"), sha);
     }
 
+    /// A human deletes `branch`; as on GitHub, open pull requests from it are closed.
+    pub fn delete_branch(&self, repo: &str, branch: &str) {
+        let mut st = self.st();
+        let t = st.tick();
+        let r = st.repo_mut(repo).expect("unknown repo");
+        r.refs.remove(&format!("refs/heads/{branch}"));
+        for i in r.issues.values_mut() {
+            if i.state == "open" && i.pull.as_ref().is_some_and(|p| p.head_ref == branch) {
+                i.state = "closed".into();
+                i.closed_at = Some(t);
+            }
+        }
+    }
+
     pub fn add_issue(&self, repo: &str, title: &str, body: &str, author: &str) -> u64 {
         self.st().new_issue(repo, title, Some(body), author, None)
     }
