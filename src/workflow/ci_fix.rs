@@ -175,6 +175,8 @@ async fn fix(
             &mut progress.cost_usd,
         )
         .await?;
+        // The snapshot's directory is removed before the checkpoint (and its crash point).
+        drop(workspace);
         progress.result = Some(result);
         ctx.save("ci_fix:fix", &progress).await?;
     }

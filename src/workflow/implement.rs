@@ -226,6 +226,8 @@ pub async fn run(ctx: &mut JobCtx, req: ImplementRequest) -> StepResult {
                 result.summary.chars().take(500).collect::<String>()
             ))));
         }
+        // The snapshot's directory is removed before the checkpoint (and its crash point).
+        drop(workspace);
         progress.result = Some(result);
         ctx.save("implement:engineer", &progress).await?;
     }
