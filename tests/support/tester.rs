@@ -77,6 +77,7 @@ impl TesterBuilder {
             http: reqwest::Client::new(),
             deliveries: 0,
             asserted: HashSet::new(),
+            checked: false,
         };
         t.boot(settings).await;
         t
@@ -124,6 +125,8 @@ pub struct Tester {
     http: reqwest::Client,
     deliveries: u64,
     asserted: HashSet<u64>,
+    /// Set by [`Tester::finish`]: the checks ran.
+    checked: bool,
 }
 
 impl Tester {
@@ -418,7 +421,7 @@ impl Tester {
     pub fn finish(mut self) {
         self.check_unasserted();
         self.world.assert_no_violations();
-        std::mem::forget(self);
+        self.checked = true;
     }
 
     fn check_unasserted(&mut self) {
@@ -447,9 +450,14 @@ impl Tester {
 }
 
 impl Drop for Tester {
+    /// Checks (unless [`Tester::finish`] did), then stops the app, so its database
+    /// connections are closed before the next test (or the next loop iteration) opens its own.
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        if !self.checked && !std::thread::panicking() {
             self.check_unasserted();
+        }
+        if let Some(running) = self.running.take() {
+            running.abort();
         }
     }
 }
