@@ -3,6 +3,7 @@
 //   node bench/load.mjs sustained URL SECRET RATE SECONDS   open loop: RATE deliveries/s
 //   node bench/load.mjs burst URL SECRET COUNT              COUNT deliveries started at once
 //   node bench/load.mjs closed URL SECRET CONNS SECONDS     CONNS loops, each one request at a time
+//   node bench/load.mjs body FILE SECRET                     write the body to FILE, print its signature
 //
 // Every delivery is a signed ~2 KB `issue_comment` (no command) with its own X-GitHub-Delivery
 // id, so "stored exactly once" can be checked by counting rows afterwards. Prints one JSON line.
@@ -10,7 +11,6 @@ import http from "node:http";
 import crypto from "node:crypto";
 
 const [mode, url, secret, a, b] = process.argv.slice(2);
-const target = new URL(url);
 const body = JSON.stringify({
   action: "created",
   issue: { id: 1, number: 7, title: "Add dark mode", body: "x".repeat(1500), user: { login: "alice", id: 1, type: "User" }, labels: [], state: "open" },
@@ -20,6 +20,14 @@ const body = JSON.stringify({
   installation: { id: 77 },
 });
 const signature = "sha256=" + crypto.createHmac("sha256", secret).update(body).digest("hex");
+if (mode === "body") {
+  // For other load tools (bench/peers/run.sh hands it to wrk): here `url` is the file to write.
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(url, body);
+  console.log(signature);
+  process.exit(0);
+}
+const target = new URL(url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 const run = crypto.randomUUID();
 
@@ -91,7 +99,7 @@ if (mode === "sustained") {
   const secs = (performance.now() - t0) / 1000;
   report({ connections: conns, seconds: secs, rate: sent / secs });
 } else {
-  console.error("usage: load.mjs sustained URL SECRET RATE SECONDS | burst URL SECRET COUNT | closed URL SECRET CONNS SECONDS");
+  console.error("usage: load.mjs sustained URL SECRET RATE SECONDS | burst URL SECRET COUNT | closed URL SECRET CONNS SECONDS | body FILE SECRET");
   process.exit(2);
 }
 agent.destroy();

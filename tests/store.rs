@@ -124,6 +124,7 @@ on_both!(
     migrations_are_idempotent,
     duplicate_delivery_queues_nothing,
     duplicate_id_within_one_batch,
+    large_batch_mixes_new_and_seen_deliveries,
     concurrent_duplicate_deliveries,
     dedupe_key_collapses_until_the_job_finishes,
     claim_heartbeat_checkpoint_complete,
@@ -261,6 +262,54 @@ async fn duplicate_id_within_one_batch(db: &TestDb) {
     );
     assert_eq!(store.delivery_count().await.expect("count"), 3);
     assert_eq!(store.recent_jobs(10).await.expect("jobs").len(), 2);
+}
+
+async fn large_batch_mixes_new_and_seen_deliveries(db: &TestDb) {
+    // Bigger than one insert statement's worth of rows, with every third id seen before, some
+    // rows carrying jobs, NULL columns and the last id repeated.
+    let store = db.open().await;
+    let seen: Vec<(Delivery, Vec<NewJob>)> = (0..300)
+        .step_by(3)
+        .map(|n| (delivery(&format!("d-{n}")), vec![]))
+        .collect();
+    store.record_deliveries(&seen, T0).await.expect("record");
+    let mut batch: Vec<(Delivery, Vec<NewJob>)> = (0..300)
+        .map(|n| {
+            let mut d = delivery(&format!("d-{n}"));
+            if n % 2 == 0 {
+                d.action = None;
+                d.repository = None;
+                d.installation_id = None;
+            }
+            let jobs = if n % 10 == 1 {
+                vec![job("spec", Some(&format!("key-{n}")))]
+            } else {
+                vec![]
+            };
+            (d, jobs)
+        })
+        .collect();
+    batch.push((delivery("d-299"), vec![job("spec", None)]));
+    let out = store
+        .record_deliveries(&batch, T0 + 1)
+        .await
+        .expect("record");
+    assert_eq!(out.len(), 301);
+    for (n, outcome) in out.iter().enumerate().take(300) {
+        if n % 3 == 0 {
+            assert_eq!(*outcome, Recorded::Duplicate, "d-{n} was stored before");
+        } else {
+            let want = usize::from(n % 10 == 1);
+            assert_eq!(stored_jobs(outcome).len(), want, "d-{n}");
+        }
+    }
+    assert_eq!(out[300], Recorded::Duplicate, "second copy in one batch");
+    assert_eq!(store.delivery_count().await.expect("count"), 300);
+    let with_jobs = (0..300).filter(|n| n % 3 != 0 && n % 10 == 1).count();
+    assert_eq!(
+        store.recent_jobs(1000).await.expect("jobs").len(),
+        with_jobs
+    );
 }
 
 async fn concurrent_duplicate_deliveries(db: &TestDb) {

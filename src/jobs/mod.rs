@@ -168,6 +168,8 @@ pub enum StoreError {
     Decode(String),
     #[error("unsupported DATABASE_URL (expected sqlite:// or postgres://): {0}")]
     UnsupportedUrl(String),
+    #[error("DATABASE_URL: {0}")]
+    BadUrl(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

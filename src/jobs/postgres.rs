@@ -7,6 +7,7 @@
 //! deliveries and dedupe keys racing in concurrent transactions are settled by
 //! `ON CONFLICT DO NOTHING` on the primary key and on the unique `active_key`.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,26 +127,42 @@ impl PgStore {
         batch: &[(Delivery, Vec<NewJob>)],
         now: Millis,
     ) -> Result<(Vec<Recorded>, bool), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // The whole batch in one statement: one round trip whatever its size.
+        let column =
+            |f: fn(&Delivery) -> Option<&str>| batch.iter().map(|(d, _)| f(d)).collect::<Vec<_>>();
+        let inserted: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO deliveries (id, event, action, installation_id, repository, body, \
+             received_at) \
+             SELECT d.*, $7 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], \
+                                        $5::TEXT[], $6::BYTEA[]) AS d \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+        )
+        .bind(column(|d| Some(d.id.as_str())))
+        .bind(column(|d| Some(d.event.as_str())))
+        .bind(column(|d| d.action.as_deref()))
+        .bind(
+            batch
+                .iter()
+                .map(|(d, _)| d.installation_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|d| d.repository.as_deref()))
+        .bind(
+            batch
+                .iter()
+                .map(|(d, _)| d.body.as_ref())
+                .collect::<Vec<&[u8]>>(),
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut inserted: HashSet<String> = inserted.into_iter().collect();
         let mut out = Vec::with_capacity(batch.len());
         let mut queued = false;
-        let mut tx = self.pool.begin().await?;
         for (delivery, jobs) in batch {
-            let inserted = sqlx::query(
-                "INSERT INTO deliveries (id, event, action, installation_id, repository, body, \
-                 received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&delivery.id)
-            .bind(&delivery.event)
-            .bind(&delivery.action)
-            .bind(delivery.installation_id)
-            .bind(&delivery.repository)
-            .bind(delivery.body.as_ref())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !inserted {
+            // `remove`: a second copy of one delivery in the same batch is a duplicate.
+            if !inserted.remove(&delivery.id) {
                 out.push(Recorded::Duplicate);
                 continue;
             }

@@ -11,21 +11,26 @@
 //! row shape and the in-process wake-up ([`Wake`]).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, SqlSafeStr, Sqlite};
 use tokio::sync::Notify;
 
 use super::{
     Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, Recorded, Result, Store, StoreError,
     UsageRecord,
 };
+
+/// Deliveries per `INSERT` in [`Store::record_deliveries`] (7 parameters each; SQLite allows
+/// 32,766 per statement).
+const DELIVERY_ROWS_PER_STATEMENT: usize = 64;
 
 /// The columns of [`JobRow`], in a `&'static str` so queries stay literal.
 macro_rules! job_cols {
@@ -177,10 +182,48 @@ impl Drop for Checkpointer {
     }
 }
 
+/// Take specbot's own `synchronous=full|normal` parameter out of a SQLite URL (sqlx does not
+/// know it); `full` when absent.
+fn durability_from_url(url: &str) -> Result<(String, SqliteSynchronous)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), SqliteSynchronous::Full));
+    };
+    let mut synchronous = SqliteSynchronous::Full;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("synchronous", value)) => {
+                synchronous = match value.to_ascii_lowercase().as_str() {
+                    "full" => SqliteSynchronous::Full,
+                    "normal" => SqliteSynchronous::Normal,
+                    _ => {
+                        return Err(StoreError::BadUrl(format!(
+                            "synchronous={value} is not supported (use full or normal)"
+                        )));
+                    }
+                }
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, synchronous))
+}
+
 impl SqliteStore {
     /// Open (creating if missing) the database at `url` (`sqlite://path`, `sqlite:path`,
     /// `sqlite::memory:`). Does not migrate: call [`Store::migrate`].
+    ///
+    /// `?synchronous=normal` in the URL relaxes the writer's default (`full`: every commit is
+    /// on disk before a delivery is acknowledged) to SQLite's `NORMAL`, which survives a crash
+    /// of this process but may lose the last commits on power loss, for more throughput.
     pub async fn open(url: &str) -> Result<Self> {
+        let (url, durable) = durability_from_url(url)?;
+        let url = url.as_str();
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -188,14 +231,17 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        // The writer never checkpoints on commit (that would stall intake for the length of a
-        // checkpoint now and then); a background task checkpoints passively instead, which
-        // never blocks the writer.
-        let in_memory_url = url.contains(":memory:") || url.contains("mode=memory");
-        let writer_options = if in_memory_url {
+        // By default the writer syncs the WAL on every commit (`synchronous=FULL`): a delivery
+        // answered `202` survives a power cut, not only a crash of this process. It never
+        // checkpoints on commit (that would stall intake for the length of a checkpoint now and
+        // then); a background task checkpoints passively instead, which never blocks the writer.
+        let writer_options = if in_memory {
             options.clone()
         } else {
-            options.clone().pragma("wal_autocheckpoint", "0")
+            options
+                .clone()
+                .synchronous(durable)
+                .pragma("wal_autocheckpoint", "0")
         };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -235,6 +281,37 @@ impl SqliteStore {
             wake: Wake::default(),
             _checkpointer: checkpointer,
         })
+    }
+
+    /// Insert a batch's deliveries, skipping ids already stored; returns the ids inserted.
+    /// One multi-row statement per chunk rather than one per delivery: each statement is a
+    /// round trip to sqlx's connection thread, and under load those trips, not SQLite, were
+    /// what bounded intake.
+    async fn insert_deliveries(
+        conn: &mut sqlx::SqliteConnection,
+        batch: &[(Delivery, Vec<NewJob>)],
+        now: Millis,
+    ) -> Result<HashSet<String>> {
+        let mut inserted = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(DELIVERY_ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO deliveries (id, event, action, installation_id, repository, body, \
+                 received_at) ",
+            );
+            insert.push_values(chunk, |mut row, (delivery, _)| {
+                row.push_bind(&delivery.id)
+                    .push_bind(&delivery.event)
+                    .push_bind(&delivery.action)
+                    .push_bind(delivery.installation_id)
+                    .push_bind(&delivery.repository)
+                    .push_bind(delivery.body.as_ref())
+                    .push_bind(now);
+            });
+            insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
+            inserted.extend(ids);
+        }
+        Ok(inserted)
     }
 
     async fn insert_job(
@@ -280,26 +357,32 @@ impl Store for SqliteStore {
         batch: &[(Delivery, Vec<NewJob>)],
         now: Millis,
     ) -> Result<Vec<Recorded>> {
+        if batch.iter().all(|(_, jobs)| jobs.is_empty()) {
+            // Only deliveries (most of them queue nothing): each row stands alone, and one
+            // statement is atomic by itself, so no transaction (two more round trips) is needed.
+            let mut conn = self.writer.acquire().await?;
+            let mut inserted = Self::insert_deliveries(&mut conn, batch, now).await?;
+            return Ok(batch
+                .iter()
+                .map(|(delivery, _)| {
+                    if inserted.remove(&delivery.id) {
+                        Recorded::Stored {
+                            jobs: vec![],
+                            collapsed: 0,
+                        }
+                    } else {
+                        Recorded::Duplicate
+                    }
+                })
+                .collect());
+        }
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut inserted = Self::insert_deliveries(&mut tx, batch, now).await?;
         let mut out = Vec::with_capacity(batch.len());
         let mut queued = false;
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for (delivery, jobs) in batch {
-            let inserted = sqlx::query(
-                "INSERT INTO deliveries (id, event, action, installation_id, repository, body, \
-                 received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&delivery.id)
-            .bind(&delivery.event)
-            .bind(&delivery.action)
-            .bind(delivery.installation_id)
-            .bind(&delivery.repository)
-            .bind(delivery.body.as_ref())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !inserted {
+            // `remove`: a second copy of one delivery in the same batch is a duplicate.
+            if !inserted.remove(&delivery.id) {
                 out.push(Recorded::Duplicate);
                 continue;
             }
@@ -717,5 +800,28 @@ impl Store for SqliteStore {
 
     async fn wait_for_work(&self, max: Duration) {
         self.wake.wait(max).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synchronous_is_taken_out_of_the_url() {
+        let full = |url: &str| durability_from_url(url).map(|(u, s)| (u, format!("{s:?}")));
+        assert_eq!(
+            full("sqlite://a.db").ok(),
+            Some(("sqlite://a.db".into(), "Full".into()))
+        );
+        assert_eq!(
+            full("sqlite://a.db?synchronous=normal").ok(),
+            Some(("sqlite://a.db".into(), "Normal".into()))
+        );
+        assert_eq!(
+            full("sqlite://a.db?mode=rwc&synchronous=FULL&cache=shared").ok(),
+            Some(("sqlite://a.db?mode=rwc&cache=shared".into(), "Full".into()))
+        );
+        assert!(full("sqlite://a.db?synchronous=off").is_err());
     }
 }

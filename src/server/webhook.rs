@@ -243,27 +243,27 @@ impl IntakeWriter {
         tokio::spawn(async move {
             let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
             while rx.recv_many(&mut batch, max_batch).await > 0 {
-                let items: Vec<(Delivery, Vec<NewJob>)> = batch
-                    .iter()
-                    .map(|(d, j, _)| (d.clone(), j.clone()))
-                    .collect();
+                let (items, replies): (Vec<_>, Vec<_>) = batch
+                    .drain(..)
+                    .map(|(delivery, jobs, reply)| ((delivery, jobs), reply))
+                    .unzip();
                 let result: Result<Vec<Recorded>, StoreError> =
                     store.record_deliveries(&items, now_ms()).await;
                 metrics::histogram!("specbot_intake_batch_size").record(items.len() as f64);
                 match result {
-                    Ok(outcomes) if outcomes.len() == batch.len() => {
-                        for ((_, _, reply), outcome) in batch.drain(..).zip(outcomes) {
+                    Ok(outcomes) if outcomes.len() == replies.len() => {
+                        for (reply, outcome) in replies.into_iter().zip(outcomes) {
                             let _ = reply.send(Ok(outcome));
                         }
                     }
                     Ok(_) => {
-                        for (_, _, reply) in batch.drain(..) {
+                        for reply in replies {
                             let _ = reply.send(Err("store returned a short batch".into()));
                         }
                     }
                     Err(error) => {
                         let message = error.to_string();
-                        for (_, _, reply) in batch.drain(..) {
+                        for reply in replies {
                             let _ = reply.send(Err(message.clone()));
                         }
                     }
