@@ -89,6 +89,13 @@ pub fn revised(
     out
 }
 
+/// The reply when the spec PR was merged or closed while its revision was being written.
+pub fn revision_abandoned(marker: &str, merged_or_closed: &str, issue: u64) -> String {
+    format!(
+        "{marker}\nThis spec PR was {merged_or_closed} while I was revising it, so I did not push the revision. Comment `/spec` on #{issue} to start a new spec."
+    )
+}
+
 /// `/implement` before the spec is approved or merged.
 pub fn spec_not_ready(comment_id: u64, state: Option<&str>, pull: Option<u64>) -> String {
     let stands = match (state, pull) {
@@ -498,6 +505,10 @@ mod tests {
         insta::assert_snapshot!(
             "not_here",
             not_here(13, "/spec", "comment it on the issue.")
+        );
+        insta::assert_snapshot!(
+            "revision_abandoned",
+            revision_abandoned("<!-- specbot:revise:14 -->", "merged", 7)
         );
     }
 

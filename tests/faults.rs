@@ -1,6 +1,7 @@
 //! The fault suite, through the real router and the simulators: GitHub failing on every write
-//! route, rate limits that do not clear, an installation that goes away mid-job, and the model
-//! failing in every way its wire format allows. Each ends in a completed job or one clear
+//! route, rate limits that do not clear, an installation or repository that goes away mid-job, a
+//! token that expires while the model thinks, a spec PR merged under a running revision, and
+//! the model failing in every way its wire format allows. Each ends in a completed job or one clear
 //! failure comment, with no duplicates.
 
 mod support;
@@ -308,5 +309,113 @@ async fn a_spec_branch_deleted_by_a_human_is_recreated_under_the_same_pr() {
     );
     let status = t.expect_one_comment(issue);
     assert!(status.contains("ready for review"), "{status}");
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_token_that_expires_while_the_model_thinks_is_renewed_and_the_spec_lands_once() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.llm.hold_answers();
+    t.label_issue(issue, "needs-spec").await;
+    let mints_before = t.world.token_mints(t.world.installation_id());
+    tokio::join!(t.run_jobs(), async {
+        t.llm.wait_for_request(1).await;
+        // GitHub now answers 401 to the token the job holds.
+        t.world.expire_tokens();
+        t.llm.release_answers();
+    });
+    assert!(t.world.token_mints(t.world.installation_id()) > mints_before);
+    assert_eq!(t.world.pulls(REPO).len(), 1);
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("ready for review"), "{status}");
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_repository_removed_mid_job_stops_it_without_a_retry_storm() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.llm.hold_answers();
+    t.label_issue(issue, "needs-spec").await;
+    tokio::join!(t.run_jobs(), async {
+        t.llm.wait_for_request(1).await;
+        // Deleted, or taken out of the installation, while the model writes: GitHub answers
+        // 404 to everything under the repository from now on.
+        t.world.clear_requests();
+        t.world.inject(FaultRule::new(
+            "*",
+            &format!("/repos/{REPO}*"),
+            usize::MAX,
+            Fault::Status(404),
+        ));
+        t.llm.release_answers();
+    });
+    let after = t.world.requests().len();
+    assert!(
+        after <= 3,
+        "{after} requests after the repository went: {:#?}",
+        t.world.request_counts()
+    );
+    assert_eq!(t.llm.requests().len(), 1, "the model is not asked again");
+    assert!(t.world.pulls(REPO).is_empty());
+    let jobs = t.app().store.recent_jobs(10).await.unwrap();
+    let spec = jobs.iter().find(|j| j.kind == "spec").expect("a spec job");
+    assert_eq!(spec.state, specbot::jobs::JobState::Failed, "{spec:#?}");
+    assert_eq!(spec.attempts, 1, "a missing repository is not retried");
+    // Only the status posted before the repository went; nothing can be said there now.
+    assert_eq!(t.bot_comments(issue).len(), 1);
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_spec_pr_merged_while_its_revision_is_written_gets_no_push() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let _ = t.expect_one_comment(issue);
+    let pr = t.world.pulls(REPO)[0].number;
+    let head = t.world.ref_sha(REPO, "specbot/spec-1");
+
+    t.llm.push_tool_call("submit_spec", good_answer(2));
+    t.llm.hold_answers();
+    t.comment(pr, "/revise add a high-contrast variant").await;
+    tokio::join!(t.run_jobs(), async {
+        t.llm.wait_for_request(2).await;
+        t.world.merge_pull(REPO, pr);
+        t.llm.release_answers();
+    });
+    // The merge's own webhook arrives after the revision gave up.
+    let mut merged = t.envelope("closed", "alice");
+    merged["pull_request"] = t.world.pull_json(REPO, pr);
+    assert!(t.send("pull_request", merged).await.is_success());
+    t.run_jobs().await;
+
+    assert_eq!(
+        t.world.ref_sha(REPO, "specbot/spec-1"),
+        head,
+        "nothing pushed"
+    );
+    let replies: Vec<String> = t
+        .bot_comments(pr)
+        .into_iter()
+        .filter(|c| c.contains("revis"))
+        .collect();
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    assert!(
+        replies[0].contains("merged while I was revising"),
+        "{}",
+        replies[0]
+    );
+    assert_eq!(
+        t.world.sub_issues(REPO, issue).len(),
+        1,
+        "components untouched"
+    );
+    let _ = t.bot_comments(issue);
     t.finish();
 }

@@ -194,6 +194,19 @@ pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
         .ok_or_else(|| JobError::permanent("no revision"))?;
 
     if progress.head.is_none() {
+        // The model took a while: the PR may have been merged or closed meanwhile, and a
+        // revision pushed now would land on a finished branch.
+        let pull = repo.pull(req.pull_number).await?;
+        if pull.state != "open" {
+            let what = if pull.merged_at.is_some() {
+                "merged"
+            } else {
+                "closed"
+            };
+            let body = messages::revision_abandoned(&marker, what, req.issue_number);
+            repo.comment_once(req.pull_number, &marker, &body).await?;
+            return Ok(());
+        }
         let issue = repo.issue(req.issue_number).await?;
         let files: Vec<FileChange> =
             crate::spec::files_for(&answer, &spec_path, req.issue_number, &issue.title)
@@ -242,7 +255,10 @@ pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
     let mut rec = record(ctx, req.repo.repo_id, req.issue_number)
         .await?
         .unwrap_or(rec);
-    rec.state = "revised".into();
+    // A merge or close recorded while this revision ran is the later truth.
+    if !matches!(rec.state.as_str(), "closed" | "merged") {
+        rec.state = "revised".into();
+    }
     rec.designed = answer.components.clone();
     save_record(ctx, req.repo.repo_id, req.issue_number, &rec).await?;
     ctx.save("revise:done", &progress).await?;

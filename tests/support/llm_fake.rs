@@ -134,6 +134,8 @@ struct Inner {
 struct Shared {
     inner: Mutex<Inner>,
     count: watch::Sender<usize>,
+    /// While `true`, answers wait (see [`LlmFake::hold_answers`]).
+    held: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -162,6 +164,7 @@ impl LlmFake {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner::default()),
             count: watch::channel(0).0,
+            held: watch::channel(false).0,
         });
         let app = Router::new()
             .route(
@@ -245,6 +248,16 @@ impl LlmFake {
         self.shared.lock().script.len()
     }
 
+    /// From now on, requests are recorded (and counted by [`Self::wait_for_request`]) but not
+    /// answered until [`Self::release_answers`]: "while the model is thinking" made explicit.
+    pub fn hold_answers(&self) {
+        self.shared.held.send_replace(true);
+    }
+
+    pub fn release_answers(&self) {
+        self.shared.held.send_replace(false);
+    }
+
     /// Resolves once `n` requests have arrived (they are recorded before they are answered).
     pub async fn wait_for_request(&self, n: usize) {
         let mut rx = self.shared.count.subscribe();
@@ -275,6 +288,8 @@ async fn handle(api: Api, shared: Arc<Shared>, headers: HeaderMap, raw: Bytes) -
         (planned, inner.latency)
     };
     shared.count.send_modify(|n| *n += 1);
+    // The sender lives in `shared`, so waiting cannot fail.
+    let _ = shared.held.subscribe().wait_for(|held| !*held).await;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

@@ -196,7 +196,7 @@ impl Tester {
             .status()
     }
 
-    fn envelope(&self, action: &str, sender: &str) -> Value {
+    pub fn envelope(&self, action: &str, sender: &str) -> Value {
         json!({
             "action": action,
             "repository": self.world.repo_json(REPO),
