@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{CrashMode, Settings};
 use crate::github::types::Permission;
 use crate::github::{GitHubApp, GitHubError, Repo};
-use crate::jobs::{self, Millis, Store};
+use crate::jobs::{self, Millis, Pruned, Store};
 use crate::llm::{ChatModel, LlmSettings, PriceTable, Provider};
 use crate::server;
 use crate::server::webhook::IntakeWriter;
@@ -254,6 +254,43 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "specbot".into())
 }
 
+/// Quota counters older than this are past any window they count.
+const COUNTER_RETENTION: Duration = Duration::from_secs(2 * 86_400);
+
+/// [`housekeep`] a minute after start (out of the way of start-up), then hourly.
+async fn housekeeping(app: Arc<App>, stop: CancellationToken) {
+    let first = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(first, Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match housekeep(&app).await {
+            Ok(pruned) if pruned != Pruned::default() => tracing::info!(
+                deliveries = pruned.deliveries,
+                counters = pruned.counters,
+                "housekeeping: old rows deleted"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "housekeeping failed; trying again in an hour"),
+        }
+    }
+}
+
+/// Delete deliveries past `DELIVERY_RETENTION_DAYS` and stale quota counters, so the database
+/// does not grow with every delivery forever. Several instances may run it at once; deleting is
+/// idempotent.
+pub async fn housekeep(app: &App) -> Result<Pruned, jobs::StoreError> {
+    let now = app.now();
+    let before = |keep: Duration| now.saturating_sub(keep.as_millis() as i64);
+    let deliveries_before = app.settings.delivery_retention.map_or(i64::MIN, before);
+    app.store
+        .prune(deliveries_before, before(COUNTER_RETENTION))
+        .await
+}
+
 /// Start serving on `listener` with `settings.workers` job workers.
 pub fn start(app: Arc<App>, listener: TcpListener) -> Result<Running, StartError> {
     let addr = listener.local_addr()?;
@@ -281,6 +318,7 @@ pub fn start(app: Arc<App>, listener: TcpListener) -> Result<Running, StartError
             ))
         })
         .collect();
+    tokio::spawn(housekeeping(app.clone(), stop_workers.clone()));
     tracing::info!(%addr, workers = app.settings.workers, "specbot is serving");
     Ok(Running {
         addr,

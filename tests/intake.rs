@@ -375,3 +375,35 @@ async fn health_readiness_and_metrics() {
     assert!(text.contains("specbot_deliveries_total"), "{text}");
     assert!(text.contains("specbot_jobs{"), "{text}");
 }
+
+#[tokio::test]
+async fn deliveries_past_their_retention_are_deleted_by_housekeeping() {
+    let intake = start().await;
+    let body = labeled_payload(7, "User");
+    assert_eq!(
+        intake.deliver("issues", "d-old", &body).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        specbot::app::housekeep(&intake.app)
+            .await
+            .unwrap()
+            .deliveries,
+        0
+    );
+    assert_eq!(
+        intake.deliveries().await,
+        1,
+        "kept within DELIVERY_RETENTION_DAYS"
+    );
+
+    intake
+        .app
+        .clock
+        .advance(std::time::Duration::from_secs(15 * 86_400));
+    let pruned = specbot::app::housekeep(&intake.app).await.unwrap();
+    assert_eq!(pruned.deliveries, 1);
+    assert_eq!(intake.deliveries().await, 0);
+    // Its job is kept (without the link), so nothing it started is lost.
+    assert_eq!(intake.app.store.recent_jobs(10).await.unwrap().len(), 1);
+}

@@ -135,6 +135,7 @@ on_both!(
     release_all_gives_the_attempt_back,
     records_put_get_list,
     usage_and_job_cost,
+    housekeeping_prunes_old_deliveries_and_counters,
     counts_pending_next_run_at,
     wait_for_work_is_woken_by_enqueue,
     exactly_once_under_concurrent_claimers,
@@ -310,6 +311,56 @@ async fn large_batch_mixes_new_and_seen_deliveries(db: &TestDb) {
         store.recent_jobs(1000).await.expect("jobs").len(),
         with_jobs
     );
+}
+
+async fn housekeeping_prunes_old_deliveries_and_counters(db: &TestDb) {
+    let store = db.open().await;
+    // More old deliveries than one delete removes, one of them with a job.
+    let old: Vec<(Delivery, Vec<NewJob>)> = (0..2500)
+        .map(|n| (delivery(&format!("old-{n}")), vec![]))
+        .collect();
+    store.record_deliveries(&old, T0).await.expect("record");
+    let out = store
+        .record_deliveries(&[(delivery("old-job"), vec![job("spec", None)])], T0)
+        .await
+        .expect("record");
+    let job_id = stored_jobs(&out[0])[0];
+    store
+        .record_deliveries(&[(delivery("new"), vec![])], T0 + 10)
+        .await
+        .expect("record");
+    store.bump_counter("quota:old", T0).await.expect("bump");
+    store
+        .bump_counter("quota:new", T0 + 10)
+        .await
+        .expect("bump");
+
+    let pruned = store.prune(T0 + 5, T0 + 5).await.expect("prune");
+    assert_eq!((pruned.deliveries, pruned.counters), (2501, 1));
+    assert_eq!(store.delivery_count().await.expect("count"), 1);
+    let kept = store
+        .job(job_id)
+        .await
+        .expect("job")
+        .expect("the job stays");
+    assert_eq!(kept.delivery_id, None);
+    assert_eq!(
+        store
+            .bump_counter("quota:new", T0 + 11)
+            .await
+            .expect("bump"),
+        2
+    );
+    assert_eq!(
+        store
+            .bump_counter("quota:old", T0 + 11)
+            .await
+            .expect("bump"),
+        1
+    );
+    // Nothing left to prune: a second run deletes nothing.
+    let again = store.prune(T0 + 5, T0 + 5).await.expect("prune");
+    assert_eq!((again.deliveries, again.counters), (0, 0));
 }
 
 async fn concurrent_duplicate_deliveries(db: &TestDb) {

@@ -72,6 +72,10 @@ pub struct EnvArgs {
     /// Most USD all model calls may cost in 24 hours, across every installation (0: no cap).
     #[arg(long, env = "LLM_DAILY_BUDGET_USD", default_value_t = 100.0)]
     pub llm_daily_budget_usd: f64,
+    /// Days a received delivery (its raw body, and its id for spotting redeliveries) is kept
+    /// (0: forever).
+    #[arg(long, env = "DELIVERY_RETENTION_DAYS", default_value_t = 14)]
+    pub delivery_retention_days: u64,
     /// Test-only fault point: abort the process at this named workflow step.
     #[arg(long, env = "SPECBOT_CRASH_AT", hide = true)]
     pub crash_at: Option<String>,
@@ -173,6 +177,8 @@ pub struct Settings {
     pub llm_daily_budget_usd: Option<f64>,
     /// Deliveries written per database transaction at most.
     pub intake_batch: usize,
+    /// How long stored deliveries are kept (`None`: forever).
+    pub delivery_retention: Option<Duration>,
     /// Where the setup page writes the credentials it receives.
     pub env_file: std::path::PathBuf,
     /// Crash tests: die at this named step boundary (`SPECBOT_CRASH_AT`).
@@ -308,6 +314,8 @@ impl Settings {
             repo_jobs_per_hour: args.repo_jobs_per_hour,
             llm_daily_budget_usd: Some(args.llm_daily_budget_usd)
                 .filter(|b| b.is_finite() && *b > 0.0),
+            delivery_retention: (args.delivery_retention_days > 0)
+                .then(|| Duration::from_secs(args.delivery_retention_days.saturating_mul(86_400))),
             ..Settings::base()
         })
     }
@@ -341,6 +349,7 @@ impl Settings {
             repo_jobs_per_hour: 60,
             llm_daily_budget_usd: Some(100.0),
             intake_batch: 256,
+            delivery_retention: Some(Duration::from_secs(14 * 86_400)),
             env_file: ".env".into(),
             crash_at: None,
             crash_mode: CrashMode::Panic,

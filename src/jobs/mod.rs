@@ -172,6 +172,16 @@ pub enum StoreError {
     BadUrl(String),
 }
 
+/// What [`Store::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub deliveries: u64,
+    pub counters: u64,
+}
+
+/// Rows one housekeeping `DELETE` removes at most.
+pub(crate) const PRUNE_SLICE: i64 = 1000;
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The durable store. All methods are safe to call from many tasks (and, for Postgres, from
@@ -285,6 +295,10 @@ pub trait Store: Send + Sync + 'static {
     /// Add one to the counter `key` (created at 1) and return its new value, atomically: two
     /// processes bumping it at once both count.
     async fn bump_counter(&self, key: &str, now: Millis) -> Result<i64>;
+
+    /// Housekeeping: delete deliveries received before `deliveries_before` (their jobs stay,
+    /// without the link) and quota counters last bumped before `counters_before`.
+    async fn prune(&self, deliveries_before: Millis, counters_before: Millis) -> Result<Pruned>;
 
     /// What every model call since `since` cost, in USD.
     async fn spent_since(&self, since: Millis) -> Result<f64>;

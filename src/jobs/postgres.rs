@@ -20,7 +20,8 @@ use super::sqlite::{
     parse_state, to_json,
 };
 use super::{
-    Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, Recorded, Result, Store, UsageRecord,
+    Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, PRUNE_SLICE, Pruned, Recorded,
+    Result, Store, UsageRecord,
 };
 
 /// The `LISTEN/NOTIFY` channel announcing "a job may have become runnable".
@@ -36,6 +37,11 @@ const MIGRATIONS: EmbeddedMigrations = &[
         2,
         "usage by time",
         include_str!("../../migrations/postgres/0002_usage_by_time.sql"),
+    ),
+    (
+        3,
+        "retention",
+        include_str!("../../migrations/postgres/0003_retention.sql"),
     ),
 ];
 
@@ -637,6 +643,36 @@ impl Store for PgStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(value)
+    }
+
+    async fn prune(&self, deliveries_before: Millis, counters_before: Millis) -> Result<Pruned> {
+        // In slices, so intake never waits behind one long delete.
+        let mut deliveries = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM deliveries WHERE id IN \
+                 (SELECT id FROM deliveries WHERE received_at < $1 LIMIT $2)",
+            )
+            .bind(deliveries_before)
+            .bind(PRUNE_SLICE)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            deliveries += n;
+            if n < PRUNE_SLICE as u64 {
+                break;
+            }
+        }
+        let counters =
+            sqlx::query("DELETE FROM records WHERE namespace = 'counter' AND updated_at < $1")
+                .bind(counters_before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(Pruned {
+            deliveries,
+            counters,
+        })
     }
 
     async fn spent_since(&self, since: Millis) -> Result<f64> {
