@@ -258,12 +258,7 @@ async fn an_unusable_answer_gets_one_repair_round_then_a_clear_failure() {
 #[tokio::test]
 async fn a_spec_pr_merged_while_a_revision_waits_is_not_revised() {
     let mut t = Tester::start().await;
-    let issue = t.open_issue("Add dark mode", "Please.");
-    t.llm.push_tool_call("submit_spec", good_answer(1));
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    let _ = t.expect_one_comment(issue);
-    let pr = t.world.pulls(REPO)[0].number;
+    let (issue, pr) = t.spec_pr(1).await;
     t.merge_pull(pr, "alice").await;
     t.run_jobs().await;
     t.comment(pr, "/revise add a high-contrast variant").await;
@@ -373,12 +368,7 @@ async fn a_repository_removed_mid_job_stops_it_without_a_retry_storm() {
 #[tokio::test]
 async fn a_spec_pr_merged_while_its_revision_is_written_gets_no_push() {
     let mut t = Tester::start().await;
-    let issue = t.open_issue("Add dark mode", "Please.");
-    t.llm.push_tool_call("submit_spec", good_answer(1));
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    let _ = t.expect_one_comment(issue);
-    let pr = t.world.pulls(REPO)[0].number;
+    let (issue, pr) = t.spec_pr(1).await;
     let head = t.world.ref_sha(REPO, "specbot/spec-1");
 
     t.llm.push_tool_call("submit_spec", good_answer(2));

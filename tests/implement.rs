@@ -5,7 +5,6 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::answers::good_answer;
 use support::llm_fake::{Fault, Reply};
 use support::tester::{REPO, Tester};
 
@@ -21,13 +20,7 @@ async fn spec_pr(t: &mut Tester, k: usize) -> (u64, u64) {
         "AGENTS.md",
         "Run `cargo test`. Keep functions small. CONVENTION-MARKER-42\n",
     );
-    let issue = t.open_issue("Add dark mode", "Night theme please.");
-    t.llm.push_tool_call("submit_spec", good_answer(k));
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    let _ = t.expect_one_comment(issue);
-    let pr = t.world.pulls(REPO)[0].number;
-    (issue, pr)
+    t.spec_pr(k).await
 }
 
 /// A merged spec: the spec PR merged and its event handled.

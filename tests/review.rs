@@ -7,17 +7,6 @@ use serde_json::json;
 use support::answers::good_answer;
 use support::tester::{REPO, Tester};
 
-/// Label → spec PR with two components; returns (issue, pr).
-async fn spec_pr(t: &mut Tester) -> (u64, u64) {
-    let issue = t.open_issue("Add dark mode", "Night theme please.");
-    t.llm.push_tool_call("submit_spec", good_answer(2));
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    let _ = t.expect_one_comment(issue);
-    let pr = t.world.pulls(REPO)[0].number;
-    (issue, pr)
-}
-
 /// The revised design: component 1 edited, component 2 removed, component 3 new.
 fn revised_answer() -> serde_json::Value {
     let mut a = good_answer(1);
@@ -37,7 +26,7 @@ fn revised_answer() -> serde_json::Value {
 #[tokio::test]
 async fn request_changes_gives_one_commit_one_reply_and_reconciled_issues() {
     let mut t = Tester::start().await;
-    let (issue, pr) = spec_pr(&mut t).await;
+    let (issue, pr) = t.spec_pr(2).await;
     let commits_before = t.world.commits_on(REPO, "specbot/spec-1").len();
     let subs_before = t.world.sub_issues(REPO, issue);
     t.llm.push_tool_call("submit_spec", revised_answer());
@@ -98,7 +87,7 @@ async fn request_changes_gives_one_commit_one_reply_and_reconciled_issues() {
 #[tokio::test]
 async fn an_approval_triggers_nothing_visible() {
     let mut t = Tester::start().await;
-    let (_, pr) = spec_pr(&mut t).await;
+    let (_, pr) = t.spec_pr(2).await;
     let writes_before = t
         .world
         .requests()
@@ -122,7 +111,7 @@ async fn an_approval_triggers_nothing_visible() {
 #[tokio::test]
 async fn a_human_commit_on_the_spec_branch_is_kept_by_the_next_revision() {
     let mut t = Tester::start().await;
-    let (_, pr) = spec_pr(&mut t).await;
+    let (_, pr) = t.spec_pr(2).await;
     t.world
         .put_file(REPO, "specbot/spec-1", "specs/NOTES.md", "human notes\n");
     let human_head = t.world.ref_sha(REPO, "specbot/spec-1").unwrap();
@@ -155,7 +144,7 @@ async fn a_human_commit_on_the_spec_branch_is_kept_by_the_next_revision() {
 #[tokio::test]
 async fn revise_from_a_read_only_user_is_refused_and_a_bots_is_ignored() {
     let mut t = Tester::start().await;
-    let (_, pr) = spec_pr(&mut t).await;
+    let (_, pr) = t.spec_pr(2).await;
     t.comment_as(pr, "rita", "/revise make it blue").await;
     t.comment_as(pr, "renovate[bot]", "/revise make it green")
         .await;
@@ -169,7 +158,7 @@ async fn revise_from_a_read_only_user_is_refused_and_a_bots_is_ignored() {
 #[tokio::test]
 async fn implement_before_approval_is_explained_and_force_is_accepted() {
     let mut t = Tester::start().await;
-    let (issue, pr) = spec_pr(&mut t).await;
+    let (issue, pr) = t.spec_pr(2).await;
     let first = t.comment(issue, "/implement").await;
     t.run_jobs().await;
     let replies = t.bot_comments(issue);
@@ -208,7 +197,7 @@ async fn implement_before_approval_is_explained_and_force_is_accepted() {
 #[tokio::test]
 async fn a_merged_spec_marks_its_component_issues_accepted() {
     let mut t = Tester::start().await;
-    let (issue, pr) = spec_pr(&mut t).await;
+    let (issue, pr) = t.spec_pr(2).await;
     t.merge_pull(pr, "alice").await;
     t.run_jobs().await;
     for n in t.world.sub_issues(REPO, issue) {

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use super::sqlite::{
-    EmbeddedMigrations, JobRow, Wake, effective_run_at, from_json, job_cols, lease_until, migrator,
-    parse_state, to_json,
+    EmbeddedMigrations, JobRow, PRUNE_COUNTERS, PRUNE_DELIVERIES, Wake, effective_run_at,
+    from_json, job_cols, lease_until, migrator, parse_state, to_json,
 };
 use super::{
     Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, PRUNE_SLICE, Pruned, Recorded,
@@ -649,26 +649,22 @@ impl Store for PgStore {
         // In slices, so intake never waits behind one long delete.
         let mut deliveries = 0;
         loop {
-            let n = sqlx::query(
-                "DELETE FROM deliveries WHERE id IN \
-                 (SELECT id FROM deliveries WHERE received_at < $1 LIMIT $2)",
-            )
-            .bind(deliveries_before)
-            .bind(PRUNE_SLICE)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+            let n = sqlx::query(PRUNE_DELIVERIES)
+                .bind(deliveries_before)
+                .bind(PRUNE_SLICE)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
             deliveries += n;
             if n < PRUNE_SLICE as u64 {
                 break;
             }
         }
-        let counters =
-            sqlx::query("DELETE FROM records WHERE namespace = 'counter' AND updated_at < $1")
-                .bind(counters_before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+        let counters = sqlx::query(PRUNE_COUNTERS)
+            .bind(counters_before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         Ok(Pruned {
             deliveries,
             counters,

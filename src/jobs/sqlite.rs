@@ -34,6 +34,13 @@ use super::{
 /// price is a longer WAL between checkpoints (seconds of deliveries).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(4);
 
+/// Housekeeping's deletes, the same on both backends: one slice of old deliveries
+/// (`$1` received before, `$2` rows at most), then the stale quota counters.
+pub(super) const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN \
+     (SELECT id FROM deliveries WHERE received_at < $1 LIMIT $2)";
+pub(super) const PRUNE_COUNTERS: &str =
+    "DELETE FROM records WHERE namespace = 'counter' AND updated_at < $1";
+
 /// Deliveries per `INSERT` in [`Store::record_deliveries`] (7 parameters each; SQLite allows
 /// 32,766 per statement).
 const DELIVERY_ROWS_PER_STATEMENT: usize = 64;
@@ -805,26 +812,22 @@ impl Store for SqliteStore {
         // In slices, so intake never waits behind one long delete.
         let mut deliveries = 0;
         loop {
-            let n = sqlx::query(
-                "DELETE FROM deliveries WHERE id IN \
-                 (SELECT id FROM deliveries WHERE received_at < $1 LIMIT $2)",
-            )
-            .bind(deliveries_before)
-            .bind(PRUNE_SLICE)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
+            let n = sqlx::query(PRUNE_DELIVERIES)
+                .bind(deliveries_before)
+                .bind(PRUNE_SLICE)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
             deliveries += n;
             if n < PRUNE_SLICE as u64 {
                 break;
             }
         }
-        let counters =
-            sqlx::query("DELETE FROM records WHERE namespace = 'counter' AND updated_at < $1")
-                .bind(counters_before)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
+        let counters = sqlx::query(PRUNE_COUNTERS)
+            .bind(counters_before)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
         Ok(Pruned {
             deliveries,
             counters,

@@ -205,6 +205,19 @@ impl Tester {
         })
     }
 
+    /// Issue "Add dark mode" labelled `needs-spec` → a spec PR designed with `components`
+    /// components (its status comment asserted); returns (issue, pr).
+    pub async fn spec_pr(&mut self, components: usize) -> (u64, u64) {
+        let issue = self.open_issue("Add dark mode", "Night theme please.");
+        self.llm
+            .push_tool_call("submit_spec", super::answers::good_answer(components));
+        self.label_issue(issue, "needs-spec").await;
+        self.run_jobs().await;
+        let _ = self.expect_one_comment(issue);
+        let pr = self.world.pulls(REPO)[0].number;
+        (issue, pr)
+    }
+
     pub fn open_issue(&self, title: &str, body: &str) -> u64 {
         self.world.add_issue(REPO, title, body, "alice")
     }
