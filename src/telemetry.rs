@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::LogFormat;
 
@@ -31,6 +31,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .set_buckets(&[
                     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
                 ])
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("specbot_intake_commit_seconds".into()),
+                        &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+                    )
+                })
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -54,6 +60,11 @@ fn describe() {
     );
     metrics::describe_gauge!("specbot_jobs", "Jobs in the store by kind and state");
     metrics::describe_histogram!("specbot_job_duration_seconds", "Job run time by kind");
+    metrics::describe_histogram!(
+        "specbot_intake_commit_seconds",
+        "Time to store one batch of deliveries durably"
+    );
+    metrics::describe_histogram!("specbot_intake_batch_size", "Deliveries stored per batch");
     metrics::describe_counter!(
         "specbot_github_requests_total",
         "GitHub requests by route and status"
@@ -67,7 +78,11 @@ fn describe() {
         "LLM tokens by provider, model and kind"
     );
     metrics::describe_counter!(
-        "specbot_llm_cost_usd_total",
-        "LLM cost in USD by provider and model"
+        "specbot_llm_cost_microdollars_total",
+        "LLM cost in millionths of a US dollar by provider and model"
+    );
+    metrics::describe_counter!(
+        "specbot_quota_refusals_total",
+        "Jobs not run because a quota or the spend cap was reached, by quota"
     );
 }

@@ -200,6 +200,9 @@ async fn metrics_cover_github_requests_llm_usage_jobs_and_the_queue() {
         "specbot_llm_cost_microdollars_total{",
         "specbot_job_duration_seconds_bucket{kind=\"spec\"",
         "specbot_jobs{kind=\"spec\",state=\"succeeded\"}",
+        "specbot_intake_batch_size_count",
+        "specbot_intake_commit_seconds_bucket{le=\"0.0005\"}",
+        "# HELP specbot_llm_cost_microdollars_total",
     ] {
         assert!(
             text.contains(needle),

@@ -247,8 +247,11 @@ impl IntakeWriter {
                     .drain(..)
                     .map(|(delivery, jobs, reply)| ((delivery, jobs), reply))
                     .unzip();
+                let started = std::time::Instant::now();
                 let result: Result<Vec<Recorded>, StoreError> =
                     store.record_deliveries(&items, now_ms()).await;
+                metrics::histogram!("specbot_intake_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 metrics::histogram!("specbot_intake_batch_size").record(items.len() as f64);
                 match result {
                     Ok(outcomes) if outcomes.len() == replies.len() => {
