@@ -34,6 +34,7 @@ fn noop(n: usize) -> NewJob {
     NewJob {
         kind: "noop".into(),
         dedupe_key: None,
+        serial_key: None,
         payload: serde_json::json!({ "kind": "noop", "n": n }),
         max_attempts: 3,
         run_at: 0,

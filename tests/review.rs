@@ -142,6 +142,53 @@ async fn a_human_commit_on_the_spec_branch_is_kept_by_the_next_revision() {
 }
 
 #[tokio::test]
+async fn two_revisions_asked_at_once_run_in_turn_and_both_land() {
+    let mut t = Tester::start().await;
+    let (issue, pr) = t.spec_pr(2).await;
+    let commits_before = t.world.commits_on(REPO, "specbot/spec-1").len();
+    t.llm.push_tool_call("submit_spec", revised_answer());
+    let mut sepia = revised_answer();
+    sepia["specification"] = json!(sepia["specification"].as_str().unwrap().replace(
+        "high-contrast variant.",
+        "high-contrast variant and a sepia mode."
+    ));
+    sepia["changes"] = json!("Added a sepia mode.");
+    t.llm.push_tool_call("submit_spec", sepia);
+
+    // Both are asked for while the model is still thinking about the first: with two workers,
+    // the second would start at once, from the same spec, if nothing made it wait its turn.
+    t.llm.hold_answers();
+    t.comment_as(pr, "bob", "/revise add a high-contrast variant")
+        .await;
+    t.comment_as(pr, "alice", "/revise add a sepia mode").await;
+    t.llm.wait_for_request(2).await;
+    t.llm.release_answers();
+    t.run_jobs().await;
+
+    let requests = t.llm.requests();
+    assert_eq!(requests.len(), 3, "the spec, then one request per revision");
+    let second = requests[2].body.to_string();
+    assert!(
+        second.contains("add a sepia mode") && second.contains("high-contrast"),
+        "the second revision starts from the spec the first one left: {second}"
+    );
+    assert_eq!(
+        t.world.commits_on(REPO, "specbot/spec-1").len(),
+        commits_before + 2
+    );
+    let spec = t
+        .world
+        .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
+        .unwrap();
+    assert!(spec.contains("a sepia mode"), "{spec}");
+    assert_eq!(t.bot_comments(pr).len(), 2, "one reply per revision");
+    for n in t.world.sub_issues(REPO, issue) {
+        let _ = t.bot_comments(n);
+    }
+    t.finish();
+}
+
+#[tokio::test]
 async fn revise_from_a_read_only_user_is_refused_and_a_bots_is_ignored() {
     let mut t = Tester::start().await;
     let (_, pr) = t.spec_pr(2).await;

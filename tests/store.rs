@@ -131,6 +131,7 @@ on_both!(
     killed_worker_lease_expires_and_another_takes_over,
     attempts_exhausted_on_lease_expiry_fail_the_job,
     fail_with_retry_requeues_later,
+    serial_jobs_run_one_at_a_time_in_order,
     request_cancel_queued_and_running,
     release_all_gives_the_attempt_back,
     records_put_get_list,
@@ -159,6 +160,7 @@ fn job(kind: &str, key: Option<&str>) -> NewJob {
     NewJob {
         kind: kind.to_string(),
         dedupe_key: key.map(str::to_string),
+        serial_key: None,
         payload: json!({"issue": 7, "kind": kind}),
         max_attempts: 3,
         run_at: 0,
@@ -696,6 +698,53 @@ async fn attempts_exhausted_on_lease_expiry_fail_the_job(db: &TestDb) {
     }
     assert_eq!(claims, vec![1, 2]);
     assert_eq!(state(&store, id).await, JobState::Failed);
+}
+
+async fn serial_jobs_run_one_at_a_time_in_order(db: &TestDb) {
+    let store = db.open().await;
+    let in_turn = |key: &str| NewJob {
+        serial_key: Some("spec-branch:1#7".to_string()),
+        ..job("revise", Some(key))
+    };
+    let first = enqueue(&store, in_turn("review:1"), T0).await;
+    let second = enqueue(&store, in_turn("review:2"), T0).await;
+    let other = enqueue(&store, job("spec", Some("elsewhere")), T0).await;
+
+    let claim = |owner: &'static str, now: Millis| {
+        let store = store.clone();
+        async move {
+            store
+                .claim(owner, now, LEASE)
+                .await
+                .expect("claim")
+                .map(|j| j.id)
+        }
+    };
+    assert_eq!(claim("a", T0).await, Some(first));
+    // The second waits for the first; a job without the key does not.
+    assert_eq!(claim("b", T0).await, Some(other));
+    assert_eq!(claim("c", T0).await, None);
+    assert_eq!(store.next_run_at().await.expect("next"), None);
+
+    // A retry keeps its place: the second still waits, until the first is done.
+    let retry_at = T0 + 10_000;
+    assert!(
+        store
+            .fail(first, "a", "rate limited", Some(retry_at), T0 + 1)
+            .await
+            .expect("fail")
+    );
+    assert_eq!(claim("c", T0 + 2).await, None);
+    assert_eq!(store.next_run_at().await.expect("next"), Some(retry_at));
+    assert_eq!(claim("a", retry_at).await, Some(first));
+    assert_eq!(claim("c", retry_at).await, None);
+    assert!(
+        store
+            .complete(first, "a", retry_at + 1)
+            .await
+            .expect("done")
+    );
+    assert_eq!(claim("c", retry_at + 2).await, Some(second));
 }
 
 async fn fail_with_retry_requeues_later(db: &TestDb) {

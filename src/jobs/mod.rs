@@ -11,7 +11,8 @@
 //!
 //! A running job whose lease expires (its worker died) is claimable again. Two jobs with the
 //! same `dedupe_key` are never active (queued or running) at once: the second one collapses into
-//! the first. Every method takes the current time (`now`, Unix milliseconds) from the caller so
+//! the first. Jobs with the same `serial_key` all run, but one at a time and in the order they
+//! were queued. Every method takes the current time (`now`, Unix milliseconds) from the caller so
 //! that tests drive time with a manual clock and instances agree on one notion of "now".
 //!
 //! The [`Store`] trait has two implementations: [`sqlite::SqliteStore`] (the default, one
@@ -52,6 +53,9 @@ pub struct NewJob {
     pub kind: String,
     /// Two jobs with the same key never run at once; a second collapses into the active one.
     pub dedupe_key: Option<String>,
+    /// Jobs with the same serial key all run, one at a time, oldest first: a job is not claimed
+    /// while an older one with its key is queued or running (e.g. two revisions of one spec).
+    pub serial_key: Option<String>,
     /// The job's input, as the workflow for `kind` reads it.
     pub payload: serde_json::Value,
     pub max_attempts: i32,

@@ -17,7 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use super::sqlite::{
     EmbeddedMigrations, JobRow, PRUNE_COUNTERS, PRUNE_DELIVERIES, Wake, effective_run_at,
-    from_json, job_cols, lease_until, migrator, parse_state, to_json,
+    from_json, job_cols, lease_until, migrator, not_waiting_its_turn, parse_state, to_json,
 };
 use super::{
     Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, PRUNE_SLICE, Pruned, Recorded,
@@ -42,6 +42,11 @@ const MIGRATIONS: EmbeddedMigrations = &[
         3,
         "retention",
         include_str!("../../migrations/postgres/0003_retention.sql"),
+    ),
+    (
+        4,
+        "serial jobs",
+        include_str!("../../migrations/postgres/0004_serial_jobs.sql"),
     ),
 ];
 
@@ -112,8 +117,8 @@ impl PgStore {
         sqlx::query_scalar(
             "INSERT INTO jobs (kind, state, dedupe_key, active_key, payload, attempts, \
              max_attempts, run_at, checkpoint, cancel_requested, delivery_id, created_at, \
-             updated_at) \
-             VALUES ($1, 'queued', $2, $2, $3, 0, $4, $5, 'null', FALSE, $6, $7, $7) \
+             updated_at, serial_key) \
+             VALUES ($1, 'queued', $2, $2, $3, 0, $4, $5, 'null', FALSE, $6, $7, $7, $8) \
              ON CONFLICT (active_key) DO NOTHING RETURNING id",
         )
         .bind(&job.kind)
@@ -123,18 +128,18 @@ impl PgStore {
         .bind(effective_run_at(job, now))
         .bind(delivery_id)
         .bind(now)
+        .bind(&job.serial_key)
         .fetch_optional(&mut *conn)
         .await
     }
 
-    /// One attempt at `record_deliveries`: everything in one transaction.
-    async fn record_once(
-        &self,
+    /// Insert a batch's deliveries in one statement (one round trip whatever its size), skipping
+    /// ids already stored; returns the ids inserted.
+    async fn insert_deliveries(
+        conn: &mut sqlx::PgConnection,
         batch: &[(Delivery, Vec<NewJob>)],
         now: Millis,
-    ) -> Result<(Vec<Recorded>, bool), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        // The whole batch in one statement: one round trip whatever its size.
+    ) -> Result<HashSet<String>, sqlx::Error> {
         let column =
             |f: fn(&Delivery) -> Option<&str>| batch.iter().map(|(d, _)| f(d)).collect::<Vec<_>>();
         let inserted: Vec<String> = sqlx::query_scalar(
@@ -161,9 +166,39 @@ impl PgStore {
                 .collect::<Vec<&[u8]>>(),
         )
         .bind(now)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
-        let mut inserted: HashSet<String> = inserted.into_iter().collect();
+        Ok(inserted.into_iter().collect())
+    }
+
+    /// One attempt at `record_deliveries`: everything in one transaction, or, when no delivery
+    /// in the batch queues a job, in one statement (atomic by itself: no `BEGIN`/`COMMIT`
+    /// round trips).
+    async fn record_once(
+        &self,
+        batch: &[(Delivery, Vec<NewJob>)],
+        now: Millis,
+    ) -> Result<(Vec<Recorded>, bool), sqlx::Error> {
+        if batch.iter().all(|(_, jobs)| jobs.is_empty()) {
+            let mut conn = self.pool.acquire().await?;
+            let mut inserted = Self::insert_deliveries(&mut conn, batch, now).await?;
+            let out = batch
+                .iter()
+                .map(|(delivery, _)| {
+                    if inserted.remove(&delivery.id) {
+                        Recorded::Stored {
+                            jobs: vec![],
+                            collapsed: 0,
+                        }
+                    } else {
+                        Recorded::Duplicate
+                    }
+                })
+                .collect();
+            return Ok((out, false));
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = Self::insert_deliveries(&mut tx, batch, now).await?;
         let mut out = Vec::with_capacity(batch.len());
         let mut queued = false;
         for (delivery, jobs) in batch {
@@ -292,10 +327,12 @@ impl Store for PgStore {
                    attempts = CASE WHEN state = 'running' AND attempts >= max_attempts \
                            THEN attempts ELSE attempts + 1 END, \
                    updated_at = $2 \
-                 WHERE id = (SELECT id FROM jobs \
-                             WHERE (state = 'queued' AND run_at <= $2) \
-                                OR (state = 'running' AND lease_until < $2) \
-                             ORDER BY run_at, id LIMIT 1 \
+                 WHERE id = (SELECT id FROM jobs AS candidate \
+                             WHERE ((state = 'queued' AND run_at <= $2) \
+                                    OR (state = 'running' AND lease_until < $2)) \
+                               AND ",
+                not_waiting_its_turn!(),
+                " ORDER BY run_at, id LIMIT 1 \
                              FOR UPDATE SKIP LOCKED) \
                  RETURNING ",
                 job_cols!()
@@ -538,10 +575,12 @@ impl Store for PgStore {
     }
 
     async fn next_run_at(&self) -> Result<Option<Millis>> {
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE state = 'queued'")
-                .fetch_one(&self.pool)
-                .await?;
+        let at: Option<i64> = sqlx::query_scalar(concat!(
+            "SELECT MIN(run_at) FROM jobs AS candidate WHERE state = 'queued' AND ",
+            not_waiting_its_turn!()
+        ))
+        .fetch_one(&self.pool)
+        .await?;
         Ok(at)
     }
 

@@ -54,6 +54,18 @@ macro_rules! job_cols {
 }
 pub(super) use job_cols;
 
+/// SQL, the same on both backends: the job `candidate` does not wait for an older job with its
+/// serial key (one queued or running).
+macro_rules! not_waiting_its_turn {
+    () => {
+        "(candidate.serial_key IS NULL OR NOT EXISTS ( \
+            SELECT 1 FROM jobs AS older \
+            WHERE older.serial_key = candidate.serial_key AND older.id < candidate.id \
+              AND older.state IN ('queued', 'running')))"
+    };
+}
+pub(super) use not_waiting_its_turn;
+
 /// The migrations of one backend, embedded in the binary: `(version, description, sql)`.
 pub(super) type EmbeddedMigrations = &'static [(i64, &'static str, &'static str)];
 
@@ -72,6 +84,11 @@ const MIGRATIONS: EmbeddedMigrations = &[
         3,
         "retention",
         include_str!("../../migrations/sqlite/0003_retention.sql"),
+    ),
+    (
+        4,
+        "serial jobs",
+        include_str!("../../migrations/sqlite/0004_serial_jobs.sql"),
     ),
 ];
 
@@ -343,8 +360,8 @@ impl SqliteStore {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO jobs (kind, state, dedupe_key, active_key, payload, attempts, \
              max_attempts, run_at, checkpoint, cancel_requested, delivery_id, created_at, \
-             updated_at) \
-             VALUES ($1, 'queued', $2, $2, $3, 0, $4, $5, 'null', 0, $6, $7, $7) \
+             updated_at, serial_key) \
+             VALUES ($1, 'queued', $2, $2, $3, 0, $4, $5, 'null', 0, $6, $7, $7, $8) \
              ON CONFLICT (active_key) DO NOTHING RETURNING id",
         )
         .bind(&job.kind)
@@ -354,6 +371,7 @@ impl SqliteStore {
         .bind(effective_run_at(job, now))
         .bind(delivery_id)
         .bind(now)
+        .bind(&job.serial_key)
         .fetch_optional(&mut *conn)
         .await?;
         Ok(id)
@@ -456,10 +474,12 @@ impl Store for SqliteStore {
                    attempts = CASE WHEN state = 'running' AND attempts >= max_attempts \
                            THEN attempts ELSE attempts + 1 END, \
                    updated_at = $2 \
-                 WHERE id = (SELECT id FROM jobs \
-                             WHERE (state = 'queued' AND run_at <= $2) \
-                                OR (state = 'running' AND lease_until < $2) \
-                             ORDER BY run_at, id LIMIT 1) \
+                 WHERE id = (SELECT id FROM jobs AS candidate \
+                             WHERE ((state = 'queued' AND run_at <= $2) \
+                                    OR (state = 'running' AND lease_until < $2)) \
+                               AND ",
+                not_waiting_its_turn!(),
+                " ORDER BY run_at, id LIMIT 1) \
                  RETURNING ",
                 job_cols!()
             ))
@@ -701,10 +721,12 @@ impl Store for SqliteStore {
     }
 
     async fn next_run_at(&self) -> Result<Option<Millis>> {
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE state = 'queued'")
-                .fetch_one(&self.reader)
-                .await?;
+        let at: Option<i64> = sqlx::query_scalar(concat!(
+            "SELECT MIN(run_at) FROM jobs AS candidate WHERE state = 'queued' AND ",
+            not_waiting_its_turn!()
+        ))
+        .fetch_one(&self.reader)
+        .await?;
         Ok(at)
     }
 

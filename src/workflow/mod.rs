@@ -128,6 +128,11 @@ pub fn spec_job_key(repo_id: u64, issue_number: u64) -> String {
     format!("spec:{repo_id}#{issue_number}")
 }
 
+/// The serial key of the jobs that write the spec branch of one feature issue.
+fn spec_branch_key(repo_id: u64, issue_number: u64) -> String {
+    format!("spec-branch:{repo_id}#{issue_number}")
+}
+
 /// The feature issue a spec branch belongs to: `specbot/spec-7` → 7.
 pub fn spec_issue_of_branch(branch: &str) -> Option<u64> {
     branch.strip_prefix("specbot/spec-")?.parse().ok()
@@ -162,8 +167,7 @@ impl JobInput {
         match self {
             JobInput::Spec(r) => spec_job_key(r.repo.repo_id, r.issue_number),
             JobInput::Command(r) => format!("command:{}:{}", r.repo.repo_id, r.comment_id),
-            // One revision per piece of feedback; two on one spec run one after the other
-            // because each builds on the branch head the previous one left.
+            // One revision per piece of feedback (see `serial_key` for their order).
             JobInput::Revise(r) => match &r.source {
                 FeedbackSource::Review { review_id } => {
                     format!(
@@ -187,10 +191,26 @@ impl JobInput {
         }
     }
 
+    /// Jobs that must not overlap run one after the other, in the order they came:
+    /// - the jobs that write one spec's branch: each revision builds on the spec the previous
+    ///   one left, so two reviewers' feedback both land (run side by side, the later commit
+    ///   would drop the earlier revision's changes);
+    /// - the commands written on one issue or PR, so that what they queue is queued in the
+    ///   order they were written.
+    pub fn serial_key(&self) -> Option<String> {
+        match self {
+            JobInput::Spec(r) => Some(spec_branch_key(r.repo.repo_id, r.issue_number)),
+            JobInput::Revise(r) => Some(spec_branch_key(r.repo.repo_id, r.issue_number)),
+            JobInput::Command(r) => Some(format!("commands:{}#{}", r.repo.repo_id, r.issue_number)),
+            _ => None,
+        }
+    }
+
     pub fn into_job(self) -> NewJob {
         NewJob {
             kind: self.kind().to_string(),
             dedupe_key: Some(self.dedupe_key()),
+            serial_key: self.serial_key(),
             payload: serde_json::to_value(&self).unwrap_or(serde_json::Value::Null),
             max_attempts: crate::trigger::MAX_ATTEMPTS,
             run_at: 0,
