@@ -276,8 +276,23 @@ async fn housekeeping(app: Arc<App>, stop: CancellationToken) {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "housekeeping failed; trying again in an hour"),
         }
+        let removed = tokio::task::spawn_blocking(|| {
+            crate::agent::remove_abandoned(&std::env::temp_dir(), ABANDONED_WORKSPACE_AGE)
+        })
+        .await
+        .unwrap_or(0);
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "housekeeping: abandoned engineer workspaces deleted"
+            );
+        }
     }
 }
+
+/// An engineer workspace still on disk this long after it was made was left by a killed
+/// process (no implementation runs anywhere near this long).
+const ABANDONED_WORKSPACE_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// Delete deliveries past `DELIVERY_RETENTION_DAYS` and stale quota counters, so the database
 /// does not grow with every delivery forever. Several instances may run it at once; deleting is

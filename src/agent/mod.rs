@@ -66,7 +66,9 @@ pub use path::{PathError, RepoPath};
 pub use secrets::{SecretFinding, SecretScanner};
 pub use session::run_agent;
 pub use tools::{CriterionMet, tool_definitions, tool_notes};
-pub use workspace::{FileChange, SkippedEntry, Workspace, WorkspaceError, WorkspaceLimits};
+pub use workspace::{
+    FileChange, SkippedEntry, Workspace, WorkspaceError, WorkspaceLimits, remove_abandoned,
+};
 
 use crate::llm::{LlmError, ModelPrice, Usage};
 

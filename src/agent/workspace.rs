@@ -102,6 +102,40 @@ pub(crate) enum Kind {
     Invalid(String),
 }
 
+/// How a workspace's directory name starts.
+const WORKSPACE_PREFIX: &str = "specbot-agent-";
+
+/// Delete the workspaces under `parent` left by a process that was killed while its engineer
+/// ran (a workspace is removed when its job is done with it, so any still there long after it
+/// was made belongs to no one). Returns how many were deleted. Only directories named like a
+/// workspace and unchanged for `older_than` are touched; errors are skipped, not reported.
+pub fn remove_abandoned(parent: &Path, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(WORKSPACE_PREFIX))
+        })
+        .filter(|entry| {
+            // `symlink_metadata`: a link named like a workspace is not followed.
+            entry.path().symlink_metadata().is_ok_and(|meta| {
+                meta.is_dir()
+                    && meta
+                        .modified()
+                        .ok()
+                        .and_then(|at| at.elapsed().ok())
+                        .is_some_and(|age| age >= older_than)
+            })
+        })
+        .filter(|entry| fs::remove_dir_all(entry.path()).is_ok())
+        .count()
+}
+
 /// A snapshot of a repository in a private temporary directory.
 #[derive(Debug)]
 pub struct Workspace {
@@ -157,7 +191,7 @@ impl Workspace {
         parent: &Path,
     ) -> Result<Self, WorkspaceError> {
         let dir = tempfile::Builder::new()
-            .prefix("specbot-agent-")
+            .prefix(WORKSPACE_PREFIX)
             .tempdir_in(parent)?;
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))?;
         let mut ws = Workspace {
@@ -641,6 +675,31 @@ mod tests {
         assert!(link_leaves(&p("a/b"), "../../x"));
         assert!(!link_leaves(&p("a/b"), "../x"));
         assert!(!link_leaves(&p("a/b"), "c/../d"));
+    }
+
+    #[test]
+    fn abandoned_workspaces_are_removed_and_nothing_else() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let two_days_ago = std::time::SystemTime::now() - 2 * day;
+        let make = |name: &str, old: bool| {
+            let dir = parent.path().join(name);
+            fs::create_dir(&dir).expect("mkdir");
+            fs::write(dir.join("file"), "x").expect("write");
+            if old {
+                fs::File::open(&dir)
+                    .and_then(|d| d.set_modified(two_days_ago))
+                    .expect("set mtime");
+            }
+            dir
+        };
+        let abandoned = make("specbot-agent-abc", true);
+        let in_use = make("specbot-agent-def", false);
+        let someone_elses = make("other-old", true);
+        assert_eq!(remove_abandoned(parent.path(), day), 1);
+        assert!(!abandoned.exists());
+        assert!(in_use.exists() && someone_elses.exists());
+        assert_eq!(remove_abandoned(&parent.path().join("missing"), day), 0);
     }
 
     #[test]
