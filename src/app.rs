@@ -271,6 +271,9 @@ async fn housekeeping(app: Arc<App>, stop: CancellationToken) {
             Ok(pruned) if pruned != Pruned::default() => tracing::info!(
                 deliveries = pruned.deliveries,
                 counters = pruned.counters,
+                jobs = pruned.jobs,
+                usage = pruned.usage,
+                transcripts = pruned.transcripts,
                 "housekeeping: old rows deleted"
             ),
             Ok(_) => {}
@@ -294,15 +297,17 @@ async fn housekeeping(app: Arc<App>, stop: CancellationToken) {
 /// process (no implementation runs anywhere near this long).
 const ABANDONED_WORKSPACE_AGE: Duration = Duration::from_secs(24 * 3600);
 
-/// Delete deliveries past `DELIVERY_RETENTION_DAYS` and stale quota counters, so the database
-/// does not grow with every delivery forever. Several instances may run it at once; deleting is
-/// idempotent.
+/// Delete deliveries past `DELIVERY_RETENTION_DAYS`, stale quota counters, and finished jobs
+/// (with their model usage and transcripts) past `JOB_RETENTION_DAYS`, so the database does not
+/// grow with every delivery and every job forever. Several instances may run it at once;
+/// deleting is idempotent.
 pub async fn housekeep(app: &App) -> Result<Pruned, jobs::StoreError> {
     let now = app.now();
     let before = |keep: Duration| now.saturating_sub(keep.as_millis() as i64);
     let deliveries_before = app.settings.delivery_retention.map_or(i64::MIN, before);
+    let jobs_before = app.settings.job_retention.map_or(i64::MIN, before);
     app.store
-        .prune(deliveries_before, before(COUNTER_RETENTION))
+        .prune(deliveries_before, before(COUNTER_RETENTION), jobs_before)
         .await
 }
 

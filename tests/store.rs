@@ -137,6 +137,7 @@ on_both!(
     records_put_get_list,
     usage_and_job_cost,
     housekeeping_prunes_old_deliveries_and_counters,
+    housekeeping_prunes_finished_jobs_usage_and_transcripts,
     counts_pending_next_run_at,
     wait_for_work_is_woken_by_enqueue,
     exactly_once_under_concurrent_claimers,
@@ -337,7 +338,7 @@ async fn housekeeping_prunes_old_deliveries_and_counters(db: &TestDb) {
         .await
         .expect("bump");
 
-    let pruned = store.prune(T0 + 5, T0 + 5).await.expect("prune");
+    let pruned = store.prune(T0 + 5, T0 + 5, i64::MIN).await.expect("prune");
     assert_eq!((pruned.deliveries, pruned.counters), (2501, 1));
     assert_eq!(store.delivery_count().await.expect("count"), 1);
     let kept = store
@@ -361,8 +362,86 @@ async fn housekeeping_prunes_old_deliveries_and_counters(db: &TestDb) {
         1
     );
     // Nothing left to prune: a second run deletes nothing.
-    let again = store.prune(T0 + 5, T0 + 5).await.expect("prune");
+    let again = store.prune(T0 + 5, T0 + 5, i64::MIN).await.expect("prune");
     assert_eq!((again.deliveries, again.counters), (0, 0));
+}
+
+async fn housekeeping_prunes_finished_jobs_usage_and_transcripts(db: &TestDb) {
+    let store = db.open().await;
+    let succeeded = enqueue(&store, job("spec", None), T0).await;
+    let failed = enqueue(&store, job("spec", None), T0).await;
+    let running = enqueue(&store, job("spec", None), T0).await;
+    let queued = enqueue(&store, job("spec", None), T0).await;
+    let claim = |owner: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .claim(owner, T0, LEASE)
+                .await
+                .expect("claim")
+                .expect("job")
+                .id
+        }
+    };
+    assert_eq!(claim("a").await, succeeded);
+    assert!(store.complete(succeeded, "a", T0 + 1).await.expect("done"));
+    assert_eq!(claim("a").await, failed);
+    assert!(
+        store
+            .fail(failed, "a", "no", None, T0 + 1)
+            .await
+            .expect("fail")
+    );
+    assert_eq!(claim("b").await, running);
+    let usage = UsageRecord {
+        job_id: succeeded,
+        provider: "anthropic".to_string(),
+        model: "claude".to_string(),
+        input_tokens: 10,
+        output_tokens: 2,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        cost_usd: 0.5,
+    };
+    store.record_usage(&usage, T0).await.expect("usage");
+    store.record_usage(&usage, T0 + 10).await.expect("usage");
+    for (namespace, key, at) in [
+        ("transcript", "old", T0),
+        ("transcript", "new", T0 + 10),
+        ("spec", "old", T0),
+    ] {
+        store
+            .put_record(namespace, key, &json!({"at": at}), at)
+            .await
+            .expect("put");
+    }
+
+    let pruned = store
+        .prune(i64::MIN, i64::MIN, T0 + 5)
+        .await
+        .expect("prune");
+    assert_eq!((pruned.jobs, pruned.usage, pruned.transcripts), (2, 1, 1));
+    assert!(store.job(succeeded).await.expect("job").is_none());
+    assert!(store.job(failed).await.expect("job").is_none());
+    // Unfinished jobs stay, however old.
+    assert!(store.job(running).await.expect("job").is_some());
+    assert!(store.job(queued).await.expect("job").is_some());
+    assert_eq!(store.spent_since(T0).await.expect("spent"), 0.5);
+    let record = |namespace: &'static str, key: &'static str| {
+        let store = store.clone();
+        async move { store.get_record(namespace, key).await.expect("get") }
+    };
+    assert!(record("transcript", "old").await.is_none());
+    assert!(record("transcript", "new").await.is_some());
+    assert!(
+        record("spec", "old").await.is_some(),
+        "specs are not transcripts"
+    );
+    let again = store
+        .prune(i64::MIN, i64::MIN, T0 + 5)
+        .await
+        .expect("prune");
+    assert_eq!(again, specbot::jobs::Pruned::default());
 }
 
 async fn concurrent_duplicate_deliveries(db: &TestDb) {

@@ -76,6 +76,9 @@ pub struct EnvArgs {
     /// (0: forever).
     #[arg(long, env = "DELIVERY_RETENTION_DAYS", default_value_t = 14)]
     pub delivery_retention_days: u64,
+    /// Days a finished job (with its model usage and engineer transcripts) is kept (0: forever).
+    #[arg(long, env = "JOB_RETENTION_DAYS", default_value_t = 90)]
+    pub job_retention_days: u64,
     /// Test-only fault point: abort the process at this named workflow step.
     #[arg(long, env = "SPECBOT_CRASH_AT", hide = true)]
     pub crash_at: Option<String>,
@@ -179,6 +182,8 @@ pub struct Settings {
     pub intake_batch: usize,
     /// How long stored deliveries are kept (`None`: forever).
     pub delivery_retention: Option<Duration>,
+    /// How long finished jobs, their model usage and transcripts are kept (`None`: forever).
+    pub job_retention: Option<Duration>,
     /// Where the setup page writes the credentials it receives.
     pub env_file: std::path::PathBuf,
     /// Crash tests: die at this named step boundary (`SPECBOT_CRASH_AT`).
@@ -314,8 +319,8 @@ impl Settings {
             repo_jobs_per_hour: args.repo_jobs_per_hour,
             llm_daily_budget_usd: Some(args.llm_daily_budget_usd)
                 .filter(|b| b.is_finite() && *b > 0.0),
-            delivery_retention: (args.delivery_retention_days > 0)
-                .then(|| Duration::from_secs(args.delivery_retention_days.saturating_mul(86_400))),
+            delivery_retention: days(args.delivery_retention_days),
+            job_retention: days(args.job_retention_days),
             ..Settings::base()
         })
     }
@@ -350,11 +355,17 @@ impl Settings {
             llm_daily_budget_usd: Some(100.0),
             intake_batch: 256,
             delivery_retention: Some(Duration::from_secs(14 * 86_400)),
+            job_retention: Some(Duration::from_secs(90 * 86_400)),
             env_file: ".env".into(),
             crash_at: None,
             crash_mode: CrashMode::Panic,
         }
     }
+}
+
+/// A retention in days from the environment: `0` means keep forever.
+fn days(n: u64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n.saturating_mul(86_400)))
 }
 
 #[cfg(test)]

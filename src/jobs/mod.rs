@@ -181,6 +181,12 @@ pub enum StoreError {
 pub struct Pruned {
     pub deliveries: u64,
     pub counters: u64,
+    /// Finished jobs.
+    pub jobs: u64,
+    /// Model usage rows.
+    pub usage: u64,
+    /// Engineer transcripts.
+    pub transcripts: u64,
 }
 
 /// Rows one housekeeping `DELETE` removes at most.
@@ -301,8 +307,15 @@ pub trait Store: Send + Sync + 'static {
     async fn bump_counter(&self, key: &str, now: Millis) -> Result<i64>;
 
     /// Housekeeping: delete deliveries received before `deliveries_before` (their jobs stay,
-    /// without the link) and quota counters last bumped before `counters_before`.
-    async fn prune(&self, deliveries_before: Millis, counters_before: Millis) -> Result<Pruned>;
+    /// without the link), quota counters last bumped before `counters_before`, and finished
+    /// jobs last updated before `jobs_before` together with the model usage and engineer
+    /// transcripts recorded before it. Queued and running jobs are never deleted.
+    async fn prune(
+        &self,
+        deliveries_before: Millis,
+        counters_before: Millis,
+        jobs_before: Millis,
+    ) -> Result<Pruned>;
 
     /// What every model call since `since` cost, in USD.
     async fn spent_since(&self, since: Millis) -> Result<f64>;

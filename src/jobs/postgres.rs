@@ -16,8 +16,9 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use super::sqlite::{
-    EmbeddedMigrations, JobRow, PRUNE_COUNTERS, PRUNE_DELIVERIES, Wake, effective_run_at,
-    from_json, job_cols, lease_until, migrator, not_waiting_its_turn, parse_state, to_json,
+    EmbeddedMigrations, JobRow, PRUNE_COUNTERS, PRUNE_DELIVERIES, PRUNE_JOBS, PRUNE_TRANSCRIPTS,
+    PRUNE_USAGE, Wake, delete_in_slices, effective_run_at, from_json, job_cols, lease_until,
+    migrator, not_waiting_its_turn, parse_state, to_json,
 };
 use super::{
     Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, PRUNE_SLICE, Pruned, Recorded,
@@ -684,29 +685,27 @@ impl Store for PgStore {
         Ok(value)
     }
 
-    async fn prune(&self, deliveries_before: Millis, counters_before: Millis) -> Result<Pruned> {
-        // In slices, so intake never waits behind one long delete.
-        let mut deliveries = 0;
-        loop {
-            let n = sqlx::query(PRUNE_DELIVERIES)
-                .bind(deliveries_before)
-                .bind(PRUNE_SLICE)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            deliveries += n;
-            if n < PRUNE_SLICE as u64 {
-                break;
-            }
-        }
+    async fn prune(
+        &self,
+        deliveries_before: Millis,
+        counters_before: Millis,
+        jobs_before: Millis,
+    ) -> Result<Pruned> {
+        let deliveries = delete_in_slices!(&self.pool, PRUNE_DELIVERIES, deliveries_before);
         let counters = sqlx::query(PRUNE_COUNTERS)
             .bind(counters_before)
             .execute(&self.pool)
             .await?
             .rows_affected();
+        let jobs = delete_in_slices!(&self.pool, PRUNE_JOBS, jobs_before);
+        let usage = delete_in_slices!(&self.pool, PRUNE_USAGE, jobs_before);
+        let transcripts = delete_in_slices!(&self.pool, PRUNE_TRANSCRIPTS, jobs_before);
         Ok(Pruned {
             deliveries,
             counters,
+            jobs,
+            usage,
+            transcripts,
         })
     }
 

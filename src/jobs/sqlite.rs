@@ -40,6 +40,37 @@ pub(super) const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN \
      (SELECT id FROM deliveries WHERE received_at < $1 LIMIT $2)";
 pub(super) const PRUNE_COUNTERS: &str =
     "DELETE FROM records WHERE namespace = 'counter' AND updated_at < $1";
+/// One slice of finished jobs last updated before `$1`, then of model usage and engineer
+/// transcripts recorded before it.
+pub(super) const PRUNE_JOBS: &str = "DELETE FROM jobs WHERE id IN \
+     (SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled') \
+      AND updated_at < $1 LIMIT $2)";
+pub(super) const PRUNE_USAGE: &str = "DELETE FROM llm_usage WHERE id IN \
+     (SELECT id FROM llm_usage WHERE created_at < $1 LIMIT $2)";
+pub(super) const PRUNE_TRANSCRIPTS: &str = "DELETE FROM records WHERE namespace = 'transcript' \
+     AND key IN (SELECT key FROM records WHERE namespace = 'transcript' AND updated_at < $1 \
+     LIMIT $2)";
+
+/// Run one of the sliced `PRUNE_*` deletes until a slice comes back short; the rows deleted.
+/// In slices, so intake never waits behind one long delete.
+macro_rules! delete_in_slices {
+    ($executor:expr, $sql:expr, $before:expr) => {{
+        let mut total: u64 = 0;
+        loop {
+            let n = sqlx::query($sql)
+                .bind($before)
+                .bind(PRUNE_SLICE)
+                .execute($executor)
+                .await?
+                .rows_affected();
+            total += n;
+            if n < PRUNE_SLICE as u64 {
+                break total;
+            }
+        }
+    }};
+}
+pub(super) use delete_in_slices;
 
 /// Deliveries per `INSERT` in [`Store::record_deliveries`] (7 parameters each; SQLite allows
 /// 32,766 per statement).
@@ -830,29 +861,27 @@ impl Store for SqliteStore {
         Ok(value)
     }
 
-    async fn prune(&self, deliveries_before: Millis, counters_before: Millis) -> Result<Pruned> {
-        // In slices, so intake never waits behind one long delete.
-        let mut deliveries = 0;
-        loop {
-            let n = sqlx::query(PRUNE_DELIVERIES)
-                .bind(deliveries_before)
-                .bind(PRUNE_SLICE)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-            deliveries += n;
-            if n < PRUNE_SLICE as u64 {
-                break;
-            }
-        }
+    async fn prune(
+        &self,
+        deliveries_before: Millis,
+        counters_before: Millis,
+        jobs_before: Millis,
+    ) -> Result<Pruned> {
+        let deliveries = delete_in_slices!(&self.writer, PRUNE_DELIVERIES, deliveries_before);
         let counters = sqlx::query(PRUNE_COUNTERS)
             .bind(counters_before)
             .execute(&self.writer)
             .await?
             .rows_affected();
+        let jobs = delete_in_slices!(&self.writer, PRUNE_JOBS, jobs_before);
+        let usage = delete_in_slices!(&self.writer, PRUNE_USAGE, jobs_before);
+        let transcripts = delete_in_slices!(&self.writer, PRUNE_TRANSCRIPTS, jobs_before);
         Ok(Pruned {
             deliveries,
             counters,
+            jobs,
+            usage,
+            transcripts,
         })
     }
 
