@@ -18,7 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use super::sqlite::{
     EmbeddedMigrations, JobRow, PRUNE_COUNTERS, PRUNE_DELIVERIES, PRUNE_JOBS, PRUNE_TRANSCRIPTS,
     PRUNE_USAGE, Wake, delete_in_slices, effective_run_at, from_json, job_cols, lease_until,
-    migrator, not_waiting_its_turn, parse_state, to_json,
+    migrator, not_waiting_its_turn, parse_state, prune, to_json,
 };
 use super::{
     Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, PRUNE_SLICE, Pruned, Recorded,
@@ -691,22 +691,12 @@ impl Store for PgStore {
         counters_before: Millis,
         jobs_before: Millis,
     ) -> Result<Pruned> {
-        let deliveries = delete_in_slices!(&self.pool, PRUNE_DELIVERIES, deliveries_before);
-        let counters = sqlx::query(PRUNE_COUNTERS)
-            .bind(counters_before)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        let jobs = delete_in_slices!(&self.pool, PRUNE_JOBS, jobs_before);
-        let usage = delete_in_slices!(&self.pool, PRUNE_USAGE, jobs_before);
-        let transcripts = delete_in_slices!(&self.pool, PRUNE_TRANSCRIPTS, jobs_before);
-        Ok(Pruned {
-            deliveries,
-            counters,
-            jobs,
-            usage,
-            transcripts,
-        })
+        Ok(prune!(
+            &self.pool,
+            deliveries_before,
+            counters_before,
+            jobs_before
+        ))
     }
 
     async fn spent_since(&self, since: Millis) -> Result<f64> {

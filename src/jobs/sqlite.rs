@@ -72,6 +72,25 @@ macro_rules! delete_in_slices {
 }
 pub(super) use delete_in_slices;
 
+/// [`Store::prune`] on either backend's pool (`$executor`), as a [`Pruned`].
+macro_rules! prune {
+    ($executor:expr, $deliveries_before:expr, $counters_before:expr, $jobs_before:expr) => {{
+        let executor = $executor;
+        Pruned {
+            deliveries: delete_in_slices!(executor, PRUNE_DELIVERIES, $deliveries_before),
+            counters: sqlx::query(PRUNE_COUNTERS)
+                .bind($counters_before)
+                .execute(executor)
+                .await?
+                .rows_affected(),
+            jobs: delete_in_slices!(executor, PRUNE_JOBS, $jobs_before),
+            usage: delete_in_slices!(executor, PRUNE_USAGE, $jobs_before),
+            transcripts: delete_in_slices!(executor, PRUNE_TRANSCRIPTS, $jobs_before),
+        }
+    }};
+}
+pub(super) use prune;
+
 /// Deliveries per `INSERT` in [`Store::record_deliveries`] (7 parameters each; SQLite allows
 /// 32,766 per statement).
 const DELIVERY_ROWS_PER_STATEMENT: usize = 64;
@@ -867,22 +886,12 @@ impl Store for SqliteStore {
         counters_before: Millis,
         jobs_before: Millis,
     ) -> Result<Pruned> {
-        let deliveries = delete_in_slices!(&self.writer, PRUNE_DELIVERIES, deliveries_before);
-        let counters = sqlx::query(PRUNE_COUNTERS)
-            .bind(counters_before)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        let jobs = delete_in_slices!(&self.writer, PRUNE_JOBS, jobs_before);
-        let usage = delete_in_slices!(&self.writer, PRUNE_USAGE, jobs_before);
-        let transcripts = delete_in_slices!(&self.writer, PRUNE_TRANSCRIPTS, jobs_before);
-        Ok(Pruned {
-            deliveries,
-            counters,
-            jobs,
-            usage,
-            transcripts,
-        })
+        Ok(prune!(
+            &self.writer,
+            deliveries_before,
+            counters_before,
+            jobs_before
+        ))
     }
 
     async fn spent_since(&self, since: Millis) -> Result<f64> {
