@@ -59,7 +59,7 @@ impl RepoPath {
             return Err(PathError::TooLong);
         }
         let shown = raw.trim();
-        if shown.starts_with('/') || shown.starts_with('~') || has_drive_prefix(shown) {
+        if shown.starts_with('/') {
             return Err(PathError::Absolute(shown.to_owned()));
         }
         if shown.contains('\\') {
@@ -73,8 +73,12 @@ impl RepoPath {
                 s => segments.push(s),
             }
         }
-        if segments.is_empty() {
+        // Checked on the first segment kept, not on the raw text: `./C:/x` is `C:/x`.
+        let Some(first) = segments.first() else {
             return Ok(None);
+        };
+        if first.starts_with('~') || has_drive_prefix(first) {
+            return Err(PathError::Absolute(shown.to_owned()));
         }
         if segments.len() > MAX_DEPTH {
             return Err(PathError::TooDeep(shown.to_owned()));
@@ -151,6 +155,9 @@ mod tests {
             "/etc/passwd",
             "~/x",
             "C:/x",
+            "./C:/x",
+            "./a:",
+            ".//~/x",
             "a\\b",
             "a\0b",
             "a\nb",
