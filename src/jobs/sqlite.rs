@@ -1,11 +1,11 @@
 //! SQLite implementation of [`super::Store`] (the default): one process, one file.
 //!
-//! SQLite has a single writer, so every write goes through a one-connection writer pool (no
-//! `SQLITE_BUSY` between tasks of this process) and multi-statement writes open with
+//! SQLite has a single writer, so every write goes through one connection held behind a lock
+//! (no `SQLITE_BUSY` between tasks of this process) and multi-statement writes open with
 //! `BEGIN IMMEDIATE` (no read-to-write lock upgrade that `busy_timeout` cannot resolve, should
 //! another process touch the file). Reads use a separate small pool; WAL lets them run beside
-//! the writer. `sqlite::memory:` uses one connection for everything, since each connection
-//! would otherwise see its own database.
+//! the writer. `sqlite::memory:` uses the writer's connection for everything, since each
+//! connection would otherwise see its own database.
 //!
 //! This file also owns the pieces both backends share: the embedded-migration builder, the job
 //! row shape and the in-process wake-up ([`Wake`]).
@@ -20,8 +20,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, SqlSafeStr, Sqlite};
-use tokio::sync::Notify;
+use sqlx::{ConnectOptions, Connection, QueryBuilder, SqlSafeStr, Sqlite, SqliteConnection};
+use tokio::sync::{Mutex, Notify};
 
 use super::{
     Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, PRUNE_SLICE, Pruned, Recorded,
@@ -72,20 +72,20 @@ macro_rules! delete_in_slices {
 }
 pub(super) use delete_in_slices;
 
-/// [`Store::prune`] on either backend's pool (`$executor`), as a [`Pruned`].
+/// [`Store::prune`] on either backend (`$executor`, evaluated for each statement), as a
+/// [`Pruned`].
 macro_rules! prune {
     ($executor:expr, $deliveries_before:expr, $counters_before:expr, $jobs_before:expr) => {{
-        let executor = $executor;
         Pruned {
-            deliveries: delete_in_slices!(executor, PRUNE_DELIVERIES, $deliveries_before),
+            deliveries: delete_in_slices!($executor, PRUNE_DELIVERIES, $deliveries_before),
             counters: sqlx::query(PRUNE_COUNTERS)
                 .bind($counters_before)
-                .execute(executor)
+                .execute($executor)
                 .await?
                 .rows_affected(),
-            jobs: delete_in_slices!(executor, PRUNE_JOBS, $jobs_before),
-            usage: delete_in_slices!(executor, PRUNE_USAGE, $jobs_before),
-            transcripts: delete_in_slices!(executor, PRUNE_TRANSCRIPTS, $jobs_before),
+            jobs: delete_in_slices!($executor, PRUNE_JOBS, $jobs_before),
+            usage: delete_in_slices!($executor, PRUNE_USAGE, $jobs_before),
+            transcripts: delete_in_slices!($executor, PRUNE_TRANSCRIPTS, $jobs_before),
         }
     }};
 }
@@ -245,13 +245,26 @@ impl Wake {
     }
 }
 
+/// Run `$query.$fetch(…)` on the read pool, or on the writer's connection for an in-memory
+/// database.
+macro_rules! read {
+    ($store:expr, $query:expr, $fetch:ident) => {
+        match &$store.reader {
+            Some(pool) => $query.$fetch(pool).await,
+            None => $query.$fetch(&mut *$store.writer.lock().await).await,
+        }
+    };
+}
+
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
-    /// One connection: all writes, serialised.
-    writer: SqlitePool,
-    /// Reads (the writer itself for an in-memory database).
-    reader: SqlitePool,
+    /// One connection for all writes, serialised by the lock. Not a one-connection pool: sqlx's
+    /// pool pings a connection on every acquire and every release, two more round trips to
+    /// SQLite's thread per write, to test a connection in this process that cannot go away.
+    writer: Mutex<SqliteConnection>,
+    /// Reads; none for an in-memory database, whose reads use the writer.
+    reader: Option<SqlitePool>,
     wake: Wake,
     /// Background WAL checkpoints (see [`SqliteStore::open`]); stopped when the store is dropped.
     _checkpointer: Option<Checkpointer>,
@@ -330,25 +343,21 @@ impl SqliteStore {
                 // After a checkpoint, a WAL that a burst grew is cut back to this size.
                 .pragma("journal_size_limit", "67108864")
         };
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(writer_options)
-            .await?;
+        let writer = Mutex::new(writer_options.connect().await?);
         let reader = if in_memory {
-            writer.clone()
+            None
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(60))
-                .connect_with(options)
-                .await?
+            Some(
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(60))
+                    // A connection in this process does not go away between uses.
+                    .test_before_acquire(false)
+                    .connect_with(options)
+                    .await?,
+            )
         };
-        let checkpointer = (!in_memory).then(|| {
-            let reader = reader.clone();
+        let checkpointer = reader.clone().map(|reader| {
             Checkpointer(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
                 loop {
@@ -431,12 +440,17 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        migrator(MIGRATIONS).run(&self.writer).await?;
+        let mut conn = self.writer.lock().await;
+        // `run` wants an `Acquire` for every lifetime, which a locked `&mut` connection inside
+        // an `async_trait` future cannot give; `run_direct` is what `run` calls after acquiring.
+        migrator(MIGRATIONS)
+            .run_direct(None, &mut *conn, false)
+            .await?;
         Ok(())
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        read!(self, sqlx::query("SELECT 1"), execute)?;
         Ok(())
     }
 
@@ -448,7 +462,7 @@ impl Store for SqliteStore {
         if batch.iter().all(|(_, jobs)| jobs.is_empty()) {
             // Only deliveries (most of them queue nothing): each row stands alone, and one
             // statement is atomic by itself, so no transaction (two more round trips) is needed.
-            let mut conn = self.writer.acquire().await?;
+            let mut conn = self.writer.lock().await;
             let mut inserted = Self::insert_deliveries(&mut conn, batch, now).await?;
             return Ok(batch
                 .iter()
@@ -464,7 +478,8 @@ impl Store for SqliteStore {
                 })
                 .collect());
         }
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut inserted = Self::insert_deliveries(&mut tx, batch, now).await?;
         let mut out = Vec::with_capacity(batch.len());
         let mut queued = false;
@@ -496,7 +511,7 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue(&self, job: &NewJob, now: Millis) -> Result<Option<i64>> {
-        let mut conn = self.writer.acquire().await?;
+        let mut conn = self.writer.lock().await;
         let id = Self::insert_job(&mut conn, job, None, now).await?;
         if id.is_some() {
             self.wake.wake();
@@ -536,7 +551,7 @@ impl Store for SqliteStore {
             .bind(owner)
             .bind(now)
             .bind(until)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *self.writer.lock().await)
             .await?;
             match row {
                 None => return Ok(None),
@@ -561,7 +576,7 @@ impl Store for SqliteStore {
         .bind(owner)
         .bind(lease_until(now, lease))
         .bind(now)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *self.writer.lock().await)
         .await?;
         Ok(match cancel {
             Some(cancel_requested) => Lease::Held { cancel_requested },
@@ -584,7 +599,7 @@ impl Store for SqliteStore {
         .bind(owner)
         .bind(to_json(checkpoint))
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -598,7 +613,7 @@ impl Store for SqliteStore {
         .bind(id)
         .bind(owner)
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -623,7 +638,7 @@ impl Store for SqliteStore {
                 .bind(error)
                 .bind(at)
                 .bind(now)
-                .execute(&self.writer)
+                .execute(&mut *self.writer.lock().await)
                 .await?
             }
             None => {
@@ -636,7 +651,7 @@ impl Store for SqliteStore {
                 .bind(owner)
                 .bind(error)
                 .bind(now)
-                .execute(&self.writer)
+                .execute(&mut *self.writer.lock().await)
                 .await?
             }
         };
@@ -656,7 +671,7 @@ impl Store for SqliteStore {
         .bind(id)
         .bind(owner)
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -677,7 +692,7 @@ impl Store for SqliteStore {
         )
         .bind(dedupe_key)
         .bind(now)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *self.writer.lock().await)
         .await?;
         match row {
             None => Ok(None),
@@ -700,7 +715,7 @@ impl Store for SqliteStore {
         )
         .bind(owner)
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?
         .rows_affected();
         if n > 0 {
@@ -710,44 +725,50 @@ impl Store for SqliteStore {
     }
 
     async fn job(&self, id: i64) -> Result<Option<Job>> {
-        let row: Option<JobRow> =
-            sqlx::query_as(concat!("SELECT ", job_cols!(), " FROM jobs WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await?;
+        let row: Option<JobRow> = read!(
+            self,
+            sqlx::query_as(concat!("SELECT ", job_cols!(), " FROM jobs WHERE id = $1")).bind(id),
+            fetch_optional
+        )?;
         row.map(JobRow::into_job).transpose()
     }
 
     async fn active_job(&self, dedupe_key: &str) -> Result<Option<Job>> {
-        let row: Option<JobRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            job_cols!(),
-            " FROM jobs WHERE active_key = $1"
-        ))
-        .bind(dedupe_key)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row: Option<JobRow> = read!(
+            self,
+            sqlx::query_as(concat!(
+                "SELECT ",
+                job_cols!(),
+                " FROM jobs WHERE active_key = $1"
+            ))
+            .bind(dedupe_key),
+            fetch_optional
+        )?;
         row.map(JobRow::into_job).transpose()
     }
 
     async fn recent_jobs(&self, limit: i64) -> Result<Vec<Job>> {
-        let rows: Vec<JobRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            job_cols!(),
-            " FROM jobs ORDER BY id DESC LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows: Vec<JobRow> = read!(
+            self,
+            sqlx::query_as(concat!(
+                "SELECT ",
+                job_cols!(),
+                " FROM jobs ORDER BY id DESC LIMIT $1"
+            ))
+            .bind(limit),
+            fetch_all
+        )?;
         rows.into_iter().map(JobRow::into_job).collect()
     }
 
     async fn job_counts(&self) -> Result<Vec<JobCount>> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
-        )
-        .fetch_all(&self.reader)
-        .await?;
+        let rows: Vec<(String, String, i64)> = read!(
+            self,
+            sqlx::query_as(
+                "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+            ),
+            fetch_all
+        )?;
         rows.into_iter()
             .map(|(kind, state, count)| {
                 Ok(JobCount {
@@ -760,40 +781,47 @@ impl Store for SqliteStore {
     }
 
     async fn pending_jobs(&self, now: Millis) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs \
+        let n: i64 = read!(
+            self,
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM jobs \
              WHERE (state = 'queued' AND run_at <= $1) OR state = 'running'",
-        )
-        .bind(now)
-        .fetch_one(&self.reader)
-        .await?;
+            )
+            .bind(now),
+            fetch_one
+        )?;
         Ok(n)
     }
 
     async fn next_run_at(&self) -> Result<Option<Millis>> {
-        let at: Option<i64> = sqlx::query_scalar(concat!(
-            "SELECT MIN(run_at) FROM jobs AS candidate WHERE state = 'queued' AND ",
-            not_waiting_its_turn!()
-        ))
-        .fetch_one(&self.reader)
-        .await?;
+        let at: Option<i64> = read!(
+            self,
+            sqlx::query_scalar(concat!(
+                "SELECT MIN(run_at) FROM jobs AS candidate WHERE state = 'queued' AND ",
+                not_waiting_its_turn!()
+            )),
+            fetch_one
+        )?;
         Ok(at)
     }
 
     async fn delivery_count(&self) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
-            .fetch_one(&self.reader)
-            .await?;
+        let n: i64 = read!(
+            self,
+            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries"),
+            fetch_one
+        )?;
         Ok(n)
     }
 
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<serde_json::Value>> {
-        let value: Option<String> =
+        let value: Option<String> = read!(
+            self,
             sqlx::query_scalar("SELECT value FROM records WHERE namespace = $1 AND key = $2")
                 .bind(namespace)
-                .bind(key)
-                .fetch_optional(&self.reader)
-                .await?;
+                .bind(key),
+            fetch_optional
+        )?;
         value.as_deref().map(from_json).transpose()
     }
 
@@ -813,7 +841,7 @@ impl Store for SqliteStore {
         .bind(key)
         .bind(to_json(value))
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         Ok(())
     }
@@ -823,14 +851,16 @@ impl Store for SqliteStore {
         namespace: &str,
         prefix: &str,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT key, value FROM records \
+        let rows: Vec<(String, String)> = read!(
+            self,
+            sqlx::query_as(
+                "SELECT key, value FROM records \
              WHERE namespace = $1 AND substr(key, 1, length($2)) = $2 ORDER BY key",
-        )
-        .bind(namespace)
-        .bind(prefix)
-        .fetch_all(&self.reader)
-        .await?;
+            )
+            .bind(namespace)
+            .bind(prefix),
+            fetch_all
+        )?;
         rows.into_iter()
             .map(|(key, value)| Ok((key, from_json(&value)?)))
             .collect()
@@ -851,18 +881,17 @@ impl Store for SqliteStore {
         .bind(usage.cache_write_tokens)
         .bind(usage.cost_usd)
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.lock().await)
         .await?;
         Ok(())
     }
 
     async fn job_cost(&self, job_id: i64) -> Result<f64> {
-        let cost: f64 = sqlx::query_scalar(
+        let cost: f64 =
+            read!(self, sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS REAL) FROM llm_usage WHERE job_id = $1",
         )
-        .bind(job_id)
-        .fetch_one(&self.reader)
-        .await?;
+        .bind(job_id), fetch_one)?;
         Ok(cost)
     }
 
@@ -875,7 +904,7 @@ impl Store for SqliteStore {
         )
         .bind(key)
         .bind(now)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.writer.lock().await)
         .await?;
         Ok(value)
     }
@@ -886,8 +915,9 @@ impl Store for SqliteStore {
         counters_before: Millis,
         jobs_before: Millis,
     ) -> Result<Pruned> {
+        let mut conn = self.writer.lock().await;
         Ok(prune!(
-            &self.writer,
+            &mut *conn,
             deliveries_before,
             counters_before,
             jobs_before
@@ -895,12 +925,10 @@ impl Store for SqliteStore {
     }
 
     async fn spent_since(&self, since: Millis) -> Result<f64> {
-        let cost: f64 = sqlx::query_scalar(
+        let cost: f64 = read!(self, sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS REAL) FROM llm_usage WHERE created_at >= $1",
         )
-        .bind(since)
-        .fetch_one(&self.reader)
-        .await?;
+        .bind(since), fetch_one)?;
         Ok(cost)
     }
 
