@@ -250,8 +250,13 @@ async fn every_real_payload_is_accepted_and_decodes() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let event = name.split('.').next().unwrap().to_string();
         let body = std::fs::read(path).unwrap();
-        let status = t.deliver(&event, &format!("fixture-{i}"), &body).await;
+        let id = format!("fixture-{i}");
+        let status = t.deliver(&event, &id, &body).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{name}");
+        // Stored packed, read back byte for byte as GitHub sent it.
+        let stored = t.app.store.delivery(&id).await.unwrap().expect("stored");
+        assert_eq!(stored.body, body, "{name}");
+        assert_eq!(stored.event, event);
         let parsed = Event::parse(&event, &body);
         if acted_on.contains(&event.as_str()) {
             assert!(

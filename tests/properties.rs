@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use specbot::agent::RepoPath;
 use specbot::config::repo::RepoConfig;
+use specbot::jobs::{MAX_BODY_BYTES, PackedBody, unpack_body};
 use specbot::prompt::sanitize::sanitize;
 use specbot::spec::{parse_text_answer, parse_tool_input, validate};
 
@@ -106,6 +107,17 @@ proptest! {
         for c in ['\u{200b}', '\u{202e}', '\u{2066}'] {
             prop_assert!(!clean.contains(c), "{clean:?}");
         }
+    }
+
+    #[test]
+    fn stored_bodies_of_any_bytes_unpack_or_fail_cleanly(stored in proptest::collection::vec(any::<u8>(), 0..300), raw in proptest::collection::vec(any::<u8>(), 0..3000)) {
+        // Damaged rows: an error or bytes, never a panic or a huge allocation.
+        if let Ok(body) = unpack_body(stored, Some(PackedBody::ENCODING)) {
+            prop_assert!(body.len() <= MAX_BODY_BYTES);
+        }
+        // Whatever intake packs comes back as it was.
+        let packed = PackedBody::pack(&raw);
+        prop_assert_eq!(unpack_body(packed.stored().to_vec(), Some(PackedBody::ENCODING)).ok(), Some(raw));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use specbot::jobs::{
-    self, Delivery, JobState, Lease, Millis, NewJob, Recorded, Store, StoreError, UsageRecord,
+    self, Delivery, JobState, Lease, Millis, NewJob, PackedBody, Recorded, Store, StoreError,
+    UsageRecord,
 };
 
 const T0: Millis = 1_700_000_000_000;
@@ -124,6 +125,7 @@ on_both!(
     migrations_are_idempotent,
     duplicate_delivery_queues_nothing,
     duplicate_id_within_one_batch,
+    deliveries_read_back_as_github_sent_them,
     large_batch_mixes_new_and_seen_deliveries,
     concurrent_duplicate_deliveries,
     dedupe_key_collapses_until_the_job_finishes,
@@ -153,7 +155,7 @@ fn delivery(id: &str) -> Delivery {
         action: Some("labeled".to_string()),
         installation_id: Some(42),
         repository: Some("octo/repo".to_string()),
-        body: bytes::Bytes::from_static(br#"{"action":"labeled"}"#),
+        body: PackedBody::pack(br#"{"action":"labeled"}"#),
     }
 }
 
@@ -266,6 +268,88 @@ async fn duplicate_id_within_one_batch(db: &TestDb) {
     );
     assert_eq!(store.delivery_count().await.expect("count"), 3);
     assert_eq!(store.recent_jobs(10).await.expect("jobs").len(), 2);
+}
+
+async fn deliveries_read_back_as_github_sent_them(db: &TestDb) {
+    let store = db.open().await;
+    // The largest recorded payload, a small one and an empty one, packed as intake packs them.
+    let large = std::fs::read("tests/fixtures/github-webhooks/pull_request.labeled.2.json")
+        .expect("fixture");
+    let bodies: [&[u8]; 3] = [&large, br#"{"zen":"Keep it logically awesome."}"#, b""];
+    let batch: Vec<(Delivery, Vec<NewJob>)> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let mut d = delivery(&format!("d{i}"));
+            d.body = PackedBody::pack(body);
+            (d, vec![])
+        })
+        .collect();
+    assert!(
+        batch[0].0.body.stored().len() * 3 < large.len(),
+        "packing shrinks JSON"
+    );
+    store.record_deliveries(&batch, T0).await.expect("record");
+    for (i, body) in bodies.iter().enumerate() {
+        let stored = store
+            .delivery(&format!("d{i}"))
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(stored.body, *body, "body {i}");
+        assert_eq!(stored.event, "issues");
+        assert_eq!(stored.action.as_deref(), Some("labeled"));
+        assert_eq!(stored.installation_id, Some(42));
+        assert_eq!(stored.repository.as_deref(), Some("octo/repo"));
+        assert_eq!(stored.received_at, T0);
+    }
+    assert_eq!(store.delivery("never").await.expect("read"), None);
+
+    // A row an earlier version stored as sent (no encoding) reads back as it is; one whose packed
+    // body claims more than any delivery is an error, not a 4 GiB allocation.
+    let insert = "INSERT INTO deliveries (id, event, body, body_encoding, received_at) \
+                  VALUES ($1, 'ping', $2, $3, $4)";
+    let claims_4_gib = [0xff, 0xff, 0xff, 0xff, 0x00];
+    let rows: [(&str, &[u8], Option<&str>); 3] = [
+        ("old", b"{\"raw\":true}", None),
+        ("huge", &claims_4_gib, Some("lz4")),
+        ("zstd", b"?", Some("zstd")),
+    ];
+    for (id, body, encoding) in rows {
+        if db.pg.is_some() {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+            sqlx::query(insert)
+                .bind(id)
+                .bind(body)
+                .bind(encoding)
+                .bind(T0)
+                .execute(&mut conn)
+                .await
+                .expect("insert");
+        } else {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&db.url)
+                .await
+                .expect("connect");
+            sqlx::query(insert)
+                .bind(id)
+                .bind(body)
+                .bind(encoding)
+                .bind(T0)
+                .execute(&mut conn)
+                .await
+                .expect("insert");
+        }
+    }
+    let old = store.delivery("old").await.expect("read").expect("stored");
+    assert_eq!(old.body, b"{\"raw\":true}");
+    for id in ["huge", "zstd"] {
+        match store.delivery(id).await {
+            Err(StoreError::Decode(message)) => assert!(message.contains("body"), "{message}"),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
 }
 
 async fn large_batch_mixes_new_and_seen_deliveries(db: &TestDb) {

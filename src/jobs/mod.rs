@@ -42,8 +42,101 @@ pub struct Delivery {
     pub installation_id: Option<i64>,
     /// `owner/name` where the payload has a repository.
     pub repository: Option<String>,
-    /// The raw body as GitHub sent it.
-    pub body: bytes::Bytes,
+    /// The body GitHub sent, packed for storage.
+    pub body: PackedBody,
+}
+
+/// The largest body stored: GitHub caps a delivery's payload at 25 MB, and the webhook route
+/// refuses anything larger.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// A delivery's body as it is stored: LZ4-compressed, its length first. Packed as the webhook
+/// arrives, on the request's own task rather than the one writer's, it makes GitHub's JSON about
+/// four times smaller (4.3× over the 329 recorded payloads in `tests/fixtures`), so each commit
+/// writes and syncs a quarter of the bytes. [`Store::delivery`] gives back the bytes as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedBody(bytes::Bytes);
+
+impl PackedBody {
+    /// `deliveries.body_encoding` of a packed body; `NULL` marks a body stored as sent, by a
+    /// version before migration 5.
+    pub const ENCODING: &'static str = "lz4";
+
+    pub fn pack(raw: &[u8]) -> Self {
+        PackedBody(lz4_flex::block::compress_prepend_size(raw).into())
+    }
+
+    /// The bytes that go into `deliveries.body`.
+    pub fn stored(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A stored body (`deliveries.body`, `body_encoding`) as GitHub sent it. A packed body claiming
+/// more than [`MAX_BODY_BYTES`] is refused before anything is allocated, since a damaged row
+/// could claim up to 4 GiB.
+pub fn unpack_body(stored: Vec<u8>, encoding: Option<&str>) -> Result<Vec<u8>> {
+    match encoding {
+        None => Ok(stored),
+        Some(PackedBody::ENCODING) => {
+            let (size, packed) = lz4_flex::block::uncompressed_size(&stored)
+                .map_err(|e| StoreError::Decode(format!("delivery body: {e}")))?;
+            if size > MAX_BODY_BYTES {
+                return Err(StoreError::Decode(format!(
+                    "delivery body claims {size} bytes, more than any delivery"
+                )));
+            }
+            lz4_flex::block::decompress(packed, size)
+                .map_err(|e| StoreError::Decode(format!("delivery body: {e}")))
+        }
+        Some(other) => Err(StoreError::Decode(format!(
+            "delivery body encoded as {other:?}, which this version does not know"
+        ))),
+    }
+}
+
+/// A delivery as [`Store::delivery`] reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDelivery {
+    pub id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<i64>,
+    pub repository: Option<String>,
+    /// The bytes GitHub sent.
+    pub body: Vec<u8>,
+    pub received_at: Millis,
+}
+
+/// A `deliveries` row; decodes on both backends.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeliveryRow {
+    id: String,
+    event: String,
+    action: Option<String>,
+    installation_id: Option<i64>,
+    repository: Option<String>,
+    body: Vec<u8>,
+    body_encoding: Option<String>,
+    received_at: i64,
+}
+
+/// Both backends' query for [`DeliveryRow`] by id (`$1`).
+pub(crate) const SELECT_DELIVERY: &str = "SELECT id, event, action, installation_id, repository, \
+     body, body_encoding, received_at FROM deliveries WHERE id = $1";
+
+impl DeliveryRow {
+    pub(crate) fn into_delivery(self) -> Result<StoredDelivery> {
+        Ok(StoredDelivery {
+            body: unpack_body(self.body, self.body_encoding.as_deref())?,
+            id: self.id,
+            event: self.event,
+            action: self.action,
+            installation_id: self.installation_id,
+            repository: self.repository,
+            received_at: self.received_at,
+        })
+    }
 }
 
 /// A job to be queued.
@@ -281,6 +374,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many deliveries are stored.
     async fn delivery_count(&self) -> Result<i64>;
+
+    /// One stored delivery, with its body as GitHub sent it.
+    async fn delivery(&self, id: &str) -> Result<Option<StoredDelivery>>;
 
     /// A small durable record a workflow keeps across jobs (a spec's state, its component issues).
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<serde_json::Value>>;

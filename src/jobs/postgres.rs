@@ -21,8 +21,8 @@ use super::sqlite::{
     migrator, not_waiting_its_turn, parse_state, prune, to_json,
 };
 use super::{
-    Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, PRUNE_SLICE, Pruned, Recorded,
-    Result, Store, UsageRecord,
+    Delivery, DeliveryRow, Job, JobCount, JobState, Lease, Millis, NewJob, PRUNE_SLICE, PackedBody,
+    Pruned, Recorded, Result, SELECT_DELIVERY, Store, StoredDelivery, UsageRecord,
 };
 
 /// The `LISTEN/NOTIFY` channel announcing "a job may have become runnable".
@@ -48,6 +48,11 @@ const MIGRATIONS: EmbeddedMigrations = &[
         4,
         "serial jobs",
         include_str!("../../migrations/postgres/0004_serial_jobs.sql"),
+    ),
+    (
+        5,
+        "packed bodies",
+        include_str!("../../migrations/postgres/0005_packed_bodies.sql"),
     ),
 ];
 
@@ -145,8 +150,8 @@ impl PgStore {
             |f: fn(&Delivery) -> Option<&str>| batch.iter().map(|(d, _)| f(d)).collect::<Vec<_>>();
         let inserted: Vec<String> = sqlx::query_scalar(
             "INSERT INTO deliveries (id, event, action, installation_id, repository, body, \
-             received_at) \
-             SELECT d.*, $7 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], \
+             received_at, body_encoding) \
+             SELECT d.*, $7, $8 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], \
                                         $5::TEXT[], $6::BYTEA[]) AS d \
              ON CONFLICT (id) DO NOTHING RETURNING id",
         )
@@ -163,10 +168,11 @@ impl PgStore {
         .bind(
             batch
                 .iter()
-                .map(|(d, _)| d.body.as_ref())
+                .map(|(d, _)| d.body.stored())
                 .collect::<Vec<&[u8]>>(),
         )
         .bind(now)
+        .bind(PackedBody::ENCODING)
         .fetch_all(&mut *conn)
         .await?;
         Ok(inserted.into_iter().collect())
@@ -583,6 +589,14 @@ impl Store for PgStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(at)
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<StoredDelivery>> {
+        let row: Option<DeliveryRow> = sqlx::query_as(SELECT_DELIVERY)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(DeliveryRow::into_delivery).transpose()
     }
 
     async fn delivery_count(&self) -> Result<i64> {

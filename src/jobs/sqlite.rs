@@ -24,8 +24,8 @@ use sqlx::{ConnectOptions, Connection, QueryBuilder, SqlSafeStr, Sqlite, SqliteC
 use tokio::sync::{Mutex, Notify};
 
 use super::{
-    Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, PRUNE_SLICE, Pruned, Recorded,
-    Result, Store, StoreError, UsageRecord,
+    Delivery, DeliveryRow, Job, JobCount, JobState, Lease, Millis, NewJob, PRUNE_SLICE, PackedBody,
+    Pruned, Recorded, Result, SELECT_DELIVERY, Store, StoreError, StoredDelivery, UsageRecord,
 };
 
 /// How often the background task checkpoints the WAL into the database. Each checkpoint syncs
@@ -91,7 +91,7 @@ macro_rules! prune {
 }
 pub(super) use prune;
 
-/// Deliveries per `INSERT` in [`Store::record_deliveries`] (7 parameters each; SQLite allows
+/// Deliveries per `INSERT` in [`Store::record_deliveries`] (8 parameters each; SQLite allows
 /// 32,766 per statement).
 const DELIVERY_ROWS_PER_STATEMENT: usize = 64;
 
@@ -139,6 +139,11 @@ const MIGRATIONS: EmbeddedMigrations = &[
         4,
         "serial jobs",
         include_str!("../../migrations/sqlite/0004_serial_jobs.sql"),
+    ),
+    (
+        5,
+        "packed bodies",
+        include_str!("../../migrations/sqlite/0005_packed_bodies.sql"),
     ),
 ];
 
@@ -392,7 +397,7 @@ impl SqliteStore {
         for chunk in batch.chunks(DELIVERY_ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO deliveries (id, event, action, installation_id, repository, body, \
-                 received_at) ",
+                 body_encoding, received_at) ",
             );
             insert.push_values(chunk, |mut row, (delivery, _)| {
                 row.push_bind(&delivery.id)
@@ -400,7 +405,8 @@ impl SqliteStore {
                     .push_bind(&delivery.action)
                     .push_bind(delivery.installation_id)
                     .push_bind(&delivery.repository)
-                    .push_bind(delivery.body.as_ref())
+                    .push_bind(delivery.body.stored())
+                    .push_bind(PackedBody::ENCODING)
                     .push_bind(now);
             });
             insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
@@ -803,6 +809,15 @@ impl Store for SqliteStore {
             fetch_one
         )?;
         Ok(at)
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<StoredDelivery>> {
+        let row: Option<DeliveryRow> = read!(
+            self,
+            sqlx::query_as(SELECT_DELIVERY).bind(id),
+            fetch_optional
+        )?;
+        row.map(DeliveryRow::into_delivery).transpose()
     }
 
     async fn delivery_count(&self) -> Result<i64> {

@@ -19,11 +19,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
 use crate::event::Event;
-use crate::jobs::{Delivery, NewJob, Recorded, Store, StoreError, now_ms};
+use crate::jobs::{Delivery, NewJob, PackedBody, Recorded, Store, StoreError, now_ms};
 use crate::trigger;
 
 /// GitHub caps webhook payloads at 25 MiB.
-pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = crate::jobs::MAX_BODY_BYTES;
 
 /// Check `X-Hub-Signature-256` (`sha256=<hex>`) against every configured secret, in constant time.
 pub fn verify_signature(secrets: &[SecretString], body: &[u8], header: Option<&str>) -> bool {
@@ -162,7 +162,8 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
                 _ => None,
             }),
         repository: envelope.map(|e| e.repository.full_name.clone()),
-        body,
+        // Packed here, on this request's task, so the one writer does not pay for it.
+        body: PackedBody::pack(&body),
     };
     drop(_enter);
     let installation = match &event {
