@@ -1,4 +1,4 @@
-//! The command line: `serve | migrate | spec | replay | check-config`.
+//! The command line: `serve | migrate | spec | replay | delivery | check-config`.
 
 use std::path::PathBuf;
 
@@ -57,6 +57,11 @@ pub enum Command {
         #[arg(long)]
         event: String,
     },
+    /// Print a stored delivery's body as GitHub sent it (bodies are stored compressed).
+    Delivery {
+        /// The delivery id (`X-GitHub-Delivery`).
+        id: String,
+    },
 }
 
 /// Run the CLI; the returned code is the process exit code.
@@ -81,12 +86,9 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Migrate => {
-            let settings = match Settings::from_env(cli.env, false) {
+            let settings = match settings(cli.env) {
                 Ok(s) => s,
-                Err(e) => {
-                    eprintln!("specbot: {e}");
-                    return 2;
-                }
+                Err(code) => return code,
             };
             match crate::jobs::open(&settings.database_url).await {
                 Ok(store) => match store.migrate().await {
@@ -106,18 +108,19 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Replay { payload, event } => replay(&payload, &event),
+        Command::Delivery { id } => match settings(cli.env) {
+            Ok(settings) => print_delivery(&settings.database_url, &id).await,
+            Err(code) => code,
+        },
         Command::Spec {
             issue_file,
             repo,
             out,
             number,
         } => {
-            let settings = match Settings::from_env(cli.env, false) {
+            let settings = match settings(cli.env) {
                 Ok(s) => s,
-                Err(e) => {
-                    eprintln!("specbot: {e}");
-                    return 2;
-                }
+                Err(code) => return code,
             };
             let job = crate::local::LocalSpec {
                 issue_file,
@@ -154,6 +157,43 @@ pub async fn run(cli: Cli) -> i32 {
                 failed |= !f.ok;
             }
             i32::from(failed)
+        }
+    }
+}
+
+/// The settings of a one-shot command (no webhook secret needed), or the exit code after
+/// saying what is wrong.
+fn settings(env: EnvArgs) -> Result<Settings, i32> {
+    Settings::from_env(env, false).map_err(|e| {
+        eprintln!("specbot: {e}");
+        2
+    })
+}
+
+async fn print_delivery(database_url: &str, id: &str) -> i32 {
+    use std::io::Write;
+    let found = match crate::jobs::open(database_url).await {
+        Ok(store) => store.delivery(id).await,
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok(Some(delivery)) => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&delivery.body).and_then(|()| out.flush()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("specbot: {e}");
+                    1
+                }
+            }
+        }
+        Ok(None) => {
+            eprintln!("specbot: no delivery {id:?} is stored");
+            1
+        }
+        Err(e) => {
+            eprintln!("specbot: {e}");
+            1
         }
     }
 }

@@ -75,3 +75,50 @@ fn serve_refuses_to_start_without_a_webhook_secret() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains("WEBHOOK_SECRET"), "{err}");
 }
+
+#[test]
+fn delivery_prints_a_stored_body_as_github_sent_it() {
+    use specbot::jobs::{Delivery, PackedBody};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("specbot.db").display());
+    let body = std::fs::read(fixture("issues.labeled.1.json")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = specbot::jobs::open(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let delivery = Delivery {
+            id: "72d3162e-cc78-11e3-81ab-4c9367dc0958".into(),
+            event: "issues".into(),
+            action: Some("labeled".into()),
+            installation_id: None,
+            repository: None,
+            body: PackedBody::pack(&body),
+        };
+        store
+            .record_deliveries(&[(delivery, vec![])], 1)
+            .await
+            .unwrap();
+    });
+    let out = specbot()
+        .args(["delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, body);
+
+    let out = specbot()
+        .args(["delivery", "never-received"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no delivery \"never-received\" is stored")
+    );
+}
