@@ -76,16 +76,23 @@ pub(super) use delete_in_slices;
 /// [`Pruned`].
 macro_rules! prune {
     ($executor:expr, $deliveries_before:expr, $counters_before:expr, $jobs_before:expr) => {{
+        // One `let` per statement: whatever `$executor` holds (SQLite's writer lock) is let go
+        // before the next one takes it.
+        let deliveries = delete_in_slices!($executor, PRUNE_DELIVERIES, $deliveries_before);
+        let counters = sqlx::query(PRUNE_COUNTERS)
+            .bind($counters_before)
+            .execute($executor)
+            .await?
+            .rows_affected();
+        let jobs = delete_in_slices!($executor, PRUNE_JOBS, $jobs_before);
+        let usage = delete_in_slices!($executor, PRUNE_USAGE, $jobs_before);
+        let transcripts = delete_in_slices!($executor, PRUNE_TRANSCRIPTS, $jobs_before);
         Pruned {
-            deliveries: delete_in_slices!($executor, PRUNE_DELIVERIES, $deliveries_before),
-            counters: sqlx::query(PRUNE_COUNTERS)
-                .bind($counters_before)
-                .execute($executor)
-                .await?
-                .rows_affected(),
-            jobs: delete_in_slices!($executor, PRUNE_JOBS, $jobs_before),
-            usage: delete_in_slices!($executor, PRUNE_USAGE, $jobs_before),
-            transcripts: delete_in_slices!($executor, PRUNE_TRANSCRIPTS, $jobs_before),
+            deliveries,
+            counters,
+            jobs,
+            usage,
+            transcripts,
         }
     }};
 }
@@ -930,9 +937,9 @@ impl Store for SqliteStore {
         counters_before: Millis,
         jobs_before: Millis,
     ) -> Result<Pruned> {
-        let mut conn = self.writer.lock().await;
+        // Locked once per statement, so intake's batches go in between the slices.
         Ok(prune!(
-            &mut *conn,
+            &mut *self.writer.lock().await,
             deliveries_before,
             counters_before,
             jobs_before
