@@ -315,32 +315,28 @@ async fn deliveries_read_back_as_github_sent_them(db: &TestDb) {
         ("huge", &claims_4_gib, Some("lz4")),
         ("zstd", b"?", Some("zstd")),
     ];
-    for (id, body, encoding) in rows {
-        if db.pg.is_some() {
+    // The same insert on whichever backend this is (the two connection types share no trait
+    // object to write it once).
+    macro_rules! insert_raw {
+        ($connection:ty) => {{
             use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-            sqlx::query(insert)
-                .bind(id)
-                .bind(body)
-                .bind(encoding)
-                .bind(T0)
-                .execute(&mut conn)
-                .await
-                .expect("insert");
-        } else {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&db.url)
-                .await
-                .expect("connect");
-            sqlx::query(insert)
-                .bind(id)
-                .bind(body)
-                .bind(encoding)
-                .bind(T0)
-                .execute(&mut conn)
-                .await
-                .expect("insert");
-        }
+            let mut conn = <$connection>::connect(&db.url).await.expect("connect");
+            for (id, body, encoding) in rows {
+                sqlx::query(insert)
+                    .bind(id)
+                    .bind(body)
+                    .bind(encoding)
+                    .bind(T0)
+                    .execute(&mut conn)
+                    .await
+                    .expect("insert");
+            }
+        }};
+    }
+    if db.pg.is_some() {
+        insert_raw!(sqlx::PgConnection);
+    } else {
+        insert_raw!(sqlx::SqliteConnection);
     }
     let old = store.delivery("old").await.expect("read").expect("stored");
     assert_eq!(old.body, b"{\"raw\":true}");
