@@ -203,7 +203,7 @@ pub fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> Result<Arc
         Some(json) => PriceTable::from_json(json).map_err(|e| StartError::Llm(e.to_string()))?,
         None => PriceTable::default(),
     };
-    let intake = IntakeWriter::start(store.clone(), settings.intake_batch);
+    let intake = IntakeWriter::start(store.clone(), settings.intake_batch)?;
     Ok(Arc::new(App {
         settings: Arc::new(settings),
         store,

@@ -66,6 +66,22 @@ impl TestDb {
         store.migrate().await.expect("migrate");
         store
     }
+
+    /// Run one statement on a connection of the test's own, behind the store's back.
+    async fn execute(&self, sql: &'static str) {
+        use sqlx::Connection;
+        if self.pg.is_some() {
+            let mut conn = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+        }
+    }
 }
 
 impl Drop for TestDb {
@@ -127,6 +143,7 @@ on_both!(
     duplicate_id_within_one_batch,
     deliveries_read_back_as_github_sent_them,
     large_batch_mixes_new_and_seen_deliveries,
+    a_batch_without_jobs_tells_new_from_seen,
     concurrent_duplicate_deliveries,
     dedupe_key_collapses_until_the_job_finishes,
     claim_heartbeat_checkpoint_complete,
@@ -394,6 +411,48 @@ async fn large_batch_mixes_new_and_seen_deliveries(db: &TestDb) {
         store.recent_jobs(1000).await.expect("jobs").len(),
         with_jobs
     );
+}
+
+async fn a_batch_without_jobs_tells_new_from_seen(db: &TestDb) {
+    // No jobs: the store writes such a batch without a transaction and learns which rows it
+    // inserted from the statement itself. Seen ids come first, last and in between; the newest
+    // stored delivery is deleted first, so new rows take rowids a deleted row had.
+    let store = db.open().await;
+    let seen: Vec<(Delivery, Vec<NewJob>)> = ["s-0", "s-1", "s-2", "s-gone"]
+        .iter()
+        .map(|id| (delivery(id), vec![]))
+        .collect();
+    store.record_deliveries(&seen, T0).await.expect("record");
+    db.execute("DELETE FROM deliveries WHERE id = 's-gone'")
+        .await;
+    let ids = [
+        "s-0", "n-0", "n-1", "s-1", "n-2", "n-2", "s-gone", "n-3", "s-2",
+    ];
+    let batch: Vec<(Delivery, Vec<NewJob>)> = ids.iter().map(|id| (delivery(id), vec![])).collect();
+    let out = store
+        .record_deliveries(&batch, T0 + 1)
+        .await
+        .expect("record");
+    let stored: Vec<&str> = ids
+        .iter()
+        .zip(&out)
+        .filter(|(_, outcome)| matches!(outcome, Recorded::Stored { .. }))
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(stored, ["n-0", "n-1", "n-2", "s-gone", "n-3"]);
+    assert_eq!(store.delivery_count().await.expect("count"), 8);
+    // Every one seen before, and one all new.
+    let out = store
+        .record_deliveries(&seen, T0 + 2)
+        .await
+        .expect("record");
+    assert_eq!(out, vec![Recorded::Duplicate; 4]);
+    let fresh = [(delivery("n-4"), vec![])];
+    let out = store
+        .record_deliveries(&fresh, T0 + 3)
+        .await
+        .expect("record");
+    assert!(matches!(out[..], [Recorded::Stored { .. }]), "{out:?}");
 }
 
 async fn housekeeping_prunes_old_deliveries_and_counters(db: &TestDb) {

@@ -263,6 +263,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data could not be decoded: {0}")]
     Decode(String),
+    /// The database answered against a rule the store relies on (a bug to report, not a
+    /// condition to retry).
+    #[error("the database answered inconsistently: {0}")]
+    Inconsistent(String),
     #[error("unsupported DATABASE_URL (expected sqlite:// or postgres://): {0}")]
     UnsupportedUrl(String),
     #[error("DATABASE_URL: {0}")]
@@ -296,6 +300,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> Result<()>;
+
+    /// True when the database lives in this process (SQLite): its writes cost this process's
+    /// threads, not a round trip to a server, so the intake writer gets a thread of its own
+    /// (see `IntakeWriter::start`).
+    fn is_embedded(&self) -> bool {
+        false
+    }
 
     /// Store deliveries and queue their jobs, all in one transaction. One result per input, in
     /// order. A delivery id already stored (also earlier in the same batch) is `Duplicate` and

@@ -395,6 +395,14 @@ impl SqliteStore {
     /// One multi-row statement per chunk rather than one per delivery: each statement is a
     /// round trip to sqlx's connection thread, and under load those trips, not SQLite, were
     /// what bounded intake.
+    ///
+    /// Which rows a statement inserted is read from its change count, not from `RETURNING`
+    /// (whose rows come back one message each over sqlx's channel). When every row went in,
+    /// that is the answer. When some ids were stored before, the inserted ones are read back by
+    /// rowid: SQLite gives a new row the largest rowid in the table plus one (until that
+    /// reaches 2^63 - 1, <https://sqlite.org/autoinc.html>), and no other write can run
+    /// inside one statement, so a statement's new rows hold the consecutive rowids that end at
+    /// `last_insert_rowid()`.
     async fn insert_deliveries(
         conn: &mut sqlx::SqliteConnection,
         batch: &[(Delivery, Vec<NewJob>)],
@@ -416,9 +424,27 @@ impl SqliteStore {
                     .push_bind(PackedBody::ENCODING)
                     .push_bind(now);
             });
-            insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
-            inserted.extend(ids);
+            insert.push(" ON CONFLICT (id) DO NOTHING");
+            let done = insert.build().execute(&mut *conn).await?;
+            let count = done.rows_affected();
+            if count == chunk.len() as u64 {
+                inserted.extend(chunk.iter().map(|(delivery, _)| delivery.id.clone()));
+            } else if count > 0 {
+                let last = done.last_insert_rowid();
+                let ids: Vec<String> =
+                    sqlx::query_scalar("SELECT id FROM deliveries WHERE rowid BETWEEN $1 AND $2")
+                        .bind(last - count as i64 + 1)
+                        .bind(last)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                if ids.len() as u64 != count {
+                    return Err(StoreError::Inconsistent(format!(
+                        "{count} deliveries inserted, {} read back by rowid",
+                        ids.len()
+                    )));
+                }
+                inserted.extend(ids);
+            }
         }
         Ok(inserted)
     }
@@ -465,6 +491,10 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         read!(self, sqlx::query("SELECT 1"), execute)?;
         Ok(())
+    }
+
+    fn is_embedded(&self) -> bool {
+        true
     }
 
     async fn record_deliveries(

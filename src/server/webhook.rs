@@ -237,11 +237,20 @@ pub enum IntakeError {
 }
 
 impl IntakeWriter {
-    /// Start the writer task; it ends when every `IntakeWriter` clone is dropped.
-    pub fn start(store: Arc<dyn Store>, max_batch: usize) -> Self {
+    /// Start the writer; it ends when every `IntakeWriter` clone is dropped. Fails only when the
+    /// system refuses a thread.
+    ///
+    /// For an embedded database the writer runs on a thread of its own (`specbot-intake`, with a
+    /// single-threaded runtime), not as one task among the request tasks: it is the one serial
+    /// step of intake, and as a task its turn to hand in the next batch, or to answer the one
+    /// just committed, came behind every request waiting on the same two worker threads
+    /// (commits took 1.2–1.3 ms instead of 0.9 ms at 64 connections). A server database keeps
+    /// it a task: its connections belong to the runtime that opened them.
+    pub fn start(store: Arc<dyn Store>, max_batch: usize) -> std::io::Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Pending>(max_batch.max(1) * 4);
         let max_batch = max_batch.max(1);
-        tokio::spawn(async move {
+        let own_thread = store.is_embedded();
+        let writer = async move {
             let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
             while rx.recv_many(&mut batch, max_batch).await > 0 {
                 let (items, replies): (Vec<_>, Vec<_>) = batch
@@ -273,8 +282,18 @@ impl IntakeWriter {
                     }
                 }
             }
-        });
-        IntakeWriter { tx }
+        };
+        if own_thread {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            std::thread::Builder::new()
+                .name("specbot-intake".into())
+                .spawn(move || runtime.block_on(writer))?;
+        } else {
+            tokio::spawn(writer);
+        }
+        Ok(IntakeWriter { tx })
     }
 
     pub async fn record(
