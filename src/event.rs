@@ -256,14 +256,31 @@ pub fn peek_action(body: &[u8]) -> Option<String> {
         .and_then(|p| p.action)
 }
 
-#[derive(Deserialize)]
-struct RawEnvelope {
-    #[serde(default)]
-    action: Option<String>,
-    repository: Repository,
-    sender: User,
-    #[serde(default)]
-    installation: Option<InstallationRef>,
+/// Decode a repository event's payload in one pass: the [`Envelope`]'s fields beside the
+/// event's own (`{ field: Type, … }`), then build the event from both (`|envelope, p| …`).
+/// One pass rather than one for the event and another for the envelope: decoding is the
+/// largest part of a delivery's own work, and the second pass read the whole body again.
+macro_rules! with_envelope {
+    ($body:expr, { $($fields:tt)* } => |$envelope:ident, $p:ident| $build:expr) => {{
+        #[derive(Deserialize)]
+        struct P {
+            #[serde(default)]
+            action: Option<String>,
+            repository: Repository,
+            sender: User,
+            #[serde(default)]
+            installation: Option<InstallationRef>,
+            $($fields)*
+        }
+        let $p: P = serde_json::from_slice($body)?;
+        let $envelope = Envelope {
+            action: $p.action.unwrap_or_default(),
+            repository: $p.repository,
+            sender: $p.sender,
+            installation: $p.installation,
+        };
+        $build
+    }};
 }
 
 impl Event {
@@ -284,15 +301,6 @@ impl Event {
     }
 
     fn try_parse(event: &str, body: &[u8]) -> Result<Option<Event>, serde_json::Error> {
-        fn envelope(body: &[u8]) -> Result<Envelope, serde_json::Error> {
-            let raw: RawEnvelope = serde_json::from_slice(body)?;
-            Ok(Envelope {
-                action: raw.action.unwrap_or_default(),
-                repository: raw.repository,
-                sender: raw.sender,
-                installation: raw.installation,
-            })
-        }
         Ok(Some(match event {
             "ping" => {
                 #[derive(Deserialize)]
@@ -307,18 +315,15 @@ impl Event {
                 }
             }
             "issues" => {
-                #[derive(Deserialize)]
-                struct P {
+                with_envelope!(body, {
                     issue: Issue,
                     #[serde(default)]
                     label: Option<Label>,
-                }
-                let p: P = serde_json::from_slice(body)?;
-                Event::Issues {
-                    envelope: envelope(body)?,
+                } => |envelope, p| Event::Issues {
+                    envelope,
                     issue: p.issue,
                     label: p.label,
-                }
+                })
             }
             "issue_comment" => {
                 #[derive(Deserialize)]
@@ -329,79 +334,61 @@ impl Event {
                 struct From {
                     from: Option<String>,
                 }
-                #[derive(Deserialize)]
-                struct P {
+                with_envelope!(body, {
                     issue: Issue,
                     comment: Comment,
                     #[serde(default)]
                     changes: Option<Changes>,
-                }
-                let p: P = serde_json::from_slice(body)?;
-                Event::IssueComment {
-                    envelope: envelope(body)?,
+                } => |envelope, p| Event::IssueComment {
+                    envelope,
                     issue: p.issue,
                     comment: p.comment,
                     previous_body: p.changes.and_then(|c| c.body).and_then(|b| b.from),
-                }
+                })
             }
             "pull_request" => {
-                #[derive(Deserialize)]
-                struct P {
+                with_envelope!(body, {
                     pull_request: PullRequest,
-                }
-                let p: P = serde_json::from_slice(body)?;
-                Event::PullRequest {
-                    envelope: envelope(body)?,
+                } => |envelope, p| Event::PullRequest {
+                    envelope,
                     pull_request: p.pull_request,
-                }
+                })
             }
             "pull_request_review" => {
-                #[derive(Deserialize)]
-                struct P {
+                with_envelope!(body, {
                     pull_request: PullRequest,
                     review: Review,
-                }
-                let p: P = serde_json::from_slice(body)?;
-                Event::PullRequestReview {
-                    envelope: envelope(body)?,
+                } => |envelope, p| Event::PullRequestReview {
+                    envelope,
                     pull_request: p.pull_request,
                     review: p.review,
-                }
+                })
             }
             "pull_request_review_comment" => {
-                #[derive(Deserialize)]
-                struct P {
+                with_envelope!(body, {
                     pull_request: PullRequest,
                     comment: Comment,
-                }
-                let p: P = serde_json::from_slice(body)?;
-                Event::PullRequestReviewComment {
-                    envelope: envelope(body)?,
+                } => |envelope, p| Event::PullRequestReviewComment {
+                    envelope,
                     pull_request: p.pull_request,
                     comment: p.comment,
-                }
+                })
             }
             "check_suite" => {
-                #[derive(Deserialize)]
-                struct P {
+                with_envelope!(body, {
                     check_suite: CheckSuite,
-                }
-                let p: P = serde_json::from_slice(body)?;
-                Event::CheckSuite {
-                    envelope: envelope(body)?,
+                } => |envelope, p| Event::CheckSuite {
+                    envelope,
                     check_suite: p.check_suite,
-                }
+                })
             }
             "check_run" => {
-                #[derive(Deserialize)]
-                struct P {
+                with_envelope!(body, {
                     check_run: CheckRun,
-                }
-                let p: P = serde_json::from_slice(body)?;
-                Event::CheckRun {
-                    envelope: envelope(body)?,
+                } => |envelope, p| Event::CheckRun {
+                    envelope,
                     check_run: p.check_run,
-                }
+                })
             }
             "installation" => {
                 #[derive(Deserialize)]
@@ -532,6 +519,37 @@ mod tests {
             });
             let event = Event::parse(EVENTS[which], &serde_json::to_vec(&body).unwrap());
             let _ = crate::trigger::plan(&event, "d");
+        }
+    }
+
+    #[test]
+    fn the_envelope_is_decoded_with_the_event_and_required_with_it() {
+        let mut body = serde_json::json!({
+            "action": "created",
+            "issue": {"id": 1, "number": 7, "title": "t", "user": {"login": "alice", "id": 1}},
+            "comment": {"id": 9, "body": "/implement", "user": {"login": "alice", "id": 1}},
+            "repository": {"id": 1, "name": "r", "full_name": "o/r", "owner": {"login": "o", "id": 3}},
+            "sender": {"login": "alice", "id": 1},
+            "installation": {"id": 77},
+        });
+        let event = Event::parse("issue_comment", &serde_json::to_vec(&body).unwrap());
+        let envelope = event.envelope().expect("typed");
+        assert_eq!(envelope.action, "created");
+        assert_eq!(envelope.repository.full_name, "o/r");
+        assert_eq!(envelope.sender.login, "alice");
+        assert_eq!(envelope.installation.map(|i| i.id), Some(77));
+        let Event::IssueComment { issue, comment, .. } = &event else {
+            panic!("{event:?}");
+        };
+        assert_eq!((issue.number, comment.id), (7, 9));
+
+        body.as_object_mut().unwrap().remove("sender");
+        match Event::parse("issue_comment", &serde_json::to_vec(&body).unwrap()) {
+            Event::Malformed { action, error, .. } => {
+                assert_eq!(action.as_deref(), Some("created"));
+                assert!(error.contains("sender"), "{error}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 
