@@ -23,6 +23,13 @@ SECRET=peer-secret
 SIG="$(node bench/load.mjs body "$DIR/body.json" "$SECRET")"
 ms() { date +%s%3N; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The share of the machine's time the hypervisor gave to other guests since the /proc/stat
+# line $1: on a shared host it is the first suspect when one run is much slower than the next.
+steal() {
+  printf '%s\n%s\n' "$1" "$(head -1 /proc/stat)" | awk '
+    {t = 0; for (i = 2; i <= NF; i++) t += $i; total[NR] = t; st[NR] = $9}
+    END {printf "%.0f", 100 * (st[2] - st[1]) / (total[2] - total[1])}'
+}
 
 load() { # port connections → one line: requests/s, p50, p99, non-2xx, errors
   local url="http://127.0.0.1:$1/api/github/webhooks"
@@ -44,9 +51,9 @@ measure() { # name port pid
   echo "== $name: idle RSS $(ps -o rss= -p "$pid") KiB"
   : > "$DIR/ok"
   for c in "${CONNS[@]}"; do
-    ticks=$(cpu_ticks "$pid")
+    ticks=$(cpu_ticks "$pid"); machine=$(head -1 /proc/stat)
     echo -n "   $c connections ($LOADGEN): "; load "$port" "$c"
-    echo "   server CPU $(( ($(cpu_ticks "$pid") - ticks) * 100 / $(getconf CLK_TCK) / SECS ))% of one core; RSS after $(ps -o rss= -p "$pid") KiB"
+    echo "   server CPU $(( ($(cpu_ticks "$pid") - ticks) * 100 / $(getconf CLK_TCK) / SECS ))% of one core; RSS after $(ps -o rss= -p "$pid") KiB; steal $(steal "$machine")%"
   done
 }
 
