@@ -172,7 +172,7 @@ fn settings(env: EnvArgs) -> Result<Settings, i32> {
 
 async fn print_delivery(database_url: &str, id: &str) -> i32 {
     use std::io::Write;
-    let found = match crate::jobs::open(database_url).await {
+    let found = match crate::jobs::open_existing(database_url).await {
         Ok(store) => store.delivery(id).await,
         Err(e) => Err(e),
     };

@@ -122,3 +122,26 @@ fn delivery_prints_a_stored_body_as_github_sent_it() {
         String::from_utf8_lossy(&out.stderr).contains("no delivery \"never-received\" is stored")
     );
 }
+
+#[test]
+fn delivery_against_a_database_that_does_not_exist_says_so_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.db");
+    let out = specbot()
+        .args(["delivery", "any-id"])
+        .env("DATABASE_URL", format!("sqlite://{}", path.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("no database at") && err.contains("typo.db"),
+        "{err}"
+    );
+    assert!(
+        !path.exists(),
+        "a read-only command created {}",
+        path.display()
+    );
+}

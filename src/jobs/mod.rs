@@ -437,8 +437,22 @@ pub trait Store: Send + Sync + 'static {
 
 /// Open the store named by `DATABASE_URL`: `sqlite://…` (created if missing) or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    open_as(url, true).await
+}
+
+/// [`open`] for commands that only read: a SQLite file that does not exist is an error rather
+/// than a new empty database. (A server database is never created by connecting.)
+pub async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
+    open_as(url, false).await
+}
+
+async fn open_as(url: &str, create: bool) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+        Ok(Arc::new(if create {
+            sqlite::SqliteStore::open(url).await?
+        } else {
+            sqlite::SqliteStore::open_existing(url).await?
+        }))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {

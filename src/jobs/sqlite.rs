@@ -332,15 +332,32 @@ impl SqliteStore {
     /// on disk before a delivery is acknowledged) to SQLite's `NORMAL`, which survives a crash
     /// of this process but may lose the last commits on power loss, for more throughput.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::connect(url, true).await
+    }
+
+    /// [`SqliteStore::open`] for a database that must exist already: a missing file is an
+    /// error, not a new empty database (for commands that only read, like `specbot delivery`).
+    pub async fn open_existing(url: &str) -> Result<Self> {
+        Self::connect(url, false).await
+    }
+
+    async fn connect(url: &str, create: bool) -> Result<Self> {
         let (url, durable) = durability_from_url(url)?;
         let url = url.as_str();
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+        let options = SqliteConnectOptions::from_str(url)?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !create && !in_memory && !options.get_filename().exists() {
+            return Err(StoreError::BadUrl(format!(
+                "no database at {} (is DATABASE_URL the one `specbot serve` uses?)",
+                options.get_filename().display()
+            )));
+        }
+        let options = options
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         // By default the writer syncs the WAL on every commit (`synchronous=FULL`): a delivery
         // answered `202` survives a power cut, not only a crash of this process. It never
         // checkpoints on commit (that would stall intake for the length of a checkpoint now and
