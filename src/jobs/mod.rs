@@ -448,11 +448,7 @@ pub async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
 
 async fn open_as(url: &str, create: bool) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(if create {
-            sqlite::SqliteStore::open(url).await?
-        } else {
-            sqlite::SqliteStore::open_existing(url).await?
-        }))
+        Ok(Arc::new(sqlite::SqliteStore::open_with(url, create).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {

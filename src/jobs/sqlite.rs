@@ -332,16 +332,13 @@ impl SqliteStore {
     /// on disk before a delivery is acknowledged) to SQLite's `NORMAL`, which survives a crash
     /// of this process but may lose the last commits on power loss, for more throughput.
     pub async fn open(url: &str) -> Result<Self> {
-        Self::connect(url, true).await
+        Self::open_with(url, true).await
     }
 
-    /// [`SqliteStore::open`] for a database that must exist already: a missing file is an
-    /// error, not a new empty database (for commands that only read, like `specbot delivery`).
-    pub async fn open_existing(url: &str) -> Result<Self> {
-        Self::connect(url, false).await
-    }
-
-    async fn connect(url: &str, create: bool) -> Result<Self> {
+    /// [`SqliteStore::open`], or with `create` false for a database that must exist already: a
+    /// missing file is then an error, not a new empty database (for commands that only read,
+    /// like `specbot delivery`).
+    pub async fn open_with(url: &str, create: bool) -> Result<Self> {
         let (url, durable) = durability_from_url(url)?;
         let url = url.as_str();
         let options = SqliteConnectOptions::from_str(url)?;
