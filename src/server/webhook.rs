@@ -215,6 +215,17 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     }
 }
 
+/// How long the writer on its own thread waits for more deliveries before it commits, when
+/// the batch before had more than one (that is, under load; a lone delivery never waits).
+///
+/// Fewer, larger commits mean fewer syncs, and on a virtual machine a sync costs more than its
+/// own time: on the project's 2-core VMs a loop of 6,000 `fdatasync`/s paused the whole
+/// machine for ~12 ms in every 100 ms, and fewer syncs paused it less (BENCHMARKS.md). At 16
+/// connections those pauses were specbot's p99 (~11 ms at 3,500 commits/s); with this wait,
+/// 1,900 commits/s of ~11 deliveries gave a p99 of 1.5–2.3 ms, for 6–11 % less throughput at
+/// 16 connections and none at 64. 50 µs left p99 at 2.6–3.9 ms; 200 µs cost 20 % throughput.
+const GATHER_UNDER_LOAD: std::time::Duration = std::time::Duration::from_micros(100);
+
 type Pending = (
     Delivery,
     Vec<NewJob>,
@@ -244,15 +255,30 @@ impl IntakeWriter {
     /// single-threaded runtime), not as one task among the request tasks: it is the one serial
     /// step of intake, and as a task its turn to hand in the next batch, or to answer the one
     /// just committed, came behind every request waiting on the same two worker threads
-    /// (commits took 1.2–1.3 ms instead of 0.9 ms at 64 connections). A server database keeps
-    /// it a task: its connections belong to the runtime that opened them.
+    /// (commits took 1.2–1.3 ms instead of 0.9 ms at 64 connections). There, under load, it
+    /// also gathers for [`GATHER_UNDER_LOAD`] before each commit. A server database keeps it a
+    /// task: its connections belong to the runtime that opened them.
     pub fn start(store: Arc<dyn Store>, max_batch: usize) -> std::io::Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Pending>(max_batch.max(1) * 4);
         let max_batch = max_batch.max(1);
         let own_thread = store.is_embedded();
+        // A blocking sleep is fine on the writer's own thread, not on a runtime's worker.
+        let gather = own_thread.then_some(GATHER_UNDER_LOAD);
         let writer = async move {
             let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
+            let mut last_batch = 0;
             while rx.recv_many(&mut batch, max_batch).await > 0 {
+                if let Some(wait) = gather
+                    && last_batch > 1
+                    && batch.len() < max_batch
+                {
+                    std::thread::sleep(wait);
+                    while batch.len() < max_batch {
+                        let Ok(pending) = rx.try_recv() else { break };
+                        batch.push(pending);
+                    }
+                }
+                last_batch = batch.len();
                 let (items, replies): (Vec<_>, Vec<_>) = batch
                     .drain(..)
                     .map(|(delivery, jobs, reply)| ((delivery, jobs), reply))
