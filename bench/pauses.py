@@ -5,9 +5,10 @@
 
 For each rate, one process writes 8 KiB and `fdatasync`s it at that rate (a ring of 64 MiB in a
 temporary file, overwritten in place, like a reused SQLite WAL), while another spins reading the
-clock and counts the gaps over 1 ms in which it did not run. On a machine of its own the meter
-sees almost none; on a virtual machine, time the hypervisor takes away shows up here whatever
-the guest's scheduler does. Rate 0 is the meter alone; "max" syncs as fast as the disk allows.
+clock and counts the gaps over 1 ms in which it did not run: time the hypervisor takes from the
+whole machine shows up here, whatever the guest's scheduler does. Rate 0 is the meter alone;
+"max" syncs as fast as the disk allows. The ring lives in a temporary directory under
+$PAUSES_DIR (default: the current directory), so point that at the disk the database uses.
 """
 
 import multiprocessing as mp
