@@ -63,7 +63,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let running = specbot::app::start(app.clone(), listener).expect("start");
+    let running = specbot::runtime::start(app.clone(), listener).expect("start");
     let url = format!("http://{}/api/github/webhooks", running.addr);
     let body = bytes::Bytes::from(payload());
     let signature = sign(SECRET, &body);

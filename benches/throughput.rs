@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use child::Server;
 use specbot::jobs::JobState;
-use specbot::workflow::{JobInput, RepoTarget, SpecRequest, SpecTrigger};
+use specbot::workflow::{RepoTarget, SpecRequest, SpecTrigger, Workflow};
 use support::answers::good_answer;
 use support::db::TestDb;
 use support::github_world::GitHubWorld;
@@ -118,7 +118,7 @@ async fn run(processes: u64, workers: u64, jobs: u64, latency: Duration) -> (f64
         .collect();
     let started = Instant::now();
     for (i, issue) in issues.iter().enumerate() {
-        let job = JobInput::Spec(SpecRequest {
+        let job = SpecRequest {
             repo: target.clone(),
             issue_number: *issue,
             requested_by: "alice".into(),
@@ -126,8 +126,8 @@ async fn run(processes: u64, workers: u64, jobs: u64, latency: Duration) -> (f64
                 name: "needs-spec".into(),
             },
             delivery_id: format!("bench-{i}"),
-        })
-        .into_job();
+        }
+        .into_job(3);
         store
             .enqueue(&job, specbot::jobs::now_ms())
             .await

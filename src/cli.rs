@@ -77,7 +77,7 @@ pub async fn run(cli: Cli) -> i32 {
                 }
             };
             crate::telemetry::init_logging(settings.log_format);
-            match crate::app::serve(settings).await {
+            match crate::runtime::serve(settings).await {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("specbot: {e}");
@@ -214,7 +214,11 @@ fn replay(path: &std::path::Path, event: &str) -> i32 {
     if let crate::event::Event::Malformed { error, .. } = &parsed {
         println!("payload does not match the `{event}` event: {error}");
     }
-    let plan = crate::trigger::plan(&parsed, "replay");
+    let plan = crate::trigger::plan(
+        &parsed,
+        "replay",
+        crate::config::Settings::base().job_max_attempts,
+    );
     for note in &plan.notes {
         println!("why: {note}");
     }

@@ -518,7 +518,7 @@ mod tests {
                 "sender": {"login": login, "id": 4},
             });
             let event = Event::parse(EVENTS[which], &serde_json::to_vec(&body).unwrap());
-            let _ = crate::trigger::plan(&event, "d");
+            let _ = crate::trigger::plan(&event, "d", 3);
         }
     }
 

@@ -2,9 +2,9 @@
 //! specifications into pull requests.
 //!
 //! The life of a delivery: [`server`] verifies and stores it → [`trigger`] turns it into at most
-//! one job per intent → a [`jobs`] worker leases it → its [`workflow`] runs step by step, each
-//! step checkpointed → [`github`] writes, serially and idempotently → the job ends succeeded,
-//! failed (one clear comment) or cancelled.
+//! one job per intent → a [`runtime`] worker leases it from [`jobs`] → its [`workflow`] runs
+//! step by step, each step checkpointed → [`github`] writes, serially and idempotently → the job
+//! ends succeeded, failed (one clear comment) or cancelled.
 
 pub mod agent;
 pub mod app;
@@ -19,6 +19,7 @@ pub mod llm;
 pub mod local;
 pub mod messages;
 pub mod prompt;
+pub mod runtime;
 pub mod server;
 pub mod spec;
 pub mod telemetry;

@@ -5,6 +5,7 @@
 //! which is what makes re-runs update instead of duplicate.
 
 use crate::command;
+use crate::config::repo::Attribution;
 
 /// Marker of the one status comment a spec job keeps for an issue.
 pub fn status_marker(issue: u64) -> String {
@@ -486,6 +487,181 @@ fn failing_list(failing: &[String]) -> String {
         String::new()
     };
     format!("failing: {}{more}", names.join(", "))
+}
+
+/// Marker of the reply to a label added by someone who may not (one per delivery).
+pub fn delivery_reply_marker(delivery_id: &str) -> String {
+    format!("<!-- specbot:reply delivery={delivery_id} -->")
+}
+
+/// Marker of the reply to a review.
+pub fn review_reply_marker(review_id: u64) -> String {
+    format!("<!-- specbot:reply review={review_id} -->")
+}
+
+/// The one reply to a comment, however many commands it held: each command's answer without
+/// its own marker, under the comment's marker.
+pub fn one_reply(comment_id: u64, replies: &[String]) -> String {
+    let marker = reply_marker(comment_id);
+    let body = replies
+        .iter()
+        .map(|r| r.replacen(&marker, "", 1).trim().to_string())
+        .collect::<Vec<_>>()
+        .join("\n\n---\n\n");
+    with_marker(&marker, body)
+}
+
+/// `/spec` on a pull request.
+pub fn spec_not_here(comment_id: u64) -> String {
+    not_here(
+        comment_id,
+        "/spec",
+        "comment it on the issue that describes the feature, not on a pull request.",
+    )
+}
+
+/// `/revise` off a spec pull request.
+pub fn revise_not_here(comment_id: u64) -> String {
+    not_here(
+        comment_id,
+        "/revise",
+        "comment it on a spec pull request (one I opened from a `specbot/spec-…` branch).",
+    )
+}
+
+/// `/implement` where there is nothing to implement.
+pub fn implement_not_here(comment_id: u64, command: &str) -> String {
+    not_here(
+        comment_id,
+        command,
+        "comment it on the feature issue, on one of its component issues, or on the spec pull request.",
+    )
+}
+
+/// The commit that adds a spec.
+pub fn spec_commit(issue: u64, title: &str) -> String {
+    format!("Spec for #{issue}: {title}")
+}
+
+/// The spec PR's title.
+pub fn spec_pull_title(issue: u64, title: &str) -> String {
+    format!("Spec: {title} (#{issue})")
+}
+
+/// The commit that revises a spec: the first line of what changed, or a plain subject.
+pub fn revision_commit(issue: u64, changes: Option<&str>) -> String {
+    let summary = changes
+        .and_then(|c| c.lines().next())
+        .unwrap_or("address review feedback");
+    format!(
+        "Revise spec for #{issue}: {}",
+        summary.chars().take(60).collect::<String>()
+    )
+}
+
+/// A revision asked for on a spec PR that is merged or closed.
+pub fn spec_finished(marker: &str, state: &str, issue: u64) -> String {
+    with_marker(
+        marker,
+        format!(
+            "This spec PR is {state}, so I won't revise it. Comment `/spec` on #{issue} to start a new spec."
+        ),
+    )
+}
+
+/// A review with nothing to act on.
+pub fn no_feedback(marker: &str) -> String {
+    with_marker(
+        marker,
+        "The review has no comments I could act on, so I left the spec as it is.".to_string(),
+    )
+}
+
+/// A revision failed for good.
+pub fn revision_failed(marker: &str, error: &str) -> String {
+    with_marker(
+        marker,
+        format!(
+            "❌ I could not revise the spec: {error}\n\nNothing was pushed. Ask again with `/revise <what to change>`."
+        ),
+    )
+}
+
+/// Marker of the note on a component issue that a revision dropped.
+pub fn component_dropped_marker(spec_pull: u64) -> String {
+    format!("<!-- specbot:removed spec-pr={spec_pull} -->")
+}
+
+/// The note on a component issue that a revision dropped.
+pub fn component_dropped(spec_pull: u64) -> String {
+    with_marker(
+        &component_dropped_marker(spec_pull),
+        format!(
+            "This component is no longer part of the spec after the revision in #{spec_pull}. Closing it; reopen it if that was a mistake."
+        ),
+    )
+}
+
+/// `/implement` where the spec is not where it should be.
+pub fn no_spec_at(path: &str, git_ref: &str, spec_issue: u64, trigger_label: &str) -> String {
+    format!(
+        "there is no spec at `{path}` on `{git_ref}`: label #{spec_issue} `{trigger_label}` or comment `/spec` there first"
+    )
+}
+
+/// The engineer stopped without changing anything.
+pub fn engineer_changed_nothing(summary: &str) -> String {
+    format!(
+        "the engineer finished without changing any file. Its summary: {}",
+        summary.chars().take(500).collect::<String>()
+    )
+}
+
+/// The implementation PR's title (and its commit's subject).
+pub fn implement_title(issue: u64, title: &str) -> String {
+    format!("Implement #{issue}: {}", single_line(title))
+}
+
+/// The subject of a CI fix round's commit.
+pub fn ci_fix_subject(issue: u64, attempt: u32) -> String {
+    format!("Fix CI for #{issue} (attempt {attempt})")
+}
+
+/// Subject, the summary's first paragraph, the spec reference and the attribution trailer.
+pub fn commit_message(
+    subject: &str,
+    summary: &str,
+    spec_issue: u64,
+    model: &str,
+    attribution: Attribution,
+) -> String {
+    let subject: String = subject.chars().take(72).collect();
+    let first: String = crate::prompt::sanitize::sanitize(summary)
+        .split("\n\n")
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(1000)
+        .collect();
+    let mut out = format!("{subject}\n\n");
+    if !first.trim().is_empty() {
+        out.push_str(first.trim());
+        out.push_str("\n\n");
+    }
+    out.push_str(&format!("Refs #{spec_issue}\n"));
+    let model = single_line(model);
+    match attribution {
+        Attribution::AssistedBy => out.push_str(&format!("Assisted-by: {model} via specbot\n")),
+        Attribution::CoAuthoredBy => out.push_str(&format!(
+            "Co-authored-by: {model} via specbot <specbot@users.noreply.github.com>\n"
+        )),
+        Attribution::None => {}
+    }
+    out
+}
+
+fn single_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ").chars().take(200).collect()
 }
 
 #[cfg(test)]

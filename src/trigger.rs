@@ -8,9 +8,11 @@
 use crate::command;
 use crate::event::{Envelope, Event};
 use crate::jobs::NewJob;
-use crate::workflow::{
-    CiFixRequest, CommandRequest, FeedbackSource, JobInput, RepoTarget, ReviseRequest, SpecEvent,
-    SpecRequest, SpecTrigger, implement_issue_of_branch, spec_issue_of_branch,
+use crate::workflow::Workflow;
+use crate::workflow::branch::BotBranch;
+use crate::workflow::job::{
+    CiFixRequest, CommandRequest, FeedbackSource, RepoTarget, ReviseRequest, SpecChange, SpecEvent,
+    SpecRequest, SpecTrigger,
 };
 
 /// The jobs a delivery queues, and a line per decision for logs and `specbot replay`.
@@ -27,10 +29,22 @@ impl Plan {
             notes: vec![note.into()],
         }
     }
+
+    fn one(job: NewJob, note: String) -> Self {
+        Plan {
+            jobs: vec![job],
+            notes: vec![note],
+        }
+    }
 }
 
-/// Default attempts for a job (a job's own errors decide whether a retry makes sense).
-pub const MAX_ATTEMPTS: i32 = 3;
+/// What every planned job shares: where its delivery came from and how often it may be tried.
+struct Origin<'a> {
+    envelope: &'a Envelope,
+    repo: RepoTarget,
+    delivery_id: &'a str,
+    max_attempts: i32,
+}
 
 fn target(envelope: &Envelope) -> Option<RepoTarget> {
     Some(RepoTarget {
@@ -41,14 +55,14 @@ fn target(envelope: &Envelope) -> Option<RepoTarget> {
     })
 }
 
-/// Turn a decoded delivery into the jobs it queues.
-pub fn plan(event: &Event, delivery_id: &str) -> Plan {
+/// Turn a decoded delivery into the jobs it queues, each tried at most `max_attempts` times.
+pub fn plan(event: &Event, delivery_id: &str, max_attempts: i32) -> Plan {
     let Some(envelope) = event.envelope() else {
         return Plan::skip(format!("`{}` events queue no jobs", event.name()));
     };
     // CI results come from bots (GitHub Actions, the App's own push): they are not commands,
     // so the bot filter does not apply; the fix job's per-head record and cap stop loops.
-    if let Some(plan) = ci_failure(event, envelope) {
+    if let Some(plan) = ci_failure(event, envelope, max_attempts) {
         return plan;
     }
     if envelope.sender.is_bot() {
@@ -60,43 +74,28 @@ pub fn plan(event: &Event, delivery_id: &str) -> Plan {
     let Some(repo) = target(envelope) else {
         return Plan::skip("delivery has no installation: the App cannot act on it");
     };
+    let origin = Origin {
+        envelope,
+        repo,
+        delivery_id,
+        max_attempts,
+    };
+    let action = envelope.action.as_str();
     match event {
-        Event::Issues { issue, label, .. } if envelope.action == "labeled" => {
-            let Some(label) = label else {
-                return Plan::skip("labeled event without a label");
-            };
-            if issue.is_pull_request() {
-                return Plan::skip("label added to a pull request");
-            }
-            let input = JobInput::Spec(SpecRequest {
-                repo: repo.clone(),
-                issue_number: issue.number,
-                requested_by: envelope.sender.login.clone(),
-                trigger: SpecTrigger::Label {
-                    name: label.name.clone(),
-                },
-                delivery_id: delivery_id.to_string(),
-            });
-            Plan {
-                notes: vec![format!(
-                    "issue #{} labelled `{}` by {}: spec job (runs if the repository's trigger label is `{}` and {} may write)",
-                    issue.number,
-                    label.name,
-                    envelope.sender.login,
-                    label.name,
-                    envelope.sender.login
-                )],
-                jobs: vec![input.into_job()],
-            }
-        }
+        Event::Issues { issue, label, .. } if action == "labeled" => labelled(
+            &origin,
+            issue.number,
+            issue.is_pull_request(),
+            label.as_ref(),
+        ),
         Event::IssueComment {
             issue,
             comment,
             previous_body,
             ..
-        } if envelope.action == "created" || envelope.action == "edited" => {
+        } if action == "created" || action == "edited" => {
             let body = comment.body.as_deref().unwrap_or("");
-            let parsed = match (envelope.action.as_str(), previous_body) {
+            let parsed = match (action, previous_body) {
                 ("edited", Some(old)) => command::added_by_edit(old, body),
                 ("edited", None) => command::Parsed::default(),
                 _ => command::parse(body),
@@ -104,116 +103,172 @@ pub fn plan(event: &Event, delivery_id: &str) -> Plan {
             if parsed.commands.is_empty() && parsed.errors.is_empty() {
                 return Plan::skip(format!("comment {} holds no command", comment.id));
             }
-            let input = JobInput::Command(CommandRequest {
-                repo,
-                issue_number: issue.number,
-                is_pull_request: issue.is_pull_request(),
-                comment_id: comment.id,
-                author: comment.user.login.clone(),
-                commands: parsed.commands.iter().map(|c| c.to_string()).collect(),
-                errors: parsed.errors.iter().map(|e| e.to_string()).collect(),
-                delivery_id: delivery_id.to_string(),
-            });
-            Plan {
-                notes: vec![format!(
-                    "comment {} by {} on #{}: commands [{}]{}: command job (runs each if {} may write)",
-                    comment.id,
-                    comment.user.login,
-                    issue.number,
-                    parsed
-                        .commands
-                        .iter()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    if parsed.errors.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" and {} unparsable", parsed.errors.len())
-                    },
-                    comment.user.login
-                )],
-                jobs: vec![input.into_job()],
-            }
+            commented(
+                &origin,
+                issue.number,
+                issue.is_pull_request(),
+                comment.id,
+                &comment.user.login,
+                &parsed,
+            )
         }
         Event::PullRequestReview {
             pull_request,
             review,
             ..
-        } if envelope.action == "submitted" => {
-            let Some(issue_number) = spec_issue_of_branch(&pull_request.head.ref_name) else {
+        } if action == "submitted" => {
+            let Some(issue_number) = BotBranch::spec_issue(&pull_request.head.ref_name) else {
                 return Plan::skip("review on a pull request that is not a spec PR");
             };
-            let input = match review.state.to_ascii_lowercase().as_str() {
-                "changes_requested" => JobInput::Revise(ReviseRequest {
-                    repo,
-                    pull_number: pull_request.number,
-                    issue_number,
-                    requested_by: review.user.login.clone(),
-                    source: FeedbackSource::Review {
-                        review_id: review.id,
-                    },
-                    delivery_id: delivery_id.to_string(),
-                }),
-                "approved" => JobInput::SpecEvent(SpecEvent {
-                    repo,
-                    pull_number: pull_request.number,
-                    issue_number,
-                    what: "approved".into(),
-                }),
-                other => {
-                    return Plan::skip(format!(
-                        "`{other}` review on spec PR #{}: nothing to do",
-                        pull_request.number
-                    ));
-                }
-            };
-            Plan {
-                notes: vec![format!(
-                    "{} review by {} on spec PR #{}: {} job",
-                    review.state,
-                    review.user.login,
-                    pull_request.number,
-                    input.kind()
-                )],
-                jobs: vec![input.into_job()],
-            }
-        }
-        Event::PullRequest { pull_request, .. }
-            if envelope.action == "closed" || envelope.action == "reopened" =>
-        {
-            let Some(issue_number) = spec_issue_of_branch(&pull_request.head.ref_name) else {
-                return Plan::skip("not a spec PR");
-            };
-            let what = match (envelope.action.as_str(), pull_request.merged) {
-                ("closed", Some(true)) => "merged",
-                ("closed", _) => "closed",
-                _ => "reopened",
-            };
-            let input = JobInput::SpecEvent(SpecEvent {
-                repo,
+            let review = Review {
                 pull_number: pull_request.number,
                 issue_number,
-                what: what.into(),
-            });
-            Plan {
-                notes: vec![format!(
-                    "spec PR #{} {what}: spec_event job",
-                    pull_request.number
-                )],
-                jobs: vec![input.into_job()],
-            }
+                id: review.id,
+                state: &review.state,
+                by: &review.user.login,
+            };
+            reviewed(origin, &review)
+        }
+        Event::PullRequest { pull_request, .. } if action == "closed" || action == "reopened" => {
+            let Some(issue_number) = BotBranch::spec_issue(&pull_request.head.ref_name) else {
+                return Plan::skip("not a spec PR");
+            };
+            let what = match (action, pull_request.merged) {
+                ("closed", Some(true)) => SpecChange::Merged,
+                ("closed", _) => SpecChange::Closed,
+                _ => SpecChange::Reopened,
+            };
+            let input = SpecEvent {
+                repo: origin.repo,
+                pull_number: pull_request.number,
+                issue_number,
+                what,
+            };
+            let note = format!(
+                "spec PR #{} {}: spec_event job",
+                pull_request.number,
+                what.as_str()
+            );
+            Plan::one(input.into_job(max_attempts), note)
+        }
+        other => Plan::skip(format!("`{}.{action}` queues no jobs", other.name())),
+    }
+}
+
+/// A label on an issue: the spec job, which checks the label and the sender when it runs.
+fn labelled(
+    origin: &Origin<'_>,
+    issue_number: u64,
+    is_pull_request: bool,
+    label: Option<&crate::event::Label>,
+) -> Plan {
+    let Some(label) = label else {
+        return Plan::skip("labeled event without a label");
+    };
+    if is_pull_request {
+        return Plan::skip("label added to a pull request");
+    }
+    let sender = &origin.envelope.sender.login;
+    let input = SpecRequest {
+        repo: origin.repo.clone(),
+        issue_number,
+        requested_by: sender.clone(),
+        trigger: SpecTrigger::Label {
+            name: label.name.clone(),
+        },
+        delivery_id: origin.delivery_id.to_string(),
+    };
+    let note = format!(
+        "issue #{issue_number} labelled `{0}` by {sender}: spec job (runs if the repository's trigger label is `{0}` and {sender} may write)",
+        label.name
+    );
+    Plan::one(input.into_job(origin.max_attempts), note)
+}
+
+/// A comment with commands: the command job, which checks the author when it runs.
+fn commented(
+    origin: &Origin<'_>,
+    issue_number: u64,
+    is_pull_request: bool,
+    comment_id: u64,
+    author: &str,
+    parsed: &command::Parsed,
+) -> Plan {
+    let commands: Vec<String> = parsed.commands.iter().map(|c| c.to_string()).collect();
+    let note = format!(
+        "comment {comment_id} by {author} on #{issue_number}: commands [{}]{}: command job (runs each if {author} may write)",
+        commands.join(", "),
+        if parsed.errors.is_empty() {
+            String::new()
+        } else {
+            format!(" and {} unparsable", parsed.errors.len())
+        },
+    );
+    let input = CommandRequest {
+        repo: origin.repo.clone(),
+        issue_number,
+        is_pull_request,
+        comment_id,
+        author: author.to_string(),
+        commands,
+        errors: parsed.errors.iter().map(|e| e.to_string()).collect(),
+        delivery_id: origin.delivery_id.to_string(),
+    };
+    Plan::one(input.into_job(origin.max_attempts), note)
+}
+
+/// A review submitted on a spec PR.
+struct Review<'a> {
+    pull_number: u64,
+    issue_number: u64,
+    id: u64,
+    state: &'a str,
+    by: &'a str,
+}
+
+/// "Request changes" revises the spec; "Approve" moves its state; other reviews do nothing.
+fn reviewed(origin: Origin<'_>, review: &Review<'_>) -> Plan {
+    let note = |kind: &str| {
+        format!(
+            "{} review by {} on spec PR #{}: {kind} job",
+            review.state, review.by, review.pull_number
+        )
+    };
+    match review.state.to_ascii_lowercase().as_str() {
+        "changes_requested" => {
+            let input = ReviseRequest {
+                repo: origin.repo,
+                pull_number: review.pull_number,
+                issue_number: review.issue_number,
+                requested_by: review.by.to_string(),
+                source: FeedbackSource::Review {
+                    review_id: review.id,
+                },
+                delivery_id: origin.delivery_id.to_string(),
+            };
+            Plan::one(
+                input.into_job(origin.max_attempts),
+                note(ReviseRequest::KIND),
+            )
+        }
+        "approved" => {
+            let input = SpecEvent {
+                repo: origin.repo,
+                pull_number: review.pull_number,
+                issue_number: review.issue_number,
+                what: SpecChange::Approved,
+            };
+            Plan::one(input.into_job(origin.max_attempts), note(SpecEvent::KIND))
         }
         other => Plan::skip(format!(
-            "`{}.{}` queues no jobs",
-            other.name(),
-            envelope.action
+            "`{other}` review on spec PR #{}: nothing to do",
+            review.pull_number
         )),
     }
 }
 
 /// A completed, failed check suite or check run on an implementation branch → one CI-fix job.
-fn ci_failure(event: &Event, envelope: &Envelope) -> Option<Plan> {
+fn ci_failure(event: &Event, envelope: &Envelope, max_attempts: i32) -> Option<Plan> {
     let (branch, sha, conclusion, what) = match event {
         Event::CheckSuite { check_suite, .. } => (
             check_suite.head_branch.clone(),
@@ -239,7 +294,7 @@ fn ci_failure(event: &Event, envelope: &Envelope) -> Option<Plan> {
         )));
     }
     let branch = branch.unwrap_or_default();
-    let Some(issue_number) = implement_issue_of_branch(&branch) else {
+    let Some(issue_number) = BotBranch::implemented_issue(&branch) else {
         return Some(Plan::skip(format!(
             "{what} on `{branch}`, not an implementation branch"
         )));
@@ -258,25 +313,27 @@ fn ci_failure(event: &Event, envelope: &Envelope) -> Option<Plan> {
             "delivery has no installation: the App cannot act on it",
         ));
     };
-    let input = JobInput::CiFix(CiFixRequest {
+    let note = format!(
+        "{what} `{conclusion}` on `{branch}` at {}: ci_fix job (one round per head, capped)",
+        sha.chars().take(7).collect::<String>()
+    );
+    let input = CiFixRequest {
         repo,
-        branch: branch.clone(),
+        branch,
         issue_number,
-        head_sha: sha.clone(),
-    });
-    Some(Plan {
-        notes: vec![format!(
-            "{what} `{conclusion}` on `{branch}` at {}: ci_fix job (one round per head, capped)",
-            sha.chars().take(7).collect::<String>()
-        )],
-        jobs: vec![input.into_job()],
-    })
+        head_sha: sha,
+    };
+    Some(Plan::one(input.into_job(max_attempts), note))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn plan_of(event: &Event, delivery_id: &str) -> Plan {
+        plan(event, delivery_id, 3)
+    }
 
     fn comment_event(body: &str, sender_type: &str, action: &str, previous: Option<&str>) -> Event {
         let mut p = json!({
@@ -295,30 +352,28 @@ mod tests {
 
     #[test]
     fn a_command_comment_queues_one_command_job() {
-        let plan = plan(&comment_event("/spec\n/help", "User", "created", None), "d");
+        let plan = plan_of(&comment_event("/spec\n/help", "User", "created", None), "d");
         assert_eq!(plan.jobs.len(), 1);
         assert_eq!(plan.jobs[0].kind, "command");
         assert_eq!(plan.jobs[0].dedupe_key.as_deref(), Some("command:42:55"));
-        let JobInput::Command(req) = JobInput::from_payload(&plan.jobs[0].payload).unwrap() else {
-            panic!("command job")
-        };
+        let req: CommandRequest = serde_json::from_value(plan.jobs[0].payload.clone()).unwrap();
         assert_eq!(req.commands, vec!["/spec", "/help"]);
     }
 
     #[test]
     fn chatter_and_bots_queue_nothing() {
         assert!(
-            plan(&comment_event("thanks!", "User", "created", None), "d")
+            plan_of(&comment_event("thanks!", "User", "created", None), "d")
                 .jobs
                 .is_empty()
         );
         assert!(
-            plan(&comment_event("/spec", "Bot", "created", None), "d")
+            plan_of(&comment_event("/spec", "Bot", "created", None), "d")
                 .jobs
                 .is_empty()
         );
         assert!(
-            plan(&comment_event("> /spec", "User", "created", None), "d")
+            plan_of(&comment_event("> /spec", "User", "created", None), "d")
                 .jobs
                 .is_empty()
         );
@@ -326,16 +381,14 @@ mod tests {
 
     #[test]
     fn an_edit_runs_only_what_it_added() {
-        let p = plan(
+        let p = plan_of(
             &comment_event("/spec\n/help", "User", "edited", Some("/spec")),
             "d",
         );
-        let JobInput::Command(req) = JobInput::from_payload(&p.jobs[0].payload).unwrap() else {
-            panic!("command job")
-        };
+        let req: CommandRequest = serde_json::from_value(p.jobs[0].payload.clone()).unwrap();
         assert_eq!(req.commands, vec!["/help"]);
         assert!(
-            plan(
+            plan_of(
                 &comment_event("/spec", "User", "edited", Some("/spec")),
                 "d"
             )
@@ -359,14 +412,13 @@ mod tests {
 
     #[test]
     fn a_failed_check_on_an_implementation_branch_queues_one_fix_even_from_a_bot() {
-        let p = plan(
+        let p = plan_of(
             &failed_check_run("specbot/implement-9", "failure", "Bot"),
             "d",
         );
         assert_eq!(p.jobs.len(), 1, "{:?}", p.notes);
-        let JobInput::CiFix(req) = JobInput::from_payload(&p.jobs[0].payload).unwrap() else {
-            panic!("ci_fix job")
-        };
+        assert_eq!(p.jobs[0].kind, "ci_fix");
+        let req: CiFixRequest = serde_json::from_value(p.jobs[0].payload.clone()).unwrap();
         assert_eq!(req.issue_number, 9);
         assert_eq!(req.branch, "specbot/implement-9");
         assert!(
@@ -383,7 +435,7 @@ mod tests {
             ("specbot/spec-9", "failure"),
         ] {
             assert!(
-                plan(&failed_check_run(branch, conclusion, "User"), "d")
+                plan_of(&failed_check_run(branch, conclusion, "User"), "d")
                     .jobs
                     .is_empty(),
                 "{branch} {conclusion}"

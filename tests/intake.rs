@@ -12,12 +12,11 @@ use serde_json::json;
 use specbot::config::Settings;
 use specbot::event::Event;
 use specbot::server::webhook::sign;
-use specbot::workflow::JobInput;
 
 const SECRET: &str = "intake-test-secret";
 
 struct Intake {
-    running: Option<specbot::app::Running>,
+    running: Option<specbot::runtime::Running>,
     app: Arc<specbot::app::App>,
     url: String,
     http: reqwest::Client,
@@ -35,7 +34,7 @@ async fn start_with(db: TestDb, workers: usize) -> Intake {
     settings.workers = workers;
     let app = specbot::app::build(settings).await.expect("app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = specbot::app::start(app.clone(), listener).unwrap();
+    let running = specbot::runtime::start(app.clone(), listener).unwrap();
     let url = format!("http://{}/api/github/webhooks", running.addr);
     Intake {
         running: Some(running),
@@ -271,7 +270,7 @@ async fn every_real_payload_is_accepted_and_decodes() {
     assert_eq!(t.deliveries().await, 329);
     // Every job they queued decodes into a job input.
     for job in t.app.store.recent_jobs(1000).await.unwrap() {
-        JobInput::from_payload(&job.payload)
+        specbot::workflow::check_input(&job)
             .unwrap_or_else(|e| panic!("job {} does not decode: {e}", job.id));
     }
 }
@@ -390,7 +389,7 @@ async fn deliveries_past_their_retention_are_deleted_by_housekeeping() {
         StatusCode::ACCEPTED
     );
     assert_eq!(
-        specbot::app::housekeep(&intake.app)
+        specbot::runtime::housekeep(&intake.app)
             .await
             .unwrap()
             .deliveries,
@@ -406,7 +405,7 @@ async fn deliveries_past_their_retention_are_deleted_by_housekeeping() {
         .app
         .clock
         .advance(std::time::Duration::from_secs(15 * 86_400));
-    let pruned = specbot::app::housekeep(&intake.app).await.unwrap();
+    let pruned = specbot::runtime::housekeep(&intake.app).await.unwrap();
     assert_eq!(pruned.deliveries, 1);
     assert_eq!(intake.deliveries().await, 0);
     // Its job is kept (without the link), so nothing it started is lost.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use child::{Server, Silent, wait_until};
 use db::TestDb;
 use specbot::jobs::{Job, JobState, NewJob, Store};
-use specbot::workflow::{JobInput, RepoTarget, SpecRequest, SpecTrigger};
+use specbot::workflow::{RepoTarget, SpecRequest, SpecTrigger, Workflow};
 
 const JOBS: usize = 300;
 
@@ -43,7 +43,7 @@ fn noop(n: usize) -> NewJob {
 
 /// A spec job: with a GitHub that never answers, whoever claims it holds it.
 fn spec(issue: u64) -> NewJob {
-    let mut job = JobInput::Spec(SpecRequest {
+    let mut job = SpecRequest {
         repo: RepoTarget {
             installation_id: 1,
             owner: "acme".into(),
@@ -56,8 +56,8 @@ fn spec(issue: u64) -> NewJob {
             name: "needs-spec".into(),
         },
         delivery_id: format!("multiprocess-{issue}"),
-    })
-    .into_job();
+    }
+    .into_job(3);
     job.max_attempts = 3;
     job
 }

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use child::{Server, Silent, wait_until};
 use db::TestDb;
 use specbot::jobs::{JobState, NewJob};
-use specbot::workflow::{JobInput, RepoTarget, SpecRequest, SpecTrigger};
+use specbot::workflow::{RepoTarget, SpecRequest, SpecTrigger, Workflow};
 
 fn spec_job(issue: u64) -> NewJob {
-    JobInput::Spec(SpecRequest {
+    SpecRequest {
         repo: RepoTarget {
             installation_id: 1,
             owner: "acme".into(),
@@ -30,8 +30,8 @@ fn spec_job(issue: u64) -> NewJob {
             name: "needs-spec".into(),
         },
         delivery_id: format!("ops-{issue}"),
-    })
-    .into_job()
+    }
+    .into_job(3)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ struct Setup {
     env_file: std::path::PathBuf,
     _dir: tempfile::TempDir,
     _db: TestDb,
-    _running: specbot::app::Running,
+    _running: specbot::runtime::Running,
 }
 
 async fn start(world: &GitHubWorld, with_credentials: bool) -> Setup {
@@ -33,7 +33,7 @@ async fn start(world: &GitHubWorld, with_credentials: bool) -> Setup {
     let env_file = s.env_file.clone();
     let app = specbot::app::build(s).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = specbot::app::start(app, listener).unwrap();
+    let running = specbot::runtime::start(app, listener).unwrap();
     Setup {
         base: format!("http://{}", running.addr),
         env_file,

@@ -20,7 +20,6 @@
 
 pub mod postgres;
 pub mod sqlite;
-pub mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;

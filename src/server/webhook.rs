@@ -142,7 +142,7 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
 
     let span = tracing::info_span!("delivery", delivery = %delivery_id, event = %event_name);
     let _enter = span.enter();
-    let plan = trigger::plan(&event, &delivery_id);
+    let plan = trigger::plan(&event, &delivery_id, app.settings.job_max_attempts);
     for line in &plan.notes {
         tracing::debug!(note = %line, "trigger");
     }

@@ -10,17 +10,24 @@
 //! Steps (checkpoints `ci_fix:<step>`): `claim` (the head is taken and the attempt counted) → `fix` (the engineer's changes
 //! kept in the checkpoint) → `commit` → `done` (the reply on the PR).
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::implement::{self, Engineered, ImplementationRecord};
-use super::spec::{load_config, record_key};
-use super::{CiFixRequest, JobCtx, JobError, StepResult};
 use crate::agent::SecretScanner;
 use crate::app::App;
 use crate::config::repo::RepoConfig;
-use crate::github::Repo;
+use crate::github::{GitHubError, Repo};
+use crate::jobs::Job;
 use crate::messages;
 use crate::prompt::templates::{CiFailure, CiFixInput};
+use crate::workflow::Workflow;
+use crate::workflow::engineer::{self, Assignment, Engineered};
+use crate::workflow::job::CiFixRequest;
+use crate::workflow::quota::{Admission, admit};
+use crate::workflow::records::{self, ImplementationRecord, issue_key};
+use crate::workflow::spec::load_config;
+use crate::workflow::spend::Spend;
+use crate::workflow::step::{JobCtx, StepError, StepResult, repo_client};
 
 /// Most failing checks read (and annotations per check).
 const MAX_CHECKS: usize = 10;
@@ -35,20 +42,38 @@ pub struct CiFixProgress {
     pub attempt: Option<u32>,
     pub failing: Vec<String>,
     pub result: Option<Engineered>,
-    pub tokens: u64,
-    pub cost_usd: f64,
+    #[serde(flatten)]
+    pub spend: Spend,
     pub head: Option<String>,
 }
 
-pub async fn run(ctx: &mut JobCtx, req: CiFixRequest) -> StepResult {
+impl Workflow for CiFixRequest {
+    const KIND: &'static str = "ci_fix";
+
+    /// One fix round at a time per PR; the job itself skips heads already handled.
+    fn dedupe_key(&self) -> String {
+        format!("ci_fix:{}#{}", self.repo.repo_id, self.issue_number)
+    }
+
+    fn run(self, ctx: &mut JobCtx) -> BoxFuture<'_, StepResult> {
+        Box::pin(run(ctx, self))
+    }
+
+    /// The fix round failed for good: say so on the PR, once per head.
+    fn report_failure<'a>(
+        &'a self,
+        app: &'a App,
+        _job: &'a Job,
+        message: &'a str,
+    ) -> BoxFuture<'a, Result<(), GitHubError>> {
+        Box::pin(report_failure(app, self, message))
+    }
+}
+
+async fn run(ctx: &mut JobCtx, req: CiFixRequest) -> StepResult {
     let repo = ctx.repo(&req.repo)?;
-    let key = record_key(req.repo.repo_id, req.issue_number);
-    let Some(mut record) = ctx
-        .app
-        .store
-        .get_record("implementation", &key)
-        .await?
-        .and_then(|v| serde_json::from_value::<ImplementationRecord>(v).ok())
+    let key = issue_key(req.repo.repo_id, req.issue_number);
+    let Some(mut record) = records::load::<ImplementationRecord>(&*ctx.app.store, &key).await?
     else {
         tracing::info!(branch = %req.branch, "CI failed on a branch specbot has no implementation record for");
         return Ok(());
@@ -56,7 +81,7 @@ pub async fn run(ctx: &mut JobCtx, req: CiFixRequest) -> StepResult {
     let Some(pull_number) = record.pull else {
         return Ok(());
     };
-    let mut progress: CiFixProgress = ctx.progress();
+    let mut progress: CiFixProgress = ctx.progress()?;
     let info = repo.info().await?;
     let (config, _) = load_config(&repo, &info.default_branch).await?;
     let max = config.implement.ci_fix_attempts;
@@ -76,7 +101,7 @@ pub async fn run(ctx: &mut JobCtx, req: CiFixRequest) -> StepResult {
             tracing::info!(pull = pull_number, "the implementation PR is not open");
             return Ok(());
         }
-        if super::admit(ctx, &req.repo, None).await? == super::Admission::Drop {
+        if admit(ctx, &req.repo, None).await? == Admission::Drop {
             return Ok(());
         }
         let failures = failing_checks(&repo, &req.head_sha).await?;
@@ -87,7 +112,7 @@ pub async fn run(ctx: &mut JobCtx, req: CiFixRequest) -> StepResult {
         let names: Vec<String> = failures.iter().map(|f| f.name.clone()).collect();
         remember(&mut record, &req.head_sha);
         if record.fix_attempts >= max {
-            save_record(ctx, &key, &record).await?;
+            records::save(&*ctx.app.store, &key, &record, ctx.app.now()).await?;
             repo.comment_once(
                 pull_number,
                 &messages::ci_marker(&req.head_sha),
@@ -97,7 +122,7 @@ pub async fn run(ctx: &mut JobCtx, req: CiFixRequest) -> StepResult {
             return Ok(());
         }
         record.fix_attempts += 1;
-        save_record(ctx, &key, &record).await?;
+        records::save(&*ctx.app.store, &key, &record, ctx.app.now()).await?;
         progress.attempt = Some(record.fix_attempts);
         progress.failing = names;
         ctx.save("ci_fix:claim", &progress).await?;
@@ -151,7 +176,7 @@ async fn fix(
     // fix
     if progress.result.is_none() {
         let spec = repo.file(&record.spec_path, &record.spec_ref).await?;
-        let mut workspace = implement::snapshot(repo, &req.head_sha).await?;
+        let mut workspace = engineer::snapshot(repo, &req.head_sha).await?;
         let prompt = crate::prompt::templates::render_ci_fix(&CiFixInput {
             pull_number,
             branch: req.branch.clone(),
@@ -161,20 +186,16 @@ async fn fix(
             attempt,
             tools: crate::agent::tool_notes(),
         })
-        .map_err(|e| JobError::permanent(e.to_string()))?;
-        let model = ctx.app.model_for(config.model.as_deref())?;
-        let result = implement::engineer(
-            ctx,
-            &*model,
-            &prompt,
-            &mut workspace,
+        .map_err(|e| StepError::permanent(e.to_string()))?;
+        let model = ctx.model(config.model.as_deref())?;
+        let work = Assignment {
+            model: &*model,
+            prompt: &prompt,
             config,
-            &req.repo,
-            req.issue_number,
-            &mut progress.tokens,
-            &mut progress.cost_usd,
-        )
-        .await?;
+            target: &req.repo,
+            issue_number: req.issue_number,
+        };
+        let result = engineer::engineer(ctx, &work, &mut workspace, &mut progress.spend).await?;
         // The snapshot's directory is removed before the checkpoint (and its crash point).
         drop(workspace);
         progress.result = Some(result);
@@ -193,9 +214,9 @@ async fn fix(
 
     // commit
     if progress.head.is_none() {
-        implement::check_clean(&SecretScanner::new(ctx.app.settings.own_secrets()), &result)?;
-        let message = implement::commit_message(
-            &format!("Fix CI for #{} (attempt {attempt})", req.issue_number),
+        engineer::check_clean(&SecretScanner::new(ctx.app.settings.own_secrets()), &result)?;
+        let message = messages::commit_message(
+            &messages::ci_fix_subject(req.issue_number, attempt),
             &result.summary,
             record.spec_issue,
             &result.model,
@@ -206,7 +227,7 @@ async fn fix(
                 &req.branch,
                 default_branch,
                 &message,
-                &implement::to_github(&result.changes),
+                &engineer::to_github(&result.changes),
             )
             .await?;
         progress.head = Some(pushed.head);
@@ -236,20 +257,6 @@ fn remember(record: &mut ImplementationRecord, head: &str) {
     record.handled_heads.push(head.to_string());
     let extra = record.handled_heads.len().saturating_sub(MAX_HANDLED);
     record.handled_heads.drain(..extra);
-}
-
-async fn save_record(ctx: &JobCtx, key: &str, record: &ImplementationRecord) -> StepResult {
-    let now = ctx.app.now();
-    ctx.app
-        .store
-        .put_record(
-            "implementation",
-            key,
-            &serde_json::to_value(record).unwrap_or_default(),
-            now,
-        )
-        .await?;
-    Ok(())
 }
 
 /// The failing checks on a commit: each one's output and annotations, as the fixer reads them.
@@ -297,28 +304,15 @@ async fn failing_checks(repo: &Repo, sha: &str) -> StepResult<Vec<CiFailure>> {
     Ok(out)
 }
 
-/// The fix round failed for good: say so on the PR, once per head.
-pub async fn report_failure(
-    app: &App,
-    req: &CiFixRequest,
-    message: &str,
-) -> Result<(), crate::github::GitHubError> {
-    let Some(github) = &app.github else {
+async fn report_failure(app: &App, req: &CiFixRequest, message: &str) -> Result<(), GitHubError> {
+    let Some(repo) = repo_client(app, &req.repo)? else {
         return Ok(());
     };
-    let repo = github
-        .installation(req.repo.installation_id)?
-        .repo(&req.repo.owner, &req.repo.name);
-    let record: Option<ImplementationRecord> = app
-        .store
-        .get_record(
-            "implementation",
-            &record_key(req.repo.repo_id, req.issue_number),
-        )
+    let key = issue_key(req.repo.repo_id, req.issue_number);
+    let record = records::load::<ImplementationRecord>(&*app.store, &key)
         .await
         .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_value(v).ok());
+        .flatten();
     let Some(pull) = record.and_then(|r| r.pull) else {
         return Ok(());
     };

@@ -1,176 +1,187 @@
 //! The `command` job: check that the comment's author may write, then run each command —
-//! answer `/help` and parse errors, queue the spec job for `/spec`, and so on.
+//! answer `/help` and parse errors, queue the spec job for `/spec`, and so on — and answer the
+//! comment with one reply, however many commands it held.
 
-use super::implement::ImplementationRecord;
-use super::spec::SpecRecord;
-use super::{
-    CommandRequest, FeedbackSource, ImplementRequest, JobCtx, JobInput, ReviseRequest, SpecRequest,
-    SpecTrigger, StepResult,
-};
+use futures::future::BoxFuture;
+
 use crate::command::{self, Command};
+use crate::github::Repo;
 use crate::github::types::Permission;
 use crate::messages;
+use crate::workflow::Workflow;
+use crate::workflow::branch::BotBranch;
+use crate::workflow::job::{
+    CommandRequest, FeedbackSource, ImplementRequest, ReviseRequest, SpecRequest, SpecTrigger,
+    implement_job_key, spec_job_key,
+};
+use crate::workflow::records::{self, ImplementationRecord, SpecRecord, SpecState, issue_key};
+use crate::workflow::step::{JobCtx, StepResult};
 
-pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
+impl Workflow for CommandRequest {
+    const KIND: &'static str = "command";
+
+    fn dedupe_key(&self) -> String {
+        format!("command:{}:{}", self.repo.repo_id, self.comment_id)
+    }
+
+    /// The commands written on one issue or PR run in the order they were written, so that
+    /// what they queue is queued in that order.
+    fn serial_key(&self) -> Option<String> {
+        Some(format!(
+            "commands:{}#{}",
+            self.repo.repo_id, self.issue_number
+        ))
+    }
+
+    fn run(self, ctx: &mut JobCtx) -> BoxFuture<'_, StepResult> {
+        Box::pin(run(ctx, self))
+    }
+}
+
+async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
     let repo = ctx.repo(&req.repo)?;
+    let marker = messages::reply_marker(req.comment_id);
     let permission = ctx.app.permission(&repo, &req.author).await?;
     if permission < Permission::Write {
         tracing::info!(author = %req.author, ?permission, "command from a user without write access");
-        repo.comment_once(
-            req.issue_number,
-            &messages::reply_marker(req.comment_id),
-            &messages::not_allowed(&messages::reply_marker(req.comment_id), &req.author),
-        )
-        .await?;
+        let body = messages::not_allowed(&marker, &req.author);
+        repo.comment_once(req.issue_number, &marker, &body).await?;
         return Ok(());
     }
     // Acknowledge that the comment was seen.
     repo.react_to_comment(req.comment_id, "eyes").await?;
-    let reparsed: Vec<Command> = req
-        .commands
-        .iter()
-        .flat_map(|c| command::parse(c).commands)
-        .collect();
     let mut replies: Vec<String> = Vec::new();
     if !req.errors.is_empty() {
         replies.push(messages::parse_errors(req.comment_id, &req.errors));
     }
-    for cmd in reparsed {
-        match cmd.clone() {
-            Command::Help => replies.push(messages::help(req.comment_id)),
-            Command::Spec => {
-                if req.is_pull_request {
-                    replies.push(messages::not_here(
-                        req.comment_id,
-                        "/spec",
-                        "comment it on the issue that describes the feature, not on a pull request.",
-                    ));
-                    continue;
-                }
-                let job = JobInput::Spec(SpecRequest {
-                    repo: req.repo.clone(),
-                    issue_number: req.issue_number,
-                    requested_by: req.author.clone(),
-                    trigger: SpecTrigger::Command {
-                        comment_id: req.comment_id,
-                    },
-                    delivery_id: req.delivery_id.clone(),
-                })
-                .into_job();
-                let now = ctx.app.now();
-                ctx.app.store.enqueue(&job, now).await?;
-                ctx.app.kick();
-            }
-            Command::Revise { feedback } => {
-                let Some(spec_issue) = spec_of_pull(&repo, &req).await? else {
-                    replies.push(messages::not_here(
-                        req.comment_id,
-                        "/revise",
-                        "comment it on a spec pull request (one I opened from a `specbot/spec-…` branch).",
-                    ));
-                    continue;
-                };
-                let job = JobInput::Revise(ReviseRequest {
-                    repo: req.repo.clone(),
-                    pull_number: req.issue_number,
-                    issue_number: spec_issue,
-                    requested_by: req.author.clone(),
-                    source: FeedbackSource::Command {
-                        comment_id: req.comment_id,
-                        feedback,
-                    },
-                    delivery_id: req.delivery_id.clone(),
-                })
-                .into_job();
-                let now = ctx.app.now();
-                ctx.app.store.enqueue(&job, now).await?;
-                ctx.app.kick();
-            }
-            Command::Implement { force } => {
-                let Some(target) = implement_target(ctx, &repo, &req).await? else {
-                    replies.push(messages::not_here(
-                        req.comment_id,
-                        &cmd.to_string(),
-                        "comment it on the feature issue, on one of its component issues, or on the spec pull request.",
-                    ));
-                    continue;
-                };
-                let record: Option<SpecRecord> = ctx
-                    .app
-                    .store
-                    .get_record(
-                        "spec",
-                        &super::spec::record_key(req.repo.repo_id, target.spec_issue),
-                    )
-                    .await?
-                    .and_then(|v| serde_json::from_value(v).ok());
-                let state = record.as_ref().map(|r| r.state.as_str());
-                let ready = matches!(state, Some("approved" | "merged"));
-                if !ready && !force {
-                    replies.push(messages::spec_not_ready(
-                        req.comment_id,
-                        state,
-                        record.as_ref().and_then(|r| r.pull),
-                    ));
-                    continue;
-                }
-                let job = JobInput::Implement(ImplementRequest {
-                    repo: req.repo.clone(),
-                    issue_number: target.issue_number,
-                    spec_issue: target.spec_issue,
-                    component: target.component,
-                    from_spec_branch: state != Some("merged"),
-                    requested_by: req.author.clone(),
-                    comment_id: req.comment_id,
-                    delivery_id: req.delivery_id.clone(),
-                })
-                .into_job();
-                let now = ctx.app.now();
-                ctx.app.store.enqueue(&job, now).await?;
-                ctx.app.kick();
-            }
-            Command::Cancel => {
-                // The issue's spec or implementation; on an implementation PR, its issue's.
-                let mut issue = req.issue_number;
-                if req.is_pull_request {
-                    let pull = repo.pull(req.issue_number).await?;
-                    if let Some(n) = super::implement_issue_of_branch(&pull.head.ref_name) {
-                        issue = n;
-                    }
-                }
-                let now = ctx.app.now();
-                let mut found = false;
-                for key in [
-                    super::spec_job_key(req.repo.repo_id, issue),
-                    super::implement_job_key(req.repo.repo_id, issue),
-                ] {
-                    found |= ctx.app.store.request_cancel(&key, now).await?.is_some();
-                }
-                replies.push(messages::cancelled(req.comment_id, found));
-            }
+    for cmd in req.commands.iter().flat_map(|c| command::parse(c).commands) {
+        if let Some(reply) = run_one(ctx, &repo, &req, cmd).await? {
+            replies.push(reply);
         }
     }
     if !replies.is_empty() {
-        // One reply per comment, however many commands it held.
-        let marker = messages::reply_marker(req.comment_id);
-        let body = replies
-            .iter()
-            .map(|r| r.replacen(&marker, "", 1).trim().to_string())
-            .collect::<Vec<_>>()
-            .join("\n\n---\n\n");
-        repo.comment_once(req.issue_number, &marker, &format!("{marker}\n{body}"))
-            .await?;
+        let body = messages::one_reply(req.comment_id, &replies);
+        repo.comment_once(req.issue_number, &marker, &body).await?;
     }
     Ok(())
 }
 
+/// Run one command; what to say about it, if anything.
+async fn run_one(
+    ctx: &mut JobCtx,
+    repo: &Repo,
+    req: &CommandRequest,
+    cmd: Command,
+) -> StepResult<Option<String>> {
+    let attempts = ctx.app.settings.job_max_attempts;
+    let job = match &cmd {
+        Command::Help => return Ok(Some(messages::help(req.comment_id))),
+        Command::Cancel => return cancel(ctx, repo, req).await.map(Some),
+        Command::Spec => {
+            if req.is_pull_request {
+                return Ok(Some(messages::spec_not_here(req.comment_id)));
+            }
+            SpecRequest {
+                repo: req.repo.clone(),
+                issue_number: req.issue_number,
+                requested_by: req.author.clone(),
+                trigger: SpecTrigger::Command {
+                    comment_id: req.comment_id,
+                },
+                delivery_id: req.delivery_id.clone(),
+            }
+            .into_job(attempts)
+        }
+        Command::Revise { feedback } => {
+            let Some(spec_issue) = spec_of_pull(repo, req).await? else {
+                return Ok(Some(messages::revise_not_here(req.comment_id)));
+            };
+            ReviseRequest {
+                repo: req.repo.clone(),
+                pull_number: req.issue_number,
+                issue_number: spec_issue,
+                requested_by: req.author.clone(),
+                source: FeedbackSource::Command {
+                    comment_id: req.comment_id,
+                    feedback: feedback.clone(),
+                },
+                delivery_id: req.delivery_id.clone(),
+            }
+            .into_job(attempts)
+        }
+        Command::Implement { force } => match implement(ctx, repo, req, &cmd, *force).await? {
+            Ok(request) => request.into_job(attempts),
+            Err(reply) => return Ok(Some(reply)),
+        },
+    };
+    ctx.app.store.enqueue(&job, ctx.app.now()).await?;
+    ctx.app.kick();
+    Ok(None)
+}
+
+/// `/implement`: the job to queue, or the reply saying why not (not here, or not yet).
+async fn implement(
+    ctx: &JobCtx,
+    repo: &Repo,
+    req: &CommandRequest,
+    cmd: &Command,
+    force: bool,
+) -> StepResult<Result<ImplementRequest, String>> {
+    let Some(target) = implement_target(ctx, repo, req).await? else {
+        return Ok(Err(messages::implement_not_here(
+            req.comment_id,
+            &cmd.to_string(),
+        )));
+    };
+    let key = issue_key(req.repo.repo_id, target.spec_issue);
+    let record: Option<SpecRecord> = records::load(&*ctx.app.store, &key).await?;
+    let state = record.as_ref().map(|r| r.state);
+    if !state.is_some_and(SpecState::is_accepted) && !force {
+        return Ok(Err(messages::spec_not_ready(
+            req.comment_id,
+            state.map(SpecState::words),
+            record.as_ref().and_then(|r| r.pull),
+        )));
+    }
+    Ok(Ok(ImplementRequest {
+        repo: req.repo.clone(),
+        issue_number: target.issue_number,
+        spec_issue: target.spec_issue,
+        component: target.component,
+        from_spec_branch: state != Some(SpecState::Merged),
+        requested_by: req.author.clone(),
+        comment_id: req.comment_id,
+        delivery_id: req.delivery_id.clone(),
+    }))
+}
+
+/// `/cancel`: the issue's spec or implementation job; on an implementation PR, its issue's.
+async fn cancel(ctx: &JobCtx, repo: &Repo, req: &CommandRequest) -> StepResult<String> {
+    let mut issue = req.issue_number;
+    if req.is_pull_request {
+        let pull = repo.pull(req.issue_number).await?;
+        if let Some(n) = BotBranch::implemented_issue(&pull.head.ref_name) {
+            issue = n;
+        }
+    }
+    let now = ctx.app.now();
+    let mut found = false;
+    for key in [
+        spec_job_key(req.repo.repo_id, issue),
+        implement_job_key(req.repo.repo_id, issue),
+    ] {
+        found |= ctx.app.store.request_cancel(&key, now).await?.is_some();
+    }
+    Ok(messages::cancelled(req.comment_id, found))
+}
+
 /// The feature issue of the spec PR the command was said on (`None` off a spec PR).
-async fn spec_of_pull(repo: &crate::github::Repo, req: &CommandRequest) -> StepResult<Option<u64>> {
+async fn spec_of_pull(repo: &Repo, req: &CommandRequest) -> StepResult<Option<u64>> {
     if !req.is_pull_request {
         return Ok(None);
     }
     let pull = repo.pull(req.issue_number).await?;
-    Ok(super::spec_issue_of_branch(&pull.head.ref_name))
+    Ok(BotBranch::spec_issue(&pull.head.ref_name))
 }
 
 /// What `/implement` said where would implement.
@@ -186,50 +197,42 @@ struct ImplementTarget {
 /// (a re-run). Anywhere else: `None`.
 async fn implement_target(
     ctx: &JobCtx,
-    repo: &crate::github::Repo,
+    repo: &Repo,
     req: &CommandRequest,
 ) -> StepResult<Option<ImplementTarget>> {
     if req.is_pull_request {
         let pull = repo.pull(req.issue_number).await?;
-        let branch = &pull.head.ref_name;
-        if let Some(spec_issue) = super::spec_issue_of_branch(branch) {
-            return Ok(Some(ImplementTarget {
+        return match BotBranch::parse(&pull.head.ref_name) {
+            Some(BotBranch::Spec(spec_issue)) => Ok(Some(ImplementTarget {
                 issue_number: spec_issue,
                 spec_issue,
                 component: None,
-            }));
-        }
-        if let Some(issue) = super::implement_issue_of_branch(branch) {
-            let record: Option<ImplementationRecord> = ctx
-                .app
-                .store
-                .get_record(
-                    "implementation",
-                    &super::spec::record_key(req.repo.repo_id, issue),
-                )
-                .await?
-                .and_then(|v| serde_json::from_value(v).ok());
-            return Ok(record.map(|r| ImplementTarget {
-                issue_number: issue,
-                spec_issue: r.spec_issue,
-                component: r.component,
-            }));
-        }
-        return Ok(None);
+            })),
+            Some(BotBranch::Implementation(issue)) => {
+                let key = issue_key(req.repo.repo_id, issue);
+                let record: Option<ImplementationRecord> =
+                    records::load(&*ctx.app.store, &key).await?;
+                Ok(record.map(|r| ImplementTarget {
+                    issue_number: issue,
+                    spec_issue: r.spec_issue,
+                    component: r.component,
+                }))
+            }
+            None => Ok(None),
+        };
     }
     let issue = repo.issue(req.issue_number).await?;
-    Ok(Some(
-        match crate::spec::parse_component_marker(issue.body.as_deref().unwrap_or("")) {
-            Some((parent, slug)) => ImplementTarget {
-                issue_number: req.issue_number,
-                spec_issue: parent,
-                component: Some(slug),
-            },
-            None => ImplementTarget {
-                issue_number: req.issue_number,
-                spec_issue: req.issue_number,
-                component: None,
-            },
+    let body = issue.body.as_deref().unwrap_or("");
+    Ok(Some(match crate::spec::parse_component_marker(body) {
+        Some((parent, slug)) => ImplementTarget {
+            issue_number: req.issue_number,
+            spec_issue: parent,
+            component: Some(slug),
         },
-    ))
+        None => ImplementTarget {
+            issue_number: req.issue_number,
+            spec_issue: req.issue_number,
+            component: None,
+        },
+    }))
 }

@@ -9,8 +9,8 @@ use crate::prompt::context::{ContextInput, DocKind, RepoDoc};
 use crate::prompt::templates::{ArchitectInput, RenderedPrompt};
 use crate::spec::{ArtifactKind, SpecAnswer};
 
-use super::spec::SpecProgress;
-use super::{JobCtx, JobError, StepError, StepResult};
+use crate::workflow::spend::{self, Spend};
+use crate::workflow::step::{JobCtx, JobError, StepError, StepResult};
 
 /// Largest repository file read into the context.
 const MAX_DOC_BYTES: usize = 200 * 1024;
@@ -109,70 +109,6 @@ pub async fn architect_prompt(
     };
     crate::prompt::templates::render_architect(&data, custom.as_deref())
         .map_err(|e| StepError::Failed(JobError::permanent(format!("the architect prompt: {e}"))))
-}
-
-fn usage_cost(ctx: &JobCtx, model: &dyn ChatModel, usage: &crate::llm::Usage) -> f64 {
-    ctx.app.prices.cost(model.model(), usage)
-}
-
-/// One model call with cancellation, usage recording and the budget check.
-pub(crate) async fn call(
-    ctx: &mut JobCtx,
-    model: &dyn ChatModel,
-    request: &ChatRequest,
-    budget_usd: f64,
-    progress: &mut SpecProgress,
-) -> StepResult<crate::llm::ChatResponse> {
-    ctx.check()?;
-    let response = match model.chat(request, &ctx.cancel).await {
-        Ok(r) => r,
-        Err(crate::llm::LlmError::Cancelled) => return Err(StepError::Stopped),
-        Err(e) => return Err(StepError::Failed(JobError::from_llm(&e))),
-    };
-    let cost = account(ctx, model, &response.usage).await?;
-    let u = &response.usage;
-    progress.tokens +=
-        u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_write_tokens;
-    progress.cost_usd += cost;
-    let spent = ctx.app.store.job_cost(ctx.job.id).await?;
-    if spent > budget_usd {
-        return Err(StepError::Failed(JobError::permanent(format!(
-            "this job spent ${spent:.2}, over its budget of ${budget_usd:.2} (`max_cost_usd`), and was stopped"
-        ))));
-    }
-    Ok(response)
-}
-
-/// Record a model's usage for the job (store and metrics); its cost in USD.
-pub async fn account(
-    ctx: &JobCtx,
-    model: &dyn ChatModel,
-    u: &crate::llm::Usage,
-) -> StepResult<f64> {
-    let cost = usage_cost(ctx, model, u);
-    let now = ctx.app.now();
-    ctx.app
-        .store
-        .record_usage(
-            &crate::jobs::UsageRecord {
-                job_id: ctx.job.id,
-                provider: model.provider().to_string(),
-                model: model.model().to_string(),
-                input_tokens: u.input_tokens as i64,
-                output_tokens: u.output_tokens as i64,
-                cache_read_tokens: u.cache_read_tokens as i64,
-                cache_write_tokens: u.cache_write_tokens as i64,
-                cost_usd: cost,
-            },
-            now,
-        )
-        .await?;
-    metrics::counter!("specbot_llm_tokens_total", "provider" => model.provider().to_string(), "model" => model.model().to_string(), "kind" => "input").increment(u.input_tokens);
-    metrics::counter!("specbot_llm_tokens_total", "provider" => model.provider().to_string(), "model" => model.model().to_string(), "kind" => "output").increment(u.output_tokens);
-    // Counters are integers: cost is counted in millionths of a dollar.
-    metrics::counter!("specbot_llm_cost_microdollars_total", "provider" => model.provider().to_string(), "model" => model.model().to_string())
-        .increment((cost * 1_000_000.0).round() as u64);
-    Ok(cost)
 }
 
 fn parse_answer(response: &crate::llm::ChatResponse) -> Result<SpecAnswer, String> {
@@ -287,11 +223,11 @@ pub async fn ask_architect(
     prompt: &RenderedPrompt,
     artifacts: &[Artifact],
     budget_usd: f64,
-    progress: &mut SpecProgress,
+    spend: &mut Spend,
 ) -> StepResult<SpecAnswer> {
     let mut session = ArchitectSession::new(prompt, artifacts);
     loop {
-        let response = call(ctx, model, session.request(), budget_usd, progress).await?;
+        let response = spend::call(ctx, model, session.request(), budget_usd, spend).await?;
         match session.answer(&response) {
             Draft::Ready(answer) => return Ok(answer),
             Draft::Repair(problems) => {

@@ -1,65 +1,305 @@
-//! Reviews of a spec PR: the `revise` job (a "Request changes" review or `/revise <feedback>`
-//! becomes a new commit on the same branch, a reply, and reconciled component issues) and the
-//! `spec_event` job (approved / merged / closed / reopened moves the spec's state).
+//! The revise job: a "Request changes" review or `/revise <feedback>` on a spec PR becomes a
+//! new commit on the same branch, a reply, and reconciled component issues.
 //!
 //! A revision builds on whatever the branch holds — a human's commits included — and never
 //! force-pushes. Component issues are matched by their slug: new ones are filed, changed ones
 //! edited, removed ones closed with a note (never deleted).
+//!
+//! Steps (checkpoints `revise:<step>`): `draft` (the revised answer kept) → `commit` →
+//! `component:<slug>` for each component → `components` → `done` (the reply and the record).
 
-use std::collections::BTreeMap;
-
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::context::{ArchitectSession, Draft};
-use super::spec::{SpecProgress, SpecRecord, load_config, record_key};
-use super::{
-    FeedbackSource, JobCtx, JobError, ReviseRequest, SpecEvent, SpecRequest, SpecTrigger,
-    StepError, StepResult,
-};
 use crate::app::App;
-use crate::github::Repo;
-use crate::github::repo::FileChange;
-use crate::github::types::Permission;
+use crate::config::repo::RepoConfig;
+use crate::github::types::{Permission, RepoInfo};
+use crate::github::{GitHubError, Repo};
+use crate::jobs::Job;
 use crate::messages;
 use crate::prompt::templates::{Feedback, ReviseInput};
 use crate::spec::SpecAnswer;
+use crate::workflow::Workflow;
+use crate::workflow::branch::BotBranch;
+use crate::workflow::components::{self, Filed};
+use crate::workflow::context::{self, ArchitectSession, Draft};
+use crate::workflow::job::{FeedbackSource, ReviseRequest, spec_branch_key};
+use crate::workflow::quota::{Admission, admit};
+use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
+use crate::workflow::spec::load_config;
+use crate::workflow::spend::{self, Spend};
+use crate::workflow::step::{JobCtx, StepError, StepResult, repo_client};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 struct ReviseProgress {
     answer: Option<SpecAnswer>,
     head: Option<String>,
+    /// Component issues filed or updated for the revised design.
+    components: Filed,
     reconciled: bool,
-    tokens: u64,
-    cost_usd: f64,
+    #[serde(flatten)]
+    spend: Spend,
+}
+
+impl Workflow for ReviseRequest {
+    const KIND: &'static str = "revise";
+
+    /// One revision per piece of feedback.
+    fn dedupe_key(&self) -> String {
+        let (repo, pull) = (self.repo.repo_id, self.pull_number);
+        match &self.source {
+            FeedbackSource::Review { review_id } => {
+                format!("revise:{repo}#{pull}:review:{review_id}")
+            }
+            FeedbackSource::Command { comment_id, .. } => {
+                format!("revise:{repo}#{pull}:comment:{comment_id}")
+            }
+        }
+    }
+
+    fn serial_key(&self) -> Option<String> {
+        Some(spec_branch_key(self.repo.repo_id, self.issue_number))
+    }
+
+    fn run(self, ctx: &mut JobCtx) -> BoxFuture<'_, StepResult> {
+        Box::pin(run(ctx, self))
+    }
+
+    /// A revision failed for good: one reply saying so.
+    fn report_failure<'a>(
+        &'a self,
+        app: &'a App,
+        _job: &'a Job,
+        message: &'a str,
+    ) -> BoxFuture<'a, Result<(), GitHubError>> {
+        Box::pin(async move {
+            let Some(repo) = repo_client(app, &self.repo)? else {
+                return Ok(());
+            };
+            let marker = reply_marker(&self.source);
+            let body = messages::revision_failed(&marker, message);
+            repo.comment_once(self.pull_number, &marker, &body)
+                .await
+                .map(|_| ())
+        })
+    }
 }
 
 fn reply_marker(source: &FeedbackSource) -> String {
     match source {
-        FeedbackSource::Review { review_id } => {
-            format!("<!-- specbot:reply review={review_id} -->")
-        }
+        FeedbackSource::Review { review_id } => messages::review_reply_marker(*review_id),
         FeedbackSource::Command { comment_id, .. } => messages::reply_marker(*comment_id),
     }
 }
 
-async fn record(ctx: &JobCtx, repo_id: u64, issue: u64) -> StepResult<Option<SpecRecord>> {
-    Ok(ctx
-        .app
-        .store
-        .get_record("spec", &record_key(repo_id, issue))
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok()))
+/// Where the revision works.
+struct Desk<'a> {
+    repo: &'a Repo,
+    req: &'a ReviseRequest,
+    info: &'a RepoInfo,
+    config: &'a RepoConfig,
+    marker: &'a str,
+    spec_path: &'a str,
 }
 
-async fn save_record(ctx: &JobCtx, repo_id: u64, issue: u64, rec: &SpecRecord) -> StepResult {
-    let now = ctx.app.now();
-    let value = serde_json::to_value(rec).unwrap_or_default();
-    ctx.app
-        .store
-        .put_record("spec", &record_key(repo_id, issue), &value, now)
+async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
+    let repo = ctx.repo(&req.repo)?;
+    let marker = reply_marker(&req.source);
+    let permission = ctx.app.permission(&repo, &req.requested_by).await?;
+    if permission < Permission::Write {
+        let body = messages::not_allowed(&marker, &req.requested_by);
+        repo.comment_once(req.pull_number, &marker, &body).await?;
+        return Ok(());
+    }
+    let info = repo.info().await?;
+    let (config, _) = load_config(&repo, &info.default_branch).await?;
+    let key = issue_key(req.repo.repo_id, req.issue_number);
+    let rec: SpecRecord = records::load(&*ctx.app.store, &key)
+        .await?
+        .unwrap_or_default();
+    if rec.state.is_finished() {
+        let body = messages::spec_finished(&marker, rec.state.words(), req.issue_number);
+        repo.comment_once(req.pull_number, &marker, &body).await?;
+        return Ok(());
+    }
+    let spec_path = if rec.path.is_empty() {
+        config.spec_path_for(req.issue_number)
+    } else {
+        rec.path.clone()
+    };
+    if admit(ctx, &req.repo, Some(&req.requested_by)).await? == Admission::Drop {
+        return Ok(());
+    }
+    let desk = Desk {
+        repo: &repo,
+        req: &req,
+        info: &info,
+        config: &config,
+        marker: &marker,
+        spec_path: &spec_path,
+    };
+    let mut progress: ReviseProgress = ctx.progress()?;
+    if progress.answer.is_none() {
+        let Some(answer) = draft(ctx, &desk, &rec, &mut progress.spend).await? else {
+            return Ok(());
+        };
+        progress.answer = Some(answer);
+        ctx.save("revise:draft", &progress).await?;
+    }
+    let answer = progress
+        .answer
+        .clone()
+        .ok_or_else(|| StepError::permanent("no revision"))?;
+    if progress.head.is_none() {
+        let Some(head) = commit(&desk, &answer).await? else {
+            return Ok(());
+        };
+        progress.head = Some(head);
+        ctx.save("revise:commit", &progress).await?;
+    }
+    if !progress.reconciled && config.follow_up_issues {
+        let at = components::Filing {
+            repo: &repo,
+            target: &req.repo,
+            spec_issue: req.issue_number,
+            config: &config,
+            spec_path: &spec_path,
+        };
+        components::file(ctx, &at, &answer, &mut progress, |p| &mut p.components).await?;
+        components::close_dropped(&repo, &rec.components, &answer, req.pull_number).await?;
+        progress.reconciled = true;
+        ctx.save("revise:components", &progress).await?;
+    }
+    finish(ctx, &desk, &answer, &progress, rec).await
+}
+
+/// The reply, and the spec's record: revised, with the new design and component issues.
+async fn finish(
+    ctx: &mut JobCtx,
+    desk: &Desk<'_>,
+    answer: &SpecAnswer,
+    progress: &ReviseProgress,
+    before: SpecRecord,
+) -> StepResult {
+    let req = desk.req;
+    let head = progress.head.clone().unwrap_or_default();
+    let body = messages::revised(
+        desk.marker,
+        &head,
+        answer.changes.as_deref(),
+        progress.spend.tokens,
+        progress.spend.cost_usd,
+    );
+    desk.repo
+        .comment_once(req.pull_number, desk.marker, &body)
         .await?;
-    Ok(())
+    let key = issue_key(req.repo.repo_id, req.issue_number);
+    let store = &*ctx.app.store;
+    let mut rec: SpecRecord = records::load(store, &key).await?.unwrap_or(before);
+    // A merge or close recorded while this revision ran is the later truth.
+    if !rec.state.is_finished() {
+        rec.state = SpecState::Revised;
+    }
+    rec.designed = answer.components.clone();
+    if progress.reconciled {
+        rec.components = components::numbers(&progress.components);
+    }
+    records::save(store, &key, &rec, ctx.app.now()).await?;
+    ctx.save("revise:done", progress).await
+}
+
+/// The revised spec from the model (one repair round), or `None` when the feedback holds
+/// nothing to act on (the reviewer is told so).
+async fn draft(
+    ctx: &mut JobCtx,
+    desk: &Desk<'_>,
+    rec: &SpecRecord,
+    spend: &mut Spend,
+) -> StepResult<Option<SpecAnswer>> {
+    let (repo, req, config) = (desk.repo, desk.req, desk.config);
+    let branch = BotBranch::Spec(req.issue_number).to_string();
+    let head = repo
+        .branch_head(&branch)
+        .await?
+        .ok_or_else(|| StepError::permanent(format!("the spec branch `{branch}` is gone")))?;
+    let current = repo.file(desk.spec_path, &head).await?.ok_or_else(|| {
+        StepError::permanent(format!(
+            "`{}` is not on the branch any more",
+            desk.spec_path
+        ))
+    })?;
+    let feedback = feedback(repo, req).await?;
+    if feedback.is_empty() {
+        let body = messages::no_feedback(desk.marker);
+        repo.comment_once(req.pull_number, desk.marker, &body)
+            .await?;
+        return Ok(None);
+    }
+    let input = ReviseInput {
+        issue_number: req.issue_number,
+        spec_path: desk.spec_path.to_string(),
+        current_spec: crate::spec::strip_spec_header(&current).to_string(),
+        current_components: rec.designed.clone(),
+        feedback,
+        context_blocks: Vec::new(),
+        artifacts: context::artifact_kinds(&config.artifacts),
+    };
+    let custom = match &config.architect_prompt {
+        Some(path) => repo.file(path, &desk.info.default_branch).await?,
+        None => None,
+    };
+    let prompt = crate::prompt::templates::render_revise(&input, custom.as_deref())
+        .map_err(|e| StepError::permanent(format!("the revise prompt: {e}")))?;
+    let model = ctx.model(config.model.as_deref())?;
+    let mut session = ArchitectSession::new(&prompt, &config.artifacts);
+    loop {
+        let response =
+            spend::call(ctx, &*model, session.request(), config.max_cost_usd, spend).await?;
+        match session.answer(&response) {
+            Draft::Ready(answer) => return Ok(Some(answer)),
+            Draft::Repair(problems) => {
+                tracing::info!(%problems, "revision did not validate; repairing")
+            }
+            Draft::Unusable(problems) => {
+                return Err(StepError::permanent(format!(
+                    "the revised spec was not usable, even after one repair round: {problems}"
+                )));
+            }
+        }
+    }
+}
+
+/// Push the revision onto the spec branch; `None` when the PR was merged or closed meanwhile
+/// (the reviewer is told, nothing is pushed).
+async fn commit(desk: &Desk<'_>, answer: &SpecAnswer) -> StepResult<Option<String>> {
+    let (repo, req) = (desk.repo, desk.req);
+    // The model took a while: the PR may have been merged or closed meanwhile, and a
+    // revision pushed now would land on a finished branch.
+    let pull = repo.pull(req.pull_number).await?;
+    if pull.state != "open" {
+        let what = if pull.merged_at.is_some() {
+            SpecState::Merged
+        } else {
+            SpecState::Closed
+        };
+        let body = messages::revision_abandoned(desk.marker, what.words(), req.issue_number);
+        repo.comment_once(req.pull_number, desk.marker, &body)
+            .await?;
+        return Ok(None);
+    }
+    let issue = repo.issue(req.issue_number).await?;
+    let files = crate::spec::files_for(answer, desk.spec_path, req.issue_number, &issue.title);
+    let message = messages::revision_commit(req.issue_number, answer.changes.as_deref());
+    let pushed = repo
+        .commit_files(
+            &BotBranch::Spec(req.issue_number).to_string(),
+            &desk.info.default_branch,
+            &message,
+            &components::changes(files),
+        )
+        .await?;
+    Ok(Some(pushed.head))
 }
 
 /// The feedback in the reviewer's words: the review body and its inline comments.
@@ -93,273 +333,4 @@ async fn feedback(repo: &Repo, req: &ReviseRequest) -> StepResult<Vec<Feedback>>
             Ok(out)
         }
     }
-}
-
-pub async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
-    let repo = ctx.repo(&req.repo)?;
-    let marker = reply_marker(&req.source);
-    let permission = ctx.app.permission(&repo, &req.requested_by).await?;
-    if permission < Permission::Write {
-        let body = messages::not_allowed(&marker, &req.requested_by);
-        repo.comment_once(req.pull_number, &marker, &body).await?;
-        return Ok(());
-    }
-    let info = repo.info().await?;
-    let (config, _) = load_config(&repo, &info.default_branch).await?;
-    let branch = super::spec::branch_name(req.issue_number);
-    let rec = record(ctx, req.repo.repo_id, req.issue_number)
-        .await?
-        .unwrap_or_default();
-    if matches!(rec.state.as_str(), "closed" | "merged") {
-        let body = format!(
-            "{marker}\nThis spec PR is {}, so I won't revise it. Comment `/spec` on #{} to start a new spec.",
-            rec.state, req.issue_number
-        );
-        repo.comment_once(req.pull_number, &marker, &body).await?;
-        return Ok(());
-    }
-    let spec_path = if rec.path.is_empty() {
-        config.spec_path_for(req.issue_number)
-    } else {
-        rec.path.clone()
-    };
-    if super::admit(ctx, &req.repo, Some(&req.requested_by)).await? == super::Admission::Drop {
-        return Ok(());
-    }
-    let mut progress: ReviseProgress = ctx.progress();
-
-    if progress.answer.is_none() {
-        let head = repo
-            .branch_head(&branch)
-            .await?
-            .ok_or_else(|| JobError::permanent(format!("the spec branch `{branch}` is gone")))?;
-        let current = repo.file(&spec_path, &head).await?.ok_or_else(|| {
-            JobError::permanent(format!("`{spec_path}` is not on the branch any more"))
-        })?;
-        let feedback = feedback(&repo, &req).await?;
-        if feedback.is_empty() {
-            let body = format!(
-                "{marker}\nThe review has no comments I could act on, so I left the spec as it is."
-            );
-            repo.comment_once(req.pull_number, &marker, &body).await?;
-            return Ok(());
-        }
-        let input = ReviseInput {
-            issue_number: req.issue_number,
-            spec_path: spec_path.clone(),
-            current_spec: crate::spec::strip_spec_header(&current).to_string(),
-            current_components: rec.designed.clone(),
-            feedback,
-            context_blocks: Vec::new(),
-            artifacts: super::context::artifact_kinds(&config.artifacts),
-        };
-        let custom = match &config.architect_prompt {
-            Some(path) => repo.file(path, &info.default_branch).await?,
-            None => None,
-        };
-        let prompt = crate::prompt::templates::render_revise(&input, custom.as_deref())
-            .map_err(|e| JobError::permanent(format!("the revise prompt: {e}")))?;
-        let model = ctx.app.model_for(config.model.as_deref())?;
-        let mut session = ArchitectSession::new(&prompt, &config.artifacts);
-        let mut spend = SpecProgress::default();
-        let answer = loop {
-            let response = super::context::call(
-                ctx,
-                &*model,
-                session.request(),
-                config.max_cost_usd,
-                &mut spend,
-            )
-            .await?;
-            match session.answer(&response) {
-                Draft::Ready(answer) => break answer,
-                Draft::Repair(problems) => {
-                    tracing::info!(%problems, "revision did not validate; repairing")
-                }
-                Draft::Unusable(problems) => {
-                    return Err(StepError::Failed(JobError::permanent(format!(
-                        "the revised spec was not usable, even after one repair round: {problems}"
-                    ))));
-                }
-            }
-        };
-        progress.tokens = spend.tokens;
-        progress.cost_usd = spend.cost_usd;
-        progress.answer = Some(answer);
-        ctx.save("revise:draft", &progress).await?;
-    }
-    let answer = progress
-        .answer
-        .clone()
-        .ok_or_else(|| JobError::permanent("no revision"))?;
-
-    if progress.head.is_none() {
-        // The model took a while: the PR may have been merged or closed meanwhile, and a
-        // revision pushed now would land on a finished branch.
-        let pull = repo.pull(req.pull_number).await?;
-        if pull.state != "open" {
-            let what = if pull.merged_at.is_some() {
-                "merged"
-            } else {
-                "closed"
-            };
-            let body = messages::revision_abandoned(&marker, what, req.issue_number);
-            repo.comment_once(req.pull_number, &marker, &body).await?;
-            return Ok(());
-        }
-        let issue = repo.issue(req.issue_number).await?;
-        let files: Vec<FileChange> =
-            crate::spec::files_for(&answer, &spec_path, req.issue_number, &issue.title)
-                .into_iter()
-                .map(|(path, content)| FileChange {
-                    path,
-                    content: Some(content),
-                })
-                .collect();
-        let summary = answer
-            .changes
-            .as_deref()
-            .and_then(|c| c.lines().next())
-            .unwrap_or("address review feedback");
-        let pushed = repo
-            .commit_files(
-                &branch,
-                &info.default_branch,
-                &format!(
-                    "Revise spec for #{}: {}",
-                    req.issue_number,
-                    summary.chars().take(60).collect::<String>()
-                ),
-                &files,
-            )
-            .await?;
-        progress.head = Some(pushed.head);
-        ctx.save("revise:commit", &progress).await?;
-    }
-
-    if !progress.reconciled && config.follow_up_issues {
-        reconcile(ctx, &repo, &req, &config, &spec_path, &answer, &rec).await?;
-        progress.reconciled = true;
-        ctx.save("revise:components", &progress).await?;
-    }
-
-    let head = progress.head.clone().unwrap_or_default();
-    let body = messages::revised(
-        &marker,
-        &head,
-        answer.changes.as_deref(),
-        progress.tokens,
-        progress.cost_usd,
-    );
-    repo.comment_once(req.pull_number, &marker, &body).await?;
-    let mut rec = record(ctx, req.repo.repo_id, req.issue_number)
-        .await?
-        .unwrap_or(rec);
-    // A merge or close recorded while this revision ran is the later truth.
-    if !matches!(rec.state.as_str(), "closed" | "merged") {
-        rec.state = "revised".into();
-    }
-    rec.designed = answer.components.clone();
-    save_record(ctx, req.repo.repo_id, req.issue_number, &rec).await?;
-    ctx.save("revise:done", &progress).await?;
-    Ok(())
-}
-
-/// Make the component issues match the revised design.
-async fn reconcile(
-    ctx: &mut JobCtx,
-    repo: &Repo,
-    req: &ReviseRequest,
-    config: &crate::config::repo::RepoConfig,
-    spec_path: &str,
-    answer: &SpecAnswer,
-    before: &SpecRecord,
-) -> StepResult {
-    let as_spec = SpecRequest {
-        repo: req.repo.clone(),
-        issue_number: req.issue_number,
-        requested_by: req.requested_by.clone(),
-        trigger: SpecTrigger::Command { comment_id: 0 },
-        delivery_id: req.delivery_id.clone(),
-    };
-    let mut progress = SpecProgress::default();
-    super::spec::file_components(
-        ctx,
-        repo,
-        &as_spec,
-        config,
-        spec_path,
-        answer,
-        &mut progress,
-    )
-    .await?;
-    let kept: Vec<String> = answer.components.iter().map(|c| c.slug()).collect();
-    let mut rec = before.clone();
-    for (slug, number) in &before.components {
-        if kept.contains(slug) {
-            continue;
-        }
-        let marker = format!("<!-- specbot:removed spec-pr={} -->", req.pull_number);
-        let note = format!(
-            "{marker}\nThis component is no longer part of the spec after the revision in #{}. Closing it; reopen it if that was a mistake.",
-            req.pull_number
-        );
-        repo.comment_once(*number, &marker, &note).await?;
-        repo.update_issue(
-            *number,
-            &serde_json::json!({"state": "closed", "state_reason": "not_planned"}),
-        )
-        .await?;
-    }
-    rec.components = progress
-        .components
-        .iter()
-        .map(|(k, v)| (k.clone(), v.0))
-        .collect::<BTreeMap<_, _>>();
-    save_record(ctx, req.repo.repo_id, req.issue_number, &rec).await
-}
-
-/// Approved / merged / closed / reopened: the spec's state, and on merge the component issues
-/// are marked "spec accepted".
-pub async fn on_spec_event(ctx: &mut JobCtx, event: SpecEvent) -> StepResult {
-    let mut rec = record(ctx, event.repo.repo_id, event.issue_number)
-        .await?
-        .unwrap_or_default();
-    rec.pull.get_or_insert(event.pull_number);
-    rec.state = match event.what.as_str() {
-        "approved" if rec.state != "merged" => "approved".into(),
-        "merged" => "merged".into(),
-        "closed" => "closed".into(),
-        "reopened" => "in_review".into(),
-        _ => rec.state.clone(),
-    };
-    if event.what == "merged" && !rec.components.is_empty() {
-        let repo = ctx.repo(&event.repo)?;
-        for number in rec.components.values() {
-            repo.add_labels(*number, &["spec accepted".to_string()])
-                .await?;
-        }
-    }
-    save_record(ctx, event.repo.repo_id, event.issue_number, &rec).await
-}
-
-/// A revision failed for good: one reply saying so.
-pub async fn report_failure(
-    app: &App,
-    req: &ReviseRequest,
-    message: &str,
-) -> Result<(), crate::github::GitHubError> {
-    let Some(github) = &app.github else {
-        return Ok(());
-    };
-    let repo = github
-        .installation(req.repo.installation_id)?
-        .repo(&req.repo.owner, &req.repo.name);
-    let marker = reply_marker(&req.source);
-    let body = format!(
-        "{marker}\n❌ I could not revise the spec: {message}\n\nNothing was pushed. Ask again with `/revise <what to change>`."
-    );
-    repo.comment_once(req.pull_number, &marker, &body)
-        .await
-        .map(|_| ())
 }

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use specbot::app::{App, Running};
+use specbot::app::App;
 use specbot::config::Settings;
+use specbot::runtime::Running;
 use specbot::server::webhook::sign;
 
 use super::db::TestDb;
@@ -145,7 +146,7 @@ impl Tester {
     async fn boot(&mut self, settings: Settings) {
         let app = specbot::app::build(settings).await.expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let running = specbot::app::start(app.clone(), listener).expect("app starts");
+        let running = specbot::runtime::start(app.clone(), listener).expect("app starts");
         self.app = Some(app);
         self.running = Some(running);
     }

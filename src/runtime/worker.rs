@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Job, Lease};
 use crate::app::App;
+use crate::jobs::{Job, Lease};
 use crate::workflow::{self, JobError, Outcome, StopReason};
 
 /// Run one worker until `stop` (then finish the job at hand) or `interrupt` (stop the job at
@@ -124,7 +124,7 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &Cancellation
             "succeeded"
         }
         Outcome::Cancelled => {
-            workflow::report_cancelled(app.clone(), &job).await;
+            workflow::report_cancelled(app, &job).await;
             let _ = store.mark_cancelled(job.id, owner, now).await;
             "cancelled"
         }
@@ -150,7 +150,7 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &Cancellation
                 "retrying"
             } else {
                 tracing::error!(parent: &span, error = %message, "job failed");
-                workflow::report_failure(app.clone(), &job, message).await;
+                workflow::report_failure(app, &job, message).await;
                 let _ = store.fail(job.id, owner, message, None, app.now()).await;
                 "failed"
             }

@@ -1,0 +1,161 @@
+//! The service's life, on top of everything else: `specbot serve` builds the [`App`], starts
+//! the HTTP server, the job workers and housekeeping, and drains them on SIGTERM or SIGINT.
+
+pub mod housekeeping;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{self, App, StartError};
+use crate::config::Settings;
+use crate::server;
+
+pub use housekeeping::housekeep;
+
+/// A started service: its address, its state, and the handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop_workers: CancellationToken,
+    interrupt_jobs: CancellationToken,
+    stop_http: CancellationToken,
+    http: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// Start serving on `listener` with `settings.workers` job workers.
+pub fn start(app: Arc<App>, listener: TcpListener) -> Result<Running, StartError> {
+    let addr = listener.local_addr()?;
+    let stop_http = CancellationToken::new();
+    let stop_workers = CancellationToken::new();
+    let interrupt_jobs = CancellationToken::new();
+    let router = server::router(app.clone());
+    let http_stop = stop_http.clone();
+    let http = tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            http_stop.cancelled().await;
+        });
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "HTTP server stopped");
+        }
+    });
+    let workers = (0..app.settings.workers)
+        .map(|n| {
+            let owner = format!("{}/{}", app.instance, n);
+            tokio::spawn(worker::run(
+                app.clone(),
+                owner,
+                stop_workers.clone(),
+                interrupt_jobs.clone(),
+            ))
+        })
+        .collect();
+    tokio::spawn(housekeeping::run(app.clone(), stop_workers.clone()));
+    tracing::info!(%addr, workers = app.settings.workers, "specbot is serving");
+    Ok(Running {
+        addr,
+        app,
+        stop_workers,
+        interrupt_jobs,
+        stop_http,
+        http,
+        workers,
+    })
+}
+
+impl Running {
+    /// Graceful shutdown, bounded by `SHUTDOWN_GRACE_SECS`: `/readyz` and the webhook answer
+    /// 503 at once, workers stop claiming, running jobs get most of the grace period to finish;
+    /// then they are interrupted at their next checkpoint, and whatever this process still
+    /// holds goes back to the queue with its attempt given back. The HTTP side stops last.
+    pub async fn shutdown(self) {
+        self.app.begin_shutdown();
+        self.stop_workers.cancel();
+        let grace = self.app.settings.shutdown_grace;
+        // The part of the grace period kept for interrupting and releasing: a fifth, at most 5 s.
+        let release_margin = (grace / 5).min(Duration::from_secs(5));
+        let mut workers = futures::future::join_all(self.workers);
+        if tokio::time::timeout(grace.saturating_sub(release_margin), &mut workers)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "jobs still running near the end of the grace period: interrupting them"
+            );
+            self.interrupt_jobs.cancel();
+            if tokio::time::timeout(release_margin, workers).await.is_err() {
+                tracing::warn!("a job did not reach a checkpoint in time: releasing it anyway");
+            }
+        }
+        let mut released = 0;
+        for n in 0..self.app.settings.workers {
+            let owner = format!("{}/{}", self.app.instance, n);
+            match self.app.store.release_all(&owner, self.app.now()).await {
+                Ok(k) => released += k,
+                Err(error) => tracing::error!(%error, "could not release leases"),
+            }
+        }
+        if released > 0 {
+            tracing::info!(released, "unfinished jobs handed back to the queue");
+        }
+        self.stop_http.cancel();
+        // Idle keep-alive connections close at once; do not wait long for anything else.
+        let mut http = self.http;
+        if tokio::time::timeout(Duration::from_secs(2), &mut http)
+            .await
+            .is_err()
+        {
+            http.abort();
+        }
+        tracing::info!("shutdown complete");
+    }
+
+    /// Stop only the HTTP side and let jobs be (used by tests that simulate a crash: nothing is
+    /// released, leases simply expire).
+    pub fn abort(self) {
+        self.http.abort();
+        for w in self.workers {
+            w.abort();
+        }
+    }
+}
+
+/// `specbot serve`: run until SIGTERM or SIGINT.
+pub async fn serve(settings: Settings) -> Result<(), StartError> {
+    let bind = format!("{}:{}", settings.host, settings.port);
+    let app = app::build(settings).await?;
+    let listener = TcpListener::bind(&bind).await?;
+    let running = start(app, listener)?;
+    shutdown_signal().await;
+    tracing::info!("shutdown requested");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,179 @@
+//! A spec's component issues: filed once each (found again by store record, then by marker),
+//! linked as sub-issues of the feature issue, blocked by the components they depend on; after a
+//! revision, the ones the design dropped are closed with a note (never deleted).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::repo::RepoConfig;
+use crate::github::Repo;
+use crate::github::repo::FileChange;
+use crate::github::types::IssueInfo;
+use crate::messages;
+use crate::spec::{Component, SpecAnswer};
+use crate::workflow::job::RepoTarget;
+use crate::workflow::records::{self, ComponentRecord};
+use crate::workflow::step::{JobCtx, StepError, StepResult};
+
+/// Component slug → (issue number, issue id) of the issues filed so far.
+pub type Filed = BTreeMap<String, (u64, u64)>;
+
+/// Component slug → issue number, as a spec's record keeps them.
+pub fn numbers(filed: &Filed) -> BTreeMap<String, u64> {
+    filed.iter().map(|(k, v)| (k.clone(), v.0)).collect()
+}
+
+/// A spec's files as changes to commit.
+pub fn changes(files: Vec<(String, String)>) -> Vec<FileChange> {
+    files
+        .into_iter()
+        .map(|(path, content)| FileChange {
+            path,
+            content: Some(content),
+        })
+        .collect()
+}
+
+/// Where component issues are filed, and for which spec.
+pub struct Filing<'a> {
+    pub repo: &'a Repo,
+    pub target: &'a RepoTarget,
+    pub spec_issue: u64,
+    pub config: &'a RepoConfig,
+    pub spec_path: &'a str,
+}
+
+/// File (or update) one issue per component of `answer`, dependencies first, checkpointing
+/// `progress` after each (`component:<slug>`); `filed` picks the progress's list of filed issues.
+pub async fn file<P: Serialize>(
+    ctx: &mut JobCtx,
+    at: &Filing<'_>,
+    answer: &SpecAnswer,
+    progress: &mut P,
+    filed: fn(&mut P) -> &mut Filed,
+) -> StepResult {
+    let order = crate::spec::dependency_order(&answer.components)
+        .map_err(|e| StepError::permanent(e.to_string()))?;
+    // Labels need no separate request: GitHub creates missing ones with the issue. Issues an
+    // earlier, interrupted attempt may have filed are listed once, only if needed.
+    let mut labelled: Option<Vec<IssueInfo>> = None;
+    let mut linked_any_fallback = false;
+    for index in order {
+        let component: &Component = &answer.components[index];
+        let slug = component.slug();
+        if filed(progress).contains_key(&slug) {
+            continue;
+        }
+        let deps: Vec<(String, Option<u64>)> = component
+            .depends_on
+            .iter()
+            .map(|title| {
+                let dep = filed(progress).get(&crate::spec::slugify(title));
+                (title.clone(), dep.map(|d| d.0))
+            })
+            .collect();
+        let issue = file_one(ctx, at, component, &deps, &mut labelled).await?;
+        if !at.repo.link_sub_issue(at.spec_issue, issue.id).await? {
+            linked_any_fallback = true;
+        }
+        for dep_number in deps.iter().filter_map(|(_, n)| *n) {
+            if let Some((_, dep_id)) = filed(progress).values().find(|(n, _)| *n == dep_number) {
+                at.repo.add_blocked_by(issue.number, *dep_id).await?;
+            }
+        }
+        filed(progress).insert(slug.clone(), (issue.number, issue.id));
+        ctx.save(&format!("component:{slug}"), progress).await?;
+    }
+    if linked_any_fallback {
+        // No sub-issues API here (older GitHub Enterprise Server): a task list in the parent.
+        let issue = at.repo.issue(at.spec_issue).await?;
+        let body = messages::with_task_list(issue.body.as_deref().unwrap_or(""), filed(progress));
+        at.repo
+            .update_issue(at.spec_issue, &serde_json::json!({"body": body}))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Find the component's issue (store record, then marker) and update it, or file it.
+async fn file_one(
+    ctx: &JobCtx,
+    at: &Filing<'_>,
+    component: &Component,
+    deps: &[(String, Option<u64>)],
+    labelled: &mut Option<Vec<IssueInfo>>,
+) -> StepResult<IssueInfo> {
+    let slug = component.slug();
+    let key = ComponentRecord::key(at.target.repo_id, at.spec_issue, &slug);
+    let body = component.render_issue_body(at.spec_issue, at.spec_path, deps);
+    let marker = crate::spec::component_marker(at.spec_issue, &slug);
+    let store = &*ctx.app.store;
+    let issue = match records::load::<ComponentRecord>(store, &key).await? {
+        Some(known) => {
+            at.repo
+                .update_issue(
+                    known.number,
+                    &serde_json::json!({"title": component.title, "body": body}),
+                )
+                .await?
+        }
+        None => {
+            // Only an earlier attempt of this job can have filed it without recording it.
+            if labelled.is_none()
+                && ctx.job.attempts > 1
+                && let Some(label) = at.config.component_labels.first()
+            {
+                *labelled = Some(at.repo.issues_with_label(label).await?);
+            }
+            let found = labelled
+                .iter()
+                .flatten()
+                .find(|i| i.body.as_deref().unwrap_or("").contains(&marker))
+                .cloned();
+            match found {
+                Some(issue) => issue,
+                None => {
+                    at.repo
+                        .create_issue(
+                            &component.title,
+                            &body,
+                            &at.config.component_labels,
+                            &marker,
+                        )
+                        .await?
+                }
+            }
+        }
+    };
+    let record = ComponentRecord {
+        number: issue.number,
+        id: issue.id,
+    };
+    records::save(store, &key, &record, ctx.app.now()).await?;
+    Ok(issue)
+}
+
+/// Close the issues of components a revision dropped from the design, each with a note.
+pub async fn close_dropped(
+    repo: &Repo,
+    before: &BTreeMap<String, u64>,
+    answer: &SpecAnswer,
+    spec_pull: u64,
+) -> StepResult {
+    let kept: Vec<String> = answer.components.iter().map(|c| c.slug()).collect();
+    for (slug, number) in before {
+        if kept.contains(slug) {
+            continue;
+        }
+        let marker = messages::component_dropped_marker(spec_pull);
+        repo.comment_once(*number, &marker, &messages::component_dropped(spec_pull))
+            .await?;
+        repo.update_issue(
+            *number,
+            &serde_json::json!({"state": "closed", "state_reason": "not_planned"}),
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! The engineer at work, shared by `/implement` and CI fix rounds: a snapshot of the repository
+//! unpacked into a private workspace, the repository's conventions as context, the agent loop
+//! with the job's budget and the repository's guardrails, the last secret scan before a push,
+//! and the commit message with its attribution trailer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{
+    self, AgentConfig, AgentError, AgentLimits, CriterionMet, Policy, Refusal, SecretScanner,
+    SkippedEntry, Workspace, WorkspaceLimits,
+};
+use crate::config::repo::RepoConfig;
+use crate::github::Repo;
+use crate::github::repo::FileChange;
+use crate::llm::ChatModel;
+use crate::prompt::context::{ContextInput, DocKind, RepoDoc};
+use crate::prompt::templates::RenderedPrompt;
+use crate::workflow::job::RepoTarget;
+use crate::workflow::records::{self, TranscriptRecord};
+use crate::workflow::spend::{self, Spend};
+use crate::workflow::step::{JobCtx, JobError, StepError, StepResult};
+
+/// Files the engineer is shown up front as the repository's conventions (it can read others).
+const CONVENTIONS: [&str; 6] = [
+    "AGENTS.md",
+    "CLAUDE.md",
+    ".github/copilot-instructions.md",
+    "CONTRIBUTING.md",
+    ".github/CONTRIBUTING.md",
+    "docs/CONTRIBUTING.md",
+];
+
+/// Token budget of the conventions and issue context in the prompt.
+const CONTEXT_TOKENS: usize = 12_000;
+
+/// Largest tarball downloaded (compressed); the workspace caps the unpacked size too.
+const MAX_TARBALL_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What the engineer produced (kept in the checkpoint).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Engineered {
+    pub changes: Vec<crate::agent::FileChange>,
+    pub summary: String,
+    pub criteria: Vec<CriterionMet>,
+    pub refusals: Vec<Refusal>,
+    pub skipped: Vec<SkippedEntry>,
+    pub steps: u32,
+    pub model: String,
+    pub cost_known: bool,
+}
+
+/// Download the snapshot of `sha` and unpack it into a private workspace.
+pub async fn snapshot(repo: &Repo, sha: &str) -> StepResult<Workspace> {
+    let url = repo.tarball_url(sha).await?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build()
+        .map_err(|e| JobError::transient(format!("HTTP client: {e}")))?;
+    let download = |e: reqwest::Error| {
+        JobError::transient(format!(
+            "downloading the repository snapshot failed: {}",
+            e.without_url()
+        ))
+    };
+    let mut response = http
+        .get(&url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(download)?;
+    let mut bytes: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(download)? {
+        if (bytes.len() + chunk.len()) as u64 > MAX_TARBALL_BYTES {
+            return Err(StepError::Failed(JobError::permanent(format!(
+                "the repository snapshot is larger than {} MiB",
+                MAX_TARBALL_BYTES / (1024 * 1024)
+            ))));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let workspace = tokio::task::spawn_blocking(move || {
+        Workspace::from_tarball(bytes.as_slice(), &WorkspaceLimits::default())
+    })
+    .await
+    .map_err(|e| JobError::transient(format!("unpacking the snapshot: {e}")))?
+    .map_err(|e| JobError::permanent(e.to_string()))?;
+    Ok(workspace)
+}
+
+/// The repository's conventions files (from the snapshot) and the issue, fenced and within
+/// budget.
+pub fn conventions(
+    workspace: &Workspace,
+    issue_number: u64,
+    title: &str,
+    body: &str,
+    author: &str,
+) -> Vec<crate::prompt::context::ContextBlock> {
+    let docs: Vec<RepoDoc> = CONVENTIONS
+        .iter()
+        .filter_map(|path| {
+            let repo_path = crate::agent::RepoPath::parse(path).ok()?;
+            let bytes = workspace.read(&repo_path).ok()?;
+            let text = String::from_utf8(bytes).ok()?;
+            Some(RepoDoc {
+                path: path.to_string(),
+                kind: DocKind::for_path(path),
+                text,
+            })
+        })
+        .collect();
+    crate::prompt::context::gather(
+        &ContextInput {
+            issue_number,
+            title: title.to_string(),
+            body: body.to_string(),
+            author: author.to_string(),
+            comments: Vec::new(),
+            docs,
+            tree: Vec::new(),
+        },
+        CONTEXT_TOKENS,
+    )
+}
+
+/// Where the engineer works and for whom: the model and prompt, the workspace, the
+/// repository's settings, and the issue whose transcript this is.
+pub struct Assignment<'a> {
+    pub model: &'a dyn ChatModel,
+    pub prompt: &'a RenderedPrompt,
+    pub config: &'a RepoConfig,
+    pub target: &'a RepoTarget,
+    pub issue_number: u64,
+}
+
+/// Run the engineer loop with the job's budget and the repository's guardrails; account for
+/// its usage in `spend` and keep its transcript.
+pub async fn engineer(
+    ctx: &mut JobCtx,
+    work: &Assignment<'_>,
+    workspace: &mut Workspace,
+    spend: &mut Spend,
+) -> StepResult<Engineered> {
+    let model = work.model;
+    let mut policy = Policy {
+        secrets: SecretScanner::new(ctx.app.settings.own_secrets()),
+        ..Policy::default()
+    };
+    for glob in &work.config.implement.protected_paths {
+        // Checked when the config was read; a bad one is ignored there.
+        let _ = policy.protect(glob);
+    }
+    // What this job already spent (an earlier attempt) counts against its budget.
+    let spent = ctx.app.store.job_cost(ctx.job.id).await?;
+    let price = ctx.app.prices.price(model.model());
+    let agent_config = AgentConfig {
+        limits: AgentLimits {
+            max_cost_usd: Some((work.config.max_cost_usd - spent).max(0.0)),
+            ..AgentLimits::default()
+        },
+        policy,
+        price,
+    };
+    let mut usage = crate::llm::Usage::default();
+    let outcome = agent::run_agent(
+        model,
+        work.prompt,
+        workspace,
+        &agent_config,
+        &ctx.cancel,
+        &mut |u| usage += *u,
+    )
+    .await;
+    spend::account(ctx, model, &usage, spend).await?;
+    let transcript = match &outcome {
+        Ok(o) => &o.transcript,
+        Err(f) => &f.transcript,
+    };
+    let key = format!(
+        "{}#{}/job-{}/attempt-{}",
+        work.target.repo_id, work.issue_number, ctx.job.id, ctx.job.attempts
+    );
+    let transcript = TranscriptRecord(serde_json::to_value(transcript).unwrap_or_default());
+    records::save(&*ctx.app.store, &key, &transcript, ctx.app.now()).await?;
+    match outcome {
+        Ok(o) => Ok(Engineered {
+            changes: o.changes,
+            summary: o.summary,
+            criteria: o.criteria,
+            refusals: o.refusals,
+            skipped: workspace.skipped().to_vec(),
+            steps: o.steps,
+            model: model.model().to_string(),
+            cost_known: price.is_some(),
+        }),
+        Err(failure) => {
+            tracing::info!(error = %failure, "the engineer stopped without a result");
+            Err(match failure.error {
+                AgentError::Cancelled => StepError::Stopped,
+                AgentError::Llm(e) => StepError::Failed(JobError::from_llm(&e)),
+                other => StepError::Failed(JobError::permanent(other.to_string())),
+            })
+        }
+    }
+}
+
+/// The last check before anything is pushed: no secret in any file or in the texts.
+pub fn check_clean(scanner: &SecretScanner, result: &Engineered) -> StepResult {
+    let mut found: Vec<String> = Vec::new();
+    for change in &result.changes {
+        if let Some(content) = &change.content {
+            for f in scanner.scan(content).into_iter().take(3) {
+                found.push(format!("{} in `{}`", f.kind, change.path));
+            }
+        }
+    }
+    for (what, text) in std::iter::once(("the summary", result.summary.as_str())).chain(
+        result.criteria.iter().flat_map(|c| {
+            [
+                ("a criterion", c.criterion.as_str()),
+                ("a criterion", c.how_met.as_str()),
+            ]
+        }),
+    ) {
+        if !scanner.is_clean(text) {
+            found.push(format!("a secret in {what}"));
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.dedup();
+    Err(StepError::Failed(JobError::permanent(format!(
+        "the change was not pushed because it contains what looks like a secret ({})",
+        found.join("; ")
+    ))))
+}
+
+pub fn to_github(changes: &[crate::agent::FileChange]) -> Vec<FileChange> {
+    changes
+        .iter()
+        .map(|c| FileChange {
+            path: c.path.clone(),
+            content: c.content.clone(),
+        })
+        .collect()
+}

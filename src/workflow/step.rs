@@ -1,0 +1,211 @@
+//! What a running workflow works with: its context ([`JobCtx`]: the app, the claimed job, the
+//! means to checkpoint and stop), how a step fails ([`StepError`], [`JobError`]) and how a run
+//! ends ([`Outcome`]).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::github::{GitHubError, Repo};
+use crate::jobs::{Job, StoreError};
+use crate::llm::ChatModel;
+use crate::workflow::job::RepoTarget;
+
+/// How a job run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Stopped on `/cancel`.
+    Cancelled,
+    /// Interrupted (shutdown or lost lease) at a step boundary; nothing was half-written.
+    Stopped,
+    Failed(JobError),
+}
+
+/// Why the runtime stopped a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Cancelled,
+    LeaseLost,
+}
+
+/// A job failure, in words a user can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError {
+    pub message: String,
+    /// Worth another attempt (GitHub or the model had trouble), or final (our input is bad).
+    pub retryable: bool,
+    /// Not before this long (GitHub's rate limit resets later): the job waits in the queue.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl JobError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        JobError {
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
+        }
+    }
+
+    /// The model failed: worth another attempt when the provider said so (429, 5xx, a cut stream).
+    pub fn from_llm(e: &crate::llm::LlmError) -> Self {
+        JobError {
+            message: format!("the language model: {e}"),
+            retryable: e.is_retryable(),
+            retry_after: None,
+        }
+    }
+
+    pub fn transient(message: impl Into<String>) -> Self {
+        JobError {
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+        }
+    }
+}
+
+/// Why a step did not complete.
+#[derive(Debug)]
+pub enum StepError {
+    /// The job was asked to stop; the step wrote nothing.
+    Stopped,
+    Failed(JobError),
+}
+
+impl StepError {
+    /// A failure no retry can mend.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        StepError::Failed(JobError::permanent(message))
+    }
+}
+
+impl From<JobError> for StepError {
+    fn from(e: JobError) -> Self {
+        StepError::Failed(e)
+    }
+}
+
+impl From<GitHubError> for StepError {
+    fn from(e: GitHubError) -> Self {
+        let retryable = e.is_transient();
+        let retry_after = match &e {
+            GitHubError::RateLimited { wait, .. } => Some(*wait),
+            _ => None,
+        };
+        StepError::Failed(JobError {
+            message: format!("GitHub: {e}"),
+            retryable,
+            retry_after,
+        })
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        StepError::Failed(JobError::transient(format!("database: {e}")))
+    }
+}
+
+pub type StepResult<T = ()> = Result<T, StepError>;
+
+/// The repository client for a target; `None` while no App credentials are configured.
+pub fn repo_client(app: &App, target: &RepoTarget) -> Result<Option<Repo>, GitHubError> {
+    let Some(github) = &app.github else {
+        return Ok(None);
+    };
+    let installation = github.installation(target.installation_id)?;
+    Ok(Some(installation.repo(&target.owner, &target.name)))
+}
+
+/// What a running workflow can reach: the app, its job, and the means to checkpoint and stop.
+pub struct JobCtx {
+    pub app: Arc<App>,
+    pub job: Job,
+    pub owner: String,
+    pub cancel: CancellationToken,
+}
+
+impl JobCtx {
+    /// Stop here if the job was cancelled or interrupted.
+    pub fn check(&self) -> StepResult {
+        if self.cancel.is_cancelled() {
+            Err(StepError::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The workflow's progress so far (from an earlier, interrupted attempt too). A checkpoint
+    /// that does not decode is an error: starting over would do (and pay for) the work twice.
+    pub fn progress<T: DeserializeOwned + Default>(&self) -> StepResult<T> {
+        if self.job.checkpoint.is_null() {
+            return Ok(T::default());
+        }
+        serde_json::from_value(self.job.checkpoint.clone()).map_err(|e| {
+            StepError::permanent(format!("this job's saved progress could not be read: {e}"))
+        })
+    }
+
+    /// Record progress after a step, then give a crash point (tests) and `/cancel` a chance.
+    pub async fn save<T: Serialize>(&mut self, step: &str, progress: &T) -> StepResult {
+        let value = serde_json::to_value(progress)
+            .map_err(|e| JobError::permanent(format!("progress not serialisable: {e}")))?;
+        let now = self.app.now();
+        if !self
+            .app
+            .store
+            .save_checkpoint(self.job.id, &self.owner, &value, now)
+            .await?
+        {
+            return Err(StepError::Stopped);
+        }
+        self.job.checkpoint = value;
+        tracing::debug!(step, "checkpoint");
+        self.app.fault_point(step);
+        self.check()
+    }
+
+    /// The repository client for a target.
+    pub fn repo(&self, target: &RepoTarget) -> StepResult<Repo> {
+        repo_client(&self.app, target)?
+            .ok_or_else(|| StepError::permanent("no GitHub App credentials are configured"))
+    }
+
+    /// The model for this job: the configured one, or the repository's `model` override.
+    pub fn model(&self, model_override: Option<&str>) -> StepResult<Arc<dyn ChatModel>> {
+        self.app
+            .model_for(model_override)
+            .map_err(StepError::permanent)
+    }
+}
+
+/// Show a status comment: edit it when its id is known, else post it once (found again by
+/// its marker, so a re-run edits rather than duplicates).
+pub async fn show_status(
+    repo: &Repo,
+    comment_id: Option<u64>,
+    issue: u64,
+    marker: &str,
+    body: &str,
+) -> Result<(), GitHubError> {
+    match comment_id {
+        Some(id) => repo.update_comment(id, body).await.map(|_| ()),
+        None => repo.comment_once(issue, marker, body).await.map(|_| ()),
+    }
+}
+
+/// A job's latest progress, for reporting how it ended (the claimed copy of the job predates
+/// this attempt's checkpoints). Progress that cannot be read reports as none: the report is
+/// the last word on a job that has already failed.
+pub async fn latest_progress<T: DeserializeOwned + Default>(app: &App, job: &Job) -> T {
+    let checkpoint = match app.store.job(job.id).await {
+        Ok(Some(fresh)) => fresh.checkpoint,
+        _ => job.checkpoint.clone(),
+    };
+    serde_json::from_value(checkpoint).unwrap_or_default()
+}
