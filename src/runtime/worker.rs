@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::jobs::{Job, Lease};
-use crate::workflow::{self, JobError, Outcome, StopReason};
+use crate::workflow::{self, Ending, JobError, Outcome, StopReason};
 
 /// Run one worker until `stop` (then finish the job at hand) or `interrupt` (stop the job at
 /// its next checkpoint).
@@ -124,7 +124,7 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &Cancellation
             "succeeded"
         }
         Outcome::Cancelled => {
-            workflow::report_cancelled(app, &job).await;
+            workflow::report(app, &job, Ending::Cancelled).await;
             let _ = store.mark_cancelled(job.id, owner, now).await;
             "cancelled"
         }
@@ -150,7 +150,7 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &Cancellation
                 "retrying"
             } else {
                 tracing::error!(parent: &span, error = %message, "job failed");
-                workflow::report_failure(app, &job, message).await;
+                workflow::report(app, &job, Ending::Failed(message)).await;
                 let _ = store.fail(job.id, owner, message, None, app.now()).await;
                 "failed"
             }

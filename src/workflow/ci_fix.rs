@@ -10,7 +10,6 @@
 //! Steps (checkpoints `ci_fix:<step>`): `claim` (the head is taken and the attempt counted) → `fix` (the engineer's changes
 //! kept in the checkpoint) → `commit` → `done` (the reply on the PR).
 
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::SecretScanner;
@@ -20,7 +19,6 @@ use crate::github::{GitHubError, Repo};
 use crate::jobs::Job;
 use crate::messages;
 use crate::prompt::templates::{CiFailure, CiFixInput};
-use crate::workflow::Workflow;
 use crate::workflow::engineer::{self, Assignment, Engineered};
 use crate::workflow::job::CiFixRequest;
 use crate::workflow::quota::{Admission, admit};
@@ -28,6 +26,7 @@ use crate::workflow::records::{self, ImplementationRecord, issue_key};
 use crate::workflow::spec::load_config;
 use crate::workflow::spend::Spend;
 use crate::workflow::step::{JobCtx, StepError, StepResult, repo_client};
+use crate::workflow::{Ending, Workflow};
 
 /// Most failing checks read (and annotations per check).
 const MAX_CHECKS: usize = 10;
@@ -55,18 +54,16 @@ impl Workflow for CiFixRequest {
         format!("ci_fix:{}#{}", self.repo.repo_id, self.issue_number)
     }
 
-    fn run(self, ctx: &mut JobCtx) -> BoxFuture<'_, StepResult> {
-        Box::pin(run(ctx, self))
+    async fn run(self, ctx: &mut JobCtx) -> StepResult {
+        run(ctx, self).await
     }
 
     /// The fix round failed for good: say so on the PR, once per head.
-    fn report_failure<'a>(
-        &'a self,
-        app: &'a App,
-        _job: &'a Job,
-        message: &'a str,
-    ) -> BoxFuture<'a, Result<(), GitHubError>> {
-        Box::pin(report_failure(app, self, message))
+    async fn report(&self, app: &App, _: &Job, end: Ending<'_>) -> Result<(), GitHubError> {
+        match end {
+            Ending::Failed(error) => report_failure(app, self, error).await,
+            Ending::Cancelled => Ok(()),
+        }
     }
 }
 
@@ -187,9 +184,7 @@ async fn fix(
             tools: crate::agent::tool_notes(),
         })
         .map_err(|e| StepError::permanent(e.to_string()))?;
-        let model = ctx.model(config.model.as_deref())?;
         let work = Assignment {
-            model: &*model,
             prompt: &prompt,
             config,
             target: &req.repo,

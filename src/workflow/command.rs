@@ -2,8 +2,6 @@
 //! answer `/help` and parse errors, queue the spec job for `/spec`, and so on — and answer the
 //! comment with one reply, however many commands it held.
 
-use futures::future::BoxFuture;
-
 use crate::command::{self, Command};
 use crate::github::Repo;
 use crate::github::types::Permission;
@@ -33,8 +31,8 @@ impl Workflow for CommandRequest {
         ))
     }
 
-    fn run(self, ctx: &mut JobCtx) -> BoxFuture<'_, StepResult> {
-        Box::pin(run(ctx, self))
+    async fn run(self, ctx: &mut JobCtx) -> StepResult {
+        run(ctx, self).await
     }
 }
 

@@ -12,7 +12,6 @@ use crate::agent::{
 use crate::config::repo::RepoConfig;
 use crate::github::Repo;
 use crate::github::repo::FileChange;
-use crate::llm::ChatModel;
 use crate::prompt::context::{ContextInput, DocKind, RepoDoc};
 use crate::prompt::templates::RenderedPrompt;
 use crate::workflow::job::RepoTarget;
@@ -124,10 +123,9 @@ pub fn conventions(
     )
 }
 
-/// Where the engineer works and for whom: the model and prompt, the workspace, the
-/// repository's settings, and the issue whose transcript this is.
+/// What the engineer is asked and for whom: the prompt, the repository's settings (its model,
+/// budget and protected paths), and the issue whose transcript this is.
 pub struct Assignment<'a> {
-    pub model: &'a dyn ChatModel,
     pub prompt: &'a RenderedPrompt,
     pub config: &'a RepoConfig,
     pub target: &'a RepoTarget,
@@ -142,7 +140,8 @@ pub async fn engineer(
     workspace: &mut Workspace,
     spend: &mut Spend,
 ) -> StepResult<Engineered> {
-    let model = work.model;
+    let model = ctx.model(work.config.model.as_deref())?;
+    let model = &*model;
     let mut policy = Policy {
         secrets: SecretScanner::new(ctx.app.settings.own_secrets()),
         ..Policy::default()

@@ -16,7 +16,6 @@
 //! 5. `pull` — find or open the PR from that branch (`Closes #<n>`), body per criterion.
 //! 6. `done` — the implementation's record (for CI fixes) and the final status.
 
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::SecretScanner;
@@ -27,7 +26,6 @@ use crate::github::{GitHubError, Repo};
 use crate::jobs::Job;
 use crate::messages::{self, ImplementPull, ImplementStage, ImplementStatus};
 use crate::spec::Component;
-use crate::workflow::Workflow;
 use crate::workflow::branch::BotBranch;
 use crate::workflow::engineer::{self, Assignment, Engineered};
 use crate::workflow::job::{ImplementRequest, implement_job_key};
@@ -38,6 +36,7 @@ use crate::workflow::spend::Spend;
 use crate::workflow::step::{
     JobCtx, StepError, StepResult, latest_progress, repo_client, show_status,
 };
+use crate::workflow::{Ending, Workflow};
 
 /// What the job has done so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -60,31 +59,22 @@ impl Workflow for ImplementRequest {
         implement_job_key(self.repo.repo_id, self.issue_number)
     }
 
-    fn run(self, ctx: &mut JobCtx) -> BoxFuture<'_, StepResult> {
-        Box::pin(run(ctx, self))
+    async fn run(self, ctx: &mut JobCtx) -> StepResult {
+        run(ctx, self).await
     }
 
-    fn report_failure<'a>(
-        &'a self,
-        app: &'a App,
-        job: &'a Job,
-        message: &'a str,
-    ) -> BoxFuture<'a, Result<(), GitHubError>> {
-        Box::pin(report(
-            app,
-            job,
-            self,
-            ImplementStage::Failed,
-            Some(message),
-        ))
-    }
-
-    fn report_cancelled<'a>(
-        &'a self,
-        app: &'a App,
-        job: &'a Job,
-    ) -> BoxFuture<'a, Result<(), GitHubError>> {
-        Box::pin(report(app, job, self, ImplementStage::Cancelled, None))
+    /// Say so in the status comment.
+    async fn report(&self, app: &App, job: &Job, end: Ending<'_>) -> Result<(), GitHubError> {
+        let Some(repo) = repo_client(app, &self.repo)? else {
+            return Ok(());
+        };
+        let progress: ImplementProgress = latest_progress(app, job).await;
+        let (stage, error) = match end {
+            Ending::Failed(error) => (ImplementStage::Failed, Some(error)),
+            Ending::Cancelled => (ImplementStage::Cancelled, None),
+        };
+        // The component's title is not needed to say what went wrong.
+        show(&repo, self, &progress, None, stage, error).await
     }
 }
 
@@ -100,17 +90,31 @@ struct Desk<'a> {
 
 impl Desk<'_> {
     async fn show(&self, progress: &ImplementProgress, stage: ImplementStage) -> StepResult {
-        let status = status(self.req, progress, self.component, stage, None);
-        show_status(
-            self.repo,
-            progress.status_comment,
-            self.req.issue_number,
-            &messages::implement_marker(self.req.issue_number),
-            &messages::implement_status(&status),
-        )
-        .await?;
+        show(self.repo, self.req, progress, self.component, stage, None).await?;
         Ok(())
     }
+}
+
+/// Show the status comment at `stage`.
+async fn show(
+    repo: &Repo,
+    req: &ImplementRequest,
+    progress: &ImplementProgress,
+    component: Option<&Component>,
+    stage: ImplementStage,
+    error: Option<&str>,
+) -> Result<(), GitHubError> {
+    let status = status(req, progress, component, stage, error.map(str::to_string));
+    let marker = messages::implement_marker(req.issue_number);
+    let body = messages::implement_status(&status);
+    show_status(
+        repo,
+        progress.status_comment,
+        req.issue_number,
+        &marker,
+        &body,
+    )
+    .await
 }
 
 async fn run(ctx: &mut JobCtx, req: ImplementRequest) -> StepResult {
@@ -231,9 +235,7 @@ async fn engineer_step(
     };
     let prompt = crate::prompt::templates::render_engineer(&input, custom.as_deref())
         .map_err(|e| StepError::permanent(e.to_string()))?;
-    let model = ctx.model(config.model.as_deref())?;
     let work = Assignment {
-        model: &*model,
         prompt: &prompt,
         config,
         target: &req.repo,
@@ -374,28 +376,4 @@ fn status(
         cost_usd: p.spend.cost_usd,
         error,
     }
-}
-
-/// The job ended badly: say so in the status comment.
-async fn report(
-    app: &App,
-    job: &Job,
-    req: &ImplementRequest,
-    stage: ImplementStage,
-    message: Option<&str>,
-) -> Result<(), GitHubError> {
-    let Some(repo) = repo_client(app, &req.repo)? else {
-        return Ok(());
-    };
-    let progress: ImplementProgress = latest_progress(app, job).await;
-    // The component's title is not needed to say what went wrong.
-    let status = status(req, &progress, None, stage, message.map(str::to_string));
-    show_status(
-        &repo,
-        progress.status_comment,
-        req.issue_number,
-        &messages::implement_marker(req.issue_number),
-        &messages::implement_status(&status),
-    )
-    .await
 }

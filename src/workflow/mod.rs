@@ -53,25 +53,17 @@ pub trait Workflow: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 
     /// Run the job's steps, continuing from its checkpoint.
-    fn run(self, ctx: &mut JobCtx) -> BoxFuture<'_, StepResult>;
+    fn run(self, ctx: &mut JobCtx) -> impl Future<Output = StepResult> + Send;
 
-    /// The job failed for good: tell the user once (retries before this said nothing).
-    fn report_failure<'a>(
-        &'a self,
-        _app: &'a App,
-        _job: &'a Job,
-        _message: &'a str,
-    ) -> BoxFuture<'a, Result<(), GitHubError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    /// The job was cancelled: update what the user sees.
-    fn report_cancelled<'a>(
-        &'a self,
-        _app: &'a App,
-        _job: &'a Job,
-    ) -> BoxFuture<'a, Result<(), GitHubError>> {
-        Box::pin(async { Ok(()) })
+    /// The job failed for good or was cancelled: tell the user once (retries before a final
+    /// failure said nothing).
+    fn report(
+        &self,
+        _app: &App,
+        _job: &Job,
+        _end: Ending<'_>,
+    ) -> impl Future<Output = Result<(), GitHubError>> + Send {
+        async { Ok(()) }
     }
 
     /// The job to queue for this input, tried at most `max_attempts` times.
@@ -91,6 +83,15 @@ pub trait Workflow: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 }
 
+/// How a job ended, when it did not succeed.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending<'a> {
+    /// Failed for good, with what went wrong in words a user can read.
+    Failed(&'a str),
+    /// Stopped on `/cancel`.
+    Cancelled,
+}
+
 type ReportFuture<'a> = BoxFuture<'a, Result<(), GitHubError>>;
 
 /// A row of the dispatch table: one job kind, with its input decoded from the payload.
@@ -98,8 +99,7 @@ pub struct Kind {
     pub name: &'static str,
     decode: fn(&serde_json::Value) -> Result<(), serde_json::Error>,
     run: for<'a> fn(&'a mut JobCtx, &'a serde_json::Value) -> BoxFuture<'a, StepResult>,
-    report_failure: for<'a> fn(&'a App, &'a Job, &'a str) -> ReportFuture<'a>,
-    report_cancelled: for<'a> fn(&'a App, &'a Job) -> ReportFuture<'a>,
+    report: for<'a> fn(&'a App, &'a Job, Ending<'a>) -> ReportFuture<'a>,
 }
 
 /// Every job kind the bot runs.
@@ -124,8 +124,7 @@ impl Kind {
             name: W::KIND,
             decode: |payload| W::deserialize(payload).map(|_| ()),
             run: run_erased::<W>,
-            report_failure: report_failure_erased::<W>,
-            report_cancelled: report_cancelled_erased::<W>,
+            report: report_erased::<W>,
         }
     }
 
@@ -146,23 +145,10 @@ fn run_erased<'a, W: Workflow>(
     })
 }
 
-fn report_failure_erased<'a, W: Workflow>(
-    app: &'a App,
-    job: &'a Job,
-    message: &'a str,
-) -> ReportFuture<'a> {
+fn report_erased<'a, W: Workflow>(app: &'a App, job: &'a Job, end: Ending<'a>) -> ReportFuture<'a> {
     Box::pin(async move {
         match input::<W>(job) {
-            Ok(w) => w.report_failure(app, job, message).await,
-            Err(_) => Ok(()),
-        }
-    })
-}
-
-fn report_cancelled_erased<'a, W: Workflow>(app: &'a App, job: &'a Job) -> ReportFuture<'a> {
-    Box::pin(async move {
-        match input::<W>(job) {
-            Ok(w) => w.report_cancelled(app, job).await,
+            Ok(w) => w.report(app, job, end).await,
             Err(_) => Ok(()),
         }
     })
@@ -196,20 +182,11 @@ pub async fn run(app: Arc<App>, owner: String, job: Job, cancel: CancellationTok
     }
 }
 
-/// A job was cancelled: update what the user sees.
-pub async fn report_cancelled(app: &App, job: &Job) {
+/// A job failed for good or was cancelled: update what the user sees.
+pub async fn report(app: &App, job: &Job, end: Ending<'_>) {
     if let Some(kind) = Kind::of_job(job)
-        && let Err(error) = (kind.report_cancelled)(app, job).await
+        && let Err(error) = (kind.report)(app, job, end).await
     {
-        tracing::error!(%error, "could not report the cancellation on GitHub");
-    }
-}
-
-/// A job failed for good: tell the user once.
-pub async fn report_failure(app: &App, job: &Job, message: &str) {
-    if let Some(kind) = Kind::of_job(job)
-        && let Err(error) = (kind.report_failure)(app, job, message).await
-    {
-        tracing::error!(%error, "could not report the failure on GitHub");
+        tracing::error!(%error, ?end, "could not report how the job ended on GitHub");
     }
 }

@@ -8,7 +8,6 @@
 //! Steps (checkpoints `revise:<step>`): `draft` (the revised answer kept) → `commit` →
 //! `component:<slug>` for each component → `components` → `done` (the reply and the record).
 
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
@@ -19,7 +18,6 @@ use crate::jobs::Job;
 use crate::messages;
 use crate::prompt::templates::{Feedback, ReviseInput};
 use crate::spec::SpecAnswer;
-use crate::workflow::Workflow;
 use crate::workflow::branch::BotBranch;
 use crate::workflow::components::{self, Filed};
 use crate::workflow::context::{self, ArchitectSession, Draft};
@@ -29,6 +27,7 @@ use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::spec::load_config;
 use crate::workflow::spend::{self, Spend};
 use crate::workflow::step::{JobCtx, StepError, StepResult, repo_client};
+use crate::workflow::{Ending, Workflow};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -62,27 +61,22 @@ impl Workflow for ReviseRequest {
         Some(spec_branch_key(self.repo.repo_id, self.issue_number))
     }
 
-    fn run(self, ctx: &mut JobCtx) -> BoxFuture<'_, StepResult> {
-        Box::pin(run(ctx, self))
+    async fn run(self, ctx: &mut JobCtx) -> StepResult {
+        run(ctx, self).await
     }
 
     /// A revision failed for good: one reply saying so.
-    fn report_failure<'a>(
-        &'a self,
-        app: &'a App,
-        _job: &'a Job,
-        message: &'a str,
-    ) -> BoxFuture<'a, Result<(), GitHubError>> {
-        Box::pin(async move {
-            let Some(repo) = repo_client(app, &self.repo)? else {
-                return Ok(());
-            };
-            let marker = reply_marker(&self.source);
-            let body = messages::revision_failed(&marker, message);
-            repo.comment_once(self.pull_number, &marker, &body)
-                .await
-                .map(|_| ())
-        })
+    async fn report(&self, app: &App, _: &Job, end: Ending<'_>) -> Result<(), GitHubError> {
+        let Ending::Failed(error) = end else {
+            return Ok(());
+        };
+        let Some(repo) = repo_client(app, &self.repo)? else {
+            return Ok(());
+        };
+        let marker = reply_marker(&self.source);
+        let body = messages::revision_failed(&marker, error);
+        repo.comment_once(self.pull_number, &marker, &body).await?;
+        Ok(())
     }
 }
 

@@ -13,7 +13,6 @@
 //!    as a sub-issue, record its dependencies.
 //! 7. `done` — the spec's state is recorded and the status comment links everything.
 
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
@@ -32,7 +31,7 @@ use crate::workflow::spend::Spend;
 use crate::workflow::step::{
     JobCtx, StepError, StepResult, latest_progress, repo_client, show_status,
 };
-use crate::workflow::{Workflow, context};
+use crate::workflow::{Ending, Workflow, context};
 
 /// What the job has done so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -60,25 +59,21 @@ impl Workflow for SpecRequest {
         Some(spec_branch_key(self.repo.repo_id, self.issue_number))
     }
 
-    fn run(self, ctx: &mut JobCtx) -> BoxFuture<'_, StepResult> {
-        Box::pin(run(ctx, self))
+    async fn run(self, ctx: &mut JobCtx) -> StepResult {
+        run(ctx, self).await
     }
 
-    fn report_failure<'a>(
-        &'a self,
-        app: &'a App,
-        job: &'a Job,
-        message: &'a str,
-    ) -> BoxFuture<'a, Result<(), GitHubError>> {
-        Box::pin(report(app, job, self, SpecStage::Failed, Some(message)))
-    }
-
-    fn report_cancelled<'a>(
-        &'a self,
-        app: &'a App,
-        job: &'a Job,
-    ) -> BoxFuture<'a, Result<(), GitHubError>> {
-        Box::pin(report(app, job, self, SpecStage::Cancelled, None))
+    /// Say so in the status comment, in plain words.
+    async fn report(&self, app: &App, job: &Job, end: Ending<'_>) -> Result<(), GitHubError> {
+        let Some(repo) = repo_client(app, &self.repo)? else {
+            return Ok(());
+        };
+        let progress: SpecProgress = latest_progress(app, job).await;
+        let (stage, error) = match end {
+            Ending::Failed(error) => (SpecStage::Failed, Some(error)),
+            Ending::Cancelled => (SpecStage::Cancelled, None),
+        };
+        show(&repo, self, &progress, stage, error).await
     }
 }
 
@@ -240,15 +235,7 @@ async fn publish(
             .open_pull(&branch, default_branch, &title, &body)
             .await?;
         progress.pull = Some((pull.number, pull.html_url.clone()));
-        let body = messages::spec_status(&status(req, progress, SpecStage::FilingIssues, None));
-        show_status(
-            desk.repo,
-            progress.status_comment,
-            req.issue_number,
-            &messages::status_marker(req.issue_number),
-            &body,
-        )
-        .await?;
+        show(desk.repo, req, progress, SpecStage::FilingIssues, None).await?;
         ctx.save("pull", progress).await?;
     }
     if desk.config.follow_up_issues {
@@ -283,15 +270,7 @@ async fn finish(
     };
     let key = issue_key(req.repo.repo_id, req.issue_number);
     records::save(&*ctx.app.store, &key, &record, ctx.app.now()).await?;
-    let body = messages::spec_status(&status(req, progress, SpecStage::Done, None));
-    show_status(
-        desk.repo,
-        progress.status_comment,
-        req.issue_number,
-        &messages::status_marker(req.issue_number),
-        &body,
-    )
-    .await?;
+    show(desk.repo, req, progress, SpecStage::Done, None).await?;
     ctx.save("done", progress).await
 }
 
@@ -321,24 +300,21 @@ fn status(
     }
 }
 
-/// The job ended badly: say so in the status comment, in plain words.
-async fn report(
-    app: &App,
-    job: &Job,
+/// Show the status comment at `stage`.
+async fn show(
+    repo: &Repo,
     req: &SpecRequest,
+    progress: &SpecProgress,
     stage: SpecStage,
-    message: Option<&str>,
+    error: Option<&str>,
 ) -> Result<(), GitHubError> {
-    let Some(repo) = repo_client(app, &req.repo)? else {
-        return Ok(());
-    };
-    let progress: SpecProgress = latest_progress(app, job).await;
-    let body = messages::spec_status(&status(req, &progress, stage, message.map(str::to_string)));
+    let body = messages::spec_status(&status(req, progress, stage, error.map(str::to_string)));
+    let marker = messages::status_marker(req.issue_number);
     show_status(
-        &repo,
+        repo,
         progress.status_comment,
         req.issue_number,
-        &messages::status_marker(req.issue_number),
+        &marker,
         &body,
     )
     .await

@@ -1,8 +1,6 @@
 //! The spec_event job: a spec PR was approved, merged, closed or reopened, and the spec's state
 //! follows; on merge the component issues are labelled "spec accepted".
 
-use futures::future::BoxFuture;
-
 use crate::workflow::Workflow;
 use crate::workflow::job::{SpecChange, SpecEvent};
 use crate::workflow::records::{self, SpecRecord, issue_key};
@@ -23,8 +21,8 @@ impl Workflow for SpecEvent {
         )
     }
 
-    fn run(self, ctx: &mut JobCtx) -> BoxFuture<'_, StepResult> {
-        Box::pin(run(ctx, self))
+    async fn run(self, ctx: &mut JobCtx) -> StepResult {
+        run(ctx, self).await
     }
 }
 
