@@ -15,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{CrashMode, Settings};
 use crate::github::types::Permission;
 use crate::github::{GitHubApp, GitHubError, Repo};
+use crate::jobs::intake::IntakeWriter;
 use crate::jobs::{self, Millis, Pruned, Store};
 use crate::llm::{ChatModel, LlmSettings, PriceTable, Provider};
 use crate::server;
-use crate::server::webhook::IntakeWriter;
 use crate::workflow::{JobError, StepError};
 
 /// What every request handler and job can reach.

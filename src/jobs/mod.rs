@@ -18,6 +18,7 @@
 //! The [`Store`] trait has two implementations: [`sqlite::SqliteStore`] (the default, one
 //! process) and [`postgres::PgStore`] (several processes, `FOR UPDATE SKIP LOCKED`).
 
+pub mod intake;
 pub mod postgres;
 pub mod sqlite;
 pub mod worker;
@@ -303,7 +304,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// True when the database lives in this process (SQLite): its writes cost this process's
     /// threads, not a round trip to a server, so the intake writer gets a thread of its own
-    /// (see `IntakeWriter::start`).
+    /// (see [`intake::IntakeWriter::start`]).
     fn is_embedded(&self) -> bool {
         false
     }
