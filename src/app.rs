@@ -12,9 +12,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::config::{CrashMode, Settings};
 use crate::github::types::Permission;
 use crate::github::{GitHubApp, GitHubError, Repo};
+use crate::jobs::intake::IntakeWriter;
 use crate::jobs::{self, Millis, Store};
 use crate::llm::{ChatModel, LlmSettings, PriceTable, Provider};
-use crate::server::webhook::IntakeWriter;
 
 /// What every request handler and job can reach.
 pub struct App {

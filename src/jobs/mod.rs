@@ -16,9 +16,14 @@
 //! that tests drive time with a manual clock and instances agree on one notion of "now".
 //!
 //! The [`Store`] trait has two implementations: [`sqlite::SqliteStore`] (the default, one
-//! process) and [`postgres::PgStore`] (several processes, `FOR UPDATE SKIP LOCKED`).
+//! process) and [`postgres::PgStore`] (several processes, `FOR UPDATE SKIP LOCKED`). The SQL
+//! they share is written once, in `sql`; each backend keeps only where statements run, how a
+//! job is claimed, how a batch of deliveries goes in, and how workers are woken.
+//! [`intake::IntakeWriter`] batches the webhook's deliveries into [`Store::record_deliveries`].
 
+pub mod intake;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -26,6 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 /// Unix time in milliseconds.
 pub type Millis = i64;
@@ -105,37 +111,6 @@ pub struct StoredDelivery {
     /// The bytes GitHub sent.
     pub body: Vec<u8>,
     pub received_at: Millis,
-}
-
-/// A `deliveries` row; decodes on both backends.
-#[derive(sqlx::FromRow)]
-pub(crate) struct DeliveryRow {
-    id: String,
-    event: String,
-    action: Option<String>,
-    installation_id: Option<i64>,
-    repository: Option<String>,
-    body: Vec<u8>,
-    body_encoding: Option<String>,
-    received_at: i64,
-}
-
-/// Both backends' query for [`DeliveryRow`] by id (`$1`).
-pub(crate) const SELECT_DELIVERY: &str = "SELECT id, event, action, installation_id, repository, \
-     body, body_encoding, received_at FROM deliveries WHERE id = $1";
-
-impl DeliveryRow {
-    pub(crate) fn into_delivery(self) -> Result<StoredDelivery> {
-        Ok(StoredDelivery {
-            body: unpack_body(self.body, self.body_encoding.as_deref())?,
-            id: self.id,
-            event: self.event,
-            action: self.action,
-            installation_id: self.installation_id,
-            repository: self.repository,
-            received_at: self.received_at,
-        })
-    }
 }
 
 /// A job to be queued.
@@ -302,7 +277,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// True when the database lives in this process (SQLite): its writes cost this process's
     /// threads, not a round trip to a server, so the intake writer gets a thread of its own
-    /// (see `IntakeWriter::start`).
+    /// (see [`intake::IntakeWriter::start`]).
     fn is_embedded(&self) -> bool {
         false
     }
@@ -454,6 +429,23 @@ async fn open_as(url: &str, create: bool) -> Result<Arc<dyn Store>> {
         Err(StoreError::UnsupportedUrl(
             url.split(':').next().unwrap_or("").to_string(),
         ))
+    }
+}
+
+/// In-process wake-up for [`Store::wait_for_work`].
+#[derive(Debug, Default)]
+pub(crate) struct Wake(Notify);
+
+impl Wake {
+    /// Wake every current waiter, and let the next one through at once (so a worker between
+    /// "nothing to claim" and "wait" does not miss the news).
+    pub(crate) fn wake(&self) {
+        self.0.notify_waiters();
+        self.0.notify_one();
+    }
+
+    pub(crate) async fn wait(&self, max: Duration) {
+        let _ = tokio::time::timeout(max, self.0.notified()).await;
     }
 }
 
