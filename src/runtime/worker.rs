@@ -129,8 +129,11 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &Cancellation
             "cancelled"
         }
         Outcome::Stopped => {
-            // Interrupted by shutdown: hand the job back untouched.
-            let _ = store.release_all(owner, now).await;
+            // Interrupted by shutdown: hand the job back untouched. Said here too, since the
+            // shutdown's own release then finds nothing left to hand back.
+            if let Ok(released @ 1..) = store.release_all(owner, now).await {
+                tracing::info!(parent: &span, released, "unfinished jobs handed back to the queue");
+            }
             "released"
         }
         Outcome::Failed(JobError {
