@@ -17,18 +17,18 @@ pub(super) struct Found {
     pub(super) inner: (usize, usize),
 }
 
-const KNOWN_TAGS: &[&str] = &[
-    "specification",
+/// The blocks of an answer beside the specification, in the order they are looked for.
+pub(super) const ANSWER_BLOCKS: [&str; 6] = [
     "components",
     "diagram",
     "openapi",
     "test_plan",
     "rollout_plan",
     "changes",
-    "planning",
-    "architectural_planning",
-    "thinking",
 ];
+
+/// The blocks dropped with their content before anything is read.
+const PLANNING_BLOCKS: [&str; 3] = ["planning", "architectural_planning", "thinking"];
 
 impl<'a> Tags<'a> {
     pub(super) fn new(text: &'a str) -> Tags<'a> {
@@ -108,8 +108,9 @@ impl<'a> Tags<'a> {
 
     /// Where the next known opening tag after `from` starts (the end of an unterminated block).
     fn next_known_open(&self, from: usize) -> usize {
-        KNOWN_TAGS
-            .iter()
+        std::iter::once("specification")
+            .chain(ANSWER_BLOCKS)
+            .chain(PLANNING_BLOCKS)
             .filter_map(|t| self.open(t, from).map(|(s, _)| s))
             .min()
             .unwrap_or(self.text.len())
@@ -150,7 +151,7 @@ impl<'a> Tags<'a> {
 /// runs to the next `<specification>` or the end).
 pub(super) fn drop_planning(text: &str) -> String {
     let mut current = text.to_string();
-    for name in ["planning", "architectural_planning", "thinking"] {
+    for name in PLANNING_BLOCKS {
         let tags = Tags::new(&current);
         let mut out = String::with_capacity(current.len());
         let mut at = 0;

@@ -3,8 +3,11 @@
 
 use super::SpecError;
 use super::sections::components_from_markdown;
-use super::tags::{Found, Tags, clean_spec, drop_planning, fenced_block, strip_code_fence};
+use super::tags::{
+    ANSWER_BLOCKS, Found, Tags, clean_spec, drop_planning, fenced_block, strip_code_fence,
+};
 use super::tool_call::{components_from_value, relaxed_json};
+use super::words::changes_note;
 use crate::prompt::sanitize::strip_invisible;
 use crate::spec::{ArtifactKind, Artifacts, MAX_ANSWER_BYTES, SpecAnswer};
 
@@ -36,14 +39,7 @@ pub fn parse_text_answer(text: &str) -> Result<SpecAnswer, SpecError> {
         }
     };
     let mut blocks: Vec<(&str, Found)> = Vec::new();
-    for name in [
-        "components",
-        "diagram",
-        "openapi",
-        "test_plan",
-        "rollout_plan",
-        "changes",
-    ] {
+    for name in ANSWER_BLOCKS {
         if let Some(found) = outside(name) {
             blocks.push((name, found));
         }
@@ -103,9 +99,7 @@ pub fn parse_text_answer(text: &str) -> Result<SpecAnswer, SpecError> {
         };
         *artifacts.get_mut(kind) = tagged.or_else(fenced).filter(|t| !t.trim().is_empty());
     }
-    let changes = get("changes")
-        .map(|t| strip_invisible(t).trim().to_string())
-        .filter(|t| !t.is_empty());
+    let changes = changes_note(get("changes"));
     Ok(SpecAnswer {
         specification,
         components,

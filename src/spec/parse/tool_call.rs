@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::tags::{Tags, clean_spec, strip_code_fence};
-use super::words::{clean_title, is_none_word, strip_bullet};
+use super::words::{changes_note, clean_title, is_none_word, strip_bullet};
 use super::{MAX_LIST_ITEMS, MAX_PARSED_COMPONENTS, SpecError};
 use crate::prompt::sanitize::{one_line, strip_invisible};
 use crate::spec::{ArtifactKind, Artifacts, Component, MAX_ANSWER_BYTES, SpecAnswer};
@@ -72,11 +72,7 @@ pub fn parse_tool_input(input: &Value) -> Result<SpecAnswer, SpecError> {
         };
         *artifacts.get_mut(kind) = text.filter(|t| !t.trim().is_empty());
     }
-    let changes = obj
-        .get("changes")
-        .and_then(Value::as_str)
-        .map(|s| strip_invisible(s).trim().to_string())
-        .filter(|s| !s.is_empty());
+    let changes = changes_note(obj.get("changes").and_then(Value::as_str));
     Ok(SpecAnswer {
         specification,
         components,

@@ -1,7 +1,7 @@
 //! Cleaning the words a model writes: titles without numbering or emphasis, list items without
-//! bullets, and "none" in its spellings.
+//! bullets, "none" in its spellings, and a revision's note of what changed.
 
-use crate::prompt::sanitize::one_line;
+use crate::prompt::sanitize::{one_line, strip_invisible};
 
 pub(super) fn is_none_word(s: &str) -> bool {
     matches!(
@@ -60,4 +60,10 @@ pub(super) fn strip_bullet(s: &str) -> &str {
         }
     }
     t.trim()
+}
+
+/// A revision's note of what changed: invisible characters removed, trimmed, `None` if empty.
+pub(super) fn changes_note(text: Option<&str>) -> Option<String> {
+    text.map(|t| strip_invisible(t).trim().to_string())
+        .filter(|t| !t.is_empty())
 }
