@@ -6,14 +6,17 @@
 //! both abort the in-flight request at once (through a child token, and by dropping the
 //! request future). Tools run synchronously between calls; they do bounded file I/O only.
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::tools::{self, Outcome, tool_definitions};
+use super::tools::{self, Finish, Outcome, tool_definitions};
 use super::{
-    AgentConfig, AgentError, AgentFailure, AgentOutcome, Refusal, TranscriptEntry, Workspace,
+    AgentConfig, AgentError, AgentFailure, AgentLimits, AgentOutcome, FileChange, Refusal,
+    TranscriptEntry, Workspace,
 };
 use crate::llm::{
-    ChatModel, ChatRequest, Content, LlmError, Message, StopReason, ToolChoice, Usage,
+    ChatModel, ChatRequest, ChatResponse, Content, LlmError, Message, StopReason, ToolCall,
+    ToolChoice, Usage,
 };
 use crate::prompt::templates::RenderedPrompt;
 
@@ -26,6 +29,24 @@ struct Run {
 }
 
 impl Run {
+    fn succeed(
+        self,
+        changes: Vec<FileChange>,
+        finish: Finish,
+        config: &AgentConfig,
+    ) -> AgentOutcome {
+        AgentOutcome {
+            changes,
+            summary: finish.summary,
+            criteria: finish.criteria,
+            refusals: self.refusals,
+            cost_usd: config.price.map(|p| p.cost(&self.usage)),
+            usage: self.usage,
+            steps: self.steps,
+            transcript: self.transcript,
+        }
+    }
+
     fn fail(self, error: AgentError) -> AgentFailure {
         AgentFailure {
             error,
@@ -53,11 +74,7 @@ pub async fn run_agent(
     cancel: &CancellationToken,
     on_usage: &mut (dyn FnMut(&Usage) + Send),
 ) -> Result<AgentOutcome, AgentFailure> {
-    let limits = &config.limits;
     let scanner = &config.policy.secrets;
-    let deadline = tokio::time::Instant::now() + limits.max_wall_time;
-    let tools = tool_definitions();
-    let mut messages = vec![Message::user(prompt.user.clone())];
     let mut run = Run {
         steps: 0,
         usage: Usage::default(),
@@ -71,37 +88,113 @@ pub async fn run_agent(
             },
         ],
     };
-    let mut nudged = false;
-
+    let mut turn = Turn {
+        model,
+        prompt,
+        config,
+        cancel,
+        deadline: Instant::now() + config.limits.max_wall_time,
+        tools: tool_definitions(),
+        messages: vec![Message::user(prompt.user.clone())],
+        nudged: false,
+    };
     loop {
-        if cancel.is_cancelled() {
-            return Err(run.fail(AgentError::Cancelled));
+        match turn.step(&mut run, workspace, on_usage).await {
+            Ok(None) => {}
+            Ok(Some(finish)) => {
+                return match turn.changes(workspace) {
+                    Ok(changes) => Ok(run.succeed(changes, finish, config)),
+                    Err(e) => Err(run.fail(e)),
+                };
+            }
+            Err(e) => return Err(run.fail(e)),
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(run.fail(AgentError::TimeLimit {
+    }
+}
+
+/// What stays the same from one model call to the next, and the conversation so far.
+struct Turn<'a> {
+    model: &'a dyn ChatModel,
+    prompt: &'a RenderedPrompt,
+    config: &'a AgentConfig,
+    cancel: &'a CancellationToken,
+    deadline: Instant,
+    tools: Vec<crate::llm::Tool>,
+    messages: Vec<Message>,
+    /// Whether the last answer called no tool and was answered with a nudge.
+    nudged: bool,
+}
+
+impl Turn<'_> {
+    fn limits(&self) -> &AgentLimits {
+        &self.config.limits
+    }
+
+    /// One model call and the tool calls it makes: `Some` once the model called `finish`.
+    async fn step(
+        &mut self,
+        run: &mut Run,
+        workspace: &mut Workspace,
+        on_usage: &mut (dyn FnMut(&Usage) + Send),
+    ) -> Result<Option<Finish>, AgentError> {
+        self.check_before_call(run)?;
+        run.steps += 1;
+        let resp = self.ask().await?;
+        run.usage += resp.usage;
+        on_usage(&resp.usage);
+        self.record_answer(run, &resp);
+
+        let calls = resp.tool_calls();
+        if calls.is_empty() {
+            self.nudge(run, &resp)?;
+        } else {
+            self.nudged = false;
+            let (results, finished) = self.run_tools(run, workspace, calls)?;
+            if finished.is_some() {
+                return Ok(finished);
+            }
+            self.messages.push(Message::tool_results(results));
+        }
+        self.check_spend(run)?;
+        Ok(None)
+    }
+
+    /// Cancellation, the wall-time deadline and the step cap, before a model call.
+    fn check_before_call(&self, run: &Run) -> Result<(), AgentError> {
+        let limits = self.limits();
+        if self.cancel.is_cancelled() {
+            return Err(AgentError::Cancelled);
+        }
+        if Instant::now() >= self.deadline {
+            return Err(AgentError::TimeLimit {
                 max: limits.max_wall_time,
-            }));
+            });
         }
         if run.steps >= limits.max_steps {
-            return Err(run.fail(AgentError::StepLimit {
+            return Err(AgentError::StepLimit {
                 max: limits.max_steps,
-            }));
+            });
         }
-        run.steps += 1;
+        Ok(())
+    }
+
+    /// Ask the model, aborting the request at once on cancellation or at the deadline.
+    async fn ask(&self) -> Result<ChatResponse, AgentError> {
+        let limits = self.limits();
         let req = ChatRequest {
-            system: prompt.system.clone(),
-            messages: messages.clone(),
-            tools: tools.clone(),
+            system: self.prompt.system.clone(),
+            messages: self.messages.clone(),
+            tools: self.tools.clone(),
             tool_choice: ToolChoice::Auto,
             max_tokens: limits.max_output_tokens,
             cache_prefix: true,
         };
-        let call_cancel = cancel.child_token();
+        let call_cancel = self.cancel.child_token();
         let answer = tokio::select! {
             biased;
-            () = cancel.cancelled() => Err(AgentError::Cancelled),
-            () = tokio::time::sleep_until(deadline) => Err(AgentError::TimeLimit { max: limits.max_wall_time }),
-            r = model.chat(&req, &call_cancel) => match r {
+            () = self.cancel.cancelled() => Err(AgentError::Cancelled),
+            () = tokio::time::sleep_until(self.deadline) => Err(AgentError::TimeLimit { max: limits.max_wall_time }),
+            r = self.model.chat(&req, &call_cancel) => match r {
                 Ok(r) => Ok(r),
                 Err(LlmError::Cancelled) => Err(AgentError::Cancelled),
                 Err(e) => Err(AgentError::Llm(e)),
@@ -109,13 +202,12 @@ pub async fn run_agent(
         };
         // Whatever happened, nothing may keep running on this call's behalf.
         call_cancel.cancel();
-        let resp = match answer {
-            Ok(r) => r,
-            Err(e) => return Err(run.fail(e)),
-        };
-        run.usage += resp.usage;
-        on_usage(&resp.usage);
+        answer
+    }
 
+    /// The answer into the transcript (redacted) and the conversation.
+    fn record_answer(&mut self, run: &mut Run, resp: &ChatResponse) {
+        let scanner = &self.config.policy.secrets;
         for part in &resp.content {
             run.transcript.push(match part {
                 Content::Text(t) => TranscriptEntry::Assistant {
@@ -129,104 +221,107 @@ pub async fn run_agent(
                 Content::ToolResult { .. } => continue,
             });
         }
-        messages.push(if resp.content.is_empty() {
+        self.messages.push(if resp.content.is_empty() {
             Message::assistant_text("(empty answer)")
         } else {
             resp.to_message()
         });
+    }
 
-        let calls = resp.tool_calls();
-        if calls.is_empty() {
-            if nudged {
-                return Err(run.fail(AgentError::NoFinish {
-                    last_text: scanner.redact(&resp.text()),
-                }));
-            }
-            nudged = true;
-            let nudge = if resp.stop == StopReason::MaxTokens {
-                "Your answer was cut off at the output limit. Continue in smaller steps (edit \
-                 files piece by piece), and call `finish` when you are done."
-            } else {
-                "You ended your turn without calling a tool. The work only counts once you call \
-                 `finish` with your summary and how each acceptance criterion is met. If you \
-                 are done, call `finish` now; otherwise continue with the tools."
-            };
-            run.transcript.push(TranscriptEntry::User {
-                text: nudge.to_owned(),
+    /// An answer without a tool call: remind the model to call `finish`, once; the second
+    /// such answer in a row ends the run.
+    fn nudge(&mut self, run: &mut Run, resp: &ChatResponse) -> Result<(), AgentError> {
+        if self.nudged {
+            return Err(AgentError::NoFinish {
+                last_text: self.config.policy.secrets.redact(&resp.text()),
             });
-            messages.push(Message::user(nudge));
-        } else {
-            nudged = false;
-            let mut results = Vec::with_capacity(calls.len());
-            let mut finished = None;
-            for call in calls {
-                if cancel.is_cancelled() {
-                    return Err(run.fail(AgentError::Cancelled));
-                }
-                let (content, is_error) = if finished.is_some() {
-                    ("not run: `finish` was already called".to_owned(), true)
-                } else {
-                    match tools::execute(
-                        workspace,
-                        &config.policy,
-                        &mut run.refusals,
-                        call.name,
-                        call.input,
-                    ) {
-                        Outcome::Ok(text) => (text, false),
-                        Outcome::Err(text) => (text, true),
-                        Outcome::Finish(f) => {
-                            finished = Some(f);
-                            ("finished".to_owned(), false)
-                        }
-                    }
-                };
-                run.transcript.push(TranscriptEntry::ToolResult {
-                    id: call.id.to_owned(),
-                    name: call.name.to_owned(),
-                    content: scanner.redact(&content),
-                    is_error,
-                });
-                results.push(Content::ToolResult {
-                    tool_use_id: call.id.to_owned(),
-                    content,
-                    is_error,
-                });
-            }
-            if let Some(f) = finished {
-                if cancel.is_cancelled() {
-                    return Err(run.fail(AgentError::Cancelled));
-                }
-                let changes = match workspace.changes() {
-                    Ok(c) => c,
-                    Err(e) => return Err(run.fail(AgentError::Workspace(e))),
-                };
-                return Ok(AgentOutcome {
-                    changes,
-                    summary: f.summary,
-                    criteria: f.criteria,
-                    refusals: run.refusals,
-                    cost_usd: config.price.map(|p| p.cost(&run.usage)),
-                    usage: run.usage,
-                    steps: run.steps,
-                    transcript: run.transcript,
-                });
-            }
-            messages.push(Message::tool_results(results));
         }
+        self.nudged = true;
+        let nudge = if resp.stop == StopReason::MaxTokens {
+            "Your answer was cut off at the output limit. Continue in smaller steps (edit \
+             files piece by piece), and call `finish` when you are done."
+        } else {
+            "You ended your turn without calling a tool. The work only counts once you call \
+             `finish` with your summary and how each acceptance criterion is met. If you \
+             are done, call `finish` now; otherwise continue with the tools."
+        };
+        run.transcript.push(TranscriptEntry::User {
+            text: nudge.to_owned(),
+        });
+        self.messages.push(Message::user(nudge));
+        Ok(())
+    }
 
+    /// Run the answer's tool calls in order; those after `finish` are not run.
+    fn run_tools(
+        &self,
+        run: &mut Run,
+        workspace: &mut Workspace,
+        calls: Vec<ToolCall<'_>>,
+    ) -> Result<(Vec<Content>, Option<Finish>), AgentError> {
+        let mut results = Vec::with_capacity(calls.len());
+        let mut finished = None;
+        for call in calls {
+            if self.cancel.is_cancelled() {
+                return Err(AgentError::Cancelled);
+            }
+            let (content, is_error) = if finished.is_some() {
+                ("not run: `finish` was already called".to_owned(), true)
+            } else {
+                match tools::execute(
+                    workspace,
+                    &self.config.policy,
+                    &mut run.refusals,
+                    call.name,
+                    call.input,
+                ) {
+                    Outcome::Ok(text) => (text, false),
+                    Outcome::Err(text) => (text, true),
+                    Outcome::Finish(f) => {
+                        finished = Some(f);
+                        ("finished".to_owned(), false)
+                    }
+                }
+            };
+            run.transcript.push(TranscriptEntry::ToolResult {
+                id: call.id.to_owned(),
+                name: call.name.to_owned(),
+                content: self.config.policy.secrets.redact(&content),
+                is_error,
+            });
+            results.push(Content::ToolResult {
+                tool_use_id: call.id.to_owned(),
+                content,
+                is_error,
+            });
+        }
+        Ok((results, finished))
+    }
+
+    /// The token and cost caps, after a step.
+    fn check_spend(&self, run: &Run) -> Result<(), AgentError> {
+        let limits = self.limits();
         let tokens = run.usage.prompt_tokens() + run.usage.output_tokens;
         if tokens > limits.max_tokens {
-            return Err(run.fail(AgentError::TokenLimit {
+            return Err(AgentError::TokenLimit {
                 used: tokens,
                 max: limits.max_tokens,
-            }));
+            });
         }
-        if let (Some(max), Some(price)) = (limits.max_cost_usd, config.price) {
+        if let (Some(max), Some(price)) = (limits.max_cost_usd, self.config.price) {
             let spent = price.cost(&run.usage);
             if spent > max {
-                return Err(run.fail(AgentError::CostLimit { spent, max }));
+                return Err(AgentError::CostLimit { spent, max });
             }
         }
+        Ok(())
+    }
+
+    /// The workspace's changes once the model called `finish`, unless cancelled meanwhile.
+    fn changes(&self, workspace: &Workspace) -> Result<Vec<FileChange>, AgentError> {
+        if self.cancel.is_cancelled() {
+            return Err(AgentError::Cancelled);
+        }
+        workspace.changes().map_err(AgentError::Workspace)
     }
 }

@@ -601,9 +601,9 @@ mod tests {
 
     #[test]
     fn counts_overlapping_occurrences() {
-        assert_eq!(occurrences("aaa", "aa"), 2);
-        assert_eq!(occurrences("abcabc", "abc"), 2);
-        assert_eq!(occurrences("héhé", "é"), 2);
+        for (text, needle, want) in [("aaa", "aa", 2), ("abcabc", "abc", 2), ("héhé", "é", 2)] {
+            assert_eq!(occurrences(text, needle), want, "{needle} in {text}");
+        }
         assert_eq!(occurrences("abc", "x"), 0);
     }
 

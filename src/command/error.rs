@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::prompt::context::thousands;
+
 /// Longest user text an error keeps (longer input is clipped with `…`), so that errors stay
 /// small however large the comment.
 pub(super) const MAX_ECHO_CHARS: usize = 60;
@@ -149,19 +151,6 @@ fn code(s: &str) -> String {
     format!("{fence}{pad}{s}{pad}{fence}")
 }
 
-/// `20000` → `20,000`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,13 +167,5 @@ mod tests {
         assert_eq!(clip("short"), "short");
         let long = "é".repeat(100);
         assert_eq!(clip(&long), format!("{}…", "é".repeat(MAX_ECHO_CHARS)));
-    }
-
-    #[test]
-    fn formats_thousands() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(20_000), "20,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

@@ -80,24 +80,22 @@ impl Command {
     /// The bare name, without the slash: `"implement"`.
     #[must_use]
     pub fn name(&self) -> &'static str {
-        match self {
-            Command::Spec => "spec",
-            Command::Implement { .. } => "implement",
-            Command::Revise { .. } => "revise",
-            Command::Cancel => "cancel",
-            Command::Help => "help",
-        }
+        self.name_and_usage().0
     }
 
     /// The usage line: `"/implement [--force]"`.
     #[must_use]
     pub fn usage(&self) -> &'static str {
+        self.name_and_usage().1
+    }
+
+    fn name_and_usage(&self) -> (&'static str, &'static str) {
         match self {
-            Command::Spec => "/spec",
-            Command::Implement { .. } => "/implement [--force]",
-            Command::Revise { .. } => "/revise <feedback>",
-            Command::Cancel => "/cancel",
-            Command::Help => "/help",
+            Command::Spec => ("spec", "/spec"),
+            Command::Implement { .. } => ("implement", "/implement [--force]"),
+            Command::Revise { .. } => ("revise", "/revise <feedback>"),
+            Command::Cancel => ("cancel", "/cancel"),
+            Command::Help => ("help", "/help"),
         }
     }
 }

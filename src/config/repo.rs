@@ -139,40 +139,11 @@ impl RepoConfig {
     pub fn parse(text: &str) -> (RepoConfig, Vec<ConfigProblem>) {
         let mut cfg = RepoConfig::default();
         let mut problems = Vec::new();
-        if text.len() > MAX_BYTES {
-            problems.push(ConfigProblem(format!(
-                "`{PATH}` is larger than {} KiB and was ignored.",
-                MAX_BYTES / 1024
-            )));
-            return (cfg, problems);
-        }
-        if text.trim().is_empty() {
-            return (cfg, problems);
-        }
-        let value: Value = match serde_saphyr::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                let msg: String = e
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(200)
-                    .collect();
-                problems.push(ConfigProblem(format!(
-                    "`{PATH}` is not valid YAML ({msg}); using the defaults."
-                )));
-                return (cfg, problems);
-            }
-        };
-        let map = match value {
-            Value::Object(map) => map,
-            Value::Null => return (cfg, problems),
-            _ => {
-                problems.push(ConfigProblem(format!(
-                    "`{PATH}` should be a mapping of settings; using the defaults."
-                )));
+        let map = match read_mapping(text) {
+            Ok(Some(map)) => map,
+            Ok(None) => return (cfg, problems),
+            Err(problem) => {
+                problems.push(problem);
                 return (cfg, problems);
             }
         };
@@ -267,32 +238,70 @@ impl RepoConfig {
                         "a mapping with `protected_paths`, `ci_fix_attempts` and/or `attribution`"
                     ),
                 },
-                other => {
-                    let known = [
-                        "trigger_label",
-                        "spec_path",
-                        "artifacts",
-                        "follow_up_issues",
-                        "prompts",
-                        "context",
-                        "model",
-                        "max_cost_usd",
-                        "implement",
-                    ];
-                    let hint = known
-                        .iter()
-                        .find(|k| strsim_close(k, other))
-                        .map(|k| format!(" — did you mean `{k}`?"))
-                        .unwrap_or_default();
-                    let shown: String = other.chars().take(40).collect();
-                    problems.push(ConfigProblem(format!(
-                        "`{shown}` is not a setting{hint}; ignored."
-                    )));
-                }
+                other => problems.push(unknown_setting(other)),
             }
         }
         (cfg, problems)
     }
+}
+
+/// The file's settings mapping: `None` for an empty file, a problem when it is too large, not
+/// YAML or not a mapping (the defaults are used then).
+fn read_mapping(text: &str) -> Result<Option<serde_json::Map<String, Value>>, ConfigProblem> {
+    if text.len() > MAX_BYTES {
+        return Err(ConfigProblem(format!(
+            "`{PATH}` is larger than {} KiB and was ignored.",
+            MAX_BYTES / 1024
+        )));
+    }
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let value: Value = match serde_saphyr::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg: String = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
+            return Err(ConfigProblem(format!(
+                "`{PATH}` is not valid YAML ({msg}); using the defaults."
+            )));
+        }
+    };
+    match value {
+        Value::Object(map) => Ok(Some(map)),
+        Value::Null => Ok(None),
+        _ => Err(ConfigProblem(format!(
+            "`{PATH}` should be a mapping of settings; using the defaults."
+        ))),
+    }
+}
+
+/// A key that is not a setting, with the closest known one as a hint.
+fn unknown_setting(other: &str) -> ConfigProblem {
+    let known = [
+        "trigger_label",
+        "spec_path",
+        "artifacts",
+        "follow_up_issues",
+        "prompts",
+        "context",
+        "model",
+        "max_cost_usd",
+        "implement",
+    ];
+    let hint = known
+        .iter()
+        .find(|k| strsim_close(k, other))
+        .map(|k| format!(" — did you mean `{k}`?"))
+        .unwrap_or_default();
+    let shown: String = other.chars().take(40).collect();
+    ConfigProblem(format!("`{shown}` is not a setting{hint}; ignored."))
 }
 
 fn implement(

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -34,29 +33,10 @@ impl Anthropic {
             HeaderName::from_static("anthropic-version"),
             HeaderValue::from_static(API_VERSION),
         );
-        if let Some(key) = &self.client.settings.api_key {
-            let mut v = HeaderValue::from_str(key.expose_secret().trim()).map_err(|_| {
-                LlmError::Config("the API key has characters a header cannot carry".into())
-            })?;
-            v.set_sensitive(true);
+        if let Some(v) = self.client.key_header("")? {
             h.insert(HeaderName::from_static("x-api-key"), v);
         }
         Ok(h)
-    }
-
-    async fn attempt(
-        &self,
-        url: &str,
-        headers: &HeaderMap,
-        body: &Value,
-    ) -> Result<ChatResponse, Failure> {
-        let resp = self.client.post(url, headers.clone(), body).await?;
-        if self.client.settings.stream {
-            read_stream(resp, &self.client.settings.model).await
-        } else {
-            let v = http::json_body(resp).await?;
-            parse_message(&v, &self.client.settings.model).map_err(Failure::from)
-        }
     }
 }
 
@@ -80,10 +60,16 @@ impl ChatModel for Anthropic {
             &self.client.settings.model,
             self.client.settings.stream,
         );
-        let headers = self.headers()?;
-        let url = self.client.url("v1/messages");
+        let model = self.client.settings.model.as_str();
         self.client
-            .run(cancel, || self.attempt(&url, &headers, &body))
+            .chat(
+                cancel,
+                "v1/messages",
+                self.headers()?,
+                &body,
+                |resp| read_stream(resp, model),
+                parse_message,
+            )
             .await
     }
 }

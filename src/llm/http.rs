@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use eventsource_stream::{Event, Eventsource};
 use futures::{Stream, StreamExt};
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -163,6 +163,48 @@ impl Client {
             LlmError::Config(m) => LlmError::Config(fix(m)),
             other => other,
         }
+    }
+
+    /// One chat exchange with retries: POST `body` to `path` and read the answer as a stream
+    /// (`read_stream`) or, without streaming, as one JSON body (`parse`).
+    pub async fn chat<S, Fut>(
+        &self,
+        cancel: &CancellationToken,
+        path: &str,
+        headers: HeaderMap,
+        body: &Value,
+        read_stream: S,
+        parse: fn(&Value, &str) -> Result<ChatResponse, LlmError>,
+    ) -> Result<ChatResponse, LlmError>
+    where
+        S: Fn(reqwest::Response) -> Fut,
+        Fut: Future<Output = Result<ChatResponse, Failure>>,
+    {
+        let url = self.url(path);
+        self.run(cancel, || async {
+            let resp = self.post(&url, headers.clone(), body).await?;
+            if self.settings.stream {
+                read_stream(resp).await
+            } else {
+                let v = json_body(resp).await?;
+                parse(&v, &self.settings.model).map_err(Failure::from)
+            }
+        })
+        .await
+    }
+
+    /// The API key as a sensitive header value with `prefix` before it (`"Bearer "` or
+    /// nothing); `None` without a key.
+    pub fn key_header(&self, prefix: &str) -> Result<Option<HeaderValue>, LlmError> {
+        let Some(key) = &self.settings.api_key else {
+            return Ok(None);
+        };
+        let mut v = HeaderValue::from_str(&format!("{prefix}{}", key.expose_secret().trim()))
+            .map_err(|_| {
+                LlmError::Config("the API key has characters a header cannot carry".into())
+            })?;
+        v.set_sensitive(true);
+        Ok(Some(v))
     }
 
     /// POST `body` as JSON; a non-2xx answer becomes a classified [`Failure`].

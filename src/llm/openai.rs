@@ -5,8 +5,7 @@
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
-use secrecy::ExposeSecret;
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -31,30 +30,10 @@ impl OpenAi {
 
     fn headers(&self) -> Result<HeaderMap, LlmError> {
         let mut h = HeaderMap::new();
-        if let Some(key) = &self.client.settings.api_key {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret().trim()))
-                .map_err(|_| {
-                    LlmError::Config("the API key has characters a header cannot carry".into())
-                })?;
-            v.set_sensitive(true);
+        if let Some(v) = self.client.key_header("Bearer ")? {
             h.insert(AUTHORIZATION, v);
         }
         Ok(h)
-    }
-
-    async fn attempt(
-        &self,
-        url: &str,
-        headers: &HeaderMap,
-        body: &Value,
-    ) -> Result<ChatResponse, Failure> {
-        let resp = self.client.post(url, headers.clone(), body).await?;
-        if self.client.settings.stream {
-            read_stream(resp, &self.client.settings.model).await
-        } else {
-            let v = http::json_body(resp).await?;
-            parse_completion(&v, &self.client.settings.model).map_err(Failure::from)
-        }
     }
 }
 
@@ -79,10 +58,16 @@ impl ChatModel for OpenAi {
             self.client.settings.stream,
             self.max_tokens_field,
         );
-        let headers = self.headers()?;
-        let url = self.client.url("chat/completions");
+        let model = self.client.settings.model.as_str();
         self.client
-            .run(cancel, || self.attempt(&url, &headers, &body))
+            .chat(
+                cancel,
+                "chat/completions",
+                self.headers()?,
+                &body,
+                |resp| read_stream(resp, model),
+                parse_completion,
+            )
             .await
     }
 }
@@ -259,6 +244,14 @@ fn body_error(v: &Value) -> LlmError {
     }
 }
 
+/// The items of the array at `pointer`; none when there is no array there.
+fn array_at<'v>(v: &'v Value, pointer: &str) -> impl Iterator<Item = &'v Value> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
 /// A non-streamed `chat.completion`.
 pub(crate) fn parse_completion(v: &Value, requested_model: &str) -> Result<ChatResponse, LlmError> {
     if v.get("error").is_some_and(|e| !e.is_null()) {
@@ -278,12 +271,7 @@ pub(crate) fn parse_completion(v: &Value, requested_model: &str) -> Result<ChatR
     {
         content.push(Content::Text(t.to_owned()));
     }
-    for call in msg
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for call in array_at(msg, "/tool_calls") {
         let name = call
             .pointer("/function/name")
             .and_then(Value::as_str)
@@ -370,12 +358,7 @@ async fn read_stream(
         if let Some(t) = choice.pointer("/delta/content").and_then(Value::as_str) {
             text.push_str(t);
         }
-        for tc in choice
-            .pointer("/delta/tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for tc in array_at(choice, "/delta/tool_calls") {
             let id = tc
                 .get("id")
                 .and_then(Value::as_str)

@@ -237,25 +237,21 @@ mod tests {
     #[test]
     fn longest_prefix_at_a_boundary_wins() {
         let t = PriceTable::default();
-        assert_eq!(t.price("gpt-4o-mini").map(|p| p.input), Some(0.15));
-        assert_eq!(t.price("gpt-4o").map(|p| p.input), Some(2.5));
-        assert_eq!(
-            t.price("claude-opus-4-5-20251101").map(|p| p.input),
-            Some(5.0)
-        );
-        assert_eq!(
-            t.price("claude-opus-4-1-20250805").map(|p| p.input),
-            Some(15.0)
-        );
-        assert_eq!(
-            t.price("claude-sonnet-5-5").map(|p| p.cache_read),
-            Some(0.1)
-        );
-        assert_eq!(
-            t.price("anthropic/claude-sonnet-4.5").map(|p| p.input),
-            Some(3.0)
-        );
-        assert_eq!(t.price("o3-mini").map(|p| p.cache_read), Some(0.55));
+        type Field = fn(ModelPrice) -> f64;
+        let input: Field = |p| p.input;
+        let cache_read: Field = |p| p.cache_read;
+        let cases = [
+            ("gpt-4o-mini", input, 0.15),
+            ("gpt-4o", input, 2.5),
+            ("claude-opus-4-5-20251101", input, 5.0),
+            ("claude-opus-4-1-20250805", input, 15.0),
+            ("claude-sonnet-5-5", cache_read, 0.1),
+            ("anthropic/claude-sonnet-4.5", input, 3.0),
+            ("o3-mini", cache_read, 0.55),
+        ];
+        for (model, field, want) in cases {
+            assert_eq!(t.price(model).map(field), Some(want), "{model}");
+        }
         // "gpt-5" must not price "gpt-50".
         assert!(!t.is_known("gpt-50"));
     }

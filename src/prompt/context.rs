@@ -284,9 +284,15 @@ pub fn gather(input: &ContextInput, budget_tokens: usize) -> Vec<ContextBlock> {
         left: total.saturating_sub(tree_reserve + NOTES_RESERVE_CHARS),
     };
     let doc_cap = budget.left / 4;
-    let mut blocks = Vec::new();
+    let mut blocks = vec![issue_block(input, &mut budget)];
+    blocks.extend(comments_block(input, &mut budget, doc_cap));
+    doc_blocks(input, &mut budget, doc_cap, &mut blocks);
+    blocks.extend(tree_block(&tree, budget.left + tree_reserve));
+    blocks
+}
 
-    // 1. The issue.
+/// 1. The issue: its title and as much of its body as half the budget holds.
+fn issue_block(input: &ContextInput, budget: &mut Budget) -> ContextBlock {
     let title = one_line(&input.title, 500);
     let body = sanitize(&input.body);
     let author = one_line(&input.author, 100);
@@ -309,12 +315,18 @@ pub fn gather(input: &ContextInput, budget_tokens: usize) -> Vec<ContextBlock> {
             )),
         }
     }
-    blocks.push(ContextBlock {
+    ContextBlock {
         heading: format!("Issue #{}", input.issue_number),
         body: issue,
-    });
+    }
+}
 
-    // 2. Comments.
+/// 2. The comments, oldest first, until one does not fit; the rest are counted.
+fn comments_block(
+    input: &ContextInput,
+    budget: &mut Budget,
+    doc_cap: usize,
+) -> Option<ContextBlock> {
     let mut pieces = Vec::new();
     let mut skipped = 0usize;
     for (who, text) in &input.comments {
@@ -338,14 +350,19 @@ pub fn gather(input: &ContextInput, budget_tokens: usize) -> Vec<ContextBlock> {
     if skipped > 0 {
         pieces.push(format!("[omitted: {skipped} more comments]"));
     }
-    if !pieces.is_empty() {
-        blocks.push(ContextBlock {
-            heading: "Comments on the issue (oldest first)".into(),
-            body: pieces.join("\n\n"),
-        });
-    }
+    (!pieces.is_empty()).then(|| ContextBlock {
+        heading: "Comments on the issue (oldest first)".into(),
+        body: pieces.join("\n\n"),
+    })
+}
 
-    // 3.–9. Repository documents, by priority.
+/// 3.–9. The repository documents, by priority, until one does not fit; the rest are named.
+fn doc_blocks(
+    input: &ContextInput,
+    budget: &mut Budget,
+    doc_cap: usize,
+    blocks: &mut Vec<ContextBlock>,
+) {
     let mut docs: Vec<&RepoDoc> = input.docs.iter().collect();
     docs.sort_by_key(|d| d.kind.rank());
     let mut omitted: Vec<String> = Vec::new();
@@ -387,33 +404,35 @@ pub fn gather(input: &ContextInput, budget_tokens: usize) -> Vec<ContextBlock> {
             body: note,
         });
     }
+}
 
-    // 10. The file tree, with whatever is left plus its reserve.
-    if !tree.is_empty() {
-        let room = (budget.left + tree_reserve).saturating_sub(120);
-        let mut listed = String::new();
-        let mut count = 0usize;
-        for path in &tree {
-            if listed.len() + path.len() + 1 > room {
-                break;
-            }
-            listed.push_str(path);
-            listed.push('\n');
-            count += 1;
-        }
-        let mut body = fence("file-tree", &listed);
-        if count < tree.len() {
-            body.push_str(&format!(
-                "\n[omitted: {} more paths]",
-                thousands(tree.len() - count)
-            ));
-        }
-        blocks.push(ContextBlock {
-            heading: format!("Repository files ({})", thousands(tree.len())),
-            body,
-        });
+/// 10. The file tree, in the `room` left (whatever the rest left plus the tree's reserve).
+fn tree_block(tree: &[String], room: usize) -> Option<ContextBlock> {
+    if tree.is_empty() {
+        return None;
     }
-    blocks
+    let room = room.saturating_sub(120);
+    let mut listed = String::new();
+    let mut count = 0usize;
+    for path in tree {
+        if listed.len() + path.len() + 1 > room {
+            break;
+        }
+        listed.push_str(path);
+        listed.push('\n');
+        count += 1;
+    }
+    let mut body = fence("file-tree", &listed);
+    if count < tree.len() {
+        body.push_str(&format!(
+            "\n[omitted: {} more paths]",
+            thousands(tree.len() - count)
+        ));
+    }
+    Some(ContextBlock {
+        heading: format!("Repository files ({})", thousands(tree.len())),
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -547,17 +566,19 @@ mod tests {
 
     #[test]
     fn gather_truncates_lower_priority_first() {
-        let blocks = gather(&sample(), 4_000);
-        let text = render_blocks(&blocks);
+        let text = rendered_within(&sample(), 4_000);
         assert!(text.contains("Use tokio."));
         assert!(text.contains("Per IP too?"));
         assert!(text.contains("[truncated: "), "{text}");
         assert!(text.contains("more characters of docs/big.md]"));
-        assert!(
-            estimate_tokens(&text) <= 4_000 + 200,
-            "{}",
-            estimate_tokens(&text)
-        );
+    }
+
+    /// The gathered blocks rendered, checked to stay near the budget.
+    fn rendered_within(input: &ContextInput, budget: usize) -> String {
+        let text = render_blocks(&gather(input, budget));
+        let tokens = estimate_tokens(&text);
+        assert!(tokens <= budget + 200, "{tokens}");
+        text
     }
 
     #[test]
@@ -570,15 +591,9 @@ mod tests {
                 text: "r".repeat(20_000),
             });
         }
-        let blocks = gather(&input, 3_000);
-        let text = render_blocks(&blocks);
+        let text = rendered_within(&input, 3_000);
         assert!(text.contains("[omitted: "), "{text}");
         assert!(text.contains("more documents: "));
-        assert!(
-            estimate_tokens(&text) <= 3_000 + 200,
-            "{}",
-            estimate_tokens(&text)
-        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::fmt::Display;
 
 use serde_json::Value;
 
-use super::parse::heading_words;
+use super::parse::{heading, heading_words, lines_outside_fences};
 use super::{ArtifactKind, Component, SpecAnswer, slugify};
 
 /// Largest specification, in bytes.
@@ -216,24 +216,10 @@ pub fn dependency_order(components: &[Component]) -> Result<Vec<usize>, Dependen
 
 /// Lowercased heading texts of a markdown document, outside code fences.
 fn headings(markdown: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut in_fence = false;
-    for line in markdown.lines() {
-        let t = line.trim_start();
-        if t.starts_with("```") || t.starts_with("~~~") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if in_fence || !t.starts_with('#') {
-            continue;
-        }
-        let level = t.chars().take_while(|c| *c == '#').count();
-        let rest = &t[level..];
-        if level <= 6 && (rest.is_empty() || rest.starts_with(' ')) {
-            out.push(heading_words(rest.trim().trim_end_matches('#')));
-        }
-    }
-    out
+    lines_outside_fences(markdown)
+        .filter_map(heading)
+        .map(|(_, text)| heading_words(text))
+        .collect()
 }
 
 /// Check an answer against the rules in the module docs; all problems at once.
