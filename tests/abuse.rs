@@ -275,3 +275,109 @@ fn assert_no_secret(t: &Tester, text: &str, what: &str) {
     }
     assert!(!text.contains("ghs_"), "{what} holds an installation token");
 }
+
+/// The spec's state as the bot recorded it (`None`: no record).
+async fn spec_state(t: &Tester, issue: u64) -> Option<String> {
+    let repo_id = t.world.repo_json(REPO)["id"].as_u64().unwrap();
+    let record = t
+        .app()
+        .store
+        .get_record("spec", &format!("{repo_id}#{issue}"))
+        .await
+        .unwrap()?;
+    record["state"].as_str().map(str::to_string)
+}
+
+/// Finding: anyone could approve a spec. A read-only user's "Approve" review leaves it
+/// unapproved, so a maintainer's plain `/implement` is answered "not yet" and runs no model.
+#[tokio::test]
+async fn a_read_only_approval_leaves_the_spec_unapproved() {
+    let mut t = Tester::start().await;
+    let (issue, pr) = t.spec_pr(2).await;
+    t.review(pr, "rita", "APPROVE", "LGTM", &[]).await;
+    t.run_jobs().await;
+    assert_eq!(spec_state(&t, issue).await.as_deref(), Some("in_review"));
+    let asked = t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+    let reply = t
+        .bot_comments(issue)
+        .into_iter()
+        .find(|c| c.contains(&format!("comment={asked}")))
+        .expect("a reply to /implement");
+    assert!(reply.contains("Not yet"), "{reply}");
+    assert_eq!(t.llm.requests().len(), 1, "only the spec was drafted");
+    t.expect_no_comment(pr);
+    t.finish();
+}
+
+/// Finding: spec PRs were recognised by head branch name alone. A fork's PR from a branch named
+/// `specbot/spec-1`, closed by its author, does not close spec 1, and a "Request changes"
+/// review on it revises nothing.
+#[tokio::test]
+async fn a_fork_pr_named_like_the_spec_branch_moves_nothing() {
+    let mut t = Tester::start().await;
+    let (issue, pr) = t.spec_pr(2).await;
+    t.world.set_permission(REPO, "mallory", "read");
+    let mut fork_pull = t.world.pull_json(REPO, pr);
+    fork_pull["number"] = json!(pr + 100);
+    fork_pull["head"]["repo"]["id"] = json!(999_999);
+    fork_pull["head"]["repo"]["full_name"] = json!("mallory/widgets");
+    fork_pull["head"]["repo"]["name"] = json!("widgets");
+    fork_pull["head"]["label"] = json!("mallory:specbot/spec-1");
+    fork_pull["user"] = t.world.user_json("mallory");
+    fork_pull["state"] = json!("closed");
+    let mut closed = t.envelope("closed", "mallory");
+    closed["pull_request"] = fork_pull.clone();
+    assert!(t.send("pull_request", closed).await.is_success());
+    t.run_jobs().await;
+    assert_eq!(spec_state(&t, issue).await.as_deref(), Some("in_review"));
+
+    let mut review = t.envelope("submitted", "bob");
+    review["pull_request"] = fork_pull;
+    review["review"] = json!({
+        "id": 4_242_424, "node_id": "PRR_fork", "user": t.world.user_json("bob"),
+        "body": "Rewrite it all.", "state": "changes_requested",
+        "html_url": "https://github.com/acme/widgets/pull/1#pullrequestreview-4242424",
+        "submitted_at": "2026-01-01T00:00:00Z", "commit_id": "0000000000000000000000000000000000000000",
+        "author_association": "COLLABORATOR",
+        "_links": {"html": {"href": "https://github.com/acme/widgets/pull/1"}, "pull_request": {"href": "https://api.github.com/repos/acme/widgets/pulls/1"}}
+    });
+    assert!(t.send("pull_request_review", review).await.is_success());
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), 1, "no revision ran");
+    assert_eq!(spec_state(&t, issue).await.as_deref(), Some("in_review"));
+    t.expect_no_comment(pr);
+    t.finish();
+}
+
+/// Finding: a captured, signed `/implement` delivery sent again with a new delivery id ran
+/// again and spent again. Each (comment, command) pair acts once.
+#[tokio::test]
+async fn a_replayed_command_delivery_acts_once() {
+    let mut t = Tester::start().await;
+    let (issue, _pr) = t.spec_pr(1).await;
+    t.llm.push_tool_call(
+        "finish",
+        json!({"summary": "Nothing to do.", "criteria": []}),
+    );
+    let id = t
+        .world
+        .add_comment(REPO, issue, "alice", "/implement --force");
+    let mut p = t.envelope("created", "alice");
+    p["issue"] = t.world.issue_json(REPO, issue);
+    p["comment"] = t.world.comment_json(REPO, id);
+    assert!(t.send("issue_comment", p.clone()).await.is_success());
+    t.run_jobs().await;
+    assert_eq!(
+        t.llm.requests().len(),
+        2,
+        "the spec, then one engineer turn"
+    );
+    let comments = t.bot_comments(issue);
+    // The replay: the same signed body under a new X-GitHub-Delivery.
+    assert!(t.send("issue_comment", p).await.is_success());
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), 2, "the replay ran nothing");
+    assert_eq!(t.bot_comments(issue), comments, "and said nothing new");
+    t.finish();
+}
