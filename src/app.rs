@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CrashMode, Settings};
-use crate::github::types::Permission;
+use crate::github::model::Permission;
 use crate::github::{GitHubApp, GitHubError, Repo};
 use crate::jobs::{self, Millis, Pruned, Store};
 use crate::llm::{ChatModel, LlmSettings, PriceTable, Provider};

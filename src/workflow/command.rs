@@ -8,7 +8,7 @@ use super::{
     SpecTrigger, StepResult,
 };
 use crate::command::{self, Command};
-use crate::github::types::Permission;
+use crate::github::model::Permission;
 use crate::messages;
 
 pub async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {

@@ -18,8 +18,8 @@ use super::{
 };
 use crate::app::App;
 use crate::github::Repo;
+use crate::github::model::Permission;
 use crate::github::repo::FileChange;
-use crate::github::types::Permission;
 use crate::messages;
 use crate::prompt::templates::{Feedback, ReviseInput};
 use crate::spec::SpecAnswer;
