@@ -245,10 +245,7 @@ fn ci_failure(event: &Event, envelope: &Envelope) -> Option<Plan> {
         )));
     };
     let conclusion = conclusion.unwrap_or_default();
-    if !matches!(
-        conclusion.as_str(),
-        "failure" | "timed_out" | "action_required" | "startup_failure"
-    ) {
+    if !crate::github::model::is_failing_conclusion(&conclusion) {
         return Some(Plan::skip(format!(
             "{what} on `{branch}` concluded `{conclusion}`: nothing to fix"
         )));
