@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::{CrashMode, Settings};
-use crate::github::types::Permission;
+use crate::github::model::Permission;
 use crate::github::{GitHubApp, GitHubError, Repo};
 use crate::jobs::intake::IntakeWriter;
 use crate::jobs::{self, Millis, Store};

@@ -5,169 +5,12 @@
 //! other event or action decodes to [`Event::Ignored`]; a known event whose payload does not
 //! match decodes to [`Event::Malformed`] — both are acknowledged and dropped with a log line.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer};
 
-/// A GitHub account: a person, an organisation or a bot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct User {
-    pub login: String,
-    pub id: u64,
-    /// `User`, `Organization` or `Bot`.
-    #[serde(rename = "type", default)]
-    pub kind: String,
-}
-
-impl User {
-    /// Bots never trigger anything: by account type, and by the `[bot]` login suffix GitHub
-    /// gives App accounts.
-    pub fn is_bot(&self) -> bool {
-        self.kind.eq_ignore_ascii_case("bot") || self.login.ends_with("[bot]")
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Repository {
-    pub id: u64,
-    pub name: String,
-    pub full_name: String,
-    pub owner: User,
-    #[serde(default)]
-    pub default_branch: Option<String>,
-    #[serde(default)]
-    pub private: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstallationRef {
-    pub id: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Label {
-    pub name: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Issue {
-    pub id: u64,
-    pub number: u64,
-    pub title: String,
-    #[serde(default)]
-    pub body: Option<String>,
-    pub user: User,
-    #[serde(default)]
-    pub labels: Vec<Label>,
-    #[serde(default)]
-    pub state: Option<String>,
-    /// Present when the "issue" is a pull request.
-    #[serde(default)]
-    pub pull_request: Option<serde_json::Value>,
-}
-
-impl Issue {
-    pub fn is_pull_request(&self) -> bool {
-        self.pull_request.is_some()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Comment {
-    pub id: u64,
-    #[serde(default)]
-    pub body: Option<String>,
-    pub user: User,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GitRef {
-    #[serde(rename = "ref")]
-    pub ref_name: String,
-    pub sha: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PullRequest {
-    pub id: u64,
-    pub number: u64,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub body: Option<String>,
-    pub user: User,
-    pub head: GitRef,
-    pub base: GitRef,
-    #[serde(default)]
-    pub state: Option<String>,
-    #[serde(default)]
-    pub merged: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Review {
-    pub id: u64,
-    #[serde(default)]
-    pub body: Option<String>,
-    /// `approved`, `changes_requested`, `commented`, `dismissed` (any case).
-    #[serde(default)]
-    pub state: String,
-    pub user: User,
-}
-
-/// A pull request as check suites and runs list them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PullRef {
-    pub number: u64,
-    pub head: GitRef,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppRef {
-    pub id: u64,
-    #[serde(default)]
-    pub slug: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckSuite {
-    pub id: u64,
-    #[serde(default)]
-    pub head_branch: Option<String>,
-    pub head_sha: String,
-    #[serde(default)]
-    pub conclusion: Option<String>,
-    #[serde(default)]
-    pub pull_requests: Vec<PullRef>,
-    #[serde(default)]
-    pub app: Option<AppRef>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckSuiteRef {
-    pub id: u64,
-    #[serde(default)]
-    pub head_branch: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckRun {
-    pub id: u64,
-    pub name: String,
-    pub head_sha: String,
-    #[serde(default)]
-    pub conclusion: Option<String>,
-    #[serde(default)]
-    pub check_suite: Option<CheckSuiteRef>,
-    #[serde(default)]
-    pub pull_requests: Vec<PullRef>,
-    #[serde(default)]
-    pub app: Option<AppRef>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstallationRepo {
-    pub id: u64,
-    pub full_name: String,
-}
+use crate::github::model::{
+    CheckRun, CheckSuite, Comment, InstallationRef, InstallationRepo, Issue, Label, PullRequest,
+    Repository, Review, User,
+};
 
 /// Fields every repository event shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,12 +99,35 @@ pub fn peek_action(body: &[u8]) -> Option<String> {
         .and_then(|p| p.action)
 }
 
-/// Decode a repository event's payload in one pass: the [`Envelope`]'s fields beside the
-/// event's own (`{ field: Type, … }`), then build the event from both (`|envelope, p| …`).
-/// One pass rather than one for the event and another for the envelope: decoding is the
-/// largest part of a delivery's own work, and the second pass read the whole body again.
-macro_rules! with_envelope {
-    ($body:expr, { $($fields:tt)* } => |$envelope:ident, $p:ident| $build:expr) => {{
+/// An `issue_comment` edit's `changes.body.from`: the comment's body before the edit.
+fn body_before_edit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Changes {
+        body: Option<From>,
+    }
+    #[derive(Deserialize)]
+    struct From {
+        from: Option<String>,
+    }
+    let changes = Option::<Changes>::deserialize(d)?;
+    Ok(changes.and_then(|c| c.body).and_then(|b| b.from))
+}
+
+/// Decode one payload in one pass into `Event::$variant { $field, … }`: a struct of exactly
+/// the variant's fields (with their serde attributes) is read, then moved into the variant.
+/// With `envelope`, the [`Envelope`]'s fields are read in the same pass beside the event's
+/// own: decoding is the largest part of a delivery's own work, and a second pass for the
+/// envelope read the whole body again.
+macro_rules! decode {
+    ($body:expr, $variant:ident { $($(#[$meta:meta])* $field:ident: $ty:ty),* $(,)? }) => {{
+        #[derive(Deserialize)]
+        struct P {
+            $($(#[$meta])* $field: $ty,)*
+        }
+        let p: P = serde_json::from_slice($body)?;
+        Event::$variant { $($field: p.$field),* }
+    }};
+    ($body:expr, envelope, $variant:ident { $($(#[$meta:meta])* $field:ident: $ty:ty),* $(,)? }) => {{
         #[derive(Deserialize)]
         struct P {
             #[serde(default)]
@@ -270,16 +136,18 @@ macro_rules! with_envelope {
             sender: User,
             #[serde(default)]
             installation: Option<InstallationRef>,
-            $($fields)*
+            $($(#[$meta])* $field: $ty,)*
         }
-        let $p: P = serde_json::from_slice($body)?;
-        let $envelope = Envelope {
-            action: $p.action.unwrap_or_default(),
-            repository: $p.repository,
-            sender: $p.sender,
-            installation: $p.installation,
-        };
-        $build
+        let p: P = serde_json::from_slice($body)?;
+        Event::$variant {
+            envelope: Envelope {
+                action: p.action.unwrap_or_default(),
+                repository: p.repository,
+                sender: p.sender,
+                installation: p.installation,
+            },
+            $($field: p.$field),*
+        }
     }};
 }
 
@@ -302,131 +170,67 @@ impl Event {
 
     fn try_parse(event: &str, body: &[u8]) -> Result<Option<Event>, serde_json::Error> {
         Ok(Some(match event {
-            "ping" => {
-                #[derive(Deserialize)]
-                struct P {
-                    zen: Option<String>,
-                    hook_id: Option<u64>,
+            "ping" => decode!(body, Ping { zen: Option<String>, hook_id: Option<u64> }),
+            "issues" => decode!(body, envelope, Issues { issue: Issue, label: Option<Label> }),
+            "issue_comment" => decode!(body, envelope, IssueComment {
+                issue: Issue,
+                comment: Comment,
+                #[serde(rename = "changes", default, deserialize_with = "body_before_edit")]
+                previous_body: Option<String>,
+            }),
+            "pull_request" => decode!(
+                body,
+                envelope,
+                PullRequest {
+                    pull_request: PullRequest
                 }
-                let p: P = serde_json::from_slice(body)?;
-                Event::Ping {
-                    zen: p.zen,
-                    hook_id: p.hook_id,
-                }
-            }
-            "issues" => {
-                with_envelope!(body, {
-                    issue: Issue,
-                    #[serde(default)]
-                    label: Option<Label>,
-                } => |envelope, p| Event::Issues {
-                    envelope,
-                    issue: p.issue,
-                    label: p.label,
-                })
-            }
-            "issue_comment" => {
-                #[derive(Deserialize)]
-                struct Changes {
-                    body: Option<From>,
-                }
-                #[derive(Deserialize)]
-                struct From {
-                    from: Option<String>,
-                }
-                with_envelope!(body, {
-                    issue: Issue,
-                    comment: Comment,
-                    #[serde(default)]
-                    changes: Option<Changes>,
-                } => |envelope, p| Event::IssueComment {
-                    envelope,
-                    issue: p.issue,
-                    comment: p.comment,
-                    previous_body: p.changes.and_then(|c| c.body).and_then(|b| b.from),
-                })
-            }
-            "pull_request" => {
-                with_envelope!(body, {
-                    pull_request: PullRequest,
-                } => |envelope, p| Event::PullRequest {
-                    envelope,
-                    pull_request: p.pull_request,
-                })
-            }
-            "pull_request_review" => {
-                with_envelope!(body, {
+            ),
+            "pull_request_review" => decode!(
+                body,
+                envelope,
+                PullRequestReview {
                     pull_request: PullRequest,
                     review: Review,
-                } => |envelope, p| Event::PullRequestReview {
-                    envelope,
-                    pull_request: p.pull_request,
-                    review: p.review,
-                })
-            }
-            "pull_request_review_comment" => {
-                with_envelope!(body, {
+                }
+            ),
+            "pull_request_review_comment" => decode!(
+                body,
+                envelope,
+                PullRequestReviewComment {
                     pull_request: PullRequest,
                     comment: Comment,
-                } => |envelope, p| Event::PullRequestReviewComment {
-                    envelope,
-                    pull_request: p.pull_request,
-                    comment: p.comment,
-                })
-            }
-            "check_suite" => {
-                with_envelope!(body, {
-                    check_suite: CheckSuite,
-                } => |envelope, p| Event::CheckSuite {
-                    envelope,
-                    check_suite: p.check_suite,
-                })
-            }
-            "check_run" => {
-                with_envelope!(body, {
-                    check_run: CheckRun,
-                } => |envelope, p| Event::CheckRun {
-                    envelope,
-                    check_run: p.check_run,
-                })
-            }
-            "installation" => {
-                #[derive(Deserialize)]
-                struct P {
-                    action: String,
-                    installation: InstallationRef,
-                    sender: User,
-                    #[serde(default)]
-                    repositories: Option<Vec<InstallationRepo>>,
                 }
-                let p: P = serde_json::from_slice(body)?;
-                Event::Installation {
-                    action: p.action,
-                    installation: p.installation,
-                    sender: p.sender,
-                    repositories: p.repositories.unwrap_or_default(),
+            ),
+            "check_suite" => decode!(
+                body,
+                envelope,
+                CheckSuite {
+                    check_suite: CheckSuite
                 }
-            }
-            "installation_repositories" => {
-                #[derive(Deserialize)]
-                struct P {
-                    action: String,
-                    installation: InstallationRef,
-                    sender: User,
-                    #[serde(default)]
-                    repositories_added: Vec<InstallationRepo>,
-                    #[serde(default)]
-                    repositories_removed: Vec<InstallationRepo>,
+            ),
+            "check_run" => decode!(
+                body,
+                envelope,
+                CheckRun {
+                    check_run: CheckRun
                 }
-                let p: P = serde_json::from_slice(body)?;
-                Event::InstallationRepositories {
-                    action: p.action,
-                    installation: p.installation,
-                    sender: p.sender,
-                    added: p.repositories_added,
-                    removed: p.repositories_removed,
-                }
-            }
+            ),
+            "installation" => decode!(body, Installation {
+                action: String,
+                installation: InstallationRef,
+                sender: User,
+                #[serde(default, deserialize_with = "crate::github::model::or_default")]
+                repositories: Vec<InstallationRepo>,
+            }),
+            "installation_repositories" => decode!(body, InstallationRepositories {
+                action: String,
+                installation: InstallationRef,
+                sender: User,
+                #[serde(rename = "repositories_added", default)]
+                added: Vec<InstallationRepo>,
+                #[serde(rename = "repositories_removed", default)]
+                removed: Vec<InstallationRepo>,
+            }),
             _ => return Ok(None),
         }))
     }
@@ -551,18 +355,5 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn a_sender_is_a_bot_by_type_or_by_login() {
-        let bot = |login: &str, kind: &str| User {
-            login: login.into(),
-            id: 1,
-            kind: kind.into(),
-        };
-        assert!(bot("specbot[bot]", "Bot").is_bot());
-        assert!(bot("renovate[bot]", "User").is_bot());
-        assert!(bot("ci", "Bot").is_bot());
-        assert!(!bot("alice", "User").is_bot());
     }
 }

@@ -160,7 +160,7 @@ fn labelled(
     origin: &Origin<'_>,
     issue_number: u64,
     is_pull_request: bool,
-    label: Option<&crate::event::Label>,
+    label: Option<&crate::github::model::Label>,
 ) -> Plan {
     let Some(label) = label else {
         return Plan::skip("labeled event without a label");
@@ -300,10 +300,7 @@ fn ci_failure(event: &Event, envelope: &Envelope, max_attempts: i32) -> Option<P
         )));
     };
     let conclusion = conclusion.unwrap_or_default();
-    if !matches!(
-        conclusion.as_str(),
-        "failure" | "timed_out" | "action_required" | "startup_failure"
-    ) {
+    if !crate::github::model::is_failing_conclusion(&conclusion) {
         return Some(Plan::skip(format!(
             "{what} on `{branch}` concluded `{conclusion}`: nothing to fix"
         )));

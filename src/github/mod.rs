@@ -8,9 +8,9 @@
 //! [`GitHubApp`] keeps exactly one client per installation. Octocrab's `retry` feature is not
 //! compiled in (it re-sends POSTs): [`request`] decides what may be retried.
 
+pub mod model;
 pub mod repo;
 pub mod request;
-pub mod types;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -82,7 +82,7 @@ impl GitHubApp {
 
     /// `GET /app` with the App's JWT: who we are (used for the bot's login and by
     /// `check-config`).
-    pub async fn app_info(&self) -> Result<types::AppInfo, GitHubError> {
+    pub async fn app_info(&self) -> Result<model::App, GitHubError> {
         let inst = Installation::new(0, self.app.clone(), self.policy.clone());
         inst.get_json("GET /app", "/app").await
     }

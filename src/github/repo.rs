@@ -4,10 +4,11 @@
 
 use base64::Engine;
 use http::Method;
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
-use super::request::{GitHubError, Installation, Retry, decode};
-use super::types::*;
+use super::model::*;
+use super::request::{Answer, GitHubError, Installation, Retry, decode};
 
 /// A file to write (or delete) in a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,26 @@ pub struct Repo {
     gh: Installation,
     owner: String,
     name: String,
+}
+
+/// `Ok(None)` where GitHub answers 404: the thing asked for is not there.
+fn unless_missing<T>(result: Result<T, GitHubError>) -> Result<Option<T>, GitHubError> {
+    match result {
+        Ok(found) => Ok(Some(found)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The text behind a base64 `content` field (GitHub wraps it in lines).
+fn base64_text(route: &'static str, content: &str) -> Result<String, GitHubError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(content.replace(['\n', '\r'], ""))
+        .map_err(|e| GitHubError::Decode {
+            route,
+            reason: format!("base64: {e}"),
+        })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Percent-encode one path segment (branch names and file paths keep their `/`).
@@ -65,41 +86,112 @@ impl Repo {
         format!("/repos/{}/{}{}", enc(&self.owner), enc(&self.name), rest)
     }
 
-    pub async fn info(&self) -> Result<RepoInfo, GitHubError> {
+    /// `GET` a path of this repository and decode the answer.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        route: &'static str,
+        rest: &str,
+    ) -> Result<T, GitHubError> {
+        self.gh.get_json(route, &self.path(rest)).await
+    }
+
+    /// Send a request that is safe to repeat to a path of this repository; the method is the
+    /// route's first word.
+    async fn send(
+        &self,
+        route: &'static str,
+        rest: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, GitHubError> {
+        let method = route.split(' ').next().unwrap_or("GET");
+        let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
         self.gh
-            .get_json("GET /repos/{owner}/{repo}", &self.path(""))
+            .send(route, method, &self.path(rest), body, Retry::Safe)
             .await
+    }
+
+    /// [`Repo::send`] with a body, decoding the answer.
+    async fn send_json<T: DeserializeOwned>(
+        &self,
+        route: &'static str,
+        rest: &str,
+        body: &Value,
+    ) -> Result<T, GitHubError> {
+        let answer = self.send(route, rest, Some(body)).await?;
+        decode(route, &answer.body)
+    }
+
+    /// `POST` something that must not be made twice (an issue, a comment, a PR). Never resent
+    /// blindly: on an unclear answer `existing` looks for it first. The flag is true when this
+    /// call made it.
+    async fn create_once<T: DeserializeOwned>(
+        &self,
+        route: &'static str,
+        rest: &str,
+        payload: &Value,
+        existing: impl AsyncFnOnce() -> Result<Option<T>, GitHubError>,
+    ) -> Result<(T, bool), GitHubError> {
+        let path = self.path(rest);
+        let send = || {
+            self.gh
+                .send_json::<T>(route, Method::POST, &path, payload, Retry::Never)
+        };
+        match send().await {
+            Err(GitHubError::Uncertain { .. }) => match existing().await? {
+                Some(found) => Ok((found, false)),
+                None => send().await.map(|made| (made, true)),
+            },
+            other => other.map(|made| (made, true)),
+        }
+    }
+
+    /// Up to `pages` pages of 100 from a list (`rest` holds `per_page=100`), oldest page first,
+    /// stopping at a short page or once `max` items are in.
+    async fn list<T: DeserializeOwned>(
+        &self,
+        route: &'static str,
+        rest: &str,
+        pages: u32,
+        max: usize,
+    ) -> Result<Vec<T>, GitHubError> {
+        let mut all = Vec::new();
+        for page in 1..=pages {
+            if all.len() >= max {
+                break;
+            }
+            let batch: Vec<T> = self.get(route, &format!("{rest}&page={page}")).await?;
+            let done = batch.len() < 100;
+            all.extend(batch);
+            if done {
+                break;
+            }
+        }
+        all.truncate(max);
+        Ok(all)
+    }
+
+    pub async fn info(&self) -> Result<Repository, GitHubError> {
+        self.get("GET /repos/{owner}/{repo}", "").await
     }
 
     /// The user's permission on this repository.
     pub async fn permission(&self, login: &str) -> Result<Permission, GitHubError> {
-        let info: PermissionInfo = match self
-            .gh
-            .get_json(
+        let found: Option<CollaboratorPermission> = unless_missing(
+            self.get(
                 "GET /repos/{owner}/{repo}/collaborators/{username}/permission",
-                &self.path(&format!("/collaborators/{}/permission", enc(login))),
+                &format!("/collaborators/{}/permission", enc(login)),
             )
-            .await
-        {
-            Ok(info) => info,
-            Err(e) if e.is_not_found() => return Ok(Permission::None),
-            Err(e) => return Err(e),
-        };
-        Ok(info.level())
+            .await,
+        )?;
+        Ok(found.map_or(Permission::None, |p| p.level()))
     }
 
     /// A text file at `git_ref`, or `None` when there is no such file.
     pub async fn file(&self, path: &str, git_ref: &str) -> Result<Option<String>, GitHubError> {
         let route = "GET /repos/{owner}/{repo}/contents/{path}";
-        let url = self.path(&format!("/contents/{}?ref={}", enc(path), enc(git_ref)));
-        let answer = match self
-            .gh
-            .send(route, Method::GET, &url, None, Retry::Safe)
-            .await
-        {
-            Ok(a) => a,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
+        let rest = format!("/contents/{}?ref={}", enc(path), enc(git_ref));
+        let Some(answer) = unless_missing(self.send(route, &rest, None).await)? else {
+            return Ok(None);
         };
         // A directory answers with an array: not a file.
         if answer.body.first() == Some(&b'[') {
@@ -109,69 +201,49 @@ impl Repo {
         if file.kind != "file" && !file.kind.is_empty() {
             return Ok(None);
         }
-        let content = match (file.content.as_deref(), file.encoding.as_deref()) {
-            (Some(c), Some("base64")) if !c.is_empty() || file.size == 0 => c.to_string(),
+        match (file.content.as_deref(), file.encoding.as_deref()) {
+            (Some(c), Some("base64")) if !c.is_empty() || file.size == 0 => {
+                base64_text(route, c).map(Some)
+            }
             // Files over 1 MB come without content: read the blob.
-            _ => return self.blob_text(&file.sha).await.map(Some),
-        };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(content.replace(['\n', '\r'], ""))
-            .map_err(|e| GitHubError::Decode {
-                route,
-                reason: format!("base64: {e}"),
-            })?;
-        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+            _ => self.blob_text(&file.sha).await.map(Some),
+        }
     }
 
     async fn blob_text(&self, sha: &str) -> Result<String, GitHubError> {
         let route = "GET /repos/{owner}/{repo}/git/blobs/{file_sha}";
-        let blob: ContentFile = self
-            .gh
-            .get_json(route, &self.path(&format!("/git/blobs/{}", enc(sha))))
-            .await?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(blob.content.unwrap_or_default().replace(['\n', '\r'], ""))
-            .map_err(|e| GitHubError::Decode {
-                route,
-                reason: format!("base64: {e}"),
-            })?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        let blob: ContentFile = self.get(route, &format!("/git/blobs/{}", enc(sha))).await?;
+        base64_text(route, blob.content.as_deref().unwrap_or_default())
     }
 
     /// The head commit of a branch, or `None` when it does not exist.
     pub async fn branch_head(&self, branch: &str) -> Result<Option<String>, GitHubError> {
-        match self
-            .gh
-            .get_json::<RefInfo>(
+        let found: Option<Reference> = unless_missing(
+            self.get(
                 "GET /repos/{owner}/{repo}/git/ref/{ref}",
-                &self.path(&format!("/git/ref/heads/{}", enc(branch))),
+                &format!("/git/ref/heads/{}", enc(branch)),
             )
-            .await
-        {
-            Ok(r) => Ok(Some(r.object.sha)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+            .await,
+        )?;
+        Ok(found.map(|r| r.object.sha))
     }
 
-    pub async fn commit(&self, sha: &str) -> Result<CommitInfo, GitHubError> {
-        self.gh
-            .get_json(
-                "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
-                &self.path(&format!("/git/commits/{}", enc(sha))),
-            )
-            .await
+    pub async fn commit(&self, sha: &str) -> Result<Commit, GitHubError> {
+        self.get(
+            "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
+            &format!("/git/commits/{}", enc(sha)),
+        )
+        .await
     }
 
     /// Every path in the tree of a commit (recursive).
     pub async fn tree(&self, commit_sha: &str) -> Result<Tree, GitHubError> {
         let commit = self.commit(commit_sha).await?;
-        self.gh
-            .get_json(
-                "GET /repos/{owner}/{repo}/git/trees/{tree_sha}",
-                &self.path(&format!("/git/trees/{}?recursive=1", enc(&commit.tree.sha))),
-            )
-            .await
+        self.get(
+            "GET /repos/{owner}/{repo}/git/trees/{tree_sha}",
+            &format!("/git/trees/{}?recursive=1", enc(&commit.tree.sha)),
+        )
+        .await
     }
 
     /// Put `files` on `branch` in one commit (Git Data API: tree on `base_tree` → commit → create
@@ -203,7 +275,7 @@ impl Repo {
                 }
             };
             let parent_commit = self.commit(&parent).await?;
-            let entries: Vec<serde_json::Value> = files
+            let entries: Vec<Value> = files
                 .iter()
                 .map(|f| match &f.content {
                     Some(content) => json!({"path": f.path, "mode": "100644", "type": "blob", "content": content}),
@@ -211,13 +283,10 @@ impl Repo {
                 })
                 .collect();
             let tree: ShaOnly = self
-                .gh
                 .send_json(
                     "POST /repos/{owner}/{repo}/git/trees",
-                    Method::POST,
-                    &self.path("/git/trees"),
+                    "/git/trees",
                     &json!({"base_tree": parent_commit.tree.sha, "tree": entries}),
-                    Retry::Safe,
                 )
                 .await?;
             if tree.sha == parent_commit.tree.sha && existing.is_some() {
@@ -228,35 +297,26 @@ impl Repo {
                 });
             }
             let commit: ShaOnly = self
-                .gh
                 .send_json(
                     "POST /repos/{owner}/{repo}/git/commits",
-                    Method::POST,
-                    &self.path("/git/commits"),
+                    "/git/commits",
                     &json!({"message": message, "tree": tree.sha, "parents": [parent]}),
-                    Retry::Safe,
                 )
                 .await?;
             let moved = match existing {
                 None => self
-                    .gh
                     .send(
                         "POST /repos/{owner}/{repo}/git/refs",
-                        Method::POST,
-                        &self.path("/git/refs"),
+                        "/git/refs",
                         Some(&json!({"ref": format!("refs/heads/{branch}"), "sha": commit.sha})),
-                        Retry::Safe,
                     )
                     .await
                     .map(|_| true),
                 Some(_) => self
-                    .gh
                     .send(
                         "PATCH /repos/{owner}/{repo}/git/refs/{ref}",
-                        Method::PATCH,
-                        &self.path(&format!("/git/refs/heads/{}", enc(branch))),
+                        &format!("/git/refs/heads/{}", enc(branch)),
                         Some(&json!({"sha": commit.sha, "force": false})),
-                        Retry::Safe,
                     )
                     .await
                     .map(|_| false),
@@ -284,14 +344,7 @@ impl Repo {
     pub async fn tarball_url(&self, git_ref: &str) -> Result<String, GitHubError> {
         let route = "GET /repos/{owner}/{repo}/tarball/{ref}";
         let answer = self
-            .gh
-            .send(
-                route,
-                Method::GET,
-                &self.path(&format!("/tarball/{}", enc(git_ref))),
-                None,
-                Retry::Safe,
-            )
+            .send(route, &format!("/tarball/{}", enc(git_ref)), None)
             .await?;
         answer
             .headers
@@ -305,12 +358,11 @@ impl Repo {
     }
 
     /// The check runs on a commit (the latest 100).
-    pub async fn check_runs(&self, sha: &str) -> Result<Vec<CheckRunInfo>, GitHubError> {
+    pub async fn check_runs(&self, sha: &str) -> Result<Vec<CheckRun>, GitHubError> {
         let list: CheckRunList = self
-            .gh
-            .get_json(
+            .get(
                 "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
-                &self.path(&format!("/commits/{}/check-runs?per_page=100", enc(sha))),
+                &format!("/commits/{}/check-runs?per_page=100", enc(sha)),
             )
             .await?;
         Ok(list.check_runs)
@@ -320,28 +372,24 @@ impl Repo {
     pub async fn check_run_annotations(
         &self,
         check_run_id: u64,
-    ) -> Result<Vec<AnnotationInfo>, GitHubError> {
-        self.gh
-            .get_json(
-                "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations",
-                &self.path(&format!(
-                    "/check-runs/{check_run_id}/annotations?per_page=50"
-                )),
-            )
-            .await
+    ) -> Result<Vec<Annotation>, GitHubError> {
+        self.get(
+            "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations",
+            &format!("/check-runs/{check_run_id}/annotations?per_page=50"),
+        )
+        .await
     }
 
     /// The pull request from `branch` (open or closed), if any.
-    pub async fn find_pull(&self, branch: &str) -> Result<Option<PullInfo>, GitHubError> {
-        let pulls: Vec<PullInfo> = self
-            .gh
-            .get_json(
+    pub async fn find_pull(&self, branch: &str) -> Result<Option<PullRequest>, GitHubError> {
+        let pulls: Vec<PullRequest> = self
+            .get(
                 "GET /repos/{owner}/{repo}/pulls",
-                &self.path(&format!(
+                &format!(
                     "/pulls?head={}:{}&state=all&per_page=10",
                     enc(&self.owner),
                     enc(branch)
-                )),
+                ),
             )
             .await?;
         // Prefer an open one; otherwise the most recent.
@@ -352,13 +400,12 @@ impl Repo {
             .cloned())
     }
 
-    pub async fn pull(&self, number: u64) -> Result<PullInfo, GitHubError> {
-        self.gh
-            .get_json(
-                "GET /repos/{owner}/{repo}/pulls/{pull_number}",
-                &self.path(&format!("/pulls/{number}")),
-            )
-            .await
+    pub async fn pull(&self, number: u64) -> Result<PullRequest, GitHubError> {
+        self.get(
+            "GET /repos/{owner}/{repo}/pulls/{pull_number}",
+            &format!("/pulls/{number}"),
+        )
+        .await
     }
 
     /// Find the PR from `head` or open one. A closed (unmerged) one is reopened and updated.
@@ -368,7 +415,7 @@ impl Repo {
         base: &str,
         title: &str,
         body: &str,
-    ) -> Result<(PullInfo, bool), GitHubError> {
+    ) -> Result<(PullRequest, bool), GitHubError> {
         if let Some(found) = self.find_pull(head).await? {
             let mut patch = json!({"title": title, "body": body});
             if found.state == "closed" && found.merged_at.is_none() {
@@ -378,55 +425,41 @@ impl Repo {
             return Ok((updated, false));
         }
         let payload = json!({"title": title, "head": head, "base": base, "body": body, "maintainer_can_modify": true});
-        let path = self.path("/pulls");
-        let send = || {
-            self.gh.send_json::<PullInfo>(
-                "POST /repos/{owner}/{repo}/pulls",
-                Method::POST,
-                &path,
-                &payload,
-                Retry::Never,
-            )
-        };
-        match send().await {
-            Ok(pull) => Ok((pull, true)),
+        let route = "POST /repos/{owner}/{repo}/pulls";
+        match self
+            .create_once(route, "/pulls", &payload, async || {
+                self.find_pull(head).await
+            })
+            .await
+        {
             // "A pull request already exists": it is there.
             Err(e) if e.status() == Some(422) => match self.find_pull(head).await? {
                 Some(found) => Ok((found, false)),
                 None => Err(e),
             },
-            // An unclear answer: look before sending again.
-            Err(GitHubError::Uncertain { .. }) => match self.find_pull(head).await? {
-                Some(found) => Ok((found, false)),
-                None => send().await.map(|p| (p, true)),
-            },
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
     pub async fn update_pull(
         &self,
         number: u64,
-        patch: &serde_json::Value,
-    ) -> Result<PullInfo, GitHubError> {
-        self.gh
-            .send_json(
-                "PATCH /repos/{owner}/{repo}/pulls/{pull_number}",
-                Method::PATCH,
-                &self.path(&format!("/pulls/{number}")),
-                patch,
-                Retry::Safe,
-            )
-            .await
+        patch: &Value,
+    ) -> Result<PullRequest, GitHubError> {
+        self.send_json(
+            "PATCH /repos/{owner}/{repo}/pulls/{pull_number}",
+            &format!("/pulls/{number}"),
+            patch,
+        )
+        .await
     }
 
-    pub async fn review(&self, pull: u64, review_id: u64) -> Result<ReviewInfo, GitHubError> {
-        self.gh
-            .get_json(
-                "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}",
-                &self.path(&format!("/pulls/{pull}/reviews/{review_id}")),
-            )
-            .await
+    pub async fn review(&self, pull: u64, review_id: u64) -> Result<Review, GitHubError> {
+        self.get(
+            "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}",
+            &format!("/pulls/{pull}/reviews/{review_id}"),
+        )
+        .await
     }
 
     /// The inline comments of one review.
@@ -434,86 +467,55 @@ impl Repo {
         &self,
         pull: u64,
         review_id: u64,
-    ) -> Result<Vec<ReviewCommentInfo>, GitHubError> {
-        self.gh
-            .get_json(
-                "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments",
-                &self.path(&format!(
-                    "/pulls/{pull}/reviews/{review_id}/comments?per_page=100"
-                )),
-            )
-            .await
+    ) -> Result<Vec<ReviewComment>, GitHubError> {
+        self.get(
+            "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments",
+            &format!("/pulls/{pull}/reviews/{review_id}/comments?per_page=100"),
+        )
+        .await
     }
 
     /// Add labels to an issue or PR (GitHub creates missing labels; adding twice is harmless).
     pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), GitHubError> {
-        self.gh
-            .send(
-                "POST /repos/{owner}/{repo}/issues/{issue_number}/labels",
-                Method::POST,
-                &self.path(&format!("/issues/{number}/labels")),
-                Some(&json!({"labels": labels})),
-                Retry::Safe,
-            )
-            .await
-            .map(|_| ())
+        self.send(
+            "POST /repos/{owner}/{repo}/issues/{issue_number}/labels",
+            &format!("/issues/{number}/labels"),
+            Some(&json!({"labels": labels})),
+        )
+        .await
+        .map(|_| ())
     }
 
-    pub async fn issue(&self, number: u64) -> Result<IssueInfo, GitHubError> {
-        self.gh
-            .get_json(
-                "GET /repos/{owner}/{repo}/issues/{issue_number}",
-                &self.path(&format!("/issues/{number}")),
-            )
-            .await
+    pub async fn issue(&self, number: u64) -> Result<Issue, GitHubError> {
+        self.get(
+            "GET /repos/{owner}/{repo}/issues/{issue_number}",
+            &format!("/issues/{number}"),
+        )
+        .await
     }
 
     /// Comments on an issue or PR, oldest first (up to `max`).
-    pub async fn comments(&self, number: u64, max: usize) -> Result<Vec<CommentInfo>, GitHubError> {
-        let mut all = Vec::new();
-        let mut page = 1;
-        while all.len() < max {
-            let batch: Vec<CommentInfo> = self
-                .gh
-                .get_json(
-                    "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
-                    &self.path(&format!(
-                        "/issues/{number}/comments?per_page=100&page={page}"
-                    )),
-                )
-                .await?;
-            let done = batch.len() < 100;
-            all.extend(batch);
-            if done || page >= 10 {
-                break;
-            }
-            page += 1;
-        }
-        all.truncate(max);
-        Ok(all)
+    pub async fn comments(&self, number: u64, max: usize) -> Result<Vec<Comment>, GitHubError> {
+        self.list(
+            "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+            &format!("/issues/{number}/comments?per_page=100"),
+            10,
+            max,
+        )
+        .await
     }
 
     /// Issues (not PRs) carrying `label`, any state, newest first (up to 300).
-    pub async fn issues_with_label(&self, label: &str) -> Result<Vec<IssueInfo>, GitHubError> {
-        let mut all = Vec::new();
-        for page in 1..=3 {
-            let batch: Vec<IssueInfo> = self
-                .gh
-                .get_json(
-                    "GET /repos/{owner}/{repo}/issues",
-                    &self.path(&format!(
-                        "/issues?labels={}&state=all&per_page=100&page={page}",
-                        enc(label)
-                    )),
-                )
-                .await?;
-            let done = batch.len() < 100;
-            all.extend(batch.into_iter().filter(|i| i.pull_request.is_none()));
-            if done {
-                break;
-            }
-        }
-        Ok(all)
+    pub async fn issues_with_label(&self, label: &str) -> Result<Vec<Issue>, GitHubError> {
+        let all: Vec<Issue> = self
+            .list(
+                "GET /repos/{owner}/{repo}/issues",
+                &format!("/issues?labels={}&state=all&per_page=100", enc(label)),
+                3,
+                usize::MAX,
+            )
+            .await?;
+        Ok(all.into_iter().filter(|i| !i.is_pull_request()).collect())
     }
 
     /// Create an issue. Not retried blindly: callers that must not duplicate pass a `marker`
@@ -524,50 +526,35 @@ impl Repo {
         body: &str,
         labels: &[String],
         marker: &str,
-    ) -> Result<IssueInfo, GitHubError> {
+    ) -> Result<Issue, GitHubError> {
         let payload = json!({"title": title, "body": body, "labels": labels});
-        let path = self.path("/issues");
-        let send = || {
-            self.gh.send_json::<IssueInfo>(
-                "POST /repos/{owner}/{repo}/issues",
-                Method::POST,
-                &path,
-                &payload,
-                Retry::Never,
-            )
+        let existing = async || {
+            let Some(label) = labels.first() else {
+                return Ok(None);
+            };
+            Ok(self
+                .issues_with_label(label)
+                .await?
+                .into_iter()
+                .find(|i| i.body.as_deref().unwrap_or("").contains(marker)))
         };
-        match send().await {
-            Err(GitHubError::Uncertain { .. }) => {
-                // Look before sending again: it may have been created after all.
-                if let Some(label) = labels.first()
-                    && let Some(found) = self
-                        .issues_with_label(label)
-                        .await?
-                        .into_iter()
-                        .find(|i| i.body.as_deref().unwrap_or("").contains(marker))
-                {
-                    return Ok(found);
-                }
-                send().await
-            }
-            other => other,
-        }
+        self.create_once(
+            "POST /repos/{owner}/{repo}/issues",
+            "/issues",
+            &payload,
+            existing,
+        )
+        .await
+        .map(|(issue, _)| issue)
     }
 
-    pub async fn update_issue(
-        &self,
-        number: u64,
-        patch: &serde_json::Value,
-    ) -> Result<IssueInfo, GitHubError> {
-        self.gh
-            .send_json(
-                "PATCH /repos/{owner}/{repo}/issues/{issue_number}",
-                Method::PATCH,
-                &self.path(&format!("/issues/{number}")),
-                patch,
-                Retry::Safe,
-            )
-            .await
+    pub async fn update_issue(&self, number: u64, patch: &Value) -> Result<Issue, GitHubError> {
+        self.send_json(
+            "PATCH /repos/{owner}/{repo}/issues/{issue_number}",
+            &format!("/issues/{number}"),
+            patch,
+        )
+        .await
     }
 
     /// Post a comment holding `marker` (a hidden HTML comment) once: if a comment with the
@@ -577,7 +564,7 @@ impl Repo {
         number: u64,
         marker: &str,
         body: &str,
-    ) -> Result<CommentInfo, GitHubError> {
+    ) -> Result<Comment, GitHubError> {
         let existing = self.comments(number, 1000).await?;
         self.comment_once_among(number, marker, body, &existing)
             .await
@@ -589,8 +576,8 @@ impl Repo {
         number: u64,
         marker: &str,
         body: &str,
-        existing: &[CommentInfo],
-    ) -> Result<CommentInfo, GitHubError> {
+        existing: &[Comment],
+    ) -> Result<Comment, GitHubError> {
         let found = existing
             .iter()
             .find(|c| c.body.as_deref().unwrap_or("").contains(marker))
@@ -601,25 +588,14 @@ impl Repo {
             }
             return Ok(found);
         }
-        let payload = json!({"body": body});
-        let path = self.path(&format!("/issues/{number}/comments"));
-        let send = || {
-            self.gh.send_json::<CommentInfo>(
-                "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
-                Method::POST,
-                &path,
-                &payload,
-                Retry::Never,
-            )
-        };
-        match send().await {
-            // Look before sending again: it may have been posted after all.
-            Err(GitHubError::Uncertain { .. }) => match self.find_comment(number, marker).await? {
-                Some(found) => Ok(found),
-                None => send().await,
-            },
-            other => other,
-        }
+        self.create_once(
+            "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+            &format!("/issues/{number}/comments"),
+            &json!({"body": body}),
+            async || self.find_comment(number, marker).await,
+        )
+        .await
+        .map(|(comment, _)| comment)
     }
 
     /// The first comment whose body contains `marker`.
@@ -627,7 +603,7 @@ impl Repo {
         &self,
         number: u64,
         marker: &str,
-    ) -> Result<Option<CommentInfo>, GitHubError> {
+    ) -> Result<Option<Comment>, GitHubError> {
         Ok(self
             .comments(number, 1000)
             .await?
@@ -635,30 +611,24 @@ impl Repo {
             .find(|c| c.body.as_deref().unwrap_or("").contains(marker)))
     }
 
-    pub async fn update_comment(&self, id: u64, body: &str) -> Result<CommentInfo, GitHubError> {
-        self.gh
-            .send_json(
-                "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
-                Method::PATCH,
-                &self.path(&format!("/issues/comments/{id}")),
-                &json!({"body": body}),
-                Retry::Safe,
-            )
-            .await
+    pub async fn update_comment(&self, id: u64, body: &str) -> Result<Comment, GitHubError> {
+        self.send_json(
+            "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
+            &format!("/issues/comments/{id}"),
+            &json!({"body": body}),
+        )
+        .await
     }
 
     /// React to an issue (GitHub answers 200 instead of 201 for a reaction that exists).
     pub async fn react_to_issue(&self, number: u64, content: &str) -> Result<(), GitHubError> {
-        self.gh
-            .send(
-                "POST /repos/{owner}/{repo}/issues/{issue_number}/reactions",
-                Method::POST,
-                &self.path(&format!("/issues/{number}/reactions")),
-                Some(&json!({"content": content})),
-                Retry::Safe,
-            )
-            .await
-            .map(|_| ())
+        self.send(
+            "POST /repos/{owner}/{repo}/issues/{issue_number}/reactions",
+            &format!("/issues/{number}/reactions"),
+            Some(&json!({"content": content})),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn react_to_comment(
@@ -666,16 +636,13 @@ impl Repo {
         comment_id: u64,
         content: &str,
     ) -> Result<(), GitHubError> {
-        self.gh
-            .send(
-                "POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
-                Method::POST,
-                &self.path(&format!("/issues/comments/{comment_id}/reactions")),
-                Some(&json!({"content": content})),
-                Retry::Safe,
-            )
-            .await
-            .map(|_| ())
+        self.send(
+            "POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
+            &format!("/issues/comments/{comment_id}/reactions"),
+            Some(&json!({"content": content})),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Make sure a label exists (created with `color` if missing).
@@ -685,63 +652,45 @@ impl Repo {
         color: &str,
         description: &str,
     ) -> Result<(), GitHubError> {
-        match self
-            .gh
-            .send(
-                "GET /repos/{owner}/{repo}/labels/{name}",
-                Method::GET,
-                &self.path(&format!("/labels/{}", enc(name))),
-                None,
-                Retry::Safe,
-            )
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+        let route = "GET /repos/{owner}/{repo}/labels/{name}";
+        let rest = format!("/labels/{}", enc(name));
+        if unless_missing(self.send(route, &rest, None).await)?.is_some() {
+            return Ok(());
         }
-        match self
-            .gh
+        let made = self
             .send(
                 "POST /repos/{owner}/{repo}/labels",
-                Method::POST,
-                &self.path("/labels"),
+                "/labels",
                 Some(&json!({"name": name, "color": color, "description": description})),
-                Retry::Safe,
             )
-            .await
-        {
+            .await;
+        match made {
             // 422 "already_exists": someone made it meanwhile.
-            Ok(_) => Ok(()),
-            Err(e) if e.status() == Some(422) => Ok(()),
-            Err(e) => Err(e),
+            Err(e) if e.status() != Some(422) => Err(e),
+            _ => Ok(()),
         }
     }
 
     /// Sub-issues of `parent` (their issue numbers).
-    pub async fn sub_issues(&self, parent: u64) -> Result<Vec<IssueInfo>, GitHubError> {
-        self.gh
-            .get_json(
-                "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
-                &self.path(&format!("/issues/{parent}/sub_issues?per_page=100")),
-            )
-            .await
+    pub async fn sub_issues(&self, parent: u64) -> Result<Vec<Issue>, GitHubError> {
+        self.get(
+            "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
+            &format!("/issues/{parent}/sub_issues?per_page=100"),
+        )
+        .await
     }
 
     /// Make `child_id` (an issue **id**, not its number) a sub-issue of `parent`. Linking twice
     /// is fine. `Ok(false)` when this GitHub has no sub-issues (older GitHub Enterprise Server).
     pub async fn link_sub_issue(&self, parent: u64, child_id: u64) -> Result<bool, GitHubError> {
-        match self
-            .gh
+        let linked = self
             .send(
                 "POST /repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
-                Method::POST,
-                &self.path(&format!("/issues/{parent}/sub_issues")),
+                &format!("/issues/{parent}/sub_issues"),
                 Some(&json!({"sub_issue_id": child_id})),
-                Retry::Safe,
             )
-            .await
-        {
+            .await;
+        match linked {
             Ok(_) => Ok(true),
             Err(e) if e.status() == Some(404) => Ok(false),
             Err(e) if e.status() == Some(422) => {
@@ -760,21 +709,17 @@ impl Repo {
     /// Record that `issue` is blocked by `blocker_id` (an issue id). `Ok(false)` where the API
     /// is missing.
     pub async fn add_blocked_by(&self, issue: u64, blocker_id: u64) -> Result<bool, GitHubError> {
-        match self
-            .gh
+        let recorded = self
             .send(
                 "POST /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
-                Method::POST,
-                &self.path(&format!("/issues/{issue}/dependencies/blocked_by")),
+                &format!("/issues/{issue}/dependencies/blocked_by"),
                 Some(&json!({"issue_id": blocker_id})),
-                Retry::Safe,
             )
-            .await
-        {
-            Ok(_) => Ok(true),
+            .await;
+        match recorded {
             Err(e) if e.status() == Some(404) => Ok(false),
-            Err(e) if e.status() == Some(422) => Ok(true),
-            Err(e) => Err(e),
+            Err(e) if e.status() != Some(422) => Err(e),
+            _ => Ok(true),
         }
     }
 }

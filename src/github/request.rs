@@ -199,94 +199,30 @@ impl Installation {
             if let Some(g) = guard.as_mut() {
                 **g = Some(Instant::now());
             }
-            let answer = match result {
-                Ok(answer) => answer,
-                Err(reason) => {
-                    if retry == Retry::Safe && attempt <= policy.max_retries {
-                        let wait = backoff(policy, attempt);
-                        tracing::warn!(route, %reason, ?wait, "GitHub request failed; retrying");
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    return Err(if retry == Retry::Never {
-                        GitHubError::Uncertain { route, reason }
-                    } else {
-                        GitHubError::Transport { route, reason }
-                    });
+            let may_retry = retry == Retry::Safe && attempt <= policy.max_retries;
+            let verdict = match result {
+                // Redirections are answers too: the tarball endpoint answers 302 with a `location`.
+                Ok(answer) if answer.status.is_success() || answer.status.is_redirection() => {
+                    return Ok(answer);
                 }
+                Ok(answer) => judge(policy, route, &answer, retry, attempt, &mut secondary_wait),
+                Err(reason) if may_retry => Verdict::Again {
+                    wait: backoff(policy, attempt),
+                    why: reason,
+                    note: "GitHub request failed; retrying",
+                },
+                Err(reason) if retry == Retry::Never => {
+                    Verdict::Fail(GitHubError::Uncertain { route, reason })
+                }
+                Err(reason) => Verdict::Fail(GitHubError::Transport { route, reason }),
             };
-            let status = answer.status;
-            // Redirections are answers too: the tarball endpoint answers 302 with a `location`.
-            if status.is_success() || status.is_redirection() {
-                return Ok(answer);
-            }
-            // Rate limits: primary (remaining 0 + reset) or secondary (retry-after or neither).
-            let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
-                || (status == StatusCode::FORBIDDEN
-                    && (answer.headers.contains_key("retry-after")
-                        || header_u64(&answer.headers, "x-ratelimit-remaining") == Some(0)
-                        || github_message(&answer.body)
-                            .to_ascii_lowercase()
-                            .contains("rate limit")));
-            if rate_limited {
-                let wait = if let Some(secs) = header_u64(&answer.headers, "retry-after") {
-                    Duration::from_secs(secs)
-                } else if header_u64(&answer.headers, "x-ratelimit-remaining") == Some(0) {
-                    let reset = header_u64(&answer.headers, "x-ratelimit-reset").unwrap_or(0);
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0);
-                    Duration::from_secs(reset.saturating_sub(now) + 1)
-                } else {
-                    let w = secondary_wait;
-                    secondary_wait = secondary_wait.saturating_mul(2);
-                    w
-                };
-                // A rate-limited request was not processed, so even a create may be resent.
-                if attempt <= policy.max_retries {
-                    if wait > policy.max_wait {
-                        return Err(GitHubError::RateLimited { route, wait });
-                    }
-                    tracing::warn!(
-                        route,
-                        status = status.as_u16(),
-                        ?wait,
-                        "GitHub rate limit; waiting"
-                    );
+            match verdict {
+                Verdict::Again { wait, why, note } => {
+                    tracing::warn!(route, %why, ?wait, "{note}");
                     tokio::time::sleep(wait).await;
-                    continue;
                 }
-                return Err(GitHubError::Status {
-                    route,
-                    status: status.as_u16(),
-                    message: github_message(&answer.body),
-                });
+                Verdict::Fail(error) => return Err(error),
             }
-            if status.is_server_error() {
-                if retry == Retry::Safe && attempt <= policy.max_retries {
-                    let wait = backoff(policy, attempt);
-                    tracing::warn!(
-                        route,
-                        status = status.as_u16(),
-                        ?wait,
-                        "GitHub server error; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                if retry == Retry::Never {
-                    return Err(GitHubError::Uncertain {
-                        route,
-                        reason: format!("status {}", status.as_u16()),
-                    });
-                }
-            }
-            return Err(GitHubError::Status {
-                route,
-                status: status.as_u16(),
-                message: github_message(&answer.body),
-            });
         }
     }
 
@@ -388,6 +324,88 @@ pub(crate) fn decode<T: DeserializeOwned>(
     serde_json::from_slice(body).map_err(|e| GitHubError::Decode {
         route,
         reason: e.to_string(),
+    })
+}
+
+/// What becomes of an attempt that did not succeed.
+enum Verdict {
+    /// Wait, then send again (`why` and `note` are logged).
+    Again {
+        wait: Duration,
+        why: String,
+        note: &'static str,
+    },
+    Fail(GitHubError),
+}
+
+/// Judge a non-2xx answer: rate limits wait as GitHub asks (a rate-limited request was not
+/// processed, so even a create may be resent); 5xx is retried for idempotent requests only and
+/// is [`GitHubError::Uncertain`] for creates; the rest is [`GitHubError::Status`].
+fn judge(
+    policy: &GitHubPolicy,
+    route: &'static str,
+    answer: &Answer,
+    retry: Retry,
+    attempt: u32,
+    secondary_wait: &mut Duration,
+) -> Verdict {
+    let status = answer.status.as_u16();
+    let why = format!("status {status}");
+    if let Some(wait) = rate_limit_wait(answer, secondary_wait)
+        && attempt <= policy.max_retries
+    {
+        if wait > policy.max_wait {
+            return Verdict::Fail(GitHubError::RateLimited { route, wait });
+        }
+        let note = "GitHub rate limit; waiting";
+        return Verdict::Again { wait, why, note };
+    }
+    if answer.status.is_server_error() {
+        if retry == Retry::Safe && attempt <= policy.max_retries {
+            let wait = backoff(policy, attempt);
+            let note = "GitHub server error; retrying";
+            return Verdict::Again { wait, why, note };
+        }
+        if retry == Retry::Never {
+            return Verdict::Fail(GitHubError::Uncertain { route, reason: why });
+        }
+    }
+    Verdict::Fail(GitHubError::Status {
+        route,
+        status,
+        message: github_message(&answer.body),
+    })
+}
+
+/// How long a rate-limited answer asks us to wait, `None` when it is not a rate limit: the
+/// primary limit (remaining 0) until its reset, a secondary one its `retry-after`, or when it
+/// names no time `secondary_wait`, doubling at each use.
+fn rate_limit_wait(answer: &Answer, secondary_wait: &mut Duration) -> Option<Duration> {
+    let headers = &answer.headers;
+    let exhausted = header_u64(headers, "x-ratelimit-remaining") == Some(0);
+    let limited = answer.status == StatusCode::TOO_MANY_REQUESTS
+        || (answer.status == StatusCode::FORBIDDEN
+            && (headers.contains_key("retry-after")
+                || exhausted
+                || github_message(&answer.body)
+                    .to_ascii_lowercase()
+                    .contains("rate limit")));
+    if !limited {
+        return None;
+    }
+    Some(if let Some(secs) = header_u64(headers, "retry-after") {
+        Duration::from_secs(secs)
+    } else if exhausted {
+        let reset = header_u64(headers, "x-ratelimit-reset").unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Duration::from_secs(reset.saturating_sub(now) + 1)
+    } else {
+        let wait = *secondary_wait;
+        *secondary_wait = secondary_wait.saturating_mul(2);
+        wait
     })
 }
 

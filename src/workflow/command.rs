@@ -4,7 +4,7 @@
 
 use crate::command::{self, Command};
 use crate::github::Repo;
-use crate::github::types::Permission;
+use crate::github::model::Permission;
 use crate::messages;
 use crate::workflow::Workflow;
 use crate::workflow::branch::BotBranch;

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::config::repo::RepoConfig;
 use crate::github::Repo;
+use crate::github::model::Issue;
 use crate::github::repo::FileChange;
-use crate::github::types::IssueInfo;
 use crate::messages;
 use crate::spec::{Component, SpecAnswer};
 use crate::workflow::job::RepoTarget;
@@ -57,7 +57,7 @@ pub async fn file<P: Serialize>(
         .map_err(|e| StepError::permanent(e.to_string()))?;
     // Labels need no separate request: GitHub creates missing ones with the issue. Issues an
     // earlier, interrupted attempt may have filed are listed once, only if needed.
-    let mut labelled: Option<Vec<IssueInfo>> = None;
+    let mut labelled: Option<Vec<Issue>> = None;
     let mut linked_any_fallback = false;
     for index in order {
         let component: &Component = &answer.components[index];
@@ -102,8 +102,8 @@ async fn file_one(
     at: &Filing<'_>,
     component: &Component,
     deps: &[(String, Option<u64>)],
-    labelled: &mut Option<Vec<IssueInfo>>,
-) -> StepResult<IssueInfo> {
+    labelled: &mut Option<Vec<Issue>>,
+) -> StepResult<Issue> {
     let slug = component.slug();
     let key = ComponentRecord::key(at.target.repo_id, at.spec_issue, &slug);
     let body = component.render_issue_body(at.spec_issue, at.spec_path, deps);

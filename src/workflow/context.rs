@@ -20,8 +20,8 @@ const CONTEXT_TOKENS: usize = 60_000;
 /// Fetch the issue, its human comments and the repository documents the gatherer wants.
 pub async fn gather_for_spec(
     repo: &Repo,
-    issue: &crate::github::types::IssueInfo,
-    comments: &[crate::github::types::CommentInfo],
+    issue: &crate::github::model::Issue,
+    comments: &[crate::github::model::Comment],
     config: &RepoConfig,
     default_branch: &str,
 ) -> StepResult<ContextInput> {
@@ -65,7 +65,7 @@ pub async fn gather_for_spec(
         author: issue.user.login.clone(),
         comments: comments
             .iter()
-            .filter(|c| c.user.kind != "Bot" && !c.user.login.ends_with("[bot]"))
+            .filter(|c| !c.user.is_bot())
             .map(|c| (c.user.login.clone(), c.body.clone().unwrap_or_default()))
             .collect(),
         docs,

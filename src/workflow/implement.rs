@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::agent::SecretScanner;
 use crate::app::App;
 use crate::config::repo::RepoConfig;
-use crate::github::types::RepoInfo;
+use crate::github::model::Repository;
 use crate::github::{GitHubError, Repo};
 use crate::jobs::Job;
 use crate::messages::{self, ImplementPull, ImplementStage, ImplementStatus};
@@ -82,7 +82,7 @@ impl Workflow for ImplementRequest {
 struct Desk<'a> {
     repo: &'a Repo,
     req: &'a ImplementRequest,
-    info: &'a RepoInfo,
+    info: &'a Repository,
     config: &'a RepoConfig,
     spec_record: Option<&'a SpecRecord>,
     component: Option<&'a Component>,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::config::repo::RepoConfig;
-use crate::github::types::{Permission, RepoInfo};
+use crate::github::model::{Permission, Repository};
 use crate::github::{GitHubError, Repo};
 use crate::jobs::Job;
 use crate::messages;
@@ -91,7 +91,7 @@ fn reply_marker(source: &FeedbackSource) -> String {
 struct Desk<'a> {
     repo: &'a Repo,
     req: &'a ReviseRequest,
-    info: &'a RepoInfo,
+    info: &'a Repository,
     config: &'a RepoConfig,
     marker: &'a str,
     spec_path: &'a str,

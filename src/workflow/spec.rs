@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::config::repo::RepoConfig;
-use crate::github::types::{CommentInfo, IssueInfo, Permission, RepoInfo};
+use crate::github::model::{Comment, Issue, Permission, Repository};
 use crate::github::{GitHubError, Repo};
 use crate::jobs::Job;
 use crate::messages::{self, SpecStage, SpecStatus};
@@ -94,9 +94,9 @@ pub async fn load_config(
 struct Desk<'a> {
     repo: &'a Repo,
     req: &'a SpecRequest,
-    info: &'a RepoInfo,
+    info: &'a Repository,
     config: &'a RepoConfig,
-    issue: &'a IssueInfo,
+    issue: &'a Issue,
 }
 
 async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
@@ -179,7 +179,7 @@ async fn gate(
 async fn acknowledge(
     ctx: &mut JobCtx,
     desk: &Desk<'_>,
-    comments: &[CommentInfo],
+    comments: &[Comment],
     progress: &mut SpecProgress,
 ) -> StepResult {
     if progress.status_comment.is_some() {
