@@ -143,6 +143,7 @@ pub fn plan(event: &Event, delivery_id: &str, max_attempts: i32) -> Plan {
                 pull_number: pull_request.number,
                 issue_number,
                 what,
+                by: envelope.sender.login.clone(),
             };
             let note = format!(
                 "spec PR #{} {}: spec_event job",
@@ -257,6 +258,7 @@ fn reviewed(origin: Origin<'_>, review: &Review<'_>) -> Plan {
                 pull_number: review.pull_number,
                 issue_number: review.issue_number,
                 what: SpecChange::Approved,
+                by: review.by.to_string(),
             };
             Plan::one(input.into_job(origin.max_attempts), note(SpecEvent::KIND))
         }

@@ -258,6 +258,8 @@ pub struct Pruned {
     pub usage: u64,
     /// Engineer transcripts.
     pub transcripts: u64,
+    /// Commands and reviews remembered as acted on (kept as long as deliveries are).
+    pub acted: u64,
 }
 
 /// Rows one housekeeping `DELETE` removes at most.

@@ -59,6 +59,12 @@ pub(super) const PRUNE_TRANSCRIPTS: &str = "DELETE FROM records WHERE namespace 
      AND key IN (SELECT key FROM records WHERE namespace = 'transcript' AND updated_at < $1 \
      LIMIT $2)";
 
+/// One slice of the commands and reviews remembered as acted on before `$1`: once their
+/// deliveries are gone, a replay of them is refused by its age instead.
+pub(super) const PRUNE_ACTED: &str = "DELETE FROM records WHERE namespace = 'acted' \
+     AND key IN (SELECT key FROM records WHERE namespace = 'acted' AND updated_at < $1 \
+     LIMIT $2)";
+
 /// Run one of the sliced `PRUNE_*` deletes until a slice comes back short; the rows deleted.
 /// In slices, so intake never waits behind one long delete.
 macro_rules! delete_in_slices {
@@ -85,12 +91,13 @@ pub(super) use delete_in_slices;
 macro_rules! prune {
     ($executor:expr, $deliveries_before:expr, $counters_before:expr, $jobs_before:expr) => {{
         use $crate::jobs::sql::{
-            PRUNE_COUNTERS, PRUNE_DELIVERIES, PRUNE_JOBS, PRUNE_TRANSCRIPTS, PRUNE_USAGE,
-            delete_in_slices,
+            PRUNE_ACTED, PRUNE_COUNTERS, PRUNE_DELIVERIES, PRUNE_JOBS, PRUNE_TRANSCRIPTS,
+            PRUNE_USAGE, delete_in_slices,
         };
         // One `let` per statement: whatever `$executor` holds (SQLite's writer lock) is let go
         // before the next one takes it.
         let deliveries = delete_in_slices!($executor, PRUNE_DELIVERIES, $deliveries_before);
+        let acted = delete_in_slices!($executor, PRUNE_ACTED, $deliveries_before);
         let counters = sqlx::query(PRUNE_COUNTERS)
             .bind($counters_before)
             .execute($executor)
@@ -105,6 +112,7 @@ macro_rules! prune {
             jobs,
             usage,
             transcripts,
+            acted,
         }
     }};
 }

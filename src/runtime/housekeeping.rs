@@ -29,6 +29,7 @@ pub async fn run(app: Arc<App>, stop: CancellationToken) {
                 jobs = pruned.jobs,
                 usage = pruned.usage,
                 transcripts = pruned.transcripts,
+                acted = pruned.acted,
                 "housekeeping: old rows deleted"
             ),
             Ok(_) => {}

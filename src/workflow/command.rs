@@ -12,7 +12,9 @@ use crate::workflow::job::{
     CommandRequest, FeedbackSource, ImplementRequest, ReviseRequest, SpecRequest, SpecTrigger,
     implement_job_key, spec_job_key,
 };
-use crate::workflow::records::{self, ImplementationRecord, SpecRecord, SpecState, issue_key};
+use crate::workflow::records::{
+    self, ActedRecord, ImplementationRecord, SpecRecord, SpecState, issue_key,
+};
 use crate::workflow::step::{JobCtx, StepResult};
 
 impl Workflow for CommandRequest {
@@ -53,9 +55,21 @@ async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
         replies.push(messages::parse_errors(req.comment_id, &req.errors));
     }
     for cmd in req.commands.iter().flat_map(|c| command::parse(c).commands) {
+        // A replayed or redelivered comment acts on nothing it already acted on.
+        let key = ActedRecord::key(
+            req.repo.repo_id,
+            "comment",
+            req.comment_id,
+            &cmd.to_string(),
+        );
+        if ActedRecord::seen(&*ctx.app.store, &key, ctx.job.id).await? {
+            tracing::info!(command = %cmd, comment = req.comment_id, "already acted on: ignored");
+            continue;
+        }
         if let Some(reply) = run_one(ctx, &repo, &req, cmd).await? {
             replies.push(reply);
         }
+        ActedRecord::remember(&*ctx.app.store, &key, ctx.job.id, ctx.app.now()).await?;
     }
     if !replies.is_empty() {
         let body = messages::one_reply(req.comment_id, &replies);
@@ -91,7 +105,7 @@ async fn run_one(
             .into_job(attempts)
         }
         Command::Revise { feedback } => {
-            let Some(spec_issue) = spec_of_pull(repo, req).await? else {
+            let Some(spec_issue) = spec_of_pull(ctx, repo, req).await? else {
                 return Ok(Some(messages::revise_not_here(req.comment_id)));
             };
             ReviseRequest {
@@ -174,12 +188,25 @@ async fn cancel(ctx: &JobCtx, repo: &Repo, req: &CommandRequest) -> StepResult<S
 }
 
 /// The feature issue of the spec PR the command was said on (`None` off a spec PR).
-async fn spec_of_pull(repo: &Repo, req: &CommandRequest) -> StepResult<Option<u64>> {
+async fn spec_of_pull(ctx: &JobCtx, repo: &Repo, req: &CommandRequest) -> StepResult<Option<u64>> {
     if !req.is_pull_request {
         return Ok(None);
     }
     let pull = repo.pull(req.issue_number).await?;
-    Ok(BotBranch::spec_issue(&pull.head.ref_name))
+    let Some(spec_issue) = BotBranch::spec_issue(&pull.head.ref_name) else {
+        return Ok(None);
+    };
+    Ok(is_spec_pull(ctx, req, spec_issue)
+        .await?
+        .then_some(spec_issue))
+}
+
+/// Whether the PR the command was said on is the one the bot opened for `spec_issue`'s spec
+/// (a fork's PR may copy the branch name, never the recorded PR number).
+async fn is_spec_pull(ctx: &JobCtx, req: &CommandRequest, spec_issue: u64) -> StepResult<bool> {
+    let key = issue_key(req.repo.repo_id, spec_issue);
+    let record: Option<SpecRecord> = records::load(&*ctx.app.store, &key).await?;
+    Ok(record.is_some_and(|r| r.pull == Some(req.issue_number)))
 }
 
 /// What `/implement` said where would implement.
@@ -201,22 +228,25 @@ async fn implement_target(
     if req.is_pull_request {
         let pull = repo.pull(req.issue_number).await?;
         return match BotBranch::parse(&pull.head.ref_name) {
-            Some(BotBranch::Spec(spec_issue)) => Ok(Some(ImplementTarget {
-                issue_number: spec_issue,
-                spec_issue,
-                component: None,
-            })),
+            Some(BotBranch::Spec(spec_issue)) if is_spec_pull(ctx, req, spec_issue).await? => {
+                Ok(Some(ImplementTarget {
+                    issue_number: spec_issue,
+                    spec_issue,
+                    component: None,
+                }))
+            }
             Some(BotBranch::Implementation(issue)) => {
                 let key = issue_key(req.repo.repo_id, issue);
                 let record: Option<ImplementationRecord> =
                     records::load(&*ctx.app.store, &key).await?;
-                Ok(record.map(|r| ImplementTarget {
+                let ours = |r: &ImplementationRecord| r.pull == Some(req.issue_number);
+                Ok(record.filter(ours).map(|r| ImplementTarget {
                     issue_number: issue,
                     spec_issue: r.spec_issue,
                     component: r.component,
                 }))
             }
-            None => Ok(None),
+            _ => Ok(None),
         };
     }
     let issue = repo.issue(req.issue_number).await?;

@@ -81,6 +81,10 @@ pub struct SpecEvent {
     pub pull_number: u64,
     pub issue_number: u64,
     pub what: SpecChange,
+    /// Who approved, merged, closed or reopened it (only people with write access move a
+    /// spec; empty in jobs queued before this was recorded, which then move nothing).
+    #[serde(default)]
+    pub by: String,
 }
 
 /// What happened to a spec PR.

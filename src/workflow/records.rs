@@ -168,6 +168,39 @@ impl Record for TranscriptRecord {
     const NAMESPACE: &'static str = "transcript";
 }
 
+/// A command or review the bot has acted on: a delivery of it sent again (a replay, or a
+/// redelivery after the job finished) acts on nothing.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ActedRecord {
+    pub at: Millis,
+    /// The job that acted (its own retries act again: they did not finish).
+    pub job: i64,
+}
+
+impl Record for ActedRecord {
+    const NAMESPACE: &'static str = "acted";
+}
+
+impl ActedRecord {
+    /// The key of one command of one comment (`comment:55:/implement --force`) or one review
+    /// (`review:9:revise`), in one repository.
+    pub fn key(repo_id: u64, what: &str, id: u64, command: &str) -> String {
+        format!("{repo_id}:{what}:{id}:{command}")
+    }
+
+    /// Whether a job other than `job` acted on it before.
+    pub async fn seen(store: &dyn Store, key: &str, job: i64) -> StepResult<bool> {
+        Ok(load::<ActedRecord>(store, key)
+            .await?
+            .is_some_and(|acted| acted.job != job))
+    }
+
+    /// Remember that `job` acted on it.
+    pub async fn remember(store: &dyn Store, key: &str, job: i64, now: Millis) -> StepResult {
+        save(store, key, &ActedRecord { at: now, job }, now).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

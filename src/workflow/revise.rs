@@ -23,7 +23,7 @@ use crate::workflow::components::{self, Filed};
 use crate::workflow::context::{self, ArchitectSession, Draft};
 use crate::workflow::job::{FeedbackSource, ReviseRequest, spec_branch_key};
 use crate::workflow::quota::{Admission, admit};
-use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
+use crate::workflow::records::{self, ActedRecord, SpecRecord, SpecState, issue_key};
 use crate::workflow::spec::load_config;
 use crate::workflow::spend::{self, Spend};
 use crate::workflow::step::{JobCtx, StepError, StepResult, repo_client};
@@ -109,9 +109,33 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
     let info = repo.info().await?;
     let (config, _) = load_config(&repo, &info.default_branch).await?;
     let key = issue_key(req.repo.repo_id, req.issue_number);
-    let rec: SpecRecord = records::load(&*ctx.app.store, &key)
-        .await?
-        .unwrap_or_default();
+    let store = &*ctx.app.store;
+    let Some(rec) = records::load::<SpecRecord>(store, &key).await? else {
+        tracing::info!(
+            pull = req.pull_number,
+            "no spec recorded for this PR's issue"
+        );
+        return Ok(());
+    };
+    if rec.pull != Some(req.pull_number) {
+        tracing::warn!(pull = req.pull_number, spec_pull = ?rec.pull, "feedback on a PR named like a spec branch that is not the spec's PR: ignored");
+        return Ok(());
+    }
+    let acted = match req.source {
+        FeedbackSource::Review { review_id } => {
+            let key = ActedRecord::key(req.repo.repo_id, "review", review_id, "revise");
+            if ActedRecord::seen(store, &key, ctx.job.id).await? {
+                tracing::info!(
+                    review = review_id,
+                    "this review was acted on already: ignored"
+                );
+                return Ok(());
+            }
+            Some(key)
+        }
+        // Commands are remembered by the command job that queued this one.
+        FeedbackSource::Command { .. } => None,
+    };
     if rec.state.is_finished() {
         let body = messages::spec_finished(&marker, rec.state.words(), req.issue_number);
         repo.comment_once(req.pull_number, &marker, &body).await?;
@@ -165,7 +189,11 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
         progress.reconciled = true;
         ctx.save("revise:components", &progress).await?;
     }
-    finish(ctx, &desk, &answer, &progress, rec).await
+    finish(ctx, &desk, &answer, &progress, rec).await?;
+    if let Some(key) = acted {
+        ActedRecord::remember(&*ctx.app.store, &key, ctx.job.id, ctx.app.now()).await?;
+    }
+    Ok(())
 }
 
 /// The reply, and the spec's record: revised, with the new design and component issues.

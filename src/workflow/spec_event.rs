@@ -1,6 +1,10 @@
 //! The spec_event job: a spec PR was approved, merged, closed or reopened, and the spec's state
 //! follows; on merge the component issues are labelled "spec accepted".
+//!
+//! Only the spec's own PR moves it (the PR number recorded when the bot opened it: a fork's PR
+//! from a branch named like the spec branch is not it), and only people with write access.
 
+use crate::github::types::Permission;
 use crate::workflow::Workflow;
 use crate::workflow::job::{SpecChange, SpecEvent};
 use crate::workflow::records::{self, SpecRecord, issue_key};
@@ -29,11 +33,32 @@ impl Workflow for SpecEvent {
 async fn run(ctx: &mut JobCtx, event: SpecEvent) -> StepResult {
     let key = issue_key(event.repo.repo_id, event.issue_number);
     let store = &*ctx.app.store;
-    let mut rec: SpecRecord = records::load(store, &key).await?.unwrap_or_default();
-    rec.pull.get_or_insert(event.pull_number);
+    let Some(mut rec) = records::load::<SpecRecord>(store, &key).await? else {
+        tracing::info!(
+            pull = event.pull_number,
+            "no spec recorded for this PR's issue"
+        );
+        return Ok(());
+    };
+    if rec.pull != Some(event.pull_number) {
+        tracing::warn!(
+            pull = event.pull_number,
+            spec_pull = ?rec.pull,
+            "a PR named like a spec branch that is not the spec's PR: ignored"
+        );
+        return Ok(());
+    }
+    let repo = ctx.repo(&event.repo)?;
+    let permission = match event.by.as_str() {
+        "" => Permission::None,
+        by => ctx.app.permission(&repo, by).await?,
+    };
+    if permission < Permission::Write {
+        tracing::info!(by = %event.by, ?permission, what = event.what.as_str(), "a spec PR event from someone without write access: the spec's state stays");
+        return Ok(());
+    }
     rec.state = rec.state.after(event.what);
-    if event.what == SpecChange::Merged && !rec.components.is_empty() {
-        let repo = ctx.repo(&event.repo)?;
+    if event.what == SpecChange::Merged {
         for number in rec.components.values() {
             repo.add_labels(*number, &[ACCEPTED_LABEL.to_string()])
                 .await?;
