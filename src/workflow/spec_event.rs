@@ -4,7 +4,7 @@
 //! Only the spec's own PR moves it (the PR number recorded when the bot opened it: a fork's PR
 //! from a branch named like the spec branch is not it), and only people with write access.
 
-use crate::github::types::Permission;
+use crate::github::model::Permission;
 use crate::workflow::Workflow;
 use crate::workflow::job::{SpecChange, SpecEvent};
 use crate::workflow::records::{self, SpecRecord, issue_key};
