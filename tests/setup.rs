@@ -1,6 +1,8 @@
 //! The register-the-App page and its callback, over HTTP against the GitHub world (the
 //! manifest conversion is GitHub's `POST /app-manifests/{code}/conversions`).
 
+#[path = "support/child.rs"]
+mod child;
 mod support;
 
 use specbot::config::Settings;
@@ -232,4 +234,32 @@ async fn a_real_browser_registers_the_app_through_the_setup_page() {
     assert_eq!(mode & 0o777, 0o600);
     browser.quit().await;
     world.assert_no_violations();
+}
+
+/// Finding 5 of the security audit: the README's first command carried
+/// `WEBHOOK_SECRET=change-me`; a first run with no App credentials at all starts in setup mode
+/// without any secret (registration writes the App's own secret to `.env`).
+#[tokio::test]
+async fn a_first_run_without_app_credentials_starts_in_setup_mode_without_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = child::Server::start(dir.path(), &[]).await;
+    let page = server.http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("GitHub App"), "{page}");
+    // Without a secret nothing can be signed: every delivery is refused.
+    let answer = server
+        .http
+        .post(server.url("/api/github/webhooks"))
+        .header("X-GitHub-Event", "ping")
+        .header("X-GitHub-Delivery", "d-1")
+        .header(
+            "X-Hub-Signature-256",
+            specbot::server::webhook::sign("", b"{}"),
+        )
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::UNAUTHORIZED);
 }
