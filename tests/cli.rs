@@ -68,8 +68,18 @@ fn replay_refuses_a_file_that_is_not_json() {
 }
 
 #[test]
-fn serve_refuses_to_start_without_a_webhook_secret() {
-    let out = specbot().arg("serve").output().unwrap();
+fn serve_refuses_to_run_an_app_without_a_webhook_secret() {
+    // With no App credentials at all it would start in setup mode instead.
+    let key = format!(
+        "{}/tests/fixtures/test-app-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = specbot()
+        .arg("serve")
+        .env("APP_ID", "1")
+        .env("PRIVATE_KEY_PATH", key)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one line: {err}");

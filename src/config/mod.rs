@@ -198,13 +198,21 @@ pub enum CrashMode {
     Panic,
 }
 
+/// The shortest webhook secret `serve` accepts: a shorter one can be guessed, and whoever
+/// knows it can sign deliveries.
+pub const MIN_WEBHOOK_SECRET_CHARS: usize = 32;
+
 /// A setting that cannot work, in one line for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
-        "WEBHOOK_SECRET is not set: specbot refuses to accept unsigned webhooks. Set it to the secret configured in your GitHub App's webhook settings."
+        "WEBHOOK_SECRET is not set: specbot refuses to accept unsigned webhooks. Set it to the secret configured in your GitHub App's webhook settings (make one with `openssl rand -hex 32`)."
     )]
     MissingWebhookSecret,
+    #[error(
+        "WEBHOOK_SECRET is too short ({chars} characters): use at least {MIN_WEBHOOK_SECRET_CHARS} characters, for example the output of `openssl rand -hex 32`, and enter the same value in the GitHub App's webhook settings"
+    )]
+    WeakWebhookSecret { chars: usize },
     #[error("PRIVATE_KEY_PATH {path}: {reason}")]
     PrivateKeyFile { path: String, reason: String },
     #[error("APP_ID is set but neither PRIVATE_KEY nor PRIVATE_KEY_PATH is")]
@@ -229,9 +237,12 @@ impl Settings {
         out
     }
 
-    /// Validate the environment for a command. `require_secret`: `serve` refuses to start without
-    /// a webhook secret; one-shot commands don't need it.
-    pub fn from_env(args: EnvArgs, require_secret: bool) -> Result<Self, ConfigError> {
+    /// Validate the environment for a command. `serving`: `serve` refuses a webhook secret
+    /// shorter than [`MIN_WEBHOOK_SECRET_CHARS`], and refuses to run an App without one; with no
+    /// App credentials at all it starts in setup mode, where no secret is needed yet (every
+    /// delivery is refused until registration writes the App's secret to `.env`). One-shot
+    /// commands need no secret.
+    pub fn from_env(args: EnvArgs, serving: bool) -> Result<Self, ConfigError> {
         let webhook_secrets: Vec<SecretString> = args
             .webhook_secret
             .as_ref()
@@ -244,9 +255,6 @@ impl Settings {
                     .collect()
             })
             .unwrap_or_default();
-        if require_secret && webhook_secrets.is_empty() {
-            return Err(ConfigError::MissingWebhookSecret);
-        }
         if !args.webhook_path.starts_with('/') {
             return Err(ConfigError::BadWebhookPath(args.webhook_path));
         }
@@ -271,6 +279,9 @@ impl Settings {
             (Some(_), None) => return Err(ConfigError::MissingPrivateKey),
             (None, _) => None,
         };
+        if serving {
+            check_webhook_secrets(&webhook_secrets, app.is_some())?;
+        }
         let log_format = match args.log_format.as_deref() {
             None | Some("") => {
                 if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -363,6 +374,22 @@ impl Settings {
     }
 }
 
+/// What `serve` asks of the webhook secrets: each long enough, and at least one once the App
+/// is configured.
+pub fn check_webhook_secrets(secrets: &[SecretString], has_app: bool) -> Result<(), ConfigError> {
+    if let Some(chars) = secrets
+        .iter()
+        .map(|s| s.expose_secret().chars().count())
+        .find(|n| *n < MIN_WEBHOOK_SECRET_CHARS)
+    {
+        return Err(ConfigError::WeakWebhookSecret { chars });
+    }
+    if has_app && secrets.is_empty() {
+        return Err(ConfigError::MissingWebhookSecret);
+    }
+    Ok(())
+}
+
 /// A retention in days from the environment: `0` means keep forever.
 fn days(n: u64) -> Option<Duration> {
     (n > 0).then(|| Duration::from_secs(n.saturating_mul(86_400)))
@@ -399,10 +426,23 @@ mod tests {
             #[command(flatten)]
             env: EnvArgs,
         }
-        let cli = Cli::parse_from(["x", "--webhook-secret", "new, old ,,"]);
+        let new = "n".repeat(MIN_WEBHOOK_SECRET_CHARS);
+        let old = "o".repeat(MIN_WEBHOOK_SECRET_CHARS);
+        let both = format!("{new}, {old} ,,");
+        let cli = Cli::parse_from(["x", "--webhook-secret", both.as_str()]);
         let s = Settings::from_env(cli.env, true).expect("valid");
         assert_eq!(s.webhook_secrets.len(), 2);
+        // A short one among them is refused, old or new.
+        let weak = format!("{new},change-me");
+        let cli = Cli::parse_from(["x", "--webhook-secret", weak.as_str()]);
+        assert!(matches!(
+            Settings::from_env(cli.env, true),
+            Err(ConfigError::WeakWebhookSecret { chars: 9 })
+        ));
+        // No App and no secret: setup mode. An App without a secret: refused.
         let cli = Cli::parse_from(["x"]);
+        assert!(Settings::from_env(cli.env, true).is_ok());
+        let cli = Cli::parse_from(["x", "--app-id", "1", "--private-key", "pem"]);
         assert!(matches!(
             Settings::from_env(cli.env, true),
             Err(ConfigError::MissingWebhookSecret)
