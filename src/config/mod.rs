@@ -400,6 +400,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::useless_conversion)] // `database_url` becomes a secret type
     fn debug_output_never_shows_a_secret() {
         let mut s = Settings::base();
         s.webhook_secrets = vec!["whsec-visible-if-leaked".to_string().into()];
@@ -408,11 +409,16 @@ mod tests {
             private_key: "-----BEGIN RSA PRIVATE KEY-----leak".to_string().into(),
         });
         s.llm.api_key = Some("sk-ant-leak".to_string().into());
+        // A database URL may hold a password (finding 8 of the security audit).
+        s.database_url = "postgres://bot:hunter2-leak@db.internal/specbot"
+            .to_string()
+            .into();
         let shown = format!("{s:?} {s:#?}");
         for secret in [
             "whsec-visible-if-leaked",
             "BEGIN RSA PRIVATE KEY",
             "sk-ant-leak",
+            "hunter2-leak",
         ] {
             assert!(!shown.contains(secret), "{secret} appears in Debug output");
         }

@@ -327,6 +327,24 @@ impl App {
 mod tests {
     use super::web_root;
 
+    /// Finding 8 of the security audit: the conversion's `Debug` printed the App's private key
+    /// and secrets as plain text.
+    #[test]
+    fn a_conversion_never_shows_its_key_or_secrets_in_debug_output() {
+        let conversion: super::Conversion = serde_json::from_value(serde_json::json!({
+            "id": 1,
+            "pem": "-----BEGIN RSA PRIVATE KEY-----leak",
+            "webhook_secret": "whsec-leak",
+            "client_id": "Iv1.public",
+            "client_secret": "client-secret-leak",
+        }))
+        .unwrap();
+        let shown = format!("{conversion:?} {conversion:#?}");
+        for secret in ["BEGIN RSA PRIVATE KEY", "whsec-leak", "client-secret-leak"] {
+            assert!(!shown.contains(secret), "{secret} appears in {shown}");
+        }
+    }
+
     #[test]
     fn the_web_root_follows_the_api_root() {
         assert_eq!(web_root("https://api.github.com"), "https://github.com");
