@@ -172,7 +172,7 @@ pub struct Running {
 
 /// Build the shared state: open and migrate the store, connect GitHub and the model.
 pub async fn build(settings: Settings) -> Result<Arc<App>, StartError> {
-    let store = jobs::open(&settings.database_url).await?;
+    let store = jobs::open(secrecy::ExposeSecret::expose_secret(&settings.database_url)).await?;
     store.migrate().await?;
     build_with_store(settings, store)
 }

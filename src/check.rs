@@ -119,7 +119,7 @@ pub async fn check(args: EnvArgs, repo_config: Option<&str>, online: bool) -> Ve
             }
         }
     };
-    out.push(check_database(&settings.database_url).await);
+    out.push(check_database(settings.database_url.expose_secret()).await);
     let llm = match crate::app::llm_settings(&settings.llm, None) {
         Ok(Some(s)) => {
             out.push(ok(format!(

@@ -22,7 +22,7 @@ async fn start(world: &GitHubWorld, with_credentials: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Settings::base();
     s.webhook_secrets = vec!["x".to_string().into()];
-    s.database_url = db.url.clone();
+    s.database_url = db.url.clone().into();
     s.github_api_url = world.base_url();
     s.workers = 0;
     s.env_file = dir.path().join(".env");

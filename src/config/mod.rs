@@ -31,8 +31,13 @@ pub struct EnvArgs {
     pub webhook_secret: Option<SecretString>,
     #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: String,
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://specbot.db")]
-    pub database_url: String,
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://specbot.db",
+        hide_env_values = true
+    )]
+    pub database_url: SecretString,
     #[arg(long, env = "LLM_PROVIDER", default_value = "anthropic")]
     pub llm_provider: String,
     #[arg(long, env = "LLM_MODEL")]
@@ -159,7 +164,8 @@ pub struct Settings {
     /// Every accepted webhook secret (several while rotating).
     pub webhook_secrets: Vec<SecretString>,
     pub github_api_url: String,
-    pub database_url: String,
+    /// May hold a password (`postgres://user:password@host/db`).
+    pub database_url: SecretString,
     pub llm: LlmConfig,
     pub log_format: LogFormat,
     pub workers: usize,
@@ -345,7 +351,7 @@ impl Settings {
             app: None,
             webhook_secrets: Vec::new(),
             github_api_url: "https://api.github.com".into(),
-            database_url: "sqlite://specbot.db".into(),
+            database_url: SecretString::from("sqlite://specbot.db"),
             llm: LlmConfig {
                 provider: "anthropic".into(),
                 model: None,
@@ -400,7 +406,6 @@ mod tests {
     use super::*;
 
     #[test]
-    #[allow(clippy::useless_conversion)] // `database_url` becomes a secret type
     fn debug_output_never_shows_a_secret() {
         let mut s = Settings::base();
         s.webhook_secrets = vec!["whsec-visible-if-leaked".to_string().into()];

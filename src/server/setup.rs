@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::app::App;
@@ -183,15 +184,16 @@ pub struct Callback {
     state: Option<String>,
 }
 
+/// What GitHub answers for a manifest code. Secrets stay secret types (their `Debug` shows
+/// nothing); the OAuth client secret is not even read: specbot has no use for it.
 #[derive(Debug, Deserialize)]
 struct Conversion {
     id: u64,
     #[serde(default)]
     slug: Option<String>,
-    pem: String,
-    webhook_secret: Option<String>,
+    pem: SecretString,
+    webhook_secret: Option<SecretString>,
     client_id: Option<String>,
-    client_secret: Option<String>,
     #[serde(default)]
     html_url: Option<String>,
 }
@@ -263,12 +265,15 @@ pub async fn callback(State(app): State<Arc<App>>, Query(q): Query<Callback>) ->
         }
     };
     let env = format!(
-        "APP_ID={}\nPRIVATE_KEY=\"{}\"\nWEBHOOK_SECRET={}\nGITHUB_CLIENT_ID={}\nGITHUB_CLIENT_SECRET={}\n",
+        "APP_ID={}\nPRIVATE_KEY=\"{}\"\nWEBHOOK_SECRET={}\nGITHUB_CLIENT_ID={}\n",
         conversion.id,
-        conversion.pem.trim().replace('\n', "\\n"),
-        conversion.webhook_secret.unwrap_or_default(),
+        conversion.pem.expose_secret().trim().replace('\n', "\\n"),
+        conversion
+            .webhook_secret
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .unwrap_or_default(),
         conversion.client_id.unwrap_or_default(),
-        conversion.client_secret.unwrap_or_default(),
     );
     if let Err(e) = write_env(&app.settings.env_file, &env) {
         tracing::error!(error = %e, "could not write .env");
