@@ -9,6 +9,9 @@ use specbot::config::Settings;
 use support::db::TestDb;
 use support::github_world::GitHubWorld;
 
+/// The status page's and `/metrics`' token in these tests.
+const METRICS_TOKEN: &str = "metrics-token-for-the-setup-tests";
+
 struct Setup {
     base: String,
     env_file: std::path::PathBuf,
@@ -26,6 +29,7 @@ async fn start(world: &GitHubWorld, with_credentials: bool) -> Setup {
     s.github_api_url = world.base_url();
     s.workers = 0;
     s.env_file = dir.path().join(".env");
+    s.metrics_token = Some(METRICS_TOKEN.to_string().into());
     if with_credentials {
         s.app = Some(specbot::config::AppCredentials {
             app_id: world.app_id(),
@@ -168,18 +172,38 @@ async fn a_forged_state_is_refused_and_nothing_is_written() {
 }
 
 #[tokio::test]
-async fn with_credentials_the_home_page_is_a_status_page_without_secrets() {
+async fn with_credentials_the_home_page_is_a_status_page_and_jobs_need_the_metrics_token() {
     let world = GitHubWorld::start().await;
     let s = start(&world, true).await;
-    let page = reqwest::get(format!("{}/", s.base))
+    let get = |path: &str| {
+        let url = format!("{}{path}", s.base);
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    let page = get("/").await.text().await.unwrap();
+    assert!(page.contains("Running"), "{page}");
+    assert!(!page.contains("Recent jobs"), "{page}");
+    assert!(!page.contains("Register GitHub App"));
+    assert!(!page.contains("PRIVATE KEY"));
+    let wrong = get("/?token=guessed").await;
+    assert_eq!(wrong.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let page = get(&format!("/?token={METRICS_TOKEN}"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
     assert!(page.contains("Recent jobs"), "{page}");
-    assert!(!page.contains("Register GitHub App"));
-    assert!(!page.contains("PRIVATE KEY"));
+    // `/metrics` asks for the token as a bearer token, as Prometheus sends it.
+    assert_eq!(
+        get("/metrics").await.status(),
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", s.base))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), reqwest::StatusCode::OK);
 }
 
 /// The whole registration in a real headless Chromium: the setup page, the organisation form,

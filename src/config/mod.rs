@@ -29,6 +29,9 @@ pub struct EnvArgs {
     /// One secret, or several separated by commas while rotating.
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<SecretString>,
+    /// When set, `/metrics` and the status page's job list ask for it (`Authorization: Bearer`).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<SecretString>,
     #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: String,
     #[arg(
@@ -192,6 +195,13 @@ pub struct Settings {
     pub job_retention: Option<Duration>,
     /// Where the setup page writes the credentials it receives.
     pub env_file: std::path::PathBuf,
+    /// `METRICS_TOKEN`: asked of `/metrics` and for the status page's job list (`None`: open
+    /// metrics, and a status page that names no repository and no job).
+    pub metrics_token: Option<SecretString>,
+    /// Webhook requests handled at once; more wait their turn.
+    pub webhook_concurrency: usize,
+    /// Bytes all webhook bodies being read may hold together; more wait their turn.
+    pub webhook_body_budget: usize,
     /// Crash tests: die at this named step boundary (`SPECBOT_CRASH_AT`).
     pub crash_at: Option<String>,
     pub crash_mode: CrashMode,
@@ -239,6 +249,9 @@ impl Settings {
         }
         if let Some(key) = &self.llm.api_key {
             out.push(key.clone());
+        }
+        if let Some(token) = &self.metrics_token {
+            out.push(token.clone());
         }
         out
     }
@@ -337,6 +350,9 @@ impl Settings {
             llm_daily_budget_usd: Some(args.llm_daily_budget_usd)
                 .filter(|b| b.is_finite() && *b > 0.0),
             delivery_retention: days(args.delivery_retention_days),
+            metrics_token: args
+                .metrics_token
+                .filter(|t| !t.expose_secret().trim().is_empty()),
             job_retention: days(args.job_retention_days),
             ..Settings::base()
         })
@@ -374,6 +390,9 @@ impl Settings {
             delivery_retention: Some(Duration::from_secs(14 * 86_400)),
             job_retention: Some(Duration::from_secs(90 * 86_400)),
             env_file: ".env".into(),
+            metrics_token: None,
+            webhook_concurrency: 256,
+            webhook_body_budget: 64 * 1024 * 1024,
             crash_at: None,
             crash_mode: CrashMode::Panic,
         }
@@ -414,6 +433,7 @@ mod tests {
             private_key: "-----BEGIN RSA PRIVATE KEY-----leak".to_string().into(),
         });
         s.llm.api_key = Some("sk-ant-leak".to_string().into());
+        s.metrics_token = Some("metrics-token-leak".to_string().into());
         // A database URL may hold a password (finding 8 of the security audit).
         s.database_url = "postgres://bot:hunter2-leak@db.internal/specbot"
             .to_string()
@@ -424,6 +444,7 @@ mod tests {
             "BEGIN RSA PRIVATE KEY",
             "sk-ant-leak",
             "hunter2-leak",
+            "metrics-token-leak",
         ] {
             assert!(!shown.contains(secret), "{secret} appears in Debug output");
         }

@@ -1,5 +1,5 @@
 //! `GET /`: the register-the-App page while no App credentials are configured (GitHub's
-//! manifest flow, as Probot users know it), and a short status page once they are.
+//! manifest flow, as Probot users know it); the status page once they are is in [`super::status`].
 //!
 //! Flow: the page POSTs the manifest built from `app-manifest.yml` (this server's URL filled in)
 //! to GitHub, for a personal account or an organisation, on github.com or a GitHub Enterprise
@@ -90,15 +90,9 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
 }
 
-pub async fn home(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Query(q): Query<HomeQuery>,
-) -> Response {
-    if app.settings.app.is_some() {
-        return status_page(&app).await;
-    }
-    let base = base_url(&headers);
+/// `GET /` while no App credentials are configured.
+pub fn home(app: &App, headers: &HeaderMap, q: HomeQuery) -> Response {
+    let base = base_url(headers);
     let state = app.new_setup_state();
     let org = q.org.filter(|o| valid_name(o));
     let ghes = q.ghes.filter(|h| valid_name(h));
@@ -143,39 +137,6 @@ this server's manifest, then sends you back here, and specbot saves its credenti
         }),
     );
     Html(html).into_response()
-}
-
-async fn status_page(app: &App) -> Response {
-    let jobs = app.store.recent_jobs(10).await.unwrap_or_default();
-    let rows: String = jobs
-        .iter()
-        .map(|j| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                j.id,
-                escape(&j.kind),
-                j.state.as_str(),
-                j.attempts
-            )
-        })
-        .collect();
-    let installations = app
-        .store
-        .list_records("installation", "")
-        .await
-        .map(|r| r.len())
-        .unwrap_or(0);
-    Html(format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>specbot</title></head>
-<body style="font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto">
-<h1>specbot {version}</h1>
-<p>Running. Installations seen: {installations}.</p>
-<h2>Recent jobs</h2>
-<table><tr><th>id</th><th>kind</th><th>state</th><th>attempts</th></tr>{rows}</table>
-</body></html>"#,
-        version = env!("CARGO_PKG_VERSION"),
-    ))
-    .into_response()
 }
 
 #[derive(Debug, Deserialize)]
