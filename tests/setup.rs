@@ -30,6 +30,7 @@ async fn start(world: &GitHubWorld, with_credentials: bool) -> Setup {
     s.workers = 0;
     s.env_file = dir.path().join(".env");
     s.metrics_token = Some(METRICS_TOKEN.to_string().into());
+    s.setup_token = Some(TOKEN.to_string().into());
     if with_credentials {
         s.app = Some(specbot::config::AppCredentials {
             app_id: world.app_id(),
@@ -288,4 +289,256 @@ async fn a_first_run_without_app_credentials_starts_in_setup_mode_without_a_secr
         .await
         .unwrap();
     assert_eq!(answer.status(), reqwest::StatusCode::UNAUTHORIZED);
+}
+
+/// The operator's one-time setup token, as the tests configure it (a real run logs a random one).
+const TOKEN: &str = "operator-setup-token-0123456789abcdef";
+
+/// The `specbot_setup=…` pair of an answer's `Set-Cookie`, if it sets one.
+fn setup_cookie(answer: &reqwest::Response) -> Option<String> {
+    answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("specbot_setup=") && !v.starts_with("specbot_setup=;"))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}
+
+/// A form body as a browser sends it.
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// The operator opens the setup link from the log: the cookie that browser now holds.
+async fn operator_cookie(s: &Setup) -> String {
+    let answer = no_redirects()
+        .get(format!("{}/?token={TOKEN}", s.base))
+        .send()
+        .await
+        .unwrap();
+    setup_cookie(&answer).expect("the setup link gives the browser a setup cookie")
+}
+
+/// The setup form sent with `cookie`: GitHub's new-App URL the browser is sent on to (`307`,
+/// so the browser posts the manifest there), and the cookie it then holds.
+async fn submit_form(s: &Setup, cookie: &str, org: &str, ghes: &str) -> (String, String) {
+    let answer = no_redirects()
+        .post(format!("{}/setup/register", s.base))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("org", org), ("ghes", ghes), ("manifest", "{}")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        reqwest::StatusCode::TEMPORARY_REDIRECT,
+        "{answer:?}"
+    );
+    let cookie = setup_cookie(&answer).unwrap_or_else(|| cookie.to_string());
+    let location = answer.headers()["location"].to_str().unwrap().to_string();
+    (location, cookie)
+}
+
+async fn callback(s: &Setup, cookie: Option<&str>, code: &str, state: &str) -> reqwest::Response {
+    let mut request = no_redirects().get(format!(
+        "{}/setup/callback?code={code}&state={state}",
+        s.base
+    ));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.send().await.unwrap()
+}
+
+/// Finding 3 of the security audit: `GET /` handed a manifest `state` to anyone, and whoever
+/// reached the port before the operator could register their own App into the operator's
+/// `.env`. Without the setup token from the log there is no form, no state and no callback.
+#[tokio::test]
+async fn a_stranger_who_reaches_the_port_first_cannot_register_an_app() {
+    let world = GitHubWorld::start().await;
+    let s = start(&world, false).await;
+    let http = no_redirects();
+    for url in [format!("{}/", s.base), format!("{}/?token=guessed", s.base)] {
+        let answer = http.get(&url).send().await.unwrap();
+        assert!(setup_cookie(&answer).is_none(), "{url}");
+        let page = answer.text().await.unwrap();
+        assert!(!page.contains("state="), "{url}: {page}");
+        assert!(!page.contains("manifest"), "{url}: {page}");
+        assert!(
+            page.contains("setup link"),
+            "says where the link is: {page}"
+        );
+    }
+    let answer = http
+        .post(format!("{}/setup/register", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("org", ""), ("ghes", ""), ("manifest", "{}")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN);
+    let forged = "specbot_setup=1.2.3.0000";
+    for cookie in [None, Some(forged)] {
+        let answer = callback(&s, cookie, &world.manifest_code(), "anything").await;
+        assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN);
+    }
+    assert!(!s.env_file.exists());
+}
+
+/// Finding 3: a thousand loads of `/` filled the table of issued states and blocked setup
+/// for an hour.
+#[tokio::test]
+async fn a_thousand_loads_of_the_setup_page_do_not_block_the_operator() {
+    let world = GitHubWorld::start().await;
+    let s = start(&world, false).await;
+    let http = no_redirects();
+    for n in 0..1000 {
+        let url = match n % 2 {
+            0 => format!("{}/", s.base),
+            _ => format!("{}/?token={TOKEN}", s.base),
+        };
+        let status = http.get(url).send().await.unwrap().status();
+        assert!(status.is_success() || status.is_redirection(), "{status}");
+    }
+    let cookie = operator_cookie(&s).await;
+    let (location, cookie) = submit_form(&s, &cookie, "", "").await;
+    let state = state_of(&location);
+    let answer = callback(&s, Some(&cookie), &world.manifest_code(), &state).await;
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    assert!(s.env_file.exists());
+}
+
+/// Finding 3: the `state` was not bound to the browser that asked for it, so a state seen
+/// anywhere (a proxy log, a shared screen) completed someone else's registration.
+#[tokio::test]
+async fn a_state_only_completes_setup_in_the_browser_it_was_issued_to() {
+    let world = GitHubWorld::start().await;
+    let s = start(&world, false).await;
+    let cookie = operator_cookie(&s).await;
+    let (location, cookie) = submit_form(&s, &cookie, "", "").await;
+    let state = state_of(&location);
+    // Another browser with the operator's state, the operator's browser with another state.
+    let other = callback(&s, None, &world.manifest_code(), &state).await;
+    assert_eq!(other.status(), reqwest::StatusCode::FORBIDDEN);
+    let made_up = callback(&s, Some(&cookie), &world.manifest_code(), "0123abcd").await;
+    assert_eq!(made_up.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(!s.env_file.exists());
+    let answer = callback(&s, Some(&cookie), &world.manifest_code(), &state).await;
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+}
+
+/// Finding 3: `.env` was appended to, and dotenvy keeps the first value of a repeated key, so
+/// old credentials won; the callback also stayed live after a registration.
+#[tokio::test]
+async fn registration_replaces_old_keys_in_env_and_happens_once() {
+    let world = GitHubWorld::start().await;
+    let s = start(&world, false).await;
+    std::fs::write(
+        &s.env_file,
+        "APP_ID=999\nWEBHOOK_SECRET=old-secret\nLLM_API_KEY=keep-me\nPRIVATE_KEY=\"-----BEGIN OLD KEY-----\nold\n-----END OLD KEY-----\"\n",
+    )
+    .unwrap();
+    let cookie = operator_cookie(&s).await;
+    let (location, cookie) = submit_form(&s, &cookie, "", "").await;
+    let answer = callback(
+        &s,
+        Some(&cookie),
+        &world.manifest_code(),
+        &state_of(&location),
+    )
+    .await;
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    let page = answer.text().await.unwrap();
+    assert!(
+        page.contains("/installations/new"),
+        "the install link: {page}"
+    );
+    let env = std::fs::read_to_string(&s.env_file).unwrap();
+    assert!(
+        !env.contains("old-secret") && !env.contains("OLD KEY"),
+        "{env}"
+    );
+    assert!(env.contains("LLM_API_KEY=keep-me"), "{env}");
+    let values: Vec<(String, String)> = dotenvy::from_path_iter(&s.env_file)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let app_ids: Vec<&String> = values
+        .iter()
+        .filter(|(k, _)| k == "APP_ID")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(app_ids, [&world.app_id().to_string()], "{env}");
+    assert!(
+        values
+            .iter()
+            .any(|(k, v)| k == "WEBHOOK_SECRET" && v == "sim-webhook-secret"),
+        "{env}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&s.env_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Setup is over: a second registration, even from the operator's browser, is refused.
+    let answer = no_redirects()
+        .post(format!("{}/setup/register", s.base))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("org", ""), ("ghes", ""), ("manifest", "{}")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::GONE);
+    let replay = callback(
+        &s,
+        Some(&cookie),
+        &world.manifest_code(),
+        &state_of(&location),
+    )
+    .await;
+    assert_eq!(replay.status(), reqwest::StatusCode::GONE);
+}
+
+/// Finding 3: `?ghes=` pointed the form at any host, and the code was then exchanged at
+/// `GITHUB_API_URL`. Only a plain host name is accepted, and the code goes to that host's API.
+#[tokio::test]
+async fn a_ghes_code_is_exchanged_at_that_host_and_only_a_plain_host_is_accepted() {
+    let world = GitHubWorld::start().await;
+    let s = start(&world, false).await;
+    let cookie = operator_cookie(&s).await;
+    for bad in [
+        "evil.example/x?y=1",
+        "http://evil.example",
+        "user@evil.example",
+        "evil example",
+    ] {
+        let answer = no_redirects()
+            .post(format!("{}/setup/register", s.base))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("org", ""), ("ghes", bad), ("manifest", "{}")]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (location, cookie) = submit_form(&s, &cookie, "acme", "ghe.invalid").await;
+    assert!(
+        location.starts_with("https://ghe.invalid/organizations/acme/settings/apps/new?state="),
+        "{location}"
+    );
+    // The world (GITHUB_API_URL) would accept this code; it must not be asked.
+    let answer = callback(
+        &s,
+        Some(&cookie),
+        &world.manifest_code(),
+        &state_of(&location),
+    )
+    .await;
+    assert_eq!(answer.status(), reqwest::StatusCode::BAD_GATEWAY);
+    assert!(!s.env_file.exists());
 }

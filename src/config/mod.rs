@@ -195,6 +195,9 @@ pub struct Settings {
     pub job_retention: Option<Duration>,
     /// Where the setup page writes the credentials it receives.
     pub env_file: std::path::PathBuf,
+    /// The token of the setup link `serve` logs in setup mode (`None`: a random one at each
+    /// start; tests set their own).
+    pub setup_token: Option<SecretString>,
     /// `METRICS_TOKEN`: asked of `/metrics` and for the status page's job list (`None`: open
     /// metrics, and a status page that names no repository and no job).
     pub metrics_token: Option<SecretString>,
@@ -390,6 +393,7 @@ impl Settings {
             delivery_retention: Some(Duration::from_secs(14 * 86_400)),
             job_retention: Some(Duration::from_secs(90 * 86_400)),
             env_file: ".env".into(),
+            setup_token: None,
             metrics_token: None,
             webhook_concurrency: 256,
             webhook_body_budget: 64 * 1024 * 1024,
