@@ -44,8 +44,6 @@ pub struct App {
     /// Set when a fault point "crashed" a worker (tests wait on it).
     pub crashed: tokio::sync::watch::Sender<bool>,
     permissions: Mutex<HashMap<(String, String), (Permission, Instant)>>,
-    /// `state` tokens issued by the setup page.
-    pub(crate) setup_states: Mutex<HashMap<String, Instant>>,
     shutting_down: AtomicBool,
 }
 
@@ -218,7 +216,6 @@ pub fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> Result<Arc
         finished: tokio::sync::watch::channel(0).0,
         crashed: tokio::sync::watch::channel(false).0,
         permissions: Mutex::new(HashMap::new()),
-        setup_states: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
     }))
 }

@@ -66,26 +66,27 @@ fn state_of(page: &str) -> String {
 }
 
 #[tokio::test]
-async fn the_manifest_flow_writes_the_credentials_and_sends_the_user_on_to_install() {
+async fn the_manifest_flow_writes_the_credentials_and_shows_the_next_steps() {
     let world = GitHubWorld::start().await;
     let s = start(&world, false).await;
-    let http = no_redirects();
-    let page = http
+    let cookie = operator_cookie(&s).await;
+    let page = no_redirects()
         .get(format!("{}/", s.base))
+        .header("cookie", &cookie)
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
+    // One form: where to register, the manifest, one button.
+    assert_eq!(page.matches("<form").count(), 1, "{page}");
+    assert!(page.contains(r#"action="/setup/register""#), "{page}");
+    assert!(page.contains(r#"name="org""#) && page.contains(r#"name="ghes""#));
+    assert_eq!(page.matches("<button").count(), 1, "{page}");
     assert!(page.contains("Register GitHub App"), "{page}");
-    // GitHub's web root follows GITHUB_API_URL (here the simulator serves both).
-    assert!(
-        page.contains(&format!("{}/settings/apps/new?state=", world.base_url())),
-        "{page}"
-    );
     // The manifest carries this server's webhook URL and exactly the permissions we need.
-    assert!(page.contains(&format!("{}/api/github/webhooks", s.base).replace('/', "/")));
+    assert!(page.contains(&format!("{}/api/github/webhooks", s.base)));
     assert!(
         page.contains("&quot;contents&quot;:&quot;write&quot;"),
         "{page}"
@@ -95,34 +96,32 @@ async fn the_manifest_flow_writes_the_credentials_and_sends_the_user_on_to_insta
         "never asks for the workflows permission"
     );
 
-    // An organisation and a GitHub Enterprise Server host change where the form posts.
-    let org = http
-        .get(format!("{}/?org=acme&ghes=github.example.com", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // GitHub's web root follows GITHUB_API_URL (here the simulator serves both).
+    let (location, cookie) = submit_form(&s, &cookie, "", "").await;
     assert!(
-        org.contains("https://github.example.com/organizations/acme/settings/apps/new?state="),
+        location.starts_with(&format!("{}/settings/apps/new?state=", world.base_url())),
+        "{location}"
+    );
+    let (org, _) = submit_form(&s, &cookie, "acme", "").await;
+    assert!(
+        org.starts_with(&format!(
+            "{}/organizations/acme/settings/apps/new?state=",
+            world.base_url()
+        )),
         "{org}"
     );
 
     // GitHub sends the browser back with a code and our state.
-    let state = state_of(&page);
-    let code = world.manifest_code();
-    let answer = http
-        .get(format!(
-            "{}/setup/callback?code={code}&state={state}",
-            s.base
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert!(answer.status().is_redirection(), "{}", answer.status());
-    let location = answer.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.ends_with("/installations/new"), "{location}");
+    let state = state_of(&location);
+    let answer = callback(&s, Some(&cookie), &world.manifest_code(), &state).await;
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    let next = answer.text().await.unwrap();
+    assert!(
+        next.contains("/installations/new"),
+        "the install link: {next}"
+    );
+    assert!(next.contains("needs-spec"), "what to label: {next}");
+    assert!(next.contains("Restart specbot"), "{next}");
     let env = std::fs::read_to_string(&s.env_file).unwrap();
     for key in [
         "APP_ID=",
@@ -135,41 +134,23 @@ async fn the_manifest_flow_writes_the_credentials_and_sends_the_user_on_to_insta
     // The OAuth client secret is of no use to specbot: it is not kept (finding 8).
     assert!(!env.contains("GITHUB_CLIENT_SECRET"), "{env}");
     assert!(!env.contains("sim-client-secret"), "{env}");
+    // The key reads back as the PEM GitHub sent.
+    let key = dotenvy::from_path_iter(&s.env_file)
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|(k, _)| k == "PRIVATE_KEY")
+        .map(|(_, v)| v.replace("\\n", "\n"))
+        .unwrap();
+    assert_eq!(key, world.private_key_pem().trim());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&s.env_file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
-    // The state is single-use.
-    let again = http
-        .get(format!(
-            "{}/setup/callback?code={}&state={state}",
-            s.base,
-            world.manifest_code()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), reqwest::StatusCode::FORBIDDEN);
-}
-
-#[tokio::test]
-async fn a_forged_state_is_refused_and_nothing_is_written() {
-    let world = GitHubWorld::start().await;
-    let s = start(&world, false).await;
-    let http = no_redirects();
-    let answer = http
-        .get(format!(
-            "{}/setup/callback?code={}&state=forged",
-            s.base,
-            world.manifest_code()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN);
-    assert!(!s.env_file.exists());
+    // Setup is over.
+    let again = callback(&s, Some(&cookie), &world.manifest_code(), &state).await;
+    assert_eq!(again.status(), reqwest::StatusCode::GONE);
 }
 
 #[tokio::test]
@@ -207,10 +188,10 @@ async fn with_credentials_the_home_page_is_a_status_page_and_jobs_need_the_metri
     assert_eq!(metrics.status(), reqwest::StatusCode::OK);
 }
 
-/// The whole registration in a real headless Chromium: the setup page, the organisation form,
-/// the "Register GitHub App" button posting the manifest to GitHub (the world's web side),
-/// GitHub sending the browser back with a code, the callback saving `.env`, and the browser
-/// arriving on the App's install page.
+/// The whole registration in a real headless Chromium: the setup link, the one form (the
+/// organisation typed in), the "Register GitHub App" button posting the manifest to GitHub (the
+/// world's web side), GitHub sending the browser back with a code, the callback saving `.env`
+/// and showing the next steps, and the install link leading to the App's install page.
 #[tokio::test]
 async fn a_real_browser_registers_the_app_through_the_setup_page() {
     let Some(browser) = support::browser::Browser::start().await else {
@@ -218,18 +199,26 @@ async fn a_real_browser_registers_the_app_through_the_setup_page() {
     };
     let world = GitHubWorld::start().await;
     let s = start(&world, false).await;
-    browser.goto(&format!("{}/", s.base)).await;
-    assert!(browser.source().await.contains("Welcome to specbot"));
+    browser.goto(&format!("{}/?token={TOKEN}", s.base)).await;
+    let page = browser.source().await;
+    assert!(page.contains("Welcome to specbot"), "{page}");
+    assert!(
+        !browser.url().await.contains("token="),
+        "the token leaves the address bar"
+    );
+    // One form with the organisation and GHES fields, and a single Register button.
+    assert_eq!(page.matches("<form").count(), 1, "{page}");
+    assert!(page.contains(r#"name="org""#) && page.contains(r#"name="ghes""#));
+    assert_eq!(page.matches("<button").count(), 1, "{page}");
 
-    // Register under an organisation.
     browser.type_into("input[name=org]", "acme").await;
-    browser.click("#target button").await;
-    browser
-        .wait_for_page("the organisation's form", |_, page| {
-            page.contains("organisation acme")
-        })
-        .await;
     browser.click("#register-button").await;
+    browser
+        .wait_for_page("the next steps", |_, page| page.contains("Next steps"))
+        .await;
+    let page = browser.source().await;
+    assert!(page.contains("/installations/new"), "{page}");
+    browser.click("#install").await;
     browser
         .wait_for_page("the install page", |url, page| {
             url.ends_with("/installations/new") && page.contains("Install")
@@ -252,15 +241,23 @@ async fn a_real_browser_registers_the_app_through_the_setup_page() {
     );
     assert!(r.manifest["default_permissions"].get("workflows").is_none());
 
-    // The callback saved the credentials before sending the browser on.
+    // The callback saved the credentials.
     let env = std::fs::read_to_string(&s.env_file).unwrap();
-    assert!(env.contains("WEBHOOK_SECRET=sim-webhook-secret"), "{env}");
+    assert!(env.contains("WEBHOOK_SECRET='sim-webhook-secret'"), "{env}");
     assert!(env.contains("PRIVATE_KEY="));
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&s.env_file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     browser.quit().await;
     world.assert_no_violations();
+}
+
+/// The one-time setup link `serve` logs in setup mode (the `setup_path` field of its JSON log).
+fn setup_path(log: &str) -> Option<String> {
+    log.lines().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        Some(v["fields"]["setup_path"].as_str()?.to_string())
+    })
 }
 
 /// Finding 5 of the security audit: the README's first command carried
@@ -274,6 +271,24 @@ async fn a_first_run_without_app_credentials_starts_in_setup_mode_without_a_secr
     assert_eq!(page.status(), reqwest::StatusCode::OK);
     let page = page.text().await.unwrap();
     assert!(page.contains("GitHub App"), "{page}");
+    // The log holds the setup link; the page it leads to (cookie kept) is the form.
+    let path = setup_path(&server.log_text()).expect("the log names the setup link");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser.get(server.url(&path)).send().await.unwrap();
+    let cookie = setup_cookie(&answer).expect("a setup cookie");
+    let page = browser
+        .get(server.url("/"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Register GitHub App"), "{page}");
     // Without a secret nothing can be signed: every delivery is refused.
     let answer = server
         .http
@@ -306,11 +321,18 @@ fn setup_cookie(answer: &reqwest::Response) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A form body as a browser sends it.
-fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
+/// The setup form posted as a browser posts it, with the setup cookie if there is one.
+async fn post_form(s: &Setup, cookie: Option<&str>, org: &str, ghes: &str) -> reqwest::Response {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("org", org), ("ghes", ghes), ("manifest", "{}")])
+        .finish();
+    let mut request = no_redirects()
+        .post(format!("{}/setup/register", s.base))
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.body(body).send().await.unwrap()
 }
 
 /// The operator opens the setup link from the log: the cookie that browser now holds.
@@ -326,14 +348,7 @@ async fn operator_cookie(s: &Setup) -> String {
 /// The setup form sent with `cookie`: GitHub's new-App URL the browser is sent on to (`307`,
 /// so the browser posts the manifest there), and the cookie it then holds.
 async fn submit_form(s: &Setup, cookie: &str, org: &str, ghes: &str) -> (String, String) {
-    let answer = no_redirects()
-        .post(format!("{}/setup/register", s.base))
-        .header("cookie", cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("org", org), ("ghes", ghes), ("manifest", "{}")]))
-        .send()
-        .await
-        .unwrap();
+    let answer = post_form(s, Some(cookie), org, ghes).await;
     assert_eq!(
         answer.status(),
         reqwest::StatusCode::TEMPORARY_REDIRECT,
@@ -374,13 +389,7 @@ async fn a_stranger_who_reaches_the_port_first_cannot_register_an_app() {
             "says where the link is: {page}"
         );
     }
-    let answer = http
-        .post(format!("{}/setup/register", s.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("org", ""), ("ghes", ""), ("manifest", "{}")]))
-        .send()
-        .await
-        .unwrap();
+    let answer = post_form(&s, None, "", "").await;
     assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN);
     let forged = "specbot_setup=1.2.3.0000";
     for cookie in [None, Some(forged)] {
@@ -484,14 +493,7 @@ async fn registration_replaces_old_keys_in_env_and_happens_once() {
     let mode = std::fs::metadata(&s.env_file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     // Setup is over: a second registration, even from the operator's browser, is refused.
-    let answer = no_redirects()
-        .post(format!("{}/setup/register", s.base))
-        .header("cookie", &cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("org", ""), ("ghes", ""), ("manifest", "{}")]))
-        .send()
-        .await
-        .unwrap();
+    let answer = post_form(&s, Some(&cookie), "", "").await;
     assert_eq!(answer.status(), reqwest::StatusCode::GONE);
     let replay = callback(
         &s,
@@ -516,14 +518,7 @@ async fn a_ghes_code_is_exchanged_at_that_host_and_only_a_plain_host_is_accepted
         "user@evil.example",
         "evil example",
     ] {
-        let answer = no_redirects()
-            .post(format!("{}/setup/register", s.base))
-            .header("cookie", &cookie)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[("org", ""), ("ghes", bad), ("manifest", "{}")]))
-            .send()
-            .await
-            .unwrap();
+        let answer = post_form(&s, Some(&cookie), "", bad).await;
         assert_eq!(answer.status(), reqwest::StatusCode::BAD_REQUEST, "{bad}");
     }
     let (location, cookie) = submit_form(&s, &cookie, "acme", "ghe.invalid").await;

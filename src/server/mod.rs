@@ -37,13 +37,20 @@ pub fn router(app: Arc<App>) -> Router {
         .layer::<_, std::convert::Infallible>(ConcurrencyLimitLayer::new(
             app.settings.webhook_concurrency.max(1),
         ));
-    Router::new()
+    let mut router = Router::new()
         .route(&app.settings.webhook_path, webhook)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/", get(home))
-        .route("/setup/callback", get(setup::callback))
+        .route("/", get(home));
+    // Setup mode only: with App credentials configured these routes do not exist.
+    if app.settings.app.is_none() {
+        router = router
+            .route("/setup/register", post(setup::register))
+            .route("/setup/callback", get(setup::callback));
+    }
+    router
+        .layer(Extension(setup::Setup::new(&app.settings)))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -54,7 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
 
 #[derive(Debug, Deserialize)]
 struct HomeQuery {
-    /// `METRICS_TOKEN` (the status page).
+    /// The setup link's token (setup mode), or `METRICS_TOKEN` (the status page).
     #[serde(default)]
     token: Option<String>,
 }
@@ -62,14 +69,14 @@ struct HomeQuery {
 /// `GET /`: the setup page until the App is configured, then the status page.
 async fn home(
     State(app): State<Arc<App>>,
+    Extension(setup): Extension<Arc<setup::Setup>>,
     headers: HeaderMap,
     Query(q): Query<HomeQuery>,
-    setup: Query<setup::HomeQuery>,
 ) -> Response {
     if app.settings.app.is_some() {
         return status::page(&app, &headers, q.token.as_deref()).await;
     }
-    setup::home(&app, &headers, setup.0)
+    setup::home(&app, &setup, &headers, q.token.as_deref())
 }
 
 async fn healthz() -> &'static str {

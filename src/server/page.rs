@@ -38,3 +38,42 @@ pub fn escape(s: &str) -> String {
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
 }
+
+/// The one setup form: where to register, and the button. `manifest` is escaped already.
+pub fn setup_form(manifest: &str) -> String {
+    format!(
+        r#"<h1>Welcome to specbot</h1>
+<p>specbot turns labelled issues into specs and specs into pull requests. To act in your
+repositories it needs a GitHub App: register one from this server's manifest, and GitHub brings
+you back here with its credentials, which specbot saves to <code>.env</code>.</p>
+<form id="register" method="post" action="/setup/register">
+<input type="hidden" name="manifest" value="{manifest}">
+<label for="org">Organisation <small>— leave empty to register it under your own account</small></label>
+<input id="org" name="org" placeholder="acme" autocomplete="off">
+<label for="ghes">GitHub Enterprise Server host <small>— leave empty for github.com</small></label>
+<input id="ghes" name="ghes" placeholder="github.example.com" autocomplete="off">
+<button id="register-button" type="submit">Register GitHub App</button>
+</form>
+<p class="fine">The App asks for write access to contents, pull requests and issues, and read
+access to metadata and checks. It never asks to edit GitHub Actions files, so it cannot change
+your CI.</p>"#
+    )
+}
+
+/// What to do after registering. `slug` and `install` are escaped already.
+pub fn next_steps(slug: &str, install: &str) -> String {
+    format!(
+        r#"<h1>{slug} is registered</h1>
+<p>GitHub created the App and specbot saved its id, key and webhook secret to <code>.env</code>.</p>
+<h2>Next steps</h2>
+<ol>
+<li><strong>Restart specbot</strong> (<code>cargo run --release -- serve</code>, or restart the
+service) so that it loads the new credentials. Setup is closed from now on.</li>
+<li><strong>Install the App</strong> on the repositories it should work in:
+<a id="install" class="button" href="{install}">Install {slug}</a></li>
+<li><strong>Try it</strong>: open an issue that describes a feature and add the label
+<code>needs-spec</code> (or comment <code>/spec</code>). specbot drafts the spec as a pull
+request; once it is approved, comment <code>/implement</code>.</li>
+</ol>"#
+    )
+}
