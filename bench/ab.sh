@@ -12,7 +12,7 @@ A="$1"; B="$2"; PAIRS="${3:-3}"; SECS="${4:-10}"; shift 4 2>/dev/null || shift $
 CONNS=("${@:-16 64}"); CONNS=(${CONNS[@]})
 DIR="$(mktemp -d)"; PID=
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$DIR"' EXIT
-SECRET=ab-secret
+SECRET=ab-bench-webhook-secret-0123456789abcdef
 SIG="$(node bench/load.mjs body "$DIR/body.json" "$SECRET")"
 metric() { awk -v m="$1" '$1 == m {print $2}' "$DIR/metrics"; }
 

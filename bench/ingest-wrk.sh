@@ -8,7 +8,7 @@ SECONDS_PER_RUN="${1:-10}"; shift || true
 CONNS=("${@:-16 64}"); CONNS=(${CONNS[@]})
 cargo build --release --quiet
 DIR="$(mktemp -d)"; trap 'kill $PID 2>/dev/null; rm -rf "$DIR"' EXIT
-SECRET=bench-secret
+SECRET=ingest-bench-webhook-secret-0123456789abcdef
 python3 - "$DIR/body.json" <<'PY'
 import json, sys
 body = {"action": "created",

@@ -14,7 +14,7 @@ if [ -z "${SPECBOT_BIN:-}" ]; then
   SPECBOT_BIN="${CARGO_TARGET_DIR:-target}/release/specbot"
 fi
 DIR="$(mktemp -d)"; trap 'kill $PID $SAMPLER 2>/dev/null; rm -rf "$DIR"' EXIT
-SECRET=load-secret; PORT=3988
+SECRET=load-bench-webhook-secret-0123456789abcdef; PORT=3988
 WEBHOOK_SECRET=$SECRET WORKERS=1 HOST=127.0.0.1 PORT=$PORT LOG_FORMAT=json RUST_LOG=warn \
   DATABASE_URL="sqlite://$DIR/load.db" "$SPECBOT_BIN" serve > "$DIR/log" 2>&1 &
 PID=$!

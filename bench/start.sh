@@ -16,7 +16,7 @@ trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq "$RUNS"); do
   rm -f "$DIR"/start.db*
   t=$(date +%s%N)
-  WEBHOOK_SECRET=start-bench WORKERS=1 HOST=127.0.0.1 PORT=$PORT RUST_LOG=warn \
+  WEBHOOK_SECRET=start-bench-webhook-secret-0123456789abcdef WORKERS=1 HOST=127.0.0.1 PORT=$PORT RUST_LOG=warn \
     DATABASE_URL="sqlite://$DIR/start.db" "$SPECBOT_BIN" serve > "$DIR/log" 2>&1 &
   PID=$!
   until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do

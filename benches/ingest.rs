@@ -56,8 +56,9 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = Settings::base();
     settings.webhook_secrets = vec![SECRET.to_string().into()];
-    settings.database_url = std::env::var("DATABASE_URL")
+    let database_url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    settings.database_url = database_url.clone().into();
     settings.workers = 0;
     let app = specbot::app::build(settings).await.expect("app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -71,7 +72,7 @@ async fn main() {
         "ingest: {} byte signed deliveries, {} s per level, store {}",
         body.len(),
         seconds,
-        if app.settings.database_url.starts_with("postgres") {
+        if database_url.starts_with("postgres") {
             "postgres"
         } else {
             "sqlite (WAL)"

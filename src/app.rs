@@ -39,8 +39,6 @@ pub struct App {
     /// Set when a fault point "crashed" a worker (tests wait on it).
     pub crashed: tokio::sync::watch::Sender<bool>,
     permissions: Mutex<HashMap<(String, String), (Permission, Instant)>>,
-    /// `state` tokens issued by the setup page.
-    pub(crate) setup_states: Mutex<HashMap<String, Instant>>,
     shutting_down: AtomicBool,
 }
 
@@ -157,7 +155,7 @@ pub enum StartError {
 
 /// Build the shared state: open and migrate the store, connect GitHub and the model.
 pub async fn build(settings: Settings) -> Result<Arc<App>, StartError> {
-    let store = jobs::open(&settings.database_url).await?;
+    let store = jobs::open(secrecy::ExposeSecret::expose_secret(&settings.database_url)).await?;
     store.migrate().await?;
     build_with_store(settings, store)
 }
@@ -203,7 +201,6 @@ pub fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> Result<Arc
         finished: tokio::sync::watch::channel(0).0,
         crashed: tokio::sync::watch::channel(false).0,
         permissions: Mutex::new(HashMap::new()),
-        setup_states: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
     }))
 }

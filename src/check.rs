@@ -12,7 +12,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 
 use crate::config::repo::RepoConfig;
-use crate::config::{ConfigError, EnvArgs, Settings};
+use crate::config::{ConfigError, EnvArgs, Settings, check_webhook_secrets};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,16 +62,21 @@ pub async fn check(args: EnvArgs, repo_config: Option<&str>, online: bool) -> Ve
         Some(s) => s,
         None => return out,
     };
-    if settings.webhook_secrets.is_empty() {
-        out.push(problem(
-            "WEBHOOK_SECRET is not set: `specbot serve` will refuse to start",
-        ));
-    } else {
-        out.push(ok(format!(
-            "WEBHOOK_SECRET: {} secret(s) configured",
-            settings.webhook_secrets.len()
-        )));
-    }
+    out.push(
+        match check_webhook_secrets(&settings.webhook_secrets, settings.app.is_some()) {
+            Err(ConfigError::MissingWebhookSecret) => {
+                problem("WEBHOOK_SECRET is not set: `specbot serve` will refuse to start")
+            }
+            Err(e) => problem(e.to_string()),
+            Ok(()) if settings.webhook_secrets.is_empty() => ok(
+                "WEBHOOK_SECRET is not set: `specbot serve` starts in setup mode, and registering the App writes one to .env",
+            ),
+            Ok(()) => ok(format!(
+                "WEBHOOK_SECRET: {} secret(s) configured",
+                settings.webhook_secrets.len()
+            )),
+        },
+    );
     let github = match &settings.app {
         None => {
             // A problem already reported (unreadable key file) is not repeated.
@@ -114,7 +119,7 @@ pub async fn check(args: EnvArgs, repo_config: Option<&str>, online: bool) -> Ve
             }
         }
     };
-    out.push(check_database(&settings.database_url).await);
+    out.push(check_database(settings.database_url.expose_secret()).await);
     let llm = match crate::app::llm_settings(&settings.llm, None) {
         Ok(Some(s)) => {
             out.push(ok(format!(
@@ -193,7 +198,9 @@ fn settings_reporting(mut args: EnvArgs, out: &mut Vec<Finding>) -> Option<Setti
                     }
                     ConfigError::BadLogFormat(_) => args.log_format = None,
                     ConfigError::BadWebhookPath(_) => args.webhook_path = "/".into(),
-                    ConfigError::MissingWebhookSecret => return None,
+                    ConfigError::MissingWebhookSecret | ConfigError::WeakWebhookSecret { .. } => {
+                        return None;
+                    }
                 }
             }
         }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 
 use crate::config::{EnvArgs, Settings};
 
@@ -90,7 +91,7 @@ pub async fn run(cli: Cli) -> i32 {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match crate::jobs::open(&settings.database_url).await {
+            match crate::jobs::open(settings.database_url.expose_secret()).await {
                 Ok(store) => match store.migrate().await {
                     Ok(()) => {
                         println!("migrations applied");
@@ -109,7 +110,7 @@ pub async fn run(cli: Cli) -> i32 {
         }
         Command::Replay { payload, event } => replay(&payload, &event),
         Command::Delivery { id } => match settings(cli.env) {
-            Ok(settings) => print_delivery(&settings.database_url, &id).await,
+            Ok(settings) => print_delivery(settings.database_url.expose_secret(), &id).await,
             Err(code) => code,
         },
         Command::Spec {

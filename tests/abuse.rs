@@ -381,3 +381,98 @@ async fn a_replayed_command_delivery_acts_once() {
     assert_eq!(t.bot_comments(issue), comments, "and said nothing new");
     t.finish();
 }
+
+/// Finding 4 of the security audit: the `event` label of the deliveries counter came from the
+/// unsigned `X-GitHub-Event` header, so anyone who reaches the port could mint a Prometheus
+/// series per request, kept for the life of the process.
+#[tokio::test]
+async fn unsigned_requests_cannot_mint_metric_series() {
+    let t = Tester::start().await;
+    let http = reqwest::Client::new();
+    for n in 0..50 {
+        let answer = http
+            .post(format!("{}/api/github/webhooks", t.base_url()))
+            .header("X-GitHub-Event", format!("made-up-event-{n}"))
+            .header("X-GitHub-Delivery", format!("made-up-{n}"))
+            .header("X-Hub-Signature-256", "sha256=00")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::UNAUTHORIZED);
+    }
+    let metrics = http
+        .get(format!("{}/metrics", t.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("made-up-event"), "{metrics}");
+    assert!(
+        metrics.contains(r#"event="other",outcome="bad_signature""#),
+        "{metrics}"
+    );
+    t.finish();
+}
+
+/// Finding 4: bodies of up to 25 MiB were buffered before the signature check with no limit on
+/// how many at once. Now the bytes in flight are capped: a request over the cap waits its turn
+/// (GitHub's deliveries are never refused for it) and goes ahead once memory is free.
+#[tokio::test]
+async fn large_bodies_in_flight_wait_for_memory_instead_of_filling_it() {
+    use tokio::io::AsyncWriteExt;
+    let mut t = Tester::start().await;
+    let addr = t.base_url().trim_start_matches("http://").to_string();
+    // Three requests announce the largest body GitHub sends and then hold on to it.
+    let mut held = Vec::new();
+    for n in 0..3 {
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/github/webhooks HTTP/1.1\r\nHost: {addr}\r\nX-GitHub-Event: ping\r\nX-GitHub-Delivery: held-{n}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{",
+            specbot::server::webhook::MAX_BODY_BYTES
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        held.push(socket);
+    }
+    let ping = json!({"zen": "Keep it logically awesome.", "hook_id": 1});
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        t.send("ping", ping.clone()),
+    )
+    .await;
+    assert!(
+        waited.is_err(),
+        "a delivery went ahead while 75 MiB of bodies were in flight: {waited:?}"
+    );
+    // The senders give up: their memory is free again, and the next delivery is taken.
+    drop(held);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), t.send("ping", ping))
+        .await
+        .expect("the delivery is taken once the large bodies are gone");
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    t.finish();
+}
+
+/// Finding 4: the status page listed every recent job to anyone who reached the port. Without
+/// `METRICS_TOKEN` it now says the server runs and names no repository and no job.
+#[tokio::test]
+async fn the_status_page_names_no_repository_and_no_job_without_the_metrics_token() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let _ = t.expect_one_comment(issue);
+    let page = reqwest::get(format!("{}/", t.base_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("specbot"), "{page}");
+    assert!(!page.contains(REPO), "{page}");
+    assert!(!page.contains("<td>"), "no job is listed: {page}");
+    t.finish();
+}

@@ -68,12 +68,84 @@ fn replay_refuses_a_file_that_is_not_json() {
 }
 
 #[test]
-fn serve_refuses_to_start_without_a_webhook_secret() {
-    let out = specbot().arg("serve").output().unwrap();
+fn serve_refuses_to_run_an_app_without_a_webhook_secret() {
+    // With no App credentials at all it would start in setup mode instead.
+    let key = format!(
+        "{}/tests/fixtures/test-app-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = specbot()
+        .arg("serve")
+        .env("APP_ID", "1")
+        .env("PRIVATE_KEY_PATH", key)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains("WEBHOOK_SECRET"), "{err}");
+}
+
+/// Run `cmd` for at most `cap`: its exit code (`None`: still running, killed) and its output.
+fn run_for(cmd: &mut Command, cap: std::time::Duration) -> (Option<i32>, String, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > cap {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    (code, out, err)
+}
+
+/// Finding 5 of the security audit: `WEBHOOK_SECRET=change-me` was accepted, and a guessable
+/// secret lets anyone sign deliveries.
+#[test]
+fn a_webhook_secret_shorter_than_32_characters_is_refused_with_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("specbot.db").display());
+    let (code, out, _) = run_for(
+        specbot()
+            .current_dir(dir.path())
+            .args(["check-config", "--offline"])
+            .env("WEBHOOK_SECRET", "change-me")
+            .env("DATABASE_URL", &db),
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("FAIL WEBHOOK_SECRET")
+            && l.contains("32 characters")
+            && l.contains("openssl rand -hex 32")),
+        "{out}"
+    );
+    let (code, _, err) = run_for(
+        specbot()
+            .current_dir(dir.path())
+            .arg("serve")
+            .env("WEBHOOK_SECRET", "change-me")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("DATABASE_URL", &db),
+        std::time::Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(2), "serve refuses it: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("openssl rand -hex 32"), "{err}");
 }
 
 #[test]

@@ -21,7 +21,7 @@ use support::github_world::GitHubWorld;
 use support::llm_fake::LlmFake;
 
 const REPO: &str = "acme/widgets";
-const SECRET: &str = "crash-suite-secret";
+const SECRET: &str = "crash-suite-webhook-secret-0123456789";
 
 struct Rig {
     world: GitHubWorld,

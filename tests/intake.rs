@@ -29,7 +29,7 @@ async fn start_with(db: TestDb, workers: usize) -> Intake {
         "previous-secret".to_string().into(),
         SECRET.to_string().into(),
     ];
-    settings.database_url = db.url.clone();
+    settings.database_url = db.url.clone().into();
     // No workers: queued jobs stay queued so the test can count them.
     settings.workers = workers;
     let app = specbot::app::build(settings).await.expect("app builds");

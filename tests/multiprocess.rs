@@ -18,6 +18,8 @@ use db::TestDb;
 use specbot::jobs::{Job, JobState, NewJob, Store};
 use specbot::workflow::{RepoTarget, SpecRequest, SpecTrigger, Workflow};
 
+/// A webhook secret as long as `serve` asks for.
+const MULTIPROCESS_SECRET: &str = "multiprocess-suite-webhook-secret-0123";
 const JOBS: usize = 300;
 
 async fn postgres() -> Option<(TestDb, Arc<dyn Store>)> {
@@ -105,7 +107,7 @@ async fn three_processes_finish_every_job_exactly_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let env = [
         ("DATABASE_URL", db.url.as_str()),
-        ("WEBHOOK_SECRET", "multiprocess"),
+        ("WEBHOOK_SECRET", MULTIPROCESS_SECRET),
         ("WORKERS", "2"),
     ];
     let mut servers = Vec::new();
@@ -166,7 +168,7 @@ async fn kill_9_with_jobs_held_the_others_finish_everything_once() {
         dir.path(),
         &[
             ("DATABASE_URL", db.url.as_str()),
-            ("WEBHOOK_SECRET", "multiprocess"),
+            ("WEBHOOK_SECRET", MULTIPROCESS_SECRET),
             ("WORKERS", "2"),
             ("JOB_LEASE_SECS", "2"),
             ("HOSTNAME", "victim"),
@@ -205,7 +207,7 @@ async fn kill_9_with_jobs_held_the_others_finish_everything_once() {
     let survivor_env = |name: &'static str| {
         [
             ("DATABASE_URL", db.url.clone()),
-            ("WEBHOOK_SECRET", "multiprocess".to_string()),
+            ("WEBHOOK_SECRET", MULTIPROCESS_SECRET.to_string()),
             ("WORKERS", "2".to_string()),
             ("JOB_LEASE_SECS", "2".to_string()),
             ("HOSTNAME", name.to_string()),

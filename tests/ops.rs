@@ -16,6 +16,9 @@ use db::TestDb;
 use specbot::jobs::{JobState, NewJob};
 use specbot::workflow::{RepoTarget, SpecRequest, SpecTrigger, Workflow};
 
+/// A webhook secret as long as `serve` asks for.
+const OPS_SECRET: &str = "ops-suite-webhook-secret-0123456789abcdef";
+
 fn spec_job(issue: u64) -> NewJob {
     SpecRequest {
         repo: RepoTarget {
@@ -48,7 +51,7 @@ async fn sigterm_drains_then_hands_the_held_job_back_and_exits_0() {
         dir.path(),
         &[
             ("DATABASE_URL", db.url.as_str()),
-            ("WEBHOOK_SECRET", "ops"),
+            ("WEBHOOK_SECRET", OPS_SECRET),
             ("WORKERS", "1"),
             ("SHUTDOWN_GRACE_SECS", grace_secs.as_str()),
             ("APP_ID", "1"),
@@ -104,10 +107,17 @@ async fn sigterm_drains_then_hands_the_held_job_back_and_exits_0() {
 #[tokio::test]
 async fn serve_without_webhook_secret_exits_nonzero_with_one_line() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let key = child::test_key_path();
+    // An App without a secret (with neither, `serve` starts in setup mode).
     let out = child::command(
         dir.path(),
         &["serve"],
-        &[("HOST", "127.0.0.1"), ("PORT", "0")],
+        &[
+            ("HOST", "127.0.0.1"),
+            ("PORT", "0"),
+            ("APP_ID", "1"),
+            ("PRIVATE_KEY_PATH", key.as_str()),
+        ],
     )
     .output()
     .await
@@ -136,7 +146,7 @@ async fn serve_starts_with_secret_app_id_and_key_and_creates_its_sqlite_file() {
         dir.path(),
         &["serve"],
         &[
-            ("WEBHOOK_SECRET", "ops"),
+            ("WEBHOOK_SECRET", OPS_SECRET),
             ("APP_ID", "1"),
             ("PRIVATE_KEY_PATH", key.as_str()),
             ("HOST", "127.0.0.1"),
@@ -193,7 +203,7 @@ async fn check_config(dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> 
 /// Everything set and valid, on a SQLite file in `dir`.
 fn good_env(dir: &Path, key: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("WEBHOOK_SECRET", "s3cret".into()),
+        ("WEBHOOK_SECRET", OPS_SECRET.into()),
         ("APP_ID", "12345".into()),
         ("PRIVATE_KEY_PATH", key.into()),
         (

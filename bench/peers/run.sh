@@ -19,7 +19,7 @@ fi
 (cd bench/peers/probot && npm ci --no-audit --no-fund --silent)
 DIR="$(mktemp -d)"; PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null; rm -rf "$DIR"' EXIT
-SECRET=peer-secret
+SECRET=peer-bench-webhook-secret-0123456789abcdef
 SIG="$(node bench/load.mjs body "$DIR/body.json" "$SECRET")"
 ms() { date +%s%3N; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

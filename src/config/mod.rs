@@ -29,10 +29,18 @@ pub struct EnvArgs {
     /// One secret, or several separated by commas while rotating.
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<SecretString>,
+    /// When set, `/metrics` and the status page's job list ask for it (`Authorization: Bearer`).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<SecretString>,
     #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: String,
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://specbot.db")]
-    pub database_url: String,
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://specbot.db",
+        hide_env_values = true
+    )]
+    pub database_url: SecretString,
     #[arg(long, env = "LLM_PROVIDER", default_value = "anthropic")]
     pub llm_provider: String,
     #[arg(long, env = "LLM_MODEL")]
@@ -159,7 +167,8 @@ pub struct Settings {
     /// Every accepted webhook secret (several while rotating).
     pub webhook_secrets: Vec<SecretString>,
     pub github_api_url: String,
-    pub database_url: String,
+    /// May hold a password (`postgres://user:password@host/db`).
+    pub database_url: SecretString,
     pub llm: LlmConfig,
     pub log_format: LogFormat,
     pub workers: usize,
@@ -186,6 +195,16 @@ pub struct Settings {
     pub job_retention: Option<Duration>,
     /// Where the setup page writes the credentials it receives.
     pub env_file: std::path::PathBuf,
+    /// The token of the setup link `serve` logs in setup mode (`None`: a random one at each
+    /// start; tests set their own).
+    pub setup_token: Option<SecretString>,
+    /// `METRICS_TOKEN`: asked of `/metrics` and for the status page's job list (`None`: open
+    /// metrics, and a status page that names no repository and no job).
+    pub metrics_token: Option<SecretString>,
+    /// Webhook requests handled at once; more wait their turn.
+    pub webhook_concurrency: usize,
+    /// Bytes all webhook bodies being read may hold together; more wait their turn.
+    pub webhook_body_budget: usize,
     /// Crash tests: die at this named step boundary (`SPECBOT_CRASH_AT`).
     pub crash_at: Option<String>,
     pub crash_mode: CrashMode,
@@ -198,13 +217,21 @@ pub enum CrashMode {
     Panic,
 }
 
+/// The shortest webhook secret `serve` accepts: a shorter one can be guessed, and whoever
+/// knows it can sign deliveries.
+pub const MIN_WEBHOOK_SECRET_CHARS: usize = 32;
+
 /// A setting that cannot work, in one line for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
-        "WEBHOOK_SECRET is not set: specbot refuses to accept unsigned webhooks. Set it to the secret configured in your GitHub App's webhook settings."
+        "WEBHOOK_SECRET is not set: specbot refuses to accept unsigned webhooks. Set it to the secret configured in your GitHub App's webhook settings (make one with `openssl rand -hex 32`)."
     )]
     MissingWebhookSecret,
+    #[error(
+        "WEBHOOK_SECRET is too short ({chars} characters): use at least {MIN_WEBHOOK_SECRET_CHARS} characters, for example the output of `openssl rand -hex 32`, and enter the same value in the GitHub App's webhook settings"
+    )]
+    WeakWebhookSecret { chars: usize },
     #[error("PRIVATE_KEY_PATH {path}: {reason}")]
     PrivateKeyFile { path: String, reason: String },
     #[error("APP_ID is set but neither PRIVATE_KEY nor PRIVATE_KEY_PATH is")]
@@ -226,12 +253,18 @@ impl Settings {
         if let Some(key) = &self.llm.api_key {
             out.push(key.clone());
         }
+        if let Some(token) = &self.metrics_token {
+            out.push(token.clone());
+        }
         out
     }
 
-    /// Validate the environment for a command. `require_secret`: `serve` refuses to start without
-    /// a webhook secret; one-shot commands don't need it.
-    pub fn from_env(args: EnvArgs, require_secret: bool) -> Result<Self, ConfigError> {
+    /// Validate the environment for a command. `serving`: `serve` refuses a webhook secret
+    /// shorter than [`MIN_WEBHOOK_SECRET_CHARS`], and refuses to run an App without one; with no
+    /// App credentials at all it starts in setup mode, where no secret is needed yet (every
+    /// delivery is refused until registration writes the App's secret to `.env`). One-shot
+    /// commands need no secret.
+    pub fn from_env(args: EnvArgs, serving: bool) -> Result<Self, ConfigError> {
         let webhook_secrets: Vec<SecretString> = args
             .webhook_secret
             .as_ref()
@@ -244,9 +277,6 @@ impl Settings {
                     .collect()
             })
             .unwrap_or_default();
-        if require_secret && webhook_secrets.is_empty() {
-            return Err(ConfigError::MissingWebhookSecret);
-        }
         if !args.webhook_path.starts_with('/') {
             return Err(ConfigError::BadWebhookPath(args.webhook_path));
         }
@@ -271,6 +301,9 @@ impl Settings {
             (Some(_), None) => return Err(ConfigError::MissingPrivateKey),
             (None, _) => None,
         };
+        if serving {
+            check_webhook_secrets(&webhook_secrets, app.is_some())?;
+        }
         let log_format = match args.log_format.as_deref() {
             None | Some("") => {
                 if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -320,6 +353,9 @@ impl Settings {
             llm_daily_budget_usd: Some(args.llm_daily_budget_usd)
                 .filter(|b| b.is_finite() && *b > 0.0),
             delivery_retention: days(args.delivery_retention_days),
+            metrics_token: args
+                .metrics_token
+                .filter(|t| !t.expose_secret().trim().is_empty()),
             job_retention: days(args.job_retention_days),
             ..Settings::base()
         })
@@ -334,7 +370,7 @@ impl Settings {
             app: None,
             webhook_secrets: Vec::new(),
             github_api_url: "https://api.github.com".into(),
-            database_url: "sqlite://specbot.db".into(),
+            database_url: SecretString::from("sqlite://specbot.db"),
             llm: LlmConfig {
                 provider: "anthropic".into(),
                 model: None,
@@ -357,10 +393,30 @@ impl Settings {
             delivery_retention: Some(Duration::from_secs(14 * 86_400)),
             job_retention: Some(Duration::from_secs(90 * 86_400)),
             env_file: ".env".into(),
+            setup_token: None,
+            metrics_token: None,
+            webhook_concurrency: 256,
+            webhook_body_budget: 64 * 1024 * 1024,
             crash_at: None,
             crash_mode: CrashMode::Panic,
         }
     }
+}
+
+/// What `serve` asks of the webhook secrets: each long enough, and at least one once the App
+/// is configured.
+pub fn check_webhook_secrets(secrets: &[SecretString], has_app: bool) -> Result<(), ConfigError> {
+    if let Some(chars) = secrets
+        .iter()
+        .map(|s| s.expose_secret().chars().count())
+        .find(|n| *n < MIN_WEBHOOK_SECRET_CHARS)
+    {
+        return Err(ConfigError::WeakWebhookSecret { chars });
+    }
+    if has_app && secrets.is_empty() {
+        return Err(ConfigError::MissingWebhookSecret);
+    }
+    Ok(())
 }
 
 /// A retention in days from the environment: `0` means keep forever.
@@ -381,11 +437,18 @@ mod tests {
             private_key: "-----BEGIN RSA PRIVATE KEY-----leak".to_string().into(),
         });
         s.llm.api_key = Some("sk-ant-leak".to_string().into());
+        s.metrics_token = Some("metrics-token-leak".to_string().into());
+        // A database URL may hold a password (finding 8 of the security audit).
+        s.database_url = "postgres://bot:hunter2-leak@db.internal/specbot"
+            .to_string()
+            .into();
         let shown = format!("{s:?} {s:#?}");
         for secret in [
             "whsec-visible-if-leaked",
             "BEGIN RSA PRIVATE KEY",
             "sk-ant-leak",
+            "hunter2-leak",
+            "metrics-token-leak",
         ] {
             assert!(!shown.contains(secret), "{secret} appears in Debug output");
         }
@@ -399,10 +462,23 @@ mod tests {
             #[command(flatten)]
             env: EnvArgs,
         }
-        let cli = Cli::parse_from(["x", "--webhook-secret", "new, old ,,"]);
+        let new = "n".repeat(MIN_WEBHOOK_SECRET_CHARS);
+        let old = "o".repeat(MIN_WEBHOOK_SECRET_CHARS);
+        let both = format!("{new}, {old} ,,");
+        let cli = Cli::parse_from(["x", "--webhook-secret", both.as_str()]);
         let s = Settings::from_env(cli.env, true).expect("valid");
         assert_eq!(s.webhook_secrets.len(), 2);
+        // A short one among them is refused, old or new.
+        let weak = format!("{new},change-me");
+        let cli = Cli::parse_from(["x", "--webhook-secret", weak.as_str()]);
+        assert!(matches!(
+            Settings::from_env(cli.env, true),
+            Err(ConfigError::WeakWebhookSecret { chars: 9 })
+        ));
+        // No App and no secret: setup mode. An App without a secret: refused.
         let cli = Cli::parse_from(["x"]);
+        assert!(Settings::from_env(cli.env, true).is_ok());
+        let cli = Cli::parse_from(["x", "--app-id", "1", "--private-key", "pem"]);
         assert!(matches!(
             Settings::from_env(cli.env, true),
             Err(ConfigError::MissingWebhookSecret)

@@ -1,7 +1,9 @@
 //! `POST $WEBHOOK_PATH`: verify → decode → plan jobs → store durably → `202`.
 //!
 //! Order of checks: size (from `Content-Length`, then while streaming) → signature (`401`) →
-//! required headers (`400`) → JSON (`400`). Only a delivery that is stored, together with the
+//! required headers (`400`) → JSON (`400`). The body is read only once its bytes fit in the
+//! [`BodyBudget`] shared by all requests (it waits its turn otherwise); metrics name an event
+//! only if GitHub has one by that name, so unsigned requests cannot add series. Only a delivery that is stored, together with the
 //! jobs it queues, in one transaction is acknowledged with `202`; a delivery id seen before is
 //! answered `200` and not processed again. Storage goes through
 //! [`IntakeWriter`](crate::jobs::intake::IntakeWriter), which batches concurrent deliveries into
@@ -9,7 +11,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::Extension;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +24,8 @@ use crate::app::App;
 use crate::event::Event;
 use crate::jobs::{Delivery, PackedBody, Recorded};
 use crate::trigger;
+
+use super::limits::BodyBudget;
 
 /// GitHub caps webhook payloads at 25 MiB.
 pub const MAX_BODY_BYTES: usize = crate::jobs::MAX_BODY_BYTES;
@@ -57,13 +62,84 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+/// GitHub's webhook event names. The `event` label of the deliveries counter is one of these
+/// or `other`: the header is read before the signature is checked, and every new label value
+/// is a Prometheus series kept for the life of the process.
+const KNOWN_EVENTS: &[&str] = &[
+    "branch_protection_rule",
+    "check_run",
+    "check_suite",
+    "code_scanning_alert",
+    "commit_comment",
+    "create",
+    "delete",
+    "dependabot_alert",
+    "deploy_key",
+    "deployment",
+    "deployment_status",
+    "discussion",
+    "discussion_comment",
+    "fork",
+    "github_app_authorization",
+    "gollum",
+    "installation",
+    "installation_repositories",
+    "installation_target",
+    "issue_comment",
+    "issues",
+    "label",
+    "member",
+    "membership",
+    "merge_group",
+    "meta",
+    "milestone",
+    "organization",
+    "package",
+    "page_build",
+    "ping",
+    "project",
+    "project_card",
+    "project_column",
+    "public",
+    "pull_request",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "pull_request_review_thread",
+    "push",
+    "registry_package",
+    "release",
+    "repository",
+    "repository_dispatch",
+    "repository_ruleset",
+    "secret_scanning_alert",
+    "security_advisory",
+    "star",
+    "status",
+    "sub_issues",
+    "team",
+    "team_add",
+    "watch",
+    "workflow_dispatch",
+    "workflow_job",
+    "workflow_run",
+];
+
+/// The `event` label for an `X-GitHub-Event` value.
+pub fn metric_event(name: &str) -> &'static str {
+    KNOWN_EVENTS
+        .iter()
+        .find(|known| **known == name)
+        .copied()
+        .unwrap_or("other")
+}
+
 fn reject(
-    event: &str,
+    event: &'static str,
     outcome: &'static str,
     status: StatusCode,
     message: &'static str,
 ) -> Response {
-    metrics::counter!("specbot_deliveries_total", "event" => event.to_string(), "outcome" => outcome)
+    metrics::counter!("specbot_deliveries_total", "event" => event, "outcome" => outcome)
         .increment(1);
     tracing::info!(
         outcome,
@@ -73,14 +149,16 @@ fn reject(
     (status, message).into_response()
 }
 
-/// The webhook handler. The body arrives already limited to [`MAX_BODY_BYTES`] by the router.
-pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The webhook handler. The body is limited to [`MAX_BODY_BYTES`] by the router, and read once
+/// the [`BodyBudget`] has room for it.
+pub async fn receive(
+    State(app): State<Arc<App>>,
+    Extension(budget): Extension<Arc<BodyBudget>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let event_name = header(&headers, "x-github-event").unwrap_or("").to_string();
-    let metric_event = if event_name.len() <= 64 {
-        event_name.as_str()
-    } else {
-        "invalid"
-    };
+    let metric_event = metric_event(&event_name);
     if app.is_shutting_down() {
         return reject(
             metric_event,
@@ -89,6 +167,10 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
             "shutting down\n",
         );
     }
+    let body: Bytes = match budget.read(&headers, body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     if !verify_signature(
         &app.settings.webhook_secrets,
         &body,
@@ -111,7 +193,7 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     };
     if event_name.is_empty() {
         return reject(
-            "",
+            "other",
             "bad_request",
             StatusCode::BAD_REQUEST,
             "missing X-GitHub-Event\n",
@@ -193,18 +275,18 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
             } else {
                 "queued"
             };
-            metrics::counter!("specbot_deliveries_total", "event" => event_name, "outcome" => outcome)
+            metrics::counter!("specbot_deliveries_total", "event" => metric_event, "outcome" => outcome)
                 .increment(1);
             (StatusCode::ACCEPTED, "accepted\n").into_response()
         }
         Ok(Recorded::Duplicate) => {
-            metrics::counter!("specbot_deliveries_total", "event" => event_name, "outcome" => "duplicate")
+            metrics::counter!("specbot_deliveries_total", "event" => metric_event, "outcome" => "duplicate")
                 .increment(1);
             (StatusCode::OK, "duplicate delivery: already received\n").into_response()
         }
         Err(error) => {
             tracing::error!(%error, "could not store delivery");
-            metrics::counter!("specbot_deliveries_total", "event" => event_name, "outcome" => "store_error")
+            metrics::counter!("specbot_deliveries_total", "event" => metric_event, "outcome" => "store_error")
                 .increment(1);
             (
                 StatusCode::SERVICE_UNAVAILABLE,

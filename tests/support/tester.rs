@@ -88,7 +88,7 @@ impl TesterBuilder {
 fn base_settings(world: &GitHubWorld, llm: &LlmFake, provider: Provider, db: &TestDb) -> Settings {
     let mut s = Settings::base();
     s.webhook_secrets = vec![SECRET.to_string().into()];
-    s.database_url = db.url.clone();
+    s.database_url = db.url.clone().into();
     s.github_api_url = world.base_url();
     s.app = Some(specbot::config::AppCredentials {
         app_id: world.app_id(),
