@@ -4,7 +4,7 @@
 //! let them finish), and never while their owner lives.
 //!
 //! The processes have no App credentials or model, so the bulk of the jobs is of a kind no
-//! workflow knows (`noop`): each fails permanently at once ("job input could not be read"),
+//! workflow knows (`noop`): each fails permanently at once ("unknown job kind `noop`"),
 //! which is enough to count claims (`attempts`) and finishes (each process's
 //! `specbot_jobs_finished_total`). Skipped, with a note, when `SPECBOT_TEST_POSTGRES` is unset.
 
@@ -95,7 +95,11 @@ fn assert_noop_once(jobs: &[Job]) {
             j.id, j.attempts
         );
         let error = j.last_error.as_deref().unwrap_or_default();
-        assert!(error.contains("could not be read"), "job {}: {error}", j.id);
+        assert!(
+            error.contains("unknown job kind `noop`"),
+            "job {}: {error}",
+            j.id
+        );
     }
 }
 
