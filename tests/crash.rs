@@ -380,3 +380,74 @@ async fn a_second_serve_on_the_same_sqlite_database_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no delivery"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_process_whose_lock_drops_stops_its_job_and_it_finishes_once() {
+    let mut rig = Rig::new().await;
+    if !rig.db.is_postgres() {
+        eprintln!("note: SPECBOT_TEST_POSTGRES is not set; skipping the lock-loss test");
+        return;
+    }
+    let issue = rig
+        .world
+        .add_issue(REPO, "Add dark mode", "Please.", "alice");
+    rig.llm.push_tool_call("submit_spec", good_answer(2));
+    rig.llm.push_tool_call("submit_spec", good_answer(2));
+    rig.llm.hold_answers();
+    let victim = rig.serve(None).await;
+    rig.label(&victim, issue).await;
+    tokio::time::timeout(child::WAIT_CAP, rig.llm.wait_for_request(1))
+        .await
+        .expect("the model was asked");
+    let jobs = rig.store.recent_jobs(10).await.expect("jobs");
+    let owner = jobs[0]
+        .lease_owner
+        .clone()
+        .expect("the victim holds the job");
+    let instance = owner
+        .rsplit_once('/')
+        .map(|(i, _)| i)
+        .expect("owner/worker");
+    let other = rig.serve(None).await;
+
+    // The database ends the victim's lock session (a failover, an administrator), and only it.
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&rig.db.url)
+        .await
+        .expect("connect");
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = 1397769539 AND objsubid = 2 \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND objid = (SELECT CAST(id AS oid) FROM instances WHERE name = $1)",
+    )
+    .bind(instance)
+    .fetch_all(&mut conn)
+    .await
+    .expect("terminate the victim's lock session");
+    assert_eq!(ended, [true]);
+    wait_until("the victim stops its job", || async {
+        victim.log_text().contains("lapsed: stopping the job")
+    })
+    .await;
+    rig.llm.release_answers();
+
+    rig.idle().await;
+    let jobs = rig.store.recent_jobs(10).await.expect("jobs");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(
+        jobs[0].state,
+        specbot::jobs::JobState::Succeeded,
+        "{jobs:?}"
+    );
+    assert_eq!(rig.world.pulls(REPO).len(), 1, "one PR");
+    assert_eq!(rig.world.sub_issues(REPO, issue).len(), 2);
+    assert_eq!(
+        rig.bot_comments(issue, "specbot:status"),
+        1,
+        "one status comment"
+    );
+    assert_log_clean(&victim.log_text(), &rig.world);
+    assert_log_clean(&other.log_text(), &rig.world);
+    rig.world.assert_no_violations();
+}
