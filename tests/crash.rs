@@ -7,7 +7,8 @@
 //!
 //! Leases are an hour long (`JOB_LEASE_SECS=3600`), longer than any wait here: only the
 //! restarted process taking the dead one's jobs over at once can let a job finish. On SQLite, a
-//! second `serve` on the same file while the first runs is refused.
+//! second `serve` on the same file while the first runs is refused; on Postgres, a process
+//! whose lock session the database ends stops its job, which then finishes once.
 
 mod support;
 
