@@ -1,8 +1,14 @@
 //! The crash suite with the real binary: `specbot serve` as a child process, aborted (like
 //! `kill -9`: no cleanup, no lease released) at each step boundary of the spec and implement
-//! flows by the `SPECBOT_CRASH_AT` fault point, then started again. Each time there is exactly
-//! one branch, one PR, one set of component issues and one status comment, and the model's
-//! answer, once checkpointed, is never paid for twice.
+//! flows by the `SPECBOT_CRASH_AT` fault point, or killed with SIGKILL while the model thinks,
+//! then started again. Each time there is exactly one branch, one PR, one set of component
+//! issues and one status comment, and the model's answer, once checkpointed, is never paid for
+//! twice.
+//!
+//! Leases are an hour long (`JOB_LEASE_SECS=3600`), longer than any wait here: only the
+//! restarted process taking the dead one's jobs over at once can let a job finish. On SQLite, a
+//! second `serve` on the same file while the first runs is refused; on Postgres, a process
+//! whose lock session the database ends stops its job, which then finishes once.
 
 mod support;
 
@@ -67,7 +73,8 @@ impl Rig {
             ("PRIVATE_KEY_PATH", key.as_str()),
             ("GITHUB_API_URL", api.as_str()),
             ("GITHUB_WRITE_GAP_MS", "0"),
-            ("JOB_LEASE_SECS", "1"),
+            // Only a takeover, never an expired lease, lets a dead process's job go on.
+            ("JOB_LEASE_SECS", "3600"),
             ("LLM_PROVIDER", "anthropic"),
             ("LLM_BASE_URL", llm.as_str()),
             ("LLM_API_KEY", "sk-crash-suite"),
@@ -285,4 +292,163 @@ async fn kill_at_each_step_of_the_implement_flow_then_restart() {
         );
         rig.world.assert_no_violations();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_job_then_restart_takes_the_job_over_at_once() {
+    let mut rig = Rig::new().await;
+    let issue = rig
+        .world
+        .add_issue(REPO, "Add dark mode", "Please.", "alice");
+    // The first answer goes to the process that is killed while it waits for it.
+    rig.llm.push_tool_call("submit_spec", good_answer(2));
+    rig.llm.push_tool_call("submit_spec", good_answer(2));
+    rig.llm.hold_answers();
+    let mut server = rig.serve(None).await;
+    rig.label(&server, issue).await;
+    tokio::time::timeout(child::WAIT_CAP, rig.llm.wait_for_request(1))
+        .await
+        .expect("the model was asked");
+    let status = server.kill9().await;
+    assert!(!status.success(), "killed: {status:?}");
+    rig.llm.release_answers();
+
+    let server = rig.serve(None).await;
+    rig.idle().await;
+    assert_log_clean(&server.log_text(), &rig.world);
+    let jobs = rig.store.recent_jobs(10).await.expect("jobs");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = &jobs[0];
+    assert_eq!(job.state, specbot::jobs::JobState::Succeeded, "{job:?}");
+    assert_eq!(
+        job.attempts, 2,
+        "claimed by the killed process, then once more: {job:?}"
+    );
+    assert_eq!(rig.world.pulls(REPO).len(), 1, "one PR");
+    assert_eq!(rig.world.sub_issues(REPO, issue).len(), 2);
+    assert_eq!(
+        rig.bot_comments(issue, "specbot:status"),
+        1,
+        "one status comment"
+    );
+    assert_eq!(rig.llm.requests().len(), 2, "asked once by each process");
+    rig.world.assert_no_violations();
+}
+
+/// How a `specbot serve` that should not start ended: its exit status and its log.
+async fn refused(mut cmd: tokio::process::Command) -> (std::process::ExitStatus, String) {
+    let child = cmd.spawn().expect("spawn specbot");
+    let out = tokio::time::timeout(child::WAIT_CAP, child.wait_with_output())
+        .await
+        .expect("the second serve exits instead of serving")
+        .expect("wait for specbot");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_serve_on_the_same_sqlite_database_is_refused() {
+    let db = TestDb::new().await;
+    if db.is_postgres() {
+        eprintln!("note: several processes share a Postgres database by design; nothing to refuse");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("WEBHOOK_SECRET", SECRET),
+        ("WORKERS", "1"),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+    ];
+    let first = Server::start(dir.path(), &env).await;
+
+    let (status, log) = refused(child::command(dir.path(), &["serve"], &env)).await;
+    assert!(!status.success(), "{status:?}\n{log}");
+    assert!(
+        log.contains("another `specbot serve` is running on this database"),
+        "{log}"
+    );
+    assert!(log.contains(&format!("pid {}", first.pid())), "{log}");
+    assert!(!log.contains("specbot is serving"), "{log}");
+
+    // The first one is unaffected, and a one-shot command still reads the database.
+    assert_eq!(first.status("/readyz").await, Some(200));
+    let out = child::command(dir.path(), &["delivery", "no-such-delivery"], &env)
+        .output()
+        .await
+        .expect("run specbot delivery");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no delivery"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_process_whose_lock_drops_stops_its_job_and_it_finishes_once() {
+    let mut rig = Rig::new().await;
+    if !rig.db.is_postgres() {
+        eprintln!("note: SPECBOT_TEST_POSTGRES is not set; skipping the lock-loss test");
+        return;
+    }
+    let issue = rig
+        .world
+        .add_issue(REPO, "Add dark mode", "Please.", "alice");
+    rig.llm.push_tool_call("submit_spec", good_answer(2));
+    rig.llm.push_tool_call("submit_spec", good_answer(2));
+    rig.llm.hold_answers();
+    let victim = rig.serve(None).await;
+    rig.label(&victim, issue).await;
+    tokio::time::timeout(child::WAIT_CAP, rig.llm.wait_for_request(1))
+        .await
+        .expect("the model was asked");
+    let jobs = rig.store.recent_jobs(10).await.expect("jobs");
+    let owner = jobs[0]
+        .lease_owner
+        .clone()
+        .expect("the victim holds the job");
+    let instance = owner
+        .rsplit_once('/')
+        .map(|(i, _)| i)
+        .expect("owner/worker");
+    let other = rig.serve(None).await;
+
+    // The database ends the victim's lock session (a failover, an administrator), and only it.
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&rig.db.url)
+        .await
+        .expect("connect");
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = 1397769539 AND objsubid = 2 \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND objid = (SELECT CAST(id AS oid) FROM instances WHERE name = $1)",
+    )
+    .bind(instance)
+    .fetch_all(&mut conn)
+    .await
+    .expect("terminate the victim's lock session");
+    assert_eq!(ended, [true]);
+    wait_until("the victim stops its job", || async {
+        victim.log_text().contains("lapsed: stopping the job")
+    })
+    .await;
+    rig.llm.release_answers();
+
+    rig.idle().await;
+    let jobs = rig.store.recent_jobs(10).await.expect("jobs");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(
+        jobs[0].state,
+        specbot::jobs::JobState::Succeeded,
+        "{jobs:?}"
+    );
+    assert_eq!(rig.world.pulls(REPO).len(), 1, "one PR");
+    assert_eq!(rig.world.sub_issues(REPO, issue).len(), 2);
+    assert_eq!(
+        rig.bot_comments(issue, "specbot:status"),
+        1,
+        "one status comment"
+    );
+    assert_log_clean(&victim.log_text(), &rig.world);
+    assert_log_clean(&other.log_text(), &rig.world);
+    rig.world.assert_no_violations();
 }

@@ -1,8 +1,10 @@
 //! Several real `specbot serve` processes on one PostgreSQL database: every job is claimed and
-//! finished exactly once, also when one process is killed with `kill -9` while it holds jobs.
+//! finished exactly once, also when one process is killed with `kill -9` while it holds jobs:
+//! the others take those over at once (leases are an hour long there, so only the takeover can
+//! let them finish), and never while their owner lives.
 //!
 //! The processes have no App credentials or model, so the bulk of the jobs is of a kind no
-//! workflow knows (`noop`): each fails permanently at once ("job input could not be read"),
+//! workflow knows (`noop`): each fails permanently at once ("unknown job kind `noop`"),
 //! which is enough to count claims (`attempts`) and finishes (each process's
 //! `specbot_jobs_finished_total`). Skipped, with a note, when `SPECBOT_TEST_POSTGRES` is unset.
 
@@ -95,7 +97,11 @@ fn assert_noop_once(jobs: &[Job]) {
             j.id, j.attempts
         );
         let error = j.last_error.as_deref().unwrap_or_default();
-        assert!(error.contains("could not be read"), "job {}: {error}", j.id);
+        assert!(
+            error.contains("unknown job kind `noop`"),
+            "job {}: {error}",
+            j.id
+        );
     }
 }
 
@@ -155,7 +161,7 @@ async fn three_processes_finish_every_job_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_with_jobs_held_the_others_finish_everything_once() {
+async fn kill_9_with_jobs_held_the_others_take_them_over_at_once() {
     let Some((db, store)) = postgres().await else {
         return;
     };
@@ -170,7 +176,7 @@ async fn kill_9_with_jobs_held_the_others_finish_everything_once() {
             ("DATABASE_URL", db.url.as_str()),
             ("WEBHOOK_SECRET", MULTIPROCESS_SECRET),
             ("WORKERS", "2"),
-            ("JOB_LEASE_SECS", "2"),
+            ("JOB_LEASE_SECS", "3600"),
             ("HOSTNAME", "victim"),
             ("APP_ID", "1"),
             ("PRIVATE_KEY_PATH", key.as_str()),
@@ -209,7 +215,7 @@ async fn kill_9_with_jobs_held_the_others_finish_everything_once() {
             ("DATABASE_URL", db.url.clone()),
             ("WEBHOOK_SECRET", MULTIPROCESS_SECRET.to_string()),
             ("WORKERS", "2".to_string()),
-            ("JOB_LEASE_SECS", "2".to_string()),
+            ("JOB_LEASE_SECS", "3600".to_string()),
             ("HOSTNAME", name.to_string()),
         ]
     };
@@ -229,6 +235,14 @@ async fn kill_9_with_jobs_held_the_others_finish_everything_once() {
         count_final(&store).await >= JOBS / 4
     })
     .await;
+    // The survivors have been claiming all along, and the victim's jobs stayed the victim's.
+    let jobs = all_jobs(&store).await;
+    for id in &held {
+        let j = jobs.iter().find(|j| j.id == *id).expect("held job");
+        assert_eq!(j.attempts, 1, "job {id} taken from a live process: {j:?}");
+        let owner = j.lease_owner.as_deref().unwrap_or_default();
+        assert!(owner.starts_with("victim-"), "job {id}: {j:?}");
+    }
     let status = victim.kill9().await;
     assert!(!status.success(), "the victim was killed: {status:?}");
 
@@ -247,7 +261,7 @@ async fn kill_9_with_jobs_held_the_others_finish_everything_once() {
     assert_noop_once(&jobs);
     for id in &held {
         let j = jobs.iter().find(|j| j.id == *id).expect("held job");
-        // Claimed once by the victim, once more after its lease expired, and finished then.
+        // Claimed once by the victim, once more when a survivor took it over, and finished then.
         assert_eq!(j.attempts, 2, "job {id}: {j:?}");
         assert_eq!(j.state, JobState::Failed, "job {id}: {j:?}");
         let error = j.last_error.as_deref().unwrap_or_default();

@@ -148,6 +148,7 @@ on_both!(
     dedupe_key_collapses_until_the_job_finishes,
     claim_heartbeat_checkpoint_complete,
     killed_worker_lease_expires_and_another_takes_over,
+    a_dead_serving_process_has_its_jobs_taken_over_at_once,
     attempts_exhausted_on_lease_expiry_fail_the_job,
     fail_with_retry_requeues_later,
     serial_jobs_run_one_at_a_time_in_order,
@@ -1441,6 +1442,115 @@ async fn sqlite_file_is_created_and_survives_reopen() {
     let store = jobs::open(&url).await.expect("reopen");
     store.migrate().await.expect("migrate");
     assert!(store.active_job("k").await.expect("active").is_some());
+}
+
+/// Claim as `owner` until a job comes back (the database notices a dead session on its own
+/// time), at most 60 s.
+async fn claim_when_free(store: &Arc<dyn Store>, owner: &str, now: Millis) -> jobs::Job {
+    let start = Instant::now();
+    loop {
+        if let Some(job) = store.claim(owner, now, LEASE).await.expect("claim") {
+            return job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{owner} never got the job"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn a_dead_serving_process_has_its_jobs_taken_over_at_once(db: &TestDb) {
+    // Process A serves and holds a job; its lease runs far beyond anything below.
+    let process_a = db.open().await;
+    let tenure_a = process_a.serve_as("proc-a", T0).await.expect("A serves");
+    let store = db.open().await;
+    let id = enqueue(&store, job("spec", Some("k")), T0).await;
+    let held = process_a.claim("proc-a/0", T0, LEASE).await.expect("claim");
+    assert_eq!(held.map(|j| j.id), Some(id));
+
+    let process_b = db.open().await;
+    let tenure_b = if db.pg.is_some() {
+        // Several processes share Postgres; a live owner's job stays its own.
+        Some(process_b.serve_as("proc-b", T0).await.expect("B serves"))
+    } else {
+        // One process serves a SQLite file.
+        match process_b.serve_as("proc-b", T0).await {
+            Err(StoreError::AlreadyServed(holder)) => {
+                assert!(
+                    holder.contains(&format!("pid {}", std::process::id())),
+                    "{holder}"
+                );
+            }
+            other => panic!("a second serve on one SQLite file: {other:?}"),
+        }
+        None
+    };
+    assert!(
+        process_b
+            .claim("proc-b/0", T0 + 1, LEASE)
+            .await
+            .expect("claim")
+            .is_none(),
+        "a live process's job was taken"
+    );
+
+    // A dies: its hold goes with it.
+    drop(tenure_a);
+    let _tenure_b = match tenure_b {
+        Some(tenure) => tenure,
+        None => process_b
+            .serve_as("proc-b", T0 + 2)
+            .await
+            .expect("B serves"),
+    };
+    let taken = claim_when_free(&process_b, "proc-b/0", T0 + 3).await;
+    assert_eq!(taken.id, id);
+    assert_eq!(taken.attempts, 2);
+    assert_eq!(taken.lease_owner.as_deref(), Some("proc-b/0"));
+    // Whatever A's workers still try is refused.
+    assert!(
+        !process_a
+            .save_checkpoint(id, "proc-a/0", &json!({"step": 1}), T0 + 4)
+            .await
+            .expect("checkpoint")
+    );
+    assert!(
+        !process_a
+            .complete(id, "proc-a/0", T0 + 4)
+            .await
+            .expect("complete")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_dropped_lock_connection_lapses_the_tenure_until_relocked() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("skipped: set SPECBOT_TEST_POSTGRES to run it");
+        return;
+    };
+    let store = db.open().await;
+    let tenure = store.serve_as("proc-a", T0).await.expect("serves");
+    let mut term = tenure.term();
+    assert_eq!(*term.borrow(), Some(1));
+    // The database ends the lock's session (a restart, a failover, an administrator).
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = 1397769539 AND objsubid = 2 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .await;
+    let wait = Duration::from_secs(60);
+    tokio::time::timeout(wait, term.wait_for(Option::is_none))
+        .await
+        .expect("the hold lapses")
+        .expect("term");
+    let again = tokio::time::timeout(wait, term.wait_for(Option::is_some))
+        .await
+        .expect("the lock is taken again")
+        .expect("term")
+        .unwrap_or_default();
+    assert_eq!(again, 2, "a new term");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,7 +9,11 @@
 //!    └──retry/release──┘  └───────────▶ cancelled   (`/cancel`)
 //! ```
 //!
-//! A running job whose lease expires (its worker died) is claimable again. Two jobs with the
+//! A running job whose lease expires (its worker hung or died) is claimable again. A serving
+//! process holds its database ([`Store::serve_as`]); the running jobs of a process that no
+//! longer holds it (it died) are claimable at once, without waiting for their leases: on SQLite
+//! a starting `serve` takes over those of the process before it, on Postgres any process takes
+//! over those of one whose lock is free. Two jobs with the
 //! same `dedupe_key` are never active (queued or running) at once: the second one collapses into
 //! the first. Jobs with the same `serial_key` all run, but one at a time and in the order they
 //! were queued. Every method takes the current time (`now`, Unix milliseconds) from the caller so
@@ -31,7 +35,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// Unix time in milliseconds.
 pub type Millis = i64;
@@ -245,6 +249,61 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("DATABASE_URL: {0}")]
     BadUrl(String),
+    /// `serve` found another live `serve` on its SQLite database.
+    #[error(
+        "another `specbot serve` is running on this database ({0}); stop it first: a SQLite \
+         database is served by one process (use Postgres for several)"
+    )]
+    AlreadyServed(String),
+    /// The lock that marks a database as served could not be taken.
+    #[error("could not lock the database for serving: {0}")]
+    ServeLock(String),
+}
+
+/// A serving process's hold on its database, from [`Store::serve_as`] until dropped. While it
+/// is held, the jobs this process leases are its own: no other process takes them over before
+/// their leases run out. Its [`Tenure::term`] says when it lapses (Postgres: the lock's
+/// connection dropped), so that the process stops its jobs, and when it is held again.
+pub struct Tenure {
+    term: watch::Receiver<Option<u64>>,
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl Tenure {
+    /// A hold that lasts as long as `keep` does (SQLite's file lock; `()` for a process that
+    /// holds nothing, like the in-process test servers).
+    pub fn lasting(keep: impl std::any::Any + Send + Sync) -> Tenure {
+        let (held, term) = watch::channel(Some(1));
+        Tenure {
+            term,
+            _keep: Box::new((held, keep)),
+        }
+    }
+
+    /// A hold whose term `keep` announces (and ends when `keep` is dropped).
+    pub(crate) fn watched(
+        term: watch::Receiver<Option<u64>>,
+        keep: impl std::any::Any + Send + Sync,
+    ) -> Tenure {
+        Tenure {
+            term,
+            _keep: Box::new(keep),
+        }
+    }
+
+    /// `Some(n)` while held (the n-th time it was taken), `None` while it has lapsed. A job
+    /// claimed in term `n` stops when the term is no longer `Some(n)`.
+    pub fn term(&self) -> watch::Receiver<Option<u64>> {
+        self.term.clone()
+    }
+}
+
+impl std::fmt::Debug for Tenure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenure")
+            .field("term", &*self.term.borrow())
+            .finish()
+    }
 }
 
 /// What [`Store::prune`] deleted.
@@ -274,6 +333,16 @@ pub trait Store: Send + Sync + 'static {
     /// Apply pending migrations.
     async fn migrate(&self) -> Result<()>;
 
+    /// Take the database for `specbot serve` running as `instance` (the lease owner of its
+    /// workers is `"{instance}/{n}"`), until the returned [`Tenure`] is dropped; applies pending
+    /// migrations first. SQLite: locks the database file for this process's life (refused with
+    /// [`StoreError::AlreadyServed`] while another `serve` holds it; a killed process's lock goes
+    /// with it), and makes the running jobs of the process before it claimable at once.
+    /// Postgres: registers `instance` and holds a session advisory lock for it on a connection
+    /// of its own; the running jobs of a registered instance whose lock is free are claimable
+    /// at once by any process. Other openers of the store (tools, tests) take nothing.
+    async fn serve_as(&self, instance: &str, now: Millis) -> Result<Tenure>;
+
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> Result<()>;
 
@@ -297,7 +366,8 @@ pub trait Store: Send + Sync + 'static {
     /// into the active job with the same dedupe key.
     async fn enqueue(&self, job: &NewJob, now: Millis) -> Result<Option<i64>>;
 
-    /// Lease the next runnable job: queued with `run_at <= now`, or running with an expired lease.
+    /// Lease the next runnable job: queued with `run_at <= now`, or running with an expired
+    /// lease or (Postgres) an owner whose process no longer holds its lock.
     /// Increments `attempts`. A job with an expired lease and no attempts left becomes `failed`
     /// ("worker lost") instead of being returned.
     async fn claim(&self, owner: &str, now: Millis, lease: Duration) -> Result<Option<Job>>;

@@ -6,6 +6,16 @@
 //! an in-process [`Wake`]), with the caller's timeout as the polling fallback. Duplicate
 //! deliveries and dedupe keys racing in concurrent transactions are settled by
 //! `ON CONFLICT DO NOTHING` on the primary key and on the unique `active_key`.
+//!
+//! A serving process registers its name in `instances` and holds the session advisory lock
+//! `(1397769539, its id)` on a connection of its own for as long as it lives
+//! ([`super::Store::serve_as`]). A claim takes a running job at once when its owner is
+//! registered and that lock is free: the owner's session ended, so the owner is dead (or cut off,
+//! see below). The process checks its lock connection every [`LOCK_CHECK_EVERY`]; when it drops,
+//! the process's [`Tenure`] lapses, its workers stop their jobs at the next checkpoint and claim
+//! nothing until the lock is taken again. A job taken over meanwhile is fenced all the same: the
+//! old run's checkpoints, heartbeats and ending are refused once the lease owner changed. A
+//! hung process keeps its lock; its leases are the backstop.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -13,9 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tokio::sync::watch;
 
 use super::sql::{self, EmbeddedMigrations, impl_store, migrator, only_deliveries, queue_jobs};
-use super::{Delivery, Millis, NewJob, PackedBody, Recorded, Result, Wake};
+use super::{Delivery, Millis, NewJob, PackedBody, Recorded, Result, StoreError, Tenure, Wake};
 
 /// The `LISTEN/NOTIFY` channel announcing "a job may have become runnable".
 pub const CHANNEL: &str = "specbot_jobs";
@@ -46,7 +58,48 @@ const MIGRATIONS: EmbeddedMigrations = &[
         "packed bodies",
         include_str!("../../migrations/postgres/0005_packed_bodies.sql"),
     ),
+    (
+        6,
+        "instances",
+        include_str!("../../migrations/postgres/0006_instances.sql"),
+    ),
 ];
+
+/// The first key of every instance lock (`pg_advisory_lock(int4, int4)`, whose keys are apart
+/// from the one-`bigint` locks sqlx's migrator takes); the second is the instance's id.
+macro_rules! lock_class {
+    () => {
+        "1397769539"
+    };
+}
+
+/// SQL: the ids of the instances whose lock some session holds now (as `oid`s).
+macro_rules! locked_instances {
+    () => {
+        concat!(
+            "(SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+               AND classid = ",
+            lock_class!(),
+            " AND objsubid = 2 \
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+        )
+    };
+}
+
+/// SQL, on a job's columns: its owner is a registered instance whose lock is free (it died).
+macro_rules! owner_is_gone {
+    () => {
+        concat!(
+            "regexp_replace(lease_owner, '/[^/]*$', '') IN \
+               (SELECT name FROM instances WHERE CAST(id AS oid) NOT IN ",
+            locked_instances!(),
+            ")"
+        )
+    };
+}
+
+/// How often a serving process makes sure its lock's connection is alive.
+pub const LOCK_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// How often `record_deliveries` retries a transaction that lost a deadlock or serialization
 /// race against another instance.
@@ -56,6 +109,8 @@ const TX_RETRIES: usize = 5;
 #[derive(Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// For the connection that holds this process's lock.
+    options: PgConnectOptions,
     wake: Arc<Wake>,
     listener: tokio::task::JoinHandle<()>,
 }
@@ -81,7 +136,7 @@ impl PgStore {
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         let mut listener = PgListener::connect_with(&listen_pool).await?;
         listener.listen(CHANNEL).await?;
@@ -89,6 +144,7 @@ impl PgStore {
         let task = tokio::spawn(forward_notifications(listener, wake.clone()));
         Ok(PgStore {
             pool,
+            options,
             wake,
             listener: task,
         })
@@ -231,6 +287,106 @@ impl PgStore {
         migrator(MIGRATIONS).run(&self.pool).await?;
         Ok(())
     }
+
+    /// [`super::Store::serve_as`]: migrate, register `instance`, take its lock, forget the
+    /// instances that are gone and own no running job, and keep the lock (see [`keep_lock`]).
+    async fn take_database(&self, instance: &str, now: Millis) -> Result<Tenure> {
+        self.migrate_schema().await?;
+        let id: i32 = sqlx::query_scalar(
+            "INSERT INTO instances (name, started_at) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at RETURNING id",
+        )
+        .bind(instance)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        let conn = lock_instance(&self.options, id).await?;
+        sqlx::query(concat!(
+            "DELETE FROM instances AS gone WHERE CAST(gone.id AS oid) NOT IN ",
+            locked_instances!(),
+            " AND NOT EXISTS (SELECT 1 FROM jobs WHERE state = 'running' \
+                AND regexp_replace(lease_owner, '/[^/]*$', '') = gone.name)"
+        ))
+        .execute(&self.pool)
+        .await?;
+        // Jobs of processes that died before this one started may be waiting.
+        self.announce().await;
+        let (term, watched) = watch::channel(Some(1));
+        let keeper = tokio::spawn(keep_lock(self.options.clone(), id, conn, term));
+        Ok(Tenure::watched(watched, KeepLock(keeper)))
+    }
+}
+
+/// A new connection holding the lock of instance `id`.
+async fn lock_instance(options: &PgConnectOptions, id: i32) -> Result<PgConnection> {
+    let mut conn = options.connect().await?;
+    let locked: bool = sqlx::query_scalar(concat!(
+        "SELECT pg_try_advisory_lock(",
+        lock_class!(),
+        ", $1)"
+    ))
+    .bind(id)
+    .fetch_one(&mut conn)
+    .await?;
+    if !locked {
+        return Err(StoreError::Inconsistent(format!(
+            "the lock of instance {id} is held by another session"
+        )));
+    }
+    Ok(conn)
+}
+
+/// Keep this process's lock: check its connection every [`LOCK_CHECK_EVERY`]; when it drops,
+/// announce the lapse on `term` at once, take the lock again on a new connection, and announce
+/// the new term.
+async fn keep_lock(
+    options: PgConnectOptions,
+    id: i32,
+    mut conn: PgConnection,
+    term: watch::Sender<Option<u64>>,
+) {
+    let mut n = 1;
+    loop {
+        let why = lost(&mut conn).await;
+        term.send_replace(None);
+        tracing::error!(
+            %why,
+            "this process lost its lock on the database: stopping its jobs, which other \
+             processes may take over"
+        );
+        conn = loop {
+            tokio::time::sleep(LOCK_CHECK_EVERY).await;
+            match lock_instance(&options, id).await {
+                Ok(conn) => break conn,
+                Err(error) => tracing::warn!(%error, "could not take this process's lock again"),
+            }
+        };
+        n += 1;
+        term.send_replace(Some(n));
+        tracing::info!("this process holds its lock on the database again");
+    }
+}
+
+/// Wait until the lock's connection fails to answer a ping; what went wrong.
+async fn lost(conn: &mut PgConnection) -> String {
+    let mut tick = tokio::time::interval(LOCK_CHECK_EVERY);
+    loop {
+        tick.tick().await;
+        match tokio::time::timeout(LOCK_CHECK_EVERY * 4, conn.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return error.to_string(),
+            Err(_) => return format!("no answer in {:?}", LOCK_CHECK_EVERY * 4),
+        }
+    }
+}
+
+/// Ends [`keep_lock`] (and so closes the lock's connection) when the tenure is dropped.
+struct KeepLock(tokio::task::JoinHandle<()>);
+
+impl Drop for KeepLock {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The pool, for one statement.
@@ -251,6 +407,6 @@ impl_store!(
     PgStore,
     write: pool,
     read: read,
-    claim: sql::claim_sql!(" FOR UPDATE SKIP LOCKED"),
+    claim: sql::claim_sql!(" FOR UPDATE SKIP LOCKED", owner_is_gone!()),
     embedded: false
 );

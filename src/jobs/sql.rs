@@ -140,11 +140,14 @@ macro_rules! not_waiting_its_turn {
 pub(super) use not_waiting_its_turn;
 
 /// The claiming statement, with the backend's row lock for the candidate (`$lock`, empty on
-/// SQLite, whose one writer already excludes other claimers). In one statement it picks the
-/// next runnable job and leases it to `$1` until `$3` (`$2` is now), or, for an expired lease
-/// with no attempts left, fails it ("worker lost"), which the caller tells by its state.
+/// SQLite, whose one writer already excludes other claimers) and its test for a running job
+/// whose owner is dead (`$orphaned`, on the candidate's columns: Postgres looks for the owner's
+/// lock; SQLite has none, a starting `serve` expires the leases of the process before it). In
+/// one statement it picks the next runnable job and leases it to `$1` until `$3` (`$2` is now),
+/// or, for a lost job with no attempts left, fails it ("worker lost"), which the caller tells
+/// by its state.
 macro_rules! claim_sql {
-    ($lock:literal) => {
+    ($lock:literal, $orphaned:expr) => {
         concat!(
             "UPDATE jobs SET \
                state = CASE WHEN state = 'running' AND attempts >= max_attempts \
@@ -162,8 +165,10 @@ macro_rules! claim_sql {
                updated_at = $2 \
              WHERE id = (SELECT id FROM jobs AS candidate \
                          WHERE ((state = 'queued' AND run_at <= $2) \
-                                OR (state = 'running' AND lease_until < $2)) \
-                           AND ",
+                                OR (state = 'running' AND lease_until < $2) \
+                                OR (state = 'running' AND ",
+            $orphaned,
+            ")) AND ",
             $crate::jobs::sql::not_waiting_its_turn!(),
             " ORDER BY run_at, id LIMIT 1",
             $lock,
@@ -361,6 +366,7 @@ pub(super) fn lease_until(now: Millis, lease: Duration) -> Millis {
 /// inherent methods, what differs beyond that:
 ///
 /// - `migrate_schema(&self) -> Result<()>`: apply its migrations;
+/// - `take_database(&self, &str, Millis) -> Result<Tenure>`: `Store::serve_as`;
 /// - `record_batch(&self, &[(Delivery, Vec<NewJob>)], Millis) -> Result<Vec<Recorded>>`:
 ///   intake's batch insert, which also wakes workers when it queued a job;
 /// - `announce(&self)`: wake the workers that may now have a job to claim.
@@ -383,13 +389,17 @@ macro_rules! impl_store {
             };
             use $crate::jobs::{
                 Delivery, Job, JobCount, JobState, Lease, Millis, NewJob, Pruned, Recorded,
-                Result, Store, StoredDelivery, UsageRecord,
+                Result, Store, StoredDelivery, Tenure, UsageRecord,
             };
 
             #[async_trait::async_trait]
             impl Store for $store {
                 async fn migrate(&self) -> Result<()> {
                     self.migrate_schema().await
+                }
+
+                async fn serve_as(&self, instance: &str, now: Millis) -> Result<Tenure> {
+                    self.take_database(instance, now).await
                 }
 
                 async fn ping(&self) -> Result<()> {

@@ -7,11 +7,19 @@
 //! the writer. `sqlite::memory:` uses the writer's connection for everything, since each
 //! connection would otherwise see its own database.
 //!
+//! One process serves a SQLite database: `specbot serve` holds an exclusive `flock` on
+//! `<database>.serve.lock` for its life ([`super::Store::serve_as`]), which the kernel lets go
+//! of however the process ends, `kill -9` included. A second `serve` is refused while the first
+//! lives; one that starts after it died takes over its running jobs at once. Other openers (the
+//! one-shot commands, tests) take no lock.
+//!
 //! The statements that read and write the same on both backends are in `super::sql`; this file
 //! keeps where they run, the claim without row locks, the intake's multi-row insert and the
 //! in-process wake-up.
 
 use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -22,7 +30,7 @@ use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::Mutex;
 
 use super::sql::{self, EmbeddedMigrations, impl_store, migrator, only_deliveries, queue_jobs};
-use super::{Delivery, Millis, NewJob, PackedBody, Recorded, Result, StoreError, Wake};
+use super::{Delivery, Millis, NewJob, PackedBody, Recorded, Result, StoreError, Tenure, Wake};
 
 /// How often the background task checkpoints the WAL into the database. Each checkpoint syncs
 /// the database file, and those syncs delay the writer's own: at 16 connections, every 250 ms
@@ -82,6 +90,8 @@ pub struct SqliteStore {
     writer: Mutex<SqliteConnection>,
     /// Reads; none for an in-memory database, whose reads use the writer.
     reader: Option<SqlitePool>,
+    /// The database file; none in memory.
+    file: Option<PathBuf>,
     wake: Wake,
     /// Background WAL checkpoints (see [`SqliteStore::open`]); stopped when the store is dropped.
     _checkpointer: Option<Checkpointer>,
@@ -174,6 +184,7 @@ impl SqliteStore {
                 // After a checkpoint, a WAL that a burst grew is cut back to this size.
                 .pragma("journal_size_limit", "67108864")
         };
+        let file = (!in_memory).then(|| options.get_filename().to_path_buf());
         let writer = Mutex::new(writer_options.connect().await?);
         let reader = if in_memory {
             None
@@ -205,6 +216,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer,
             reader,
+            file,
             wake: Wake::default(),
             _checkpointer: checkpointer,
         })
@@ -300,10 +312,67 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// [`super::Store::serve_as`]: lock the file for this process, migrate, and make the jobs
+    /// still running under another owner (the process before this one, which is dead since it
+    /// no longer holds the lock) claimable at once, by ending their leases now.
+    async fn take_database(&self, instance: &str, now: Millis) -> Result<Tenure> {
+        let lock = self.file.as_deref().map(lock_for_serving).transpose()?;
+        self.migrate_schema().await?;
+        let taken = sqlx::query(
+            "UPDATE jobs SET lease_until = $2, updated_at = $3 \
+             WHERE state = 'running' AND substr(lease_owner, 1, length($1) + 1) <> $1 || '/'",
+        )
+        .bind(instance)
+        .bind(now - 1)
+        .bind(now)
+        .execute(&mut *self.writer.lock().await)
+        .await?
+        .rows_affected();
+        if taken > 0 {
+            tracing::info!(
+                jobs = taken,
+                "taking over the running jobs of the process before this one"
+            );
+            self.wake.wake();
+        }
+        Ok(Tenure::lasting(lock))
+    }
+
     /// Wake this process's waiting workers (the only ones a SQLite file has).
     async fn announce(&self) {
         self.wake.wake();
     }
+}
+
+/// `serve`'s lock on the database at `db`: an exclusive `flock` on `<db>.serve.lock`, held as
+/// long as the returned file is open, with this process's id written in it for the message
+/// that refuses a second `serve`.
+fn lock_for_serving(db: &Path) -> Result<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".serve.lock");
+    let path = PathBuf::from(name);
+    let failed = |e: std::io::Error| StoreError::ServeLock(format!("{}: {e}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(StoreError::AlreadyServed(match holder.trim() {
+                "" => format!("it holds {}", path.display()),
+                pid => format!("pid {pid} holds {}", path.display()),
+            }));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+    }
+    file.set_len(0).map_err(failed)?;
+    writeln!(file, "{}", std::process::id()).map_err(failed)?;
+    Ok(file)
 }
 
 /// The writer's connection, locked for one statement.
@@ -317,7 +386,7 @@ impl_store!(
     SqliteStore,
     write: writer,
     read: read,
-    claim: sql::claim_sql!(""),
+    claim: sql::claim_sql!("", "FALSE"),
     embedded: true
 );
 

@@ -1,5 +1,7 @@
-//! The service's life, on top of everything else: `specbot serve` builds the [`App`], starts
-//! the HTTP server, the job workers and housekeeping, and drains them on SIGTERM or SIGINT.
+//! The service's life, on top of everything else: `specbot serve` builds the [`App`], takes the
+//! database for this process (refused while another `serve` holds a SQLite file; the running
+//! jobs of a dead process are taken over at once), starts the HTTP server, the job workers and
+//! housekeeping, and drains them on SIGTERM or SIGINT.
 
 pub mod housekeeping;
 pub mod worker;
@@ -14,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, App, StartError};
 use crate::config::Settings;
+use crate::jobs::{self, Tenure};
 use crate::server;
 
 pub use housekeeping::housekeep;
@@ -27,10 +30,23 @@ pub struct Running {
     stop_http: CancellationToken,
     http: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
+    /// Let go of last, once this process's jobs are handed back.
+    tenure: Tenure,
 }
 
-/// Start serving on `listener` with `settings.workers` job workers.
+/// Start serving on `listener` with `settings.workers` job workers, holding nothing (the
+/// in-process servers of the tests: their jobs are taken over only when leases run out).
 pub fn start(app: Arc<App>, listener: TcpListener) -> Result<Running, StartError> {
+    start_holding(app, listener, Tenure::lasting(()))
+}
+
+/// [`start`] for a process that holds its database ([`jobs::Store::serve_as`]): its workers
+/// claim only while the tenure is held, and stop their jobs when it lapses.
+pub fn start_holding(
+    app: Arc<App>,
+    listener: TcpListener,
+    tenure: Tenure,
+) -> Result<Running, StartError> {
     let addr = listener.local_addr()?;
     let stop_http = CancellationToken::new();
     let stop_workers = CancellationToken::new();
@@ -51,8 +67,11 @@ pub fn start(app: Arc<App>, listener: TcpListener) -> Result<Running, StartError
             tokio::spawn(worker::run(
                 app.clone(),
                 owner,
-                stop_workers.clone(),
-                interrupt_jobs.clone(),
+                worker::Stops {
+                    stop: stop_workers.clone(),
+                    interrupt: interrupt_jobs.clone(),
+                    term: tenure.term(),
+                },
             ))
         })
         .collect();
@@ -66,6 +85,7 @@ pub fn start(app: Arc<App>, listener: TcpListener) -> Result<Running, StartError
         stop_http,
         http,
         workers,
+        tenure,
     })
 }
 
@@ -114,6 +134,7 @@ impl Running {
         {
             http.abort();
         }
+        drop(self.tenure);
         tracing::info!("shutdown complete");
     }
 
@@ -130,9 +151,12 @@ impl Running {
 /// `specbot serve`: run until SIGTERM or SIGINT.
 pub async fn serve(settings: Settings) -> Result<(), StartError> {
     let bind = format!("{}:{}", settings.host, settings.port);
-    let app = app::build(settings).await?;
+    let store = jobs::open(secrecy::ExposeSecret::expose_secret(&settings.database_url)).await?;
+    let app = app::build_with_store(settings, store)?;
+    // Before anything is served: refused here while another `serve` holds a SQLite database.
+    let tenure = app.store.serve_as(&app.instance, app.now()).await?;
     let listener = TcpListener::bind(&bind).await?;
-    let running = start(app, listener)?;
+    let running = start_holding(app, listener, tenure)?;
     shutdown_signal().await;
     tracing::info!("shutdown requested");
     running.shutdown().await;

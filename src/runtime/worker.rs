@@ -1,32 +1,45 @@
 //! Job workers: claim a job by lease, keep the lease alive while its workflow runs, and record
-//! how it ended. A worker that dies simply stops renewing; another takes the job over when the
-//! lease expires.
+//! how it ended. A worker that hangs simply stops renewing; another takes the job over when the
+//! lease expires. A process that dies lets go of its hold on the database, and its jobs are
+//! taken over at once ([`crate::jobs::Store::serve_as`]); while this process's hold has lapsed,
+//! its workers claim nothing and the jobs they run stop at their next checkpoint.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::jobs::{Job, Lease};
 use crate::workflow::{self, Ending, JobError, Outcome, StopReason};
 
-/// Run one worker until `stop` (then finish the job at hand) or `interrupt` (stop the job at
-/// its next checkpoint).
-pub async fn run(
-    app: Arc<App>,
-    owner: String,
-    stop: CancellationToken,
-    interrupt: CancellationToken,
-) {
+/// What stops a worker and its job.
+pub struct Stops {
+    /// Claim no more jobs; finish the one at hand.
+    pub stop: CancellationToken,
+    /// Stop the job at hand at its next checkpoint.
+    pub interrupt: CancellationToken,
+    /// This process's hold on the database ([`crate::jobs::Tenure::term`]): claim only while
+    /// it is held, and stop a job claimed in a term that has ended.
+    pub term: watch::Receiver<Option<u64>>,
+}
+
+/// Run one worker until `stops.stop` (then finish the job at hand) or `stops.interrupt` (stop
+/// the job at its next checkpoint).
+pub async fn run(app: Arc<App>, owner: String, mut stops: Stops) {
     let idle_poll = Duration::from_millis(1000);
+    let stop = stops.stop.clone();
     while !stop.is_cancelled() {
+        let Some(term) = held(&mut stops.term, &stop).await else {
+            break;
+        };
         match app
             .store
             .claim(&owner, app.now(), app.settings.job_lease)
             .await
         {
-            Ok(Some(job)) => run_job(&app, &owner, job, &interrupt).await,
+            Ok(Some(job)) => run_job(&app, &owner, job, &stops, term).await,
             Ok(None) => {
                 let wait = match app.store.next_run_at().await {
                     Ok(Some(at)) => Duration::from_millis((at - app.now()).clamp(0, 1000) as u64),
@@ -49,57 +62,40 @@ pub async fn run(
     }
 }
 
-async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &CancellationToken) {
+/// The current term once this process holds its database; `None` when `stop` came first.
+async fn held(term: &mut watch::Receiver<Option<u64>>, stop: &CancellationToken) -> Option<u64> {
+    tokio::select! {
+        held = term.wait_for(Option::is_some) => held.ok().and_then(|t| *t),
+        _ = stop.cancelled() => None,
+    }
+}
+
+async fn run_job(app: &Arc<App>, owner: &str, job: Job, stops: &Stops, term: u64) {
     let span = tracing::info_span!("job", job = job.id, kind = %job.kind, attempt = job.attempts);
     let _guard = span.enter();
     drop(_guard);
     let started = Instant::now();
-    let cancel = interrupt.child_token();
+    let cancel = stops.interrupt.child_token();
     let stop_reason = Arc::new(std::sync::Mutex::new(None::<StopReason>));
-
-    // Heartbeat: renew the lease and notice `/cancel` while the workflow runs.
-    let heartbeat = {
-        let app = app.clone();
-        let owner = owner.to_string();
+    let heartbeat = keep_lease(app, owner, &job, &cancel, &stop_reason);
+    // The hold lapsed: the job stops at its next checkpoint and is handed back, like at
+    // shutdown (if no other process took it meanwhile; then its writes are refused anyway).
+    let lapse = {
+        let mut terms = stops.term.clone();
         let cancel = cancel.clone();
-        let reason = stop_reason.clone();
-        let id = job.id;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(app.settings.heartbeat);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = cancel.cancelled() => return,
+            tokio::select! {
+                _ = terms.wait_for(|t| *t != Some(term)) => {
+                    tracing::warn!("this process's hold on the database lapsed: stopping the job");
+                    cancel.cancel();
                 }
-                match app
-                    .store
-                    .heartbeat(id, &owner, app.now(), app.settings.job_lease)
-                    .await
-                {
-                    Ok(Lease::Held {
-                        cancel_requested: false,
-                    }) => {}
-                    Ok(Lease::Held {
-                        cancel_requested: true,
-                    }) => {
-                        set_reason(&reason, StopReason::Cancelled);
-                        cancel.cancel();
-                        return;
-                    }
-                    Ok(Lease::Lost) => {
-                        set_reason(&reason, StopReason::LeaseLost);
-                        cancel.cancel();
-                        return;
-                    }
-                    Err(error) => tracing::warn!(%error, "heartbeat failed"),
-                }
+                _ = cancel.cancelled() => {}
             }
         })
     };
 
     // Dropped on every exit path, unwinding included: a dead worker stops renewing its lease.
-    let heartbeat = AbortOnDrop(heartbeat);
+    let heartbeat = (AbortOnDrop(heartbeat), AbortOnDrop(lapse));
     let outcome = {
         use tracing::Instrument;
         workflow::run(app.clone(), owner.to_string(), job.clone(), cancel.clone())
@@ -165,6 +161,54 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, interrupt: &Cancellation
         .record(started.elapsed().as_secs_f64());
     app.job_finished();
     tracing::info!(parent: &span, state, elapsed_ms = started.elapsed().as_millis() as u64, "job finished");
+}
+
+/// Heartbeat: renew the lease and notice `/cancel` while the workflow runs; `cancel` the job
+/// when it is cancelled or the lease was lost, with the reason in `reason`.
+fn keep_lease(
+    app: &Arc<App>,
+    owner: &str,
+    job: &Job,
+    cancel: &CancellationToken,
+    reason: &Arc<std::sync::Mutex<Option<StopReason>>>,
+) -> tokio::task::JoinHandle<()> {
+    let app = app.clone();
+    let owner = owner.to_string();
+    let cancel = cancel.clone();
+    let reason = reason.clone();
+    let id = job.id;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(app.settings.heartbeat);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = cancel.cancelled() => return,
+            }
+            match app
+                .store
+                .heartbeat(id, &owner, app.now(), app.settings.job_lease)
+                .await
+            {
+                Ok(Lease::Held {
+                    cancel_requested: false,
+                }) => {}
+                Ok(Lease::Held {
+                    cancel_requested: true,
+                }) => {
+                    set_reason(&reason, StopReason::Cancelled);
+                    cancel.cancel();
+                    return;
+                }
+                Ok(Lease::Lost) => {
+                    set_reason(&reason, StopReason::LeaseLost);
+                    cancel.cancel();
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, "heartbeat failed"),
+            }
+        }
+    })
 }
 
 fn set_reason(slot: &std::sync::Mutex<Option<StopReason>>, reason: StopReason) {
