@@ -7,6 +7,7 @@
 
 use crate::command;
 use crate::event::{Envelope, Event};
+use crate::github::model::{Comment, PullRequest};
 use crate::jobs::NewJob;
 use crate::workflow::Workflow;
 use crate::workflow::branch::BotBranch;
@@ -107,8 +108,7 @@ pub fn plan(event: &Event, delivery_id: &str, max_attempts: i32) -> Plan {
                 &origin,
                 issue.number,
                 issue.is_pull_request(),
-                comment.id,
-                &comment.user.login,
+                comment,
                 &parsed,
             )
         }
@@ -117,7 +117,7 @@ pub fn plan(event: &Event, delivery_id: &str, max_attempts: i32) -> Plan {
             review,
             ..
         } if action == "submitted" => {
-            let Some(issue_number) = BotBranch::spec_issue(&pull_request.head.ref_name) else {
+            let Some(issue_number) = spec_pull_issue(pull_request, envelope) else {
                 return Plan::skip("review on a pull request that is not a spec PR");
             };
             let review = Review {
@@ -126,11 +126,12 @@ pub fn plan(event: &Event, delivery_id: &str, max_attempts: i32) -> Plan {
                 id: review.id,
                 state: &review.state,
                 by: &review.user.login,
+                written_at: review.submitted_at.as_deref(),
             };
             reviewed(origin, &review)
         }
         Event::PullRequest { pull_request, .. } if action == "closed" || action == "reopened" => {
-            let Some(issue_number) = BotBranch::spec_issue(&pull_request.head.ref_name) else {
+            let Some(issue_number) = spec_pull_issue(pull_request, envelope) else {
                 return Plan::skip("not a spec PR");
             };
             let what = match (action, pull_request.merged) {
@@ -191,10 +192,10 @@ fn commented(
     origin: &Origin<'_>,
     issue_number: u64,
     is_pull_request: bool,
-    comment_id: u64,
-    author: &str,
+    comment: &Comment,
     parsed: &command::Parsed,
 ) -> Plan {
+    let (comment_id, author) = (comment.id, &comment.user.login);
     let commands: Vec<String> = parsed.commands.iter().map(|c| c.to_string()).collect();
     let note = format!(
         "comment {comment_id} by {author} on #{issue_number}: commands [{}]{}: command job (runs each if {author} may write)",
@@ -214,6 +215,7 @@ fn commented(
         commands,
         errors: parsed.errors.iter().map(|e| e.to_string()).collect(),
         delivery_id: origin.delivery_id.to_string(),
+        written_at: comment.updated_at.clone(),
     };
     Plan::one(input.into_job(origin.max_attempts), note)
 }
@@ -225,6 +227,17 @@ struct Review<'a> {
     id: u64,
     state: &'a str,
     by: &'a str,
+    written_at: Option<&'a str>,
+}
+
+/// The feature issue of a spec PR: one from the bot's spec branch in this repository (a fork
+/// may name its branch the same; it is never a spec PR).
+fn spec_pull_issue(pull: &PullRequest, envelope: &Envelope) -> Option<u64> {
+    let here = pull
+        .head
+        .repo
+        .is_some_and(|r| r.id == envelope.repository.id);
+    BotBranch::spec_issue(&pull.head.ref_name).filter(|_| here)
 }
 
 /// "Request changes" revises the spec; "Approve" moves its state; other reviews do nothing.
@@ -246,6 +259,7 @@ fn reviewed(origin: Origin<'_>, review: &Review<'_>) -> Plan {
                     review_id: review.id,
                 },
                 delivery_id: origin.delivery_id.to_string(),
+                written_at: review.written_at.map(str::to_string),
             };
             Plan::one(
                 input.into_job(origin.max_attempts),

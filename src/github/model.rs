@@ -105,6 +105,9 @@ pub struct Comment {
     #[serde(default)]
     pub body: Option<String>,
     pub user: User,
+    /// When it was last written (ISO 8601).
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 /// One side of a pull request: a branch and its head commit.
@@ -113,6 +116,16 @@ pub struct GitRef {
     #[serde(rename = "ref")]
     pub ref_name: String,
     pub sha: String,
+    /// The repository the branch is in (a fork's, for a PR from a fork; `null` once that
+    /// fork is deleted).
+    #[serde(default)]
+    pub repo: Option<RepoId>,
+}
+
+/// A repository, by id only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoId {
+    pub id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +160,9 @@ pub struct Review {
     #[serde(default)]
     pub state: String,
     pub user: User,
+    /// When it was submitted (ISO 8601).
+    #[serde(default)]
+    pub submitted_at: Option<String>,
 }
 
 /// A review's inline comment, as the REST API lists them.

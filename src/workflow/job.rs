@@ -50,6 +50,10 @@ pub struct CommandRequest {
     /// Friendly parse errors to answer.
     pub errors: Vec<String>,
     pub delivery_id: String,
+    /// When the comment was last written (ISO 8601): older than the deliveries kept, it acts
+    /// on nothing (a replay from before what the bot remembers).
+    #[serde(default)]
+    pub written_at: Option<String>,
 }
 
 /// Where revision feedback comes from.
@@ -72,6 +76,9 @@ pub struct ReviseRequest {
     pub requested_by: String,
     pub source: FeedbackSource,
     pub delivery_id: String,
+    /// When the review or comment was written (ISO 8601); see [`CommandRequest::written_at`].
+    #[serde(default)]
+    pub written_at: Option<String>,
 }
 
 /// Something happened to a spec PR (approved, merged, closed, reopened).
