@@ -19,6 +19,7 @@ pub mod llm;
 pub mod local;
 pub mod messages;
 pub mod prompt;
+pub mod sandbox;
 pub mod server;
 pub mod spec;
 pub mod telemetry;
