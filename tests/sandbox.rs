@@ -343,8 +343,8 @@ async fn a_fork_bomb_is_bounded() {
     let ws = tempfile::tempdir().unwrap();
     let spawn = "for i in $(seq 150); do sleep $0 & done 2>/dev/null; wait";
     let (record, seen) = count_marked(&sandbox, ws.path(), spawn).await;
+    // bash gives up after its fork retries, or retries until the timeout: either way, bounded.
     assert!(seen <= 64, "{seen} processes: {record:?}");
-    assert_eq!(record.outcome, Outcome::TimedOut { after_secs: 4 });
     // Control: with the limit lifted the same loop makes them all.
     let roomy = sandbox_with(limits(4096)).unwrap();
     let (record, seen) = count_marked(&roomy, ws.path(), spawn).await;
@@ -352,8 +352,8 @@ async fn a_fork_bomb_is_bounded() {
 
     // A real one ends at the timeout and leaves nothing behind.
     let started = Instant::now();
-    let (record, _) = count_marked(&sandbox, ws.path(), "b(){ b | b & }; b; wait").await;
-    assert_eq!(record.outcome, Outcome::TimedOut { after_secs: 4 });
+    let (record, seen) = count_marked(&sandbox, ws.path(), "b(){ b | b & }; b; wait").await;
+    assert!(seen <= 64, "{seen} processes: {record:?}");
     assert!(started.elapsed() < Duration::from_secs(30), "{record:?}");
 }
 
@@ -495,4 +495,27 @@ async fn symlinks_a_command_plants_are_not_followed_by_the_host() {
         );
     }
     assert_eq!(read_workspace_file(ws.path(), "ok.txt").unwrap(), b"ok\n");
+}
+
+#[tokio::test]
+async fn memory_is_bounded_where_a_cgroup_is_available() {
+    let Some(sandbox) = sandbox_with(SandboxSettings {
+        memory_mb: Some(64),
+        ..settings()
+    }) else {
+        return;
+    };
+    let ws = tempfile::tempdir().unwrap();
+    let hog = "x=$(head -c 150000000 /dev/zero | tr '\\0' a); echo ${#x}";
+    let record = run_in(&sandbox, ws.path(), Command::argv(["bash", "-c", hog])).await;
+    if record.limits.memory_mb.is_none() {
+        eprintln!("skipping: no cgroup here, so no memory limit (the documented fallback)");
+        return;
+    }
+    assert_eq!(record.outcome, Outcome::Exited { code: 137 }, "{record:?}");
+    // Control: without the limit the same command completes.
+    let unlimited = sandbox_with(settings()).unwrap();
+    let record = run_in(&unlimited, ws.path(), Command::argv(["bash", "-c", hog])).await;
+    assert_eq!(record.outcome, Outcome::Exited { code: 0 }, "{record:?}");
+    assert_eq!(record.output.text(), "150000000\n");
 }

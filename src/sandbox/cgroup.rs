@@ -88,8 +88,25 @@ impl Cgroup {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        // Empty once the run's processes are gone; a leftover is harmless and named for us.
-        self.remove();
+        if self.remove() {
+            return;
+        }
+        // A dropped run's processes are still dying: retry off the async runtime for a while.
+        let mut rest = Cgroup {
+            dirs: std::mem::take(&mut self.dirs),
+            procs: Vec::new(),
+            memory_limited: false,
+        };
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                if rest.remove() {
+                    return;
+                }
+            }
+            // Give up: a leftover is empty, harmless and named for us.
+            rest.dirs.clear();
+        });
     }
 }
 
