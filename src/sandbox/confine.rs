@@ -14,7 +14,7 @@ pub(crate) const SANDBOX_ID: u32 = 65534;
 /// Prepared in the parent; applied in the child by [`Confinement::apply`].
 #[derive(Debug)]
 pub(crate) struct Confinement {
-    /// Descriptors the child keeps, renumbered to 3, 4, … in this order.
+    /// Descriptors the child keeps, renumbered to 3, 4, … in this order (at most 8).
     pub(crate) pass: Vec<RawFd>,
     /// `(resource, limit)`: the soft and hard limits alike, except CPU (see `apply`).
     pub(crate) rlimits: Vec<(libc::__rlimit_resource_t, u64)>,

@@ -14,11 +14,14 @@
 //! - [`Sandbox::run`]`(&RunDirs, &Command, &CancellationToken) -> RunRecord`: runs one command
 //!   to its end, its timeout or the token's cancellation; never fails, a command that could not
 //!   start is a [`Outcome::NotStarted`] record. Every process of the run is gone when it returns
-//!   (and when its future is dropped).
+//!   (and shortly after its future is dropped). Await it on the runtime's worker threads, not
+//!   inside `spawn_blocking`: bubblewrap's `--die-with-parent` follows the thread that started it.
 //! - [`RunRecord`] (serde) is what the job checkpoints and the PR body shows.
 //! - [`Sandbox::network_available`]: whether [`Command::network`] can be honoured here.
 //! - [`collect_files`] (module [`files`]) lists the workspace after a run for the push, refusing
-//!   symlinks that leave it; [`propose_test_command`] (module [`detect`]) guesses the test command.
+//!   symlinks that leave it, FIFOs and devices; [`files::read_workspace_file`] reads one file
+//!   without following links; [`files::check_symlink`] judges one link target.
+//! - [`propose_test_command`] (module [`detect`]) proposes the test command, with its reason.
 
 mod cgroup;
 mod confine;
