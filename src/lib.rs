@@ -20,6 +20,7 @@ pub mod local;
 pub mod messages;
 pub mod prompt;
 pub mod runtime;
+pub mod sandbox;
 pub mod server;
 pub mod spec;
 pub mod telemetry;
