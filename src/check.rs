@@ -62,22 +62,42 @@ pub async fn check(args: EnvArgs, repo_config: Option<&str>, online: bool) -> Ve
         Some(s) => s,
         None => return out,
     };
-    out.push(
-        match check_webhook_secrets(&settings.webhook_secrets, settings.app.is_some()) {
-            Err(ConfigError::MissingWebhookSecret) => {
-                problem("WEBHOOK_SECRET is not set: `specbot serve` will refuse to start")
-            }
-            Err(e) => problem(e.to_string()),
-            Ok(()) if settings.webhook_secrets.is_empty() => ok(
-                "WEBHOOK_SECRET is not set: `specbot serve` starts in setup mode, and registering the App writes one to .env",
-            ),
-            Ok(()) => ok(format!(
-                "WEBHOOK_SECRET: {} secret(s) configured",
-                settings.webhook_secrets.len()
-            )),
-        },
-    );
-    let github = match &settings.app {
+    out.push(webhook_secret_finding(&settings));
+    let github = check_app(&settings, &key_source, &mut out);
+    out.push(check_database(settings.database_url.expose_secret()).await);
+    let llm = check_model(&settings, &mut out);
+    out.push(sandbox_finding());
+    if !online {
+        return out;
+    }
+    check_online(&settings, github, llm, &mut out).await;
+    out
+}
+
+/// The webhook secret: set and long enough, or setup mode.
+fn webhook_secret_finding(settings: &Settings) -> Finding {
+    match check_webhook_secrets(&settings.webhook_secrets, settings.app.is_some()) {
+        Err(ConfigError::MissingWebhookSecret) => {
+            problem("WEBHOOK_SECRET is not set: `specbot serve` will refuse to start")
+        }
+        Err(e) => problem(e.to_string()),
+        Ok(()) if settings.webhook_secrets.is_empty() => ok(
+            "WEBHOOK_SECRET is not set: `specbot serve` starts in setup mode, and registering the App writes one to .env",
+        ),
+        Ok(()) => ok(format!(
+            "WEBHOOK_SECRET: {} secret(s) configured",
+            settings.webhook_secrets.len()
+        )),
+    }
+}
+
+/// The App's key: a PEM RSA key that makes a client.
+fn check_app(
+    settings: &Settings,
+    key_source: &str,
+    out: &mut Vec<Finding>,
+) -> Option<crate::github::GitHubApp> {
+    match &settings.app {
         None => {
             // A problem already reported (unreadable key file) is not repeated.
             let reported = out.iter().any(|f| {
@@ -118,8 +138,11 @@ pub async fn check(args: EnvArgs, repo_config: Option<&str>, online: bool) -> Ve
                 },
             }
         }
-    };
-    out.push(check_database(settings.database_url.expose_secret()).await);
+    }
+}
+
+/// The model settings, and the prices when given.
+fn check_model(settings: &Settings, out: &mut Vec<Finding>) -> Option<crate::llm::LlmSettings> {
     let llm = match crate::app::llm_settings(&settings.llm, None) {
         Ok(Some(s)) => {
             out.push(ok(format!(
@@ -148,9 +171,31 @@ pub async fn check(args: EnvArgs, repo_config: Option<&str>, online: bool) -> Ve
             ))),
         }
     }
-    if !online {
-        return out;
+    llm
+}
+
+/// Whether the engineer's commands can run in the sandbox here, and why not.
+fn sandbox_finding() -> Finding {
+    let settings = match crate::sandbox::SandboxSettings::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(e) => return problem(format!("sandbox: {e}")),
+    };
+    let asked = settings.mode == Some(crate::sandbox::SandboxMode::Bubblewrap);
+    match crate::sandbox::probe(&settings) {
+        Ok(()) => ok("sandbox: bubblewrap works here"),
+        // Asked for by SANDBOX=bubblewrap: a problem. Left to the probe: said, not a problem.
+        Err(e) if asked => problem(format!("sandbox: {e}")),
+        Err(e) => ok(format!("sandbox: not available here ({e})")),
     }
+}
+
+/// GitHub and the model endpoint, asked.
+async fn check_online(
+    settings: &Settings,
+    github: Option<crate::github::GitHubApp>,
+    llm: Option<crate::llm::LlmSettings>,
+    out: &mut Vec<Finding>,
+) {
     if let Some(app) = github {
         match tokio::time::timeout(TIMEOUT, app.app_info()).await {
             Ok(Ok(info)) => out.push(ok(format!(
@@ -179,7 +224,6 @@ pub async fn check(args: EnvArgs, repo_config: Option<&str>, online: bool) -> Ve
             ))),
         }
     }
-    out
 }
 
 /// Validate the environment, reporting each setting `Settings::from_env` rejects and carrying on
