@@ -176,18 +176,6 @@ impl JobCtx {
             .ok_or_else(|| StepError::permanent("no GitHub App credentials are configured"))
     }
 
-    /// Whether something written at `written_at` (ISO 8601) is older than what the bot
-    /// remembers acting on (the deliveries kept): a delivery of it now can only be a replay.
-    pub fn is_before_memory(&self, written_at: Option<&str>) -> bool {
-        let (Some(keep), Some(at)) = (self.app.settings.delivery_retention, written_at) else {
-            return false;
-        };
-        let Ok(at) = chrono::DateTime::parse_from_rfc3339(at) else {
-            return false;
-        };
-        at.timestamp_millis() < self.app.now() - keep.as_millis() as i64
-    }
-
     /// The model for this job: the configured one, or the repository's `model` override.
     pub fn model(&self, model_override: Option<&str>) -> StepResult<Arc<dyn ChatModel>> {
         self.app
