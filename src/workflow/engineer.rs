@@ -11,6 +11,7 @@ use crate::agent::{
 };
 use crate::config::repo::RepoConfig;
 use crate::github::Repo;
+use crate::github::model::Permission;
 use crate::github::repo::FileChange;
 use crate::prompt::context::{ContextInput, DocKind, RepoDoc};
 use crate::prompt::templates::RenderedPrompt;
@@ -87,14 +88,70 @@ pub async fn snapshot(repo: &Repo, sha: &str) -> StepResult<Workspace> {
     Ok(workspace)
 }
 
-/// The repository's conventions files (from the snapshot) and the issue, fenced and within
-/// budget.
+/// What people with write access wrote on an issue: the engineer's only words from people.
+pub struct IssueWords {
+    pub issue_number: u64,
+    /// The issue's title and description, when its author has write access.
+    pub issue: Option<(String, String, String)>,
+    /// (author, body) of comments by people with write access, oldest first.
+    pub comments: Vec<(String, String)>,
+    /// Texts by people without write access that were left out (the description counts).
+    pub left_out: usize,
+}
+
+/// The issue's title, description and comments as far as people with write access wrote them.
+/// Anyone can comment on a public issue, and the engineer writes code that CI runs with the
+/// repository's secrets: it takes its orders only from the spec a maintainer approved and from
+/// maintainers. Bots' comments (the status comments) are skipped without counting.
+pub async fn maintainers_words(
+    ctx: &JobCtx,
+    repo: &Repo,
+    issue_number: u64,
+) -> StepResult<IssueWords> {
+    let issue = repo.issue(issue_number).await?;
+    let comments = repo.comments(issue_number, 100).await?;
+    let may_steer = |login: String| async move {
+        ctx.app
+            .permission(repo, &login)
+            .await
+            .map(|p| p >= Permission::Write)
+    };
+    let mut words = IssueWords {
+        issue_number,
+        issue: None,
+        comments: Vec::new(),
+        left_out: 0,
+    };
+    if may_steer(issue.user.login.clone()).await? {
+        let body = issue.body.clone().unwrap_or_default();
+        words.issue = Some((issue.title.clone(), body, issue.user.login.clone()));
+    } else if issue.body.as_deref().is_some_and(|b| !b.trim().is_empty()) {
+        words.left_out += 1;
+    }
+    for c in comments.into_iter().filter(|c| !c.user.is_bot()) {
+        if may_steer(c.user.login.clone()).await? {
+            words
+                .comments
+                .push((c.user.login, c.body.unwrap_or_default()));
+        } else {
+            words.left_out += 1;
+        }
+    }
+    if words.left_out > 0 {
+        tracing::info!(
+            issue_number,
+            left_out = words.left_out,
+            "texts by people without write access left out of the engineer's input"
+        );
+    }
+    Ok(words)
+}
+
+/// The repository's conventions files (from the snapshot) and what maintainers wrote on the
+/// issue, fenced and within budget.
 pub fn conventions(
     workspace: &Workspace,
-    issue_number: u64,
-    title: &str,
-    body: &str,
-    author: &str,
+    words: IssueWords,
 ) -> Vec<crate::prompt::context::ContextBlock> {
     let docs: Vec<RepoDoc> = CONVENTIONS
         .iter()
@@ -109,13 +166,20 @@ pub fn conventions(
             })
         })
         .collect();
+    let (title, body, author) = words.issue.unwrap_or_else(|| {
+        (
+            "(left out: written by someone without write access)".into(),
+            String::new(),
+            String::new(),
+        )
+    });
     crate::prompt::context::gather(
         &ContextInput {
-            issue_number,
-            title: title.to_string(),
-            body: body.to_string(),
-            author: author.to_string(),
-            comments: Vec::new(),
+            issue_number: words.issue_number,
+            title,
+            body,
+            author,
+            comments: words.comments,
             docs,
             tree: Vec::new(),
         },
