@@ -3,7 +3,10 @@
 //! with the job's budget and the repository's guardrails, the last secret scan before a push,
 //! and the commit message with its attribution trailer.
 
+use std::io::Seek;
+
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
 
 use crate::agent::{
     self, AgentConfig, AgentError, AgentLimits, CriterionMet, Policy, Refusal, SecretScanner,
@@ -50,7 +53,9 @@ pub struct Engineered {
     pub cost_known: bool,
 }
 
-/// Download the snapshot of `sha` and unpack it into a private workspace.
+/// Download the snapshot of `sha` and unpack it into a private workspace. The download is
+/// streamed into an unnamed temporary file, then unpacked from it, so a job holds one chunk of
+/// it in memory at a time, not the whole tarball.
 pub async fn snapshot(repo: &Repo, sha: &str) -> StepResult<Workspace> {
     let url = repo.tarball_url(sha).await?;
     let http = reqwest::Client::builder()
@@ -58,9 +63,12 @@ pub async fn snapshot(repo: &Repo, sha: &str) -> StepResult<Workspace> {
         .build()
         .map_err(|e| JobError::transient(format!("HTTP client: {e}")))?;
     let download = |e: reqwest::Error| {
+        tracing::warn!(error = %e.without_url(), "downloading the repository snapshot failed");
+        JobError::transient("downloading the repository snapshot from GitHub failed")
+    };
+    let disk = |e: std::io::Error| {
         JobError::transient(format!(
-            "downloading the repository snapshot failed: {}",
-            e.without_url()
+            "writing the repository snapshot to disk failed: {e}"
         ))
     };
     let mut response = http
@@ -69,18 +77,23 @@ pub async fn snapshot(repo: &Repo, sha: &str) -> StepResult<Workspace> {
         .await
         .and_then(|r| r.error_for_status())
         .map_err(download)?;
-    let mut bytes: Vec<u8> = Vec::new();
+    let mut file = tokio::fs::File::from_std(tempfile::tempfile().map_err(disk)?);
+    let mut written: u64 = 0;
     while let Some(chunk) = response.chunk().await.map_err(download)? {
-        if (bytes.len() + chunk.len()) as u64 > MAX_TARBALL_BYTES {
+        written += chunk.len() as u64;
+        if written > MAX_TARBALL_BYTES {
             return Err(StepError::Failed(JobError::permanent(format!(
                 "the repository snapshot is larger than {} MiB",
                 MAX_TARBALL_BYTES / (1024 * 1024)
             ))));
         }
-        bytes.extend_from_slice(&chunk);
+        file.write_all(&chunk).await.map_err(disk)?;
     }
+    file.flush().await.map_err(disk)?;
+    let mut file = file.into_std().await;
     let workspace = tokio::task::spawn_blocking(move || {
-        Workspace::from_tarball(bytes.as_slice(), &WorkspaceLimits::default())
+        file.seek(std::io::SeekFrom::Start(0))?;
+        Workspace::from_tarball(std::io::BufReader::new(file), &WorkspaceLimits::default())
     })
     .await
     .map_err(|e| JobError::transient(format!("unpacking the snapshot: {e}")))?
@@ -216,7 +229,7 @@ pub async fn engineer(
     }
     // What this job already spent (an earlier attempt) counts against its budget.
     let spent = ctx.app.store.job_cost(ctx.job.id).await?;
-    let price = ctx.app.prices.price(model.model());
+    let price = ctx.app.model_price(model.model()).ok();
     let agent_config = AgentConfig {
         limits: AgentLimits {
             max_cost_usd: Some((work.config.max_cost_usd - spent).max(0.0)),
