@@ -14,7 +14,8 @@ use crate::github::model::Permission;
 use crate::github::{GitHubApp, GitHubError, Repo};
 use crate::jobs::intake::IntakeWriter;
 use crate::jobs::{self, Millis, Store};
-use crate::llm::{ChatModel, LlmSettings, PriceTable, Provider};
+use crate::llm::pricing::Pricing;
+use crate::llm::{ChatModel, LlmSettings, ModelPrice, PriceTable, Provider};
 
 /// What every request handler and job can reach.
 pub struct App {
@@ -127,6 +128,27 @@ impl App {
                 crate::llm::connect(&settings, reqwest::Client::new()).map_err(|e| e.to_string())
             }
             _ => Ok(base),
+        }
+    }
+
+    /// What `model` costs on the configured endpoint, for the budgets: the table's price
+    /// (defaults and `LLM_PRICES`), nothing on a self-hosted endpoint, and a refusal, in
+    /// words, for an unpriced model on a paid provider's API: every repository has a budget
+    /// (`max_cost_usd`), which a model of unknown cost would overrun unseen.
+    pub fn model_price(&self, model: &str) -> Result<ModelPrice, String> {
+        let base_url = llm_settings(&self.settings.llm, None)?
+            .map(|s| s.base_url)
+            .unwrap_or_default();
+        match self.prices.pricing(model, &base_url) {
+            Pricing::Priced(price) => Ok(price),
+            Pricing::SelfHosted => Ok(ModelPrice::new(0.0, 0.0, 0.0, 0.0)),
+            Pricing::Unknown => Err(format!(
+                "the model `{model}` has no known price on its provider's paid API, so this \
+                 repository's budget (max_cost_usd) and the installation's \
+                 (LLM_DAILY_BUDGET_USD) could not hold; the operator can give its price in \
+                 LLM_PRICES (USD per million tokens, e.g. {{\"{model}\": {{\"input\": 3, \
+                 \"output\": 15}}}})"
+            )),
         }
     }
 

@@ -252,6 +252,9 @@ pub struct ImplementStatus {
     pub tokens: u64,
     pub cost_usd: f64,
     pub error: Option<String>,
+    /// Comments (and an issue description) by people without write access that the engineer
+    /// was not shown.
+    pub left_out: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -289,6 +292,17 @@ pub fn implement_status(s: &ImplementStatus) -> String {
     }
     if let Some((path, git_ref)) = &s.spec {
         out.push_str(&format!("\n**Spec:** `{path}` on `{git_ref}`\n"));
+    }
+    match s.left_out {
+        0 => {}
+        1 => out.push_str(
+            "\n1 comment from someone without write access was left out of the engineer's input: \
+             it works from the approved spec, the repository and what maintainers wrote.\n",
+        ),
+        n => out.push_str(&format!(
+            "\n{n} comments from people without write access were left out of the engineer's \
+             input: it works from the approved spec, the repository and what maintainers wrote.\n"
+        )),
     }
     if let Some((number, url)) = &s.pr {
         out.push_str(&format!("\n**Pull request:** #{number} ({url})\n"));
@@ -340,7 +354,7 @@ pub fn implement_pull_body(p: &ImplementPull) -> String {
         "This PR implements {what} for #{} (`{}` on `{}`), written by specbot's engineer. Review it like any other PR; CI failures on it get up to the configured number of fix rounds.\n\n",
         p.spec_issue, p.spec_path, p.spec_ref
     ));
-    let summary = crate::prompt::sanitize::sanitize(p.summary.trim());
+    let summary = model_text(p.summary.trim());
     if !summary.is_empty() {
         out.push_str("## Summary\n\n");
         out.push_str(&summary.chars().take(4000).collect::<String>());
@@ -410,7 +424,12 @@ pub fn implement_pull_body(p: &ImplementPull) -> String {
 }
 
 fn table_cell(text: &str) -> String {
-    one_line(text).replace('|', "\\|")
+    crate::prompt::sanitize::defuse_for_posting(&one_line(text)).replace('|', "\\|")
+}
+
+/// Text the model wrote, as the bot posts it: sanitised, mentions defused, images as links.
+fn model_text(text: &str) -> String {
+    crate::prompt::sanitize::defuse_for_posting(&crate::prompt::sanitize::sanitize(text))
 }
 
 /// Marker of the reply to a CI failure on one head commit.
@@ -434,7 +453,7 @@ pub fn ci_fix_pushed(
         ci_marker(sha),
         failing_list(failing)
     );
-    let summary = crate::prompt::sanitize::sanitize(summary.trim());
+    let summary = model_text(summary.trim());
     if !summary.is_empty() {
         out.push_str(&format!(
             "\n{}\n",
@@ -613,7 +632,7 @@ pub fn no_spec_at(path: &str, git_ref: &str, spec_issue: u64, trigger_label: &st
 pub fn engineer_changed_nothing(summary: &str) -> String {
     format!(
         "the engineer finished without changing any file. Its summary: {}",
-        summary.chars().take(500).collect::<String>()
+        model_text(summary).chars().take(500).collect::<String>()
     )
 }
 

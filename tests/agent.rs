@@ -445,7 +445,7 @@ async fn tool_errors_tell_the_model_what_to_do() {
         ("invalid regular expression", true),
         ("`old` does not occur in `README.md`", true),
         (
-            "`old` occurs 3 times in `src/lib.rs`; it must occur exactly once",
+            "`old` occurs more than once in `src/lib.rs`; it must occur exactly once",
             true,
         ),
         ("deleted `README.md`", false),

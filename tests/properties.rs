@@ -110,6 +110,26 @@ proptest! {
     }
 
     #[test]
+    fn sanitizing_keeps_the_words_of_real_scripts(words in proptest::collection::vec(prop_oneof![
+        Just("Tiếng Việt có dấu: người, được, những"),
+        Just("हिन्दी भाषा: क्षत्रिय, द्वारा, स्त्री"),
+        Just("العربية: بِسْمِ ٱللَّٰهِ ٱلرَّحْمَٰنِ"),
+        Just("Ελληνικά, русский, 日本語, 한국어"),
+    ], 1..6)) {
+        // Combining marks are part of these scripts: the sanitiser keeps them.
+        let text = words.join("\n");
+        prop_assert_eq!(sanitize(&text), text);
+    }
+
+    #[test]
+    fn sanitized_text_has_no_marks_tower_or_hidden_fillers(base in "[a-z]{1,3}", marks in proptest::collection::vec(0x0300u32..0x036f, 5..40), filler in prop_oneof![Just('\u{3164}'), Just('\u{115F}'), Just('\u{1160}'), Just('\u{FE0F}'), Just('\u{E0100}')]) {
+        let tower: String = marks.iter().filter_map(|&c| char::from_u32(c)).collect();
+        let clean = sanitize(&format!("{base}{tower}{filler}x"));
+        prop_assert!(clean.chars().filter(|c| ('\u{0300}'..='\u{036f}').contains(c)).count() <= 4, "{clean:?}");
+        prop_assert!(!clean.contains(filler), "{clean:?}");
+    }
+
+    #[test]
     fn stored_bodies_of_any_bytes_unpack_or_fail_cleanly(stored in proptest::collection::vec(any::<u8>(), 0..300), raw in proptest::collection::vec(any::<u8>(), 0..3000)) {
         // Damaged rows: an error or bytes, never a panic or a huge allocation.
         if let Ok(body) = unpack_body(stored, Some(PackedBody::ENCODING)) {

@@ -16,6 +16,13 @@ use crate::prompt::glob::Glob;
 /// The directory the App may never write: it has no `workflows` permission.
 pub const WORKFLOWS_DIR: &str = ".github/workflows";
 
+/// The directory of the repository's automation (workflows, actions, Dependabot, code owners,
+/// issue forms): none of it is the engineer's to change.
+pub const GITHUB_DIR: &str = ".github";
+
+/// Files that steer git itself (submodule URLs, filters and diff drivers), in any directory.
+pub const GIT_PLUMBING_FILES: [&str; 2] = [".gitmodules", ".gitattributes"];
+
 /// A change the guardrails refused, for the PR body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
@@ -29,7 +36,8 @@ pub struct Refusal {
 /// What changes are allowed.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// Paths the agent may not change, besides `.github/workflows/**` and `.git`.
+    /// Paths the agent may not change, besides `.github/**`, `.git`, `.gitmodules` and
+    /// `.gitattributes`; compiled in lower case and matched against the lower-case path.
     pub protected: Vec<Glob>,
     /// Largest file the agent may write, in bytes.
     pub max_file_bytes: u64,
@@ -60,9 +68,11 @@ impl Default for Policy {
 pub struct InvalidGlob(pub String);
 
 impl Policy {
-    /// Add a protected glob (`secrets/**`, `**/*.pem`, `Cargo.lock`).
+    /// Add a protected glob (`secrets/**`, `**/*.pem`, `Cargo.lock`), matched ignoring case
+    /// like the built-in ones (`Secrets/Prod.env` is as protected as `secrets/prod.env`).
     pub fn protect(&mut self, pattern: &str) -> Result<(), InvalidGlob> {
-        let glob = Glob::new(pattern).ok_or_else(|| InvalidGlob(pattern.to_owned()))?;
+        let glob =
+            Glob::new(&pattern.to_lowercase()).ok_or_else(|| InvalidGlob(pattern.to_owned()))?;
         self.protected.push(glob);
         Ok(())
     }
@@ -77,21 +87,35 @@ impl Policy {
                  change it needs in your summary"
             ));
         }
+        if lower == GITHUB_DIR || lower.starts_with(&format!("{GITHUB_DIR}/")) {
+            return Some(format!(
+                "`{path}` is in `{GITHUB_DIR}/`, the repository's automation (actions, Dependabot, \
+                 code owners, templates): specbot does not change it. Leave it as it is and \
+                 describe the change it needs in your summary"
+            ));
+        }
         if path.segments().any(|s| s.eq_ignore_ascii_case(".git")) {
             return Some(format!(
                 "`{path}` is inside a `.git` directory, which is not part of the repository's content"
             ));
         }
-        self.protected
+        if let Some(name) = GIT_PLUMBING_FILES
             .iter()
-            .find(|g| g.is_match(path.as_str()))
-            .map(|g| {
-                format!(
-                    "`{path}` is protected by the repository's configuration (`{}`); leave it as \
+            .find(|f| lower == **f || lower.ends_with(&format!("/{f}")))
+        {
+            return Some(format!(
+                "`{path}` is a `{name}` file, which steers git itself: specbot does not change \
+                 it. Leave it as it is and describe the change it needs in your summary"
+            ));
+        }
+        let lower = path.as_str().to_lowercase();
+        self.protected.iter().find(|g| g.is_match(&lower)).map(|g| {
+            format!(
+                "`{path}` is protected by the repository's configuration (`{}`); leave it as \
                      it is and mention the change it needs in your summary",
-                    g.pattern()
-                )
-            })
+                g.pattern()
+            )
+        })
     }
 
     /// Everything that can refuse a change to `path`, whatever the content: protection and
@@ -212,16 +236,21 @@ mod tests {
     #[test]
     fn protected_paths() {
         let mut p = Policy::default();
-        p.protect("secrets/**").expect("glob");
+        p.protect("Secrets/**").expect("glob");
         assert!(p.protect("../x").is_err());
         let path = |s| RepoPath::parse(s).expect("path");
         for (s, refused) in [
             (".github/workflows/ci.yml", true),
             (".github/workflows", true),
             (".GitHub/Workflows/ci.yml", true),
-            (".github/specbot.yml", false),
+            (".github/specbot.yml", true),
+            (".GitHub/dependabot.yml", true),
+            (".gitmodules", true),
+            ("vendor/.GitAttributes", true),
+            ("docs/gitmodules.md", false),
             ("a/.git/config", true),
             ("secrets/prod.env", true),
+            ("Secrets/Prod.env", true),
             ("src/secrets.rs", false),
         ] {
             assert_eq!(p.protected_reason(&path(s)).is_some(), refused, "{s}");

@@ -381,24 +381,23 @@ fn edit(ws: &Workspace, path: &RepoPath, a: &EditArgs) -> Result<String, String>
              including whitespace and indentation"
         )),
         1 => Ok(text.replacen(old.as_str(), &new, 1)),
-        n => Err(format!(
-            "`old` occurs {n} times in `{path}`; it must occur exactly once. Include more of the \
-             surrounding lines to make it unique"
+        _ => Err(format!(
+            "`old` occurs more than once in `{path}`; it must occur exactly once. Include more \
+             of the surrounding lines to make it unique"
         )),
     }
 }
 
-/// Occurrences of `needle` in `hay`, overlapping ones included (`aa` occurs twice in `aaa`).
+/// Occurrences of `needle` in `hay`, overlapping ones included (`aa` occurs twice in `aaa`),
+/// counted up to two: all an edit needs to know is none, one or more. Counting every match
+/// would take quadratic time on a long needle in a file of repeated text.
 fn occurrences(hay: &str, needle: &str) -> usize {
-    let mut count = 0;
-    let mut from = 0;
-    while let Some(i) = hay[from..].find(needle) {
-        count += 1;
-        let at = from + i;
-        // Step one character, not one byte, to stay on a boundary.
-        from = at + hay[at..].chars().next().map_or(1, char::len_utf8);
-    }
-    count
+    let Some(first) = hay.find(needle) else {
+        return 0;
+    };
+    // Step one character, not one byte, to stay on a boundary.
+    let next = first + hay[first..].chars().next().map_or(1, char::len_utf8);
+    if hay[next..].contains(needle) { 2 } else { 1 }
 }
 
 fn list_directory(ws: &Workspace, raw: &str) -> Result<String, String> {
@@ -601,7 +600,12 @@ mod tests {
 
     #[test]
     fn counts_overlapping_occurrences() {
-        for (text, needle, want) in [("aaa", "aa", 2), ("abcabc", "abc", 2), ("héhé", "é", 2)] {
+        for (text, needle, want) in [
+            ("aaa", "aa", 2),
+            ("abcabc", "abc", 2),
+            ("héhé", "é", 2),
+            ("aaaaaa", "a", 2),
+        ] {
             assert_eq!(occurrences(text, needle), want, "{needle} in {text}");
         }
         assert_eq!(occurrences("abc", "x"), 0);

@@ -5,6 +5,9 @@
 //! so deployments override them with JSON rather than wait for a release. Anthropic cache writes
 //! are the 5-minute rate (what `cache_control: ephemeral` buys). OpenAI has no cache-write
 //! surcharge and reports none. Claude Haiku 5.5 is listed at its ≤100k-token-prompt rate.
+//!
+//! A model the table does not price is free on a self-hosted endpoint and of unknown cost on a
+//! paid provider's API ([`Pricing`]).
 
 use std::collections::BTreeMap;
 
@@ -187,6 +190,48 @@ impl PriceTable {
     }
 }
 
+/// What a model costs at an endpoint, for the budgets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pricing {
+    /// The table prices it (a default or `LLM_PRICES`).
+    Priced(ModelPrice),
+    /// Not priced, on a self-hosted endpoint (Ollama, vLLM, llama.cpp): it costs nothing.
+    SelfHosted,
+    /// Not priced, on a paid provider's API: its cost is unknown, so no budget can hold.
+    Unknown,
+}
+
+/// Whether `base_url` is a paid provider's API: Anthropic, OpenAI or Azure OpenAI. Any other
+/// host is taken as self-hosted; an address that does not parse counts as paid.
+pub fn is_paid_endpoint(base_url: &str) -> bool {
+    let Some(host) = url::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    else {
+        return true;
+    };
+    let host = host.trim_end_matches('.');
+    ["api.anthropic.com", "api.openai.com"].contains(&host)
+        || [
+            ".openai.azure.com",
+            ".cognitiveservices.azure.com",
+            ".services.ai.azure.com",
+        ]
+        .iter()
+        .any(|suffix| host.ends_with(suffix))
+}
+
+impl PriceTable {
+    /// What `model` costs when called at `base_url`.
+    pub fn pricing(&self, model: &str, base_url: &str) -> Pricing {
+        match self.price(model) {
+            Some(price) => Pricing::Priced(price),
+            None if is_paid_endpoint(base_url) => Pricing::Unknown,
+            None => Pricing::SelfHosted,
+        }
+    }
+}
+
 /// Lower case, without a router's `vendor/` prefix, Claude version dots as dashes
 /// (`anthropic/claude-sonnet-4.5` → `claude-sonnet-4-5`).
 fn normalise(model: &str) -> String {
@@ -261,6 +306,36 @@ mod tests {
         let t = PriceTable::default();
         assert!(!t.is_known("llama3.1:8b"));
         assert_eq!(t.cost("llama3.1:8b", &usage(1000, 1000, 0, 0)), 0.0);
+    }
+
+    #[test]
+    fn unpriced_models_are_free_only_on_self_hosted_endpoints() {
+        let t = PriceTable::default();
+        for url in [
+            "https://api.anthropic.com",
+            "https://api.openai.com/v1",
+            "https://acme.openai.azure.com/openai/deployments/x",
+            "not a url",
+        ] {
+            assert_eq!(t.pricing("mystery-1", url), Pricing::Unknown, "{url}");
+        }
+        for url in [
+            "http://localhost:11434/v1",
+            "http://10.0.0.5:8000/v1",
+            "https://llm.internal.example",
+        ] {
+            assert_eq!(t.pricing("llama3.1:8b", url), Pricing::SelfHosted, "{url}");
+        }
+        assert!(matches!(
+            t.pricing("gpt-4o", "http://localhost:8080"),
+            Pricing::Priced(_)
+        ));
+        let priced = PriceTable::from_json(r#"{"mystery-1": {"input": 1, "output": 2}}"#)
+            .expect("valid JSON");
+        assert!(matches!(
+            priced.pricing("mystery-1", "https://api.anthropic.com"),
+            Pricing::Priced(_)
+        ));
     }
 
     #[test]

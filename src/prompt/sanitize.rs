@@ -1,7 +1,7 @@
 //! Sanitising untrusted text before it reaches a prompt, and fencing it as data.
 //!
-//! Owns: [`sanitize`] (HTML comments, invisible format characters, control characters, line
-//! endings) and [`fence`] (the `<untrusted-data>` delimiters the prompts tell the model are
+//! Owns: [`sanitize`] (HTML comments, link-reference definitions, invisible format and control
+//! characters, variation selectors, Hangul fillers, towers of combining marks, line endings) and [`fence`] (the `<untrusted-data>` delimiters the prompts tell the model are
 //! data, never instructions). Pure string functions; no I/O.
 //!
 //! Everything a person outside the maintainers can write (issue titles and bodies, comments,
@@ -21,8 +21,30 @@ pub const FENCE_TAG: &str = "untrusted-data";
 /// the tag characters U+E0000–U+E007F, …) and every control character (`Cc`) except tab and
 /// newline. No format character is kept: none is needed to read a feature request, and each one
 /// can hide text from a human reviewer while the model still reads it.
-static INVISIBLE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[\p{Cf}\p{Cc}&&[^\n\t]]").expect("static regex"));
+///
+/// Also removed: the variation selectors (U+FE00–FE0F, U+E0100–E01EF) and the Hangul fillers
+/// (U+115F, U+1160, U+3164, U+FFA0), which are not format characters but show nothing either.
+static INVISIBLE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"[\p{Cf}\p{Cc}\x{FE00}-\x{FE0F}\x{E0100}-\x{E01EF}\x{115F}\x{1160}\x{3164}\x{FFA0}&&[^\n\t]]",
+    )
+    .expect("static regex")
+});
+
+/// Most combining marks kept on one base character: real scripts need a few (Vietnamese
+/// stacks two, Devanagari and Arabic three or four); a longer run only hides or garbles text.
+const MAX_MARKS: usize = 4;
+
+/// A run of combining marks longer than [`MAX_MARKS`]: the first ones, then the rest.
+static MARK_TOWER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(\p{{M}}{{{MAX_MARKS}}})\p{{M}}+")).expect("static regex")
+});
+
+/// A link-reference definition on a line of its own (`[label]: url "title"`): it renders as
+/// nothing, which makes `[//]: # (…)` markdown's other hidden comment.
+static LINK_REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^ {0,3}\[[^\]\n]{1,999}\]:[ \t]*\S[^\n]*(?:\n|$)").expect("static regex")
+});
 
 /// Opening or closing fence tags (any case, stray whitespace) inside data.
 static FENCE_TAGS: LazyLock<Regex> =
@@ -35,9 +57,13 @@ static FENCE_TAGS: LazyLock<Regex> =
 ///    comments, so `<!\u{200B}--` cannot smuggle a comment past step 3;
 /// 3. HTML comments are removed, `<!-- … -->` as well as an unterminated `<!--` (which hides the
 ///    rest of the text on GitHub), including comments that only form once an inner one is
-///    removed (`<<!-- -->!-- … -->`).
+///    removed (`<<!-- -->!-- … -->`);
+/// 4. link-reference definitions (`[//]: # (…)`, `[x]: url "title"`) are removed;
+/// 5. runs of more than four combining marks on one character are cut to four.
 pub fn sanitize(text: &str) -> String {
-    strip_html_comments(&strip_invisible(text))
+    let clean = strip_html_comments(&strip_invisible(text));
+    let clean = LINK_REFERENCE.replace_all(&clean, "");
+    MARK_TOWER.replace_all(&clean, "$1").into_owned()
 }
 
 /// Steps 1 and 2 of [`sanitize`] only: line endings normalised, invisible format and control
@@ -73,6 +99,26 @@ pub fn strip_html_comments(text: &str) -> String {
         }
     }
     out
+}
+
+/// `@name` or `@org/team` where GitHub would read a mention (not inside a word or an address).
+static MENTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(^|[^\w@`])@([A-Za-z0-9])").expect("static regex"));
+
+/// HTML elements that load something when GitHub renders them.
+static EMBED_TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)<(\s*/?\s*(?:img|image|picture|source|video|audio|iframe)\b)")
+        .expect("static regex")
+});
+
+/// Model-written text the bot is about to post ([`sanitize`]d first): `@mentions` defused with
+/// a zero-width joiner after the `@` (they read the same but notify no one), markdown images
+/// turned into plain links (`![a](u)` → `[a](u)`), and embedding HTML tags escaped, so a
+/// steered model can neither ping people nor make readers' browsers load a tracking image.
+pub fn defuse_for_posting(text: &str) -> String {
+    let mentions = MENTION.replace_all(text, "${1}@\u{200D}${2}");
+    let images = mentions.replace("![", "[");
+    EMBED_TAG.replace_all(&images, "&lt;$1").into_owned()
 }
 
 /// Wrap `text` in the data fence:
@@ -189,9 +235,41 @@ mod tests {
             ("ünïcödé 日本語 emoji 🎉", "ünïcödé 日本語 emoji 🎉"),
             ("a <-- not a comment --> b", "a <-- not a comment --> b"),
             ("", ""),
+            ("a\n[//]: # (hidden)\nb", "a\nb"),
+            ("a\n  [x]: https://e.example \"t\"\nb", "a\nb"),
+            (
+                "see [x] and [y](https://e.example)",
+                "see [x] and [y](https://e.example)",
+            ),
+            ("heart\u{2764}\u{FE0F} ideo\u{E0100}", "heart\u{2764} ideo"),
+            ("fill\u{3164}\u{115F}\u{1160}er", "filler"),
+            ("e\u{301}\u{302}", "e\u{301}\u{302}"),
+            (
+                "z\u{301}\u{302}\u{303}\u{304}\u{305}\u{306}o",
+                "z\u{301}\u{302}\u{303}\u{304}o",
+            ),
+            ("Tiếng Việt, हिन्दी, العربية", "Tiếng Việt, हिन्दी, العربية"),
         ];
         for (input, want) in cases {
             assert_eq!(sanitize(input), *want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn posted_model_text_pings_no_one_and_embeds_nothing() {
+        let cases: &[(&str, &str)] = &[
+            ("thanks @bob", "thanks @\u{200D}bob"),
+            ("@acme/owners: done", "@\u{200D}acme/owners: done"),
+            ("mail a@b.example", "mail a@b.example"),
+            (
+                "![px](https://e.example/p.png)",
+                "[px](https://e.example/p.png)",
+            ),
+            ("<IMG src=x>", "&lt;IMG src=x>"),
+            ("plain", "plain"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(defuse_for_posting(input), *want, "input {input:?}");
         }
     }
 

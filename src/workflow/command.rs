@@ -12,6 +12,7 @@ use crate::workflow::job::{
     CommandRequest, FeedbackSource, ImplementRequest, ReviseRequest, SpecRequest, SpecTrigger,
     implement_job_key, spec_job_key,
 };
+use crate::workflow::quota;
 use crate::workflow::records::{
     self, ActedRecord, ImplementationRecord, SpecRecord, SpecState, issue_key,
 };
@@ -44,9 +45,7 @@ async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
     let permission = ctx.app.permission(&repo, &req.author).await?;
     if permission < Permission::Write {
         tracing::info!(author = %req.author, ?permission, "command from a user without write access");
-        let body = messages::not_allowed(&marker, &req.author);
-        repo.comment_once(req.issue_number, &marker, &body).await?;
-        return Ok(());
+        return quota::refuse(ctx, &repo, req.issue_number, &req.author, &marker).await;
     }
     // Acknowledge that the comment was seen.
     repo.react_to_comment(req.comment_id, "eyes").await?;

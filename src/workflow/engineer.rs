@@ -3,7 +3,10 @@
 //! with the job's budget and the repository's guardrails, the last secret scan before a push,
 //! and the commit message with its attribution trailer.
 
+use std::io::Seek;
+
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
 
 use crate::agent::{
     self, AgentConfig, AgentError, AgentLimits, CriterionMet, Policy, Refusal, SecretScanner,
@@ -11,6 +14,7 @@ use crate::agent::{
 };
 use crate::config::repo::RepoConfig;
 use crate::github::Repo;
+use crate::github::model::Permission;
 use crate::github::repo::FileChange;
 use crate::prompt::context::{ContextInput, DocKind, RepoDoc};
 use crate::prompt::templates::RenderedPrompt;
@@ -49,7 +53,9 @@ pub struct Engineered {
     pub cost_known: bool,
 }
 
-/// Download the snapshot of `sha` and unpack it into a private workspace.
+/// Download the snapshot of `sha` and unpack it into a private workspace. The download is
+/// streamed into an unnamed temporary file, then unpacked from it, so a job holds one chunk of
+/// it in memory at a time, not the whole tarball.
 pub async fn snapshot(repo: &Repo, sha: &str) -> StepResult<Workspace> {
     let url = repo.tarball_url(sha).await?;
     let http = reqwest::Client::builder()
@@ -57,9 +63,12 @@ pub async fn snapshot(repo: &Repo, sha: &str) -> StepResult<Workspace> {
         .build()
         .map_err(|e| JobError::transient(format!("HTTP client: {e}")))?;
     let download = |e: reqwest::Error| {
+        tracing::warn!(error = %e.without_url(), "downloading the repository snapshot failed");
+        JobError::transient("downloading the repository snapshot from GitHub failed")
+    };
+    let disk = |e: std::io::Error| {
         JobError::transient(format!(
-            "downloading the repository snapshot failed: {}",
-            e.without_url()
+            "writing the repository snapshot to disk failed: {e}"
         ))
     };
     let mut response = http
@@ -68,18 +77,23 @@ pub async fn snapshot(repo: &Repo, sha: &str) -> StepResult<Workspace> {
         .await
         .and_then(|r| r.error_for_status())
         .map_err(download)?;
-    let mut bytes: Vec<u8> = Vec::new();
+    let mut file = tokio::fs::File::from_std(tempfile::tempfile().map_err(disk)?);
+    let mut written: u64 = 0;
     while let Some(chunk) = response.chunk().await.map_err(download)? {
-        if (bytes.len() + chunk.len()) as u64 > MAX_TARBALL_BYTES {
+        written += chunk.len() as u64;
+        if written > MAX_TARBALL_BYTES {
             return Err(StepError::Failed(JobError::permanent(format!(
                 "the repository snapshot is larger than {} MiB",
                 MAX_TARBALL_BYTES / (1024 * 1024)
             ))));
         }
-        bytes.extend_from_slice(&chunk);
+        file.write_all(&chunk).await.map_err(disk)?;
     }
+    file.flush().await.map_err(disk)?;
+    let mut file = file.into_std().await;
     let workspace = tokio::task::spawn_blocking(move || {
-        Workspace::from_tarball(bytes.as_slice(), &WorkspaceLimits::default())
+        file.seek(std::io::SeekFrom::Start(0))?;
+        Workspace::from_tarball(std::io::BufReader::new(file), &WorkspaceLimits::default())
     })
     .await
     .map_err(|e| JobError::transient(format!("unpacking the snapshot: {e}")))?
@@ -87,14 +101,70 @@ pub async fn snapshot(repo: &Repo, sha: &str) -> StepResult<Workspace> {
     Ok(workspace)
 }
 
-/// The repository's conventions files (from the snapshot) and the issue, fenced and within
-/// budget.
+/// What people with write access wrote on an issue: the engineer's only words from people.
+pub struct IssueWords {
+    pub issue_number: u64,
+    /// The issue's title and description, when its author has write access.
+    pub issue: Option<(String, String, String)>,
+    /// (author, body) of comments by people with write access, oldest first.
+    pub comments: Vec<(String, String)>,
+    /// Texts by people without write access that were left out (the description counts).
+    pub left_out: usize,
+}
+
+/// The issue's title, description and comments as far as people with write access wrote them.
+/// Anyone can comment on a public issue, and the engineer writes code that CI runs with the
+/// repository's secrets: it takes its orders only from the spec a maintainer approved and from
+/// maintainers. Bots' comments (the status comments) are skipped without counting.
+pub async fn maintainers_words(
+    ctx: &JobCtx,
+    repo: &Repo,
+    issue_number: u64,
+) -> StepResult<IssueWords> {
+    let issue = repo.issue(issue_number).await?;
+    let comments = repo.comments(issue_number, 100).await?;
+    let may_steer = |login: String| async move {
+        ctx.app
+            .permission(repo, &login)
+            .await
+            .map(|p| p >= Permission::Write)
+    };
+    let mut words = IssueWords {
+        issue_number,
+        issue: None,
+        comments: Vec::new(),
+        left_out: 0,
+    };
+    if may_steer(issue.user.login.clone()).await? {
+        let body = issue.body.clone().unwrap_or_default();
+        words.issue = Some((issue.title.clone(), body, issue.user.login.clone()));
+    } else if issue.body.as_deref().is_some_and(|b| !b.trim().is_empty()) {
+        words.left_out += 1;
+    }
+    for c in comments.into_iter().filter(|c| !c.user.is_bot()) {
+        if may_steer(c.user.login.clone()).await? {
+            words
+                .comments
+                .push((c.user.login, c.body.unwrap_or_default()));
+        } else {
+            words.left_out += 1;
+        }
+    }
+    if words.left_out > 0 {
+        tracing::info!(
+            issue_number,
+            left_out = words.left_out,
+            "texts by people without write access left out of the engineer's input"
+        );
+    }
+    Ok(words)
+}
+
+/// The repository's conventions files (from the snapshot) and what maintainers wrote on the
+/// issue, fenced and within budget.
 pub fn conventions(
     workspace: &Workspace,
-    issue_number: u64,
-    title: &str,
-    body: &str,
-    author: &str,
+    words: IssueWords,
 ) -> Vec<crate::prompt::context::ContextBlock> {
     let docs: Vec<RepoDoc> = CONVENTIONS
         .iter()
@@ -109,13 +179,20 @@ pub fn conventions(
             })
         })
         .collect();
+    let (title, body, author) = words.issue.unwrap_or_else(|| {
+        (
+            "(left out: written by someone without write access)".into(),
+            String::new(),
+            String::new(),
+        )
+    });
     crate::prompt::context::gather(
         &ContextInput {
-            issue_number,
-            title: title.to_string(),
-            body: body.to_string(),
-            author: author.to_string(),
-            comments: Vec::new(),
+            issue_number: words.issue_number,
+            title,
+            body,
+            author,
+            comments: words.comments,
             docs,
             tree: Vec::new(),
         },
@@ -152,7 +229,7 @@ pub async fn engineer(
     }
     // What this job already spent (an earlier attempt) counts against its budget.
     let spent = ctx.app.store.job_cost(ctx.job.id).await?;
-    let price = ctx.app.prices.price(model.model());
+    let price = ctx.app.model_price(model.model()).ok();
     let agent_config = AgentConfig {
         limits: AgentLimits {
             max_cost_usd: Some((work.config.max_cost_usd - spent).max(0.0)),

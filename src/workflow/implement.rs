@@ -6,7 +6,9 @@
 //!
 //! 1. `ack` — the one status comment on the issue ("Implementing…"), found again by marker.
 //! 2. `spec` — the spec read (default branch, or the spec PR's branch) and named in the status.
-//! 3. `engineer` — the component and the repository's conventions files; a snapshot of the
+//! 3. `engineer` — the component, the repository's conventions files and what people with
+//!    write access wrote on the issue (the rest is left out, and the status says how much); a
+//!    snapshot of the
 //!    base (the implementation branch when it exists, so a re-run continues the earlier work;
 //!    else the default branch) from the tarball endpoint; the agent loop; the redacted
 //!    transcript stored; the changes, summary and criteria kept in the checkpoint so a crash
@@ -50,6 +52,8 @@ pub struct ImplementProgress {
     pub spend: Spend,
     pub head: Option<String>,
     pub pull: Option<(u64, String)>,
+    /// Texts by people without write access left out of the engineer's input.
+    pub left_out: usize,
 }
 
 impl Workflow for ImplementRequest {
@@ -214,19 +218,14 @@ async fn engineer_step(
         })?,
     };
     let mut workspace = engineer::snapshot(repo, &base).await?;
-    let issue = repo.issue(req.issue_number).await?;
+    let heard = engineer::maintainers_words(ctx, repo, req.issue_number).await?;
+    progress.left_out = heard.left_out;
     let input = crate::prompt::templates::EngineerInput {
         issue_number: req.issue_number,
         spec_path,
         spec: spec_text,
         component: desk.component.cloned(),
-        context_blocks: engineer::conventions(
-            &workspace,
-            req.issue_number,
-            &issue.title,
-            issue.body.as_deref().unwrap_or(""),
-            &issue.user.login,
-        ),
+        context_blocks: engineer::conventions(&workspace, heard),
         tools: crate::agent::tool_notes(),
     };
     let custom = match &config.engineer_prompt {
@@ -375,5 +374,6 @@ fn status(
         tokens: p.spend.tokens,
         cost_usd: p.spend.cost_usd,
         error,
+        left_out: p.left_out,
     }
 }

@@ -1,6 +1,9 @@
 //! Who may start model-calling work, and how often: per-person and per-repository quotas per
 //! hour, and the installation's daily spend cap. Checked once, when such a job first starts.
+//! Also how often someone without write access is told so ([`refuse`]).
 
+use crate::github::Repo;
+use crate::messages;
 use crate::workflow::job::RepoTarget;
 use crate::workflow::step::{JobCtx, StepError, StepResult};
 
@@ -87,6 +90,36 @@ pub async fn admit(
         )));
     }
     Ok(Admission::Go)
+}
+
+/// Tell `login`, who has no write access, that they may not ask for this: at most once per
+/// person per issue (or PR) per hour. Later refusals in the hour are dropped with a log line:
+/// each reply takes a turn in the installation's write queue, so a flood of commands must not
+/// become a flood of replies. A retried attempt replies (the reply is found again by `marker`).
+pub async fn refuse(
+    ctx: &JobCtx,
+    repo: &Repo,
+    number: u64,
+    login: &str,
+    marker: &str,
+) -> StepResult {
+    if ctx.job.attempts <= 1 {
+        let now = ctx.app.now();
+        let key = format!(
+            "quota:not-allowed:{}:{number}:{}:{}",
+            repo.full_name().to_ascii_lowercase(),
+            login.to_ascii_lowercase(),
+            now / HOUR_MS
+        );
+        let n = ctx.app.store.bump_counter(&key, now).await?;
+        if n > 1 {
+            tracing::info!(%login, number, n, "not allowed again this hour; dropped without a reply");
+            return Ok(());
+        }
+    }
+    let body = messages::not_allowed(marker, login);
+    repo.comment_once(number, marker, &body).await?;
+    Ok(())
 }
 
 /// `HH:00` of a time in milliseconds since the epoch (UTC).

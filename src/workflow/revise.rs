@@ -22,7 +22,7 @@ use crate::workflow::branch::BotBranch;
 use crate::workflow::components::{self, Filed};
 use crate::workflow::context::{self, ArchitectSession, Draft};
 use crate::workflow::job::{FeedbackSource, ReviseRequest, spec_branch_key};
-use crate::workflow::quota::{Admission, admit};
+use crate::workflow::quota::{self, Admission, admit};
 use crate::workflow::records::{self, ActedRecord, SpecRecord, SpecState, issue_key};
 use crate::workflow::spec::load_config;
 use crate::workflow::spend::{self, Spend};
@@ -102,9 +102,7 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
     let marker = reply_marker(&req.source);
     let permission = ctx.app.permission(&repo, &req.requested_by).await?;
     if permission < Permission::Write {
-        let body = messages::not_allowed(&marker, &req.requested_by);
-        repo.comment_once(req.pull_number, &marker, &body).await?;
-        return Ok(());
+        return quota::refuse(ctx, &repo, req.pull_number, &req.requested_by, &marker).await;
     }
     let info = repo.info().await?;
     let (config, _) = load_config(&repo, &info.default_branch).await?;

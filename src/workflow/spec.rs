@@ -25,7 +25,7 @@ use crate::spec::SpecAnswer;
 use crate::workflow::branch::BotBranch;
 use crate::workflow::components::{self, Filed};
 use crate::workflow::job::{SpecRequest, SpecTrigger, spec_branch_key, spec_job_key};
-use crate::workflow::quota::{Admission, admit};
+use crate::workflow::quota::{self, Admission, admit};
 use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::spend::Spend;
 use crate::workflow::step::{
@@ -170,8 +170,7 @@ async fn gate(
         SpecTrigger::Command { comment_id } => messages::reply_marker(*comment_id),
         SpecTrigger::Label { .. } => messages::delivery_reply_marker(&req.delivery_id),
     };
-    let body = messages::not_allowed(&marker, &req.requested_by);
-    repo.comment_once(req.issue_number, &marker, &body).await?;
+    quota::refuse(ctx, repo, req.issue_number, &req.requested_by, &marker).await?;
     Ok(false)
 }
 

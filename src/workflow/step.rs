@@ -52,9 +52,29 @@ impl JobError {
     }
 
     /// The model failed: worth another attempt when the provider said so (429, 5xx, a cut stream).
+    /// The message says what failed in plain words, since it is posted on the issue; the
+    /// server's address and the provider's own error text go to the log only.
     pub fn from_llm(e: &crate::llm::LlmError) -> Self {
+        use crate::llm::LlmError as E;
+        tracing::warn!(error = %e, "the language model call failed");
+        #[allow(unreachable_patterns)] // a variant added later falls back to the plain words
+        let what = match e {
+            E::RateLimited { .. } => "the language model's provider is rate limiting specbot",
+            E::Overloaded => "the language model's provider is overloaded",
+            E::Server { .. } => "the language model's provider had an internal error",
+            E::Timeout => "the language model did not answer in time",
+            E::Cancelled => "the call to the language model was cancelled",
+            E::Malformed(_) => "the language model's answer could not be read",
+            E::Http(_) => "the language model's server could not be reached",
+            E::Auth(_) => "the language model's provider refused specbot's credentials",
+            E::BadRequest(_) | E::Status { .. } => {
+                "the language model's provider refused the request"
+            }
+            E::Config(_) => "the language model is not configured correctly",
+            _ => "the call to the language model failed",
+        };
         JobError {
-            message: format!("the language model: {e}"),
+            message: format!("{what} (the details are in specbot's log)"),
             retryable: e.is_retryable(),
             retry_after: None,
         }
@@ -97,8 +117,25 @@ impl From<GitHubError> for StepError {
             GitHubError::RateLimited { wait, .. } => Some(*wait),
             _ => None,
         };
+        tracing::warn!(error = %e, "a GitHub request failed");
+        // GitHub's own answers (a status and its message) are public words; a transport
+        // failure's text can name the server, so it stays in the log.
+        #[allow(unreachable_patterns)] // a variant added later falls back to the plain words
+        let message = match &e {
+            GitHubError::Status { .. } | GitHubError::RateLimited { .. } => format!("GitHub: {e}"),
+            GitHubError::Uncertain { route, .. } => format!(
+                "GitHub: {route}: no clear answer from GitHub; it may or may not have been applied"
+            ),
+            GitHubError::Transport { route, .. } => {
+                format!("GitHub: {route}: GitHub could not be reached")
+            }
+            GitHubError::Decode { route, .. } => {
+                format!("GitHub: {route}: GitHub's answer could not be read")
+            }
+            _ => "GitHub: the request failed (the details are in specbot's log)".into(),
+        };
         StepError::Failed(JobError {
-            message: format!("GitHub: {e}"),
+            message,
             retryable,
             retry_after,
         })
@@ -177,10 +214,16 @@ impl JobCtx {
     }
 
     /// The model for this job: the configured one, or the repository's `model` override.
+    /// Refused when its price is unknown on a paid provider (see [`App::model_price`]).
     pub fn model(&self, model_override: Option<&str>) -> StepResult<Arc<dyn ChatModel>> {
-        self.app
+        let model = self
+            .app
             .model_for(model_override)
-            .map_err(StepError::permanent)
+            .map_err(StepError::permanent)?;
+        self.app
+            .model_price(model.model())
+            .map_err(StepError::permanent)?;
+        Ok(model)
     }
 }
 
