@@ -439,6 +439,17 @@ mod tests {
     }
 
     #[test]
+    fn azure_ai_foundry_hosts_get_max_completion_tokens() {
+        for url in [
+            "https://my-resource.services.ai.azure.com/openai/v1",
+            "https://my-resource.cognitiveservices.azure.com/openai/v1",
+            "https://my-resource.openai.azure.com/openai/v1",
+        ] {
+            assert_eq!(max_tokens_field(url), "max_completion_tokens", "{url}");
+        }
+    }
+
+    #[test]
     fn body_maps_tool_turns() {
         let req = ChatRequest {
             system: "sys".into(),
