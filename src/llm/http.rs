@@ -159,6 +159,7 @@ impl Client {
             LlmError::Malformed(m) => LlmError::Malformed(fix(m)),
             LlmError::Http(m) => LlmError::Http(fix(m)),
             LlmError::Auth(m) => LlmError::Auth(fix(m)),
+            LlmError::QuotaExhausted(m) => LlmError::QuotaExhausted(fix(m)),
             LlmError::BadRequest(m) => LlmError::BadRequest(fix(m)),
             LlmError::Config(m) => LlmError::Config(fix(m)),
             other => other,
@@ -288,6 +289,7 @@ pub(crate) fn classify(status: u16, body: &str, retry_after: Option<Duration>) -
     let message = provider_message(body);
     let summary = format!("status {status}: {message}");
     match status {
+        429 if body.contains("insufficient_quota") => LlmError::QuotaExhausted(message),
         429 => LlmError::RateLimited {
             retry_after,
             message,

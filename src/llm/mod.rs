@@ -428,6 +428,12 @@ pub enum LlmError {
         retry_after: Option<Duration>,
         message: String,
     },
+    /// OpenAI's 429 `insufficient_quota`: the account is out of credit; waiting will not help.
+    #[error(
+        "the provider account has no quota left (insufficient_quota): {0}. Add credit or raise \
+         the limit in the provider's billing settings"
+    )]
+    QuotaExhausted(String),
     /// 529 (Anthropic) or an `overloaded_error` event.
     #[error("the provider is overloaded")]
     Overloaded,
@@ -472,6 +478,7 @@ impl LlmError {
             | LlmError::Http(_) => true,
             LlmError::Status { status, .. } => matches!(status, 408 | 409),
             LlmError::Cancelled
+            | LlmError::QuotaExhausted(_)
             | LlmError::Auth(_)
             | LlmError::BadRequest(_)
             | LlmError::Config(_) => false,

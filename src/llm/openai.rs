@@ -75,7 +75,9 @@ impl ChatModel for OpenAi {
 /// Which field carries the output limit.
 ///
 /// OpenAI itself deprecated `max_tokens` and its reasoning models (o-series, GPT-5.x) reject it,
-/// so official OpenAI endpoints (api.openai.com, Azure OpenAI) get `max_completion_tokens`.
+/// so official OpenAI endpoints (api.openai.com, Azure OpenAI and Azure AI Foundry:
+/// `*.openai.azure.com`, `*.services.ai.azure.com`, `*.cognitiveservices.azure.com`) get
+/// `max_completion_tokens`.
 /// Every other OpenAI-compatible server gets `max_tokens`: Ollama, llama.cpp, LM Studio and
 /// older vLLM honour only that one, and Ollama silently *ignores* `max_completion_tokens`
 /// (leaving the answer unbounded), while vLLM and OpenRouter accept both.
@@ -84,7 +86,12 @@ pub(crate) fn max_tokens_field(base_url: &str) -> &'static str {
         .ok()
         .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
         .unwrap_or_default();
-    if host == "api.openai.com" || host.ends_with(".openai.azure.com") {
+    const AZURE: [&str; 3] = [
+        ".openai.azure.com",
+        ".services.ai.azure.com",
+        ".cognitiveservices.azure.com",
+    ];
+    if host == "api.openai.com" || AZURE.iter().any(|suffix| host.ends_with(suffix)) {
         "max_completion_tokens"
     } else {
         "max_tokens"
