@@ -72,8 +72,9 @@ pub struct Tool {
 
 /// How the model may use the tools.
 ///
-/// Note: some newer Claude models (e.g. Opus 5.5, Sonnet 5.5, Fable 5.1) reject forced tool use
-/// (`Any` / `Tool`) with a 400; the default model ([`LlmSettings::defaults_for`]) accepts it.
+/// Note: the 5.5 generation of Claude models think by default and reject forced tool use
+/// (`Any` / `Tool`) with a 400; the Anthropic client sends them `auto` instead. The default model
+/// ([`LlmSettings::defaults_for`]) accepts it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ToolChoice {
     /// The model decides.
@@ -146,6 +147,16 @@ pub enum Content {
         content: String,
         is_error: bool,
     },
+    /// Anthropic's thinking before the rest of the turn. It must go back unchanged (text and
+    /// `signature`) with the tool calls of the same turn; other providers drop it.
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
+    /// Anthropic's encrypted thinking: goes back unchanged too.
+    RedactedThinking {
+        data: String,
+    },
 }
 
 impl Content {
@@ -217,7 +228,15 @@ impl ChatResponse {
 pub enum StopReason {
     EndTurn,
     ToolUse,
+    /// The answer hit `max_tokens` (thinking counts against it too).
     MaxTokens,
+    /// The model declined to answer (Anthropic `refusal`, OpenAI `refusal` / `content_filter`);
+    /// its text, if any, says why.
+    Refusal,
+    /// Anthropic paused a long turn: send the answer back as is and ask again to continue.
+    PauseTurn,
+    /// The conversation no longer fits the model's context window.
+    ContextWindowExceeded,
     Other(String),
 }
 

@@ -207,6 +207,7 @@ fn stop_reason(s: &str) -> StopReason {
         "stop" => StopReason::EndTurn,
         "tool_calls" | "function_call" => StopReason::ToolUse,
         "length" => StopReason::MaxTokens,
+        "content_filter" => StopReason::Refusal,
         other => StopReason::Other(other.to_owned()),
     }
 }
@@ -278,6 +279,13 @@ pub(crate) fn parse_completion(v: &Value, requested_model: &str) -> Result<ChatR
     {
         content.push(Content::Text(t.to_owned()));
     }
+    let refusal = msg
+        .get("refusal")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty());
+    if let Some(r) = refusal {
+        content.push(Content::Text(r.to_owned()));
+    }
     for call in array_at(msg, "/tool_calls") {
         let name = call
             .pointer("/function/name")
@@ -306,7 +314,10 @@ pub(crate) fn parse_completion(v: &Value, requested_model: &str) -> Result<ChatR
         .ok_or_else(|| LlmError::Malformed("choice has no finish_reason".into()))?;
     Ok(ChatResponse {
         content,
-        stop: stop_reason(finish),
+        stop: match refusal {
+            Some(_) => StopReason::Refusal,
+            None => stop_reason(finish),
+        },
         usage: v.get("usage").map(usage).unwrap_or_default(),
         model: v
             .get("model")
@@ -332,6 +343,7 @@ async fn read_stream(
     let mut events = std::pin::pin!(http::events(resp));
     let mut model = requested_model.to_owned();
     let mut text = String::new();
+    let mut refusal = String::new();
     let mut calls: Vec<PartialCall> = Vec::new();
     let mut finish: Option<String> = None;
     let mut use_: Option<Usage> = None;
@@ -364,6 +376,9 @@ async fn read_stream(
         };
         if let Some(t) = choice.pointer("/delta/content").and_then(Value::as_str) {
             text.push_str(t);
+        }
+        if let Some(t) = choice.pointer("/delta/refusal").and_then(Value::as_str) {
+            refusal.push_str(t);
         }
         for tc in array_at(choice, "/delta/tool_calls") {
             let id = tc
@@ -407,6 +422,10 @@ async fn read_stream(
     if !text.is_empty() {
         content.push(Content::Text(text));
     }
+    let refused = !refusal.is_empty();
+    if refused {
+        content.push(Content::Text(refusal));
+    }
     for c in calls.into_iter().filter(|c| !c.name.is_empty()) {
         let input = arguments(&c.name, &c.args)?;
         content.push(Content::ToolUse {
@@ -417,7 +436,11 @@ async fn read_stream(
     }
     Ok(ChatResponse {
         content,
-        stop: stop_reason(&finish),
+        stop: if refused {
+            StopReason::Refusal
+        } else {
+            stop_reason(&finish)
+        },
         usage: use_.unwrap_or_default(),
         model,
     })
