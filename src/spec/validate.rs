@@ -222,6 +222,74 @@ fn headings(markdown: &str) -> Vec<String> {
         .collect()
 }
 
+impl ValidationProblem {
+    /// The optional artifact this problem is about, if it is about one.
+    pub fn artifact(&self) -> Option<ArtifactKind> {
+        match self {
+            ValidationProblem::MissingArtifact { kind }
+            | ValidationProblem::ArtifactTooLarge { kind, .. } => Some(*kind),
+            ValidationProblem::InvalidOpenApi { .. } => Some(ArtifactKind::OpenApi),
+            ValidationProblem::InvalidDiagram { .. } => Some(ArtifactKind::Diagram),
+            _ => None,
+        }
+    }
+}
+
+/// After the repair round: when every problem left is about an optional artifact, leave those
+/// artifacts out (each problem recorded in [`SpecAnswer::dropped`]) so that the spec still
+/// lands. `false`, and nothing changed, when any problem is about the spec itself.
+pub fn drop_unusable_artifacts(answer: &mut SpecAnswer, problems: &[ValidationProblem]) -> bool {
+    if problems.is_empty() || problems.iter().any(|p| p.artifact().is_none()) {
+        return false;
+    }
+    for p in problems {
+        if let Some(kind) = p.artifact() {
+            *answer.artifacts.get_mut(kind) = None;
+            answer.dropped.push(p.to_string());
+        }
+    }
+    true
+}
+
+/// A specification without a section for its components (or acceptance criteria) that came
+/// with structured components gets a `## Components` section rendered from them.
+pub fn complete_components_section(answer: &mut SpecAnswer) -> &SpecAnswer {
+    let Some((_, keywords)) = REQUIRED_SECTIONS.last() else {
+        return answer;
+    };
+    let found = headings(&answer.specification);
+    if answer.components.is_empty()
+        || answer.specification.trim().is_empty()
+        || found.iter().any(|h| keywords.iter().any(|k| h.contains(k)))
+    {
+        return answer;
+    }
+    let mut section = String::from("\n\n## Components\n");
+    for (i, c) in answer.components.iter().enumerate() {
+        section.push_str(&format!("\n### {}. {}\n", i + 1, c.title.trim()));
+        if !c.summary.trim().is_empty() {
+            section.push_str(&format!("\n{}\n", c.summary.trim()));
+        }
+        if !c.depends_on.is_empty() {
+            section.push_str(&format!("\nDepends on: {}.\n", c.depends_on.join(", ")));
+        }
+        let criteria: Vec<&str> = c
+            .acceptance_criteria
+            .iter()
+            .map(|a| a.trim())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if !criteria.is_empty() {
+            section.push_str("\nAcceptance criteria:\n");
+            for a in criteria {
+                section.push_str(&format!("- {a}\n"));
+            }
+        }
+    }
+    answer.specification = format!("{}{section}", answer.specification.trim_end());
+    answer
+}
+
 /// Check an answer against the rules in the module docs; all problems at once.
 pub fn validate(
     answer: &SpecAnswer,
@@ -472,6 +540,7 @@ mod tests {
                 rollout_plan: None,
             },
             changes: None,
+            dropped: Vec::new(),
         }
     }
 

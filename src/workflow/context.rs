@@ -173,9 +173,20 @@ impl ArchitectSession {
     pub fn answer(&mut self, response: &crate::llm::ChatResponse) -> Draft {
         self.rounds += 1;
         let problems = match parse_answer(response) {
-            Ok(mut answer) => match crate::spec::validate(&answer, &self.kinds) {
+            Ok(mut answer) => match crate::spec::validate(
+                crate::spec::complete_components_section(&mut answer),
+                &self.kinds,
+            ) {
                 Ok(()) => {
                     // Only the artifacts this repository enabled are committed.
+                    answer.retain_artifacts(&self.kinds);
+                    return Draft::Ready(answer);
+                }
+                // Optional artifacts never sink a spec: after the repair round they are dropped.
+                Err(problems)
+                    if self.rounds >= 2
+                        && crate::spec::drop_unusable_artifacts(&mut answer, &problems) =>
+                {
                     answer.retain_artifacts(&self.kinds);
                     return Draft::Ready(answer);
                 }

@@ -229,7 +229,12 @@ async fn publish(
     }
     if progress.pull.is_none() {
         let title = messages::spec_pull_title(req.issue_number, &desk.issue.title);
-        let body = messages::spec_pull_body(req.issue_number, &spec_path, &answer.components);
+        let body = messages::spec_pull_body(
+            req.issue_number,
+            &spec_path,
+            &answer.components,
+            &answer.dropped,
+        );
         let (pull, _) = desk
             .repo
             .open_pull(&branch, default_branch, &title, &body)
