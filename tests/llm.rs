@@ -781,3 +781,54 @@ async fn the_fake_refuses_what_the_real_apis_refuse() {
     let e = ask(&m, &req).await.expect_err("thinking dropped");
     assert!(e.to_string().contains("thinking"), "{e}");
 }
+
+#[tokio::test]
+async fn a_server_without_tool_support_gets_structured_output_instead() {
+    let fake = LlmFake::start().await;
+    // vLLM started without its tool-parser flags.
+    fake.refuse_tools(
+        400,
+        "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set",
+    );
+    let s = settings(&fake, Provider::OpenAi, false);
+    let m = model(&s);
+    let mut req = hello();
+    req.tools = vec![spec_tool()];
+    for round in 0..2 {
+        fake.push_tool_call("write_spec", json!({"title": "Dark mode"}));
+        let r = ask(&m, &req).await.expect("answer");
+        let calls = r.tool_calls();
+        assert_eq!(calls.len(), 1, "round {round}");
+        assert_eq!(calls[0].name, "write_spec");
+        assert_eq!(calls[0].input, &json!({"title": "Dark mode"}));
+    }
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3, "refused once, then remembered");
+    let last = &reqs[2].body;
+    assert!(last.get("tools").is_none() && last.get("tool_choice").is_none());
+    assert_eq!(last["response_format"]["type"], "json_schema");
+    assert_eq!(
+        last["response_format"]["json_schema"]["schema"],
+        spec_tool().input_schema
+    );
+}
+
+#[tokio::test]
+async fn llama_cpp_python_gets_a_json_object_with_its_schema() {
+    let fake = LlmFake::start().await;
+    // An older llama.cpp server without --jinja: a 500 that must not be retried.
+    fake.refuse_tools(500, "tools param requires --jinja flag");
+    fake.refuse_json_schema();
+    let s = settings(&fake, Provider::OpenAi, true);
+    fake.push_tool_call("write_spec", json!({"title": "Dark mode"}));
+    let mut req = hello();
+    req.tools = vec![spec_tool()];
+    let r = ask(&model(&s), &req).await.expect("answer");
+    assert_eq!(r.tool_calls()[0].input, &json!({"title": "Dark mode"}));
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3, "tools, json_schema, json_object: no retries");
+    assert_eq!(
+        reqs[2].body["response_format"],
+        json!({"type": "json_object", "schema": spec_tool().input_schema})
+    );
+}

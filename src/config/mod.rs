@@ -392,6 +392,32 @@ mod tests {
     }
 
     #[test]
+    fn llm_stream_and_context_tokens_reach_the_model_settings() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            env: EnvArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "x",
+            "--llm-stream",
+            "false",
+            "--llm-context-tokens",
+            "2048",
+            "--llm-base-url",
+            "http://localhost:8000/v1",
+        ])
+        .expect("LLM_STREAM and LLM_CONTEXT_TOKENS are settings");
+        let s = Settings::from_env(cli.env, false).expect("valid");
+        let llm = crate::app::llm_settings(&s.llm, None)
+            .expect("settings")
+            .expect("a local server needs no key");
+        assert!(!llm.stream);
+        assert!(format!("{llm:?}").contains("2048"), "{llm:?}");
+    }
+
+    #[test]
     fn rotating_secrets_are_split_and_blank_ones_dropped() {
         use clap::Parser;
         #[derive(Parser)]

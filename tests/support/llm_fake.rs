@@ -151,6 +151,10 @@ struct Inner {
     default_reply: Option<Reply>,
     /// Simulated thinking time before each answer (benchmarks).
     latency: std::time::Duration,
+    /// A server that cannot call tools: requests with `tools` get this status and message.
+    refuse_tools: Option<(u16, String)>,
+    /// llama-cpp-python's server: `response_format: {type: json_schema}` gets its HTTP 500.
+    refuse_json_schema: bool,
 }
 
 struct Shared {
@@ -256,6 +260,20 @@ impl LlmFake {
         self.shared.lock().script.push_back(Scripted::Fault(fault));
     }
 
+    /// Behave like an OpenAI-compatible server without tool support: every request that
+    /// carries `tools` is answered `status` with `message` (and consumes nothing). With
+    /// `response_format` set, a scripted tool call is answered as its input in JSON text, as
+    /// constrained decoding would.
+    pub fn refuse_tools(&self, status: u16, message: &str) {
+        self.shared.lock().refuse_tools = Some((status, message.to_owned()));
+    }
+
+    /// Behave like llama-cpp-python's server: `response_format: {type: "json_schema"}` is an
+    /// HTTP 500; `{type: "json_object", schema}` works.
+    pub fn refuse_json_schema(&self) {
+        self.shared.lock().refuse_json_schema = true;
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
@@ -297,8 +315,9 @@ async fn handle(api: Api, shared: Arc<Shared>, headers: HeaderMap, raw: Bytes) -
     };
     let (planned, latency, invalid) = {
         let mut inner = shared.lock();
-        let invalid =
-            validate(api, &headers, &body).or_else(|| conversation_error(api, &body, &inner));
+        let invalid = validate(api, &headers, &body)
+            .or_else(|| conversation_error(api, &body, &inner))
+            .or_else(|| unsupported(&body, &inner).map(|(_, m)| m));
         inner.requests.push(RecordedRequest {
             path: path.to_owned(),
             headers,
@@ -318,7 +337,8 @@ async fn handle(api: Api, shared: Arc<Shared>, headers: HeaderMap, raw: Bytes) -
     }
 
     if let Some(msg) = invalid {
-        return error_response(api, 400, &msg, None);
+        let status = unsupported(&body, &shared.lock()).map_or(400, |(s, _)| s);
+        return error_response(api, status, &msg, None);
     }
     let Some((next, answer)) = planned else {
         return error_response(api, 500, "llm fake: invalid request", None);
@@ -454,6 +474,12 @@ fn plan(inner: &mut Inner, api: Api, body: &Value) -> (Option<Scripted>, Answer)
                 cache_write = prefix_tokens;
             }
         }
+    }
+    let mut reply = reply;
+    if body.get("response_format").is_some() && !reply.tool_calls.is_empty() {
+        // Structured output: the answer is the JSON itself, as text.
+        reply.text = reply.tool_calls.first().map(|(_, input)| input.to_string());
+        reply.tool_calls.clear();
     }
     let calls: Vec<(String, String, Value)> = reply
         .tool_calls
@@ -1179,4 +1205,25 @@ fn openai_conversation_error(messages: &[Value]) -> Option<String> {
              to each 'tool_call_id'. The following tool_call_ids did not have response messages: {id}"
         )
     })
+}
+
+/// A feature this server does not have: `(status, message)`.
+fn unsupported(body: &Value, inner: &Inner) -> Option<(u16, String)> {
+    if body.get("tools").is_some()
+        && let Some(refusal) = &inner.refuse_tools
+    {
+        return Some(refusal.clone());
+    }
+    if inner.refuse_json_schema
+        && body
+            .pointer("/response_format/type")
+            .and_then(Value::as_str)
+            == Some("json_schema")
+    {
+        return Some((
+            500,
+            "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input should be 'text' or 'json_object'".into(),
+        ));
+    }
+    None
 }
