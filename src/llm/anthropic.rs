@@ -50,16 +50,21 @@ impl ChatModel for Anthropic {
         &self.client.settings.model
     }
 
+    fn context_tokens(&self) -> Option<u32> {
+        self.client.settings.context_tokens
+    }
+
     async fn chat(
         &self,
         req: &ChatRequest,
         cancel: &CancellationToken,
     ) -> Result<ChatResponse, LlmError> {
-        let body = request_body(
+        let mut body = request_body(
             req,
             &self.client.settings.model,
             self.client.settings.stream,
         );
+        body["max_tokens"] = json!(self.client.settings.output_limit(req.max_tokens));
         let model = self.client.settings.model.as_str();
         self.client
             .chat(

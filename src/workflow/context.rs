@@ -85,13 +85,16 @@ pub fn artifact_kinds(list: &[Artifact]) -> Vec<ArtifactKind> {
 }
 
 /// Render the architect prompt: the repository's template if configured, else the default.
+/// With a small context window (`LLM_CONTEXT_TOKENS`) the context gets a quarter of it.
 pub async fn architect_prompt(
     repo: &Repo,
     config: &RepoConfig,
     default_branch: &str,
     input: &ContextInput,
+    context_window: Option<u32>,
 ) -> StepResult<RenderedPrompt> {
-    let blocks = crate::prompt::context::gather(input, CONTEXT_TOKENS);
+    let budget = context_window.map_or(CONTEXT_TOKENS, |w| CONTEXT_TOKENS.min(w as usize / 4));
+    let blocks = crate::prompt::context::gather(input, budget);
     let data = ArchitectInput {
         issue_number: input.issue_number,
         title: input.title.clone(),

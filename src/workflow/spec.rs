@@ -125,9 +125,15 @@ async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
         let input =
             context::gather_for_spec(&repo, &issue, &comments, &config, &info.default_branch)
                 .await?;
-        let prompt =
-            context::architect_prompt(&repo, &config, &info.default_branch, &input).await?;
         let model = ctx.model(config.model.as_deref())?;
+        let prompt = context::architect_prompt(
+            &repo,
+            &config,
+            &info.default_branch,
+            &input,
+            model.context_tokens(),
+        )
+        .await?;
         let drafted = context::ask_architect(
             ctx,
             &*model,
