@@ -529,6 +529,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_empty_required_section_is_a_problem() {
+        let mut a = good();
+        a.specification =
+            "# X\n## Summary\n\n## Proposed Solution\n### Parts\nd\n## Components\n```\nc\n```\n"
+                .into();
+        let problems = validate(&a, &[]).expect_err("the summary is empty");
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            text,
+            ["The \"Summary\" section is empty: write its content under the heading."]
+        );
+    }
+
     fn good() -> SpecAnswer {
         SpecAnswer {
             specification: "# X\n## 1. Executive Summary\ns\n## 4. Proposed Solution\nd\n## Components\nc\n".into(),
