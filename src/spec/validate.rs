@@ -6,7 +6,8 @@
 //!
 //! The rules:
 //! - the specification is non-empty and at most [`MAX_SPEC_BYTES`];
-//! - it has the [`REQUIRED_SECTIONS`] as markdown headings (any level, numbering ignored):
+//! - it has the [`REQUIRED_SECTIONS`] as markdown headings (any level, numbering ignored),
+//!   each with some content under it:
 //!   a summary (`Summary`, `Executive summary`, `Overview`, `TL;DR`), a design (`Design`,
 //!   `Detailed design`, `Proposed solution`, `Architecture`, `Approach`), and a section for the
 //!   components or the acceptance criteria;
@@ -100,6 +101,8 @@ pub enum ValidationProblem {
         "The specification has no \"{section}\" section (a markdown heading such as `## {section}`)."
     )]
     MissingSection { section: String },
+    #[error("The \"{section}\" section is empty: write its content under the heading.")]
+    EmptySection { section: String },
     #[error("There are no components: list at least one independently implementable component.")]
     NoComponents,
     #[error("There are {count} components; split the work into at most {max}.")]
@@ -290,6 +293,41 @@ pub fn complete_components_section(answer: &mut SpecAnswer) -> &SpecAnswer {
     answer
 }
 
+/// The headings (as [`headings`] words) with some content under them: a non-blank line before
+/// the next heading of the same or a higher level (code blocks count as content).
+fn filled_headings(markdown: &str) -> Vec<String> {
+    let mut filled = Vec::new();
+    // The open headings: (level, words, has content).
+    let mut open: Vec<(usize, String, bool)> = Vec::new();
+    let mut in_fence = false;
+    for line in markdown.lines() {
+        let t = line.trim_start();
+        let fence = t.starts_with("```") || t.starts_with("~~~");
+        if !in_fence
+            && !fence
+            && let Some((level, text)) = heading(line)
+        {
+            while open.last().is_some_and(|(l, _, _)| *l >= level) {
+                if let Some((_, words, true)) = open.pop() {
+                    filled.push(words);
+                }
+            }
+            open.push((level, heading_words(text), false));
+            continue;
+        }
+        if fence {
+            in_fence = !in_fence;
+        }
+        if !t.is_empty() {
+            for o in &mut open {
+                o.2 = true;
+            }
+        }
+    }
+    filled.extend(open.into_iter().filter(|o| o.2).map(|o| o.1));
+    filled
+}
+
 /// Check an answer against the rules in the module docs; all problems at once.
 pub fn validate(
     answer: &SpecAnswer,
@@ -307,9 +345,15 @@ pub fn validate(
             });
         }
         let found = headings(spec);
+        let filled = filled_headings(spec);
         for (section, keywords) in REQUIRED_SECTIONS {
-            if !found.iter().any(|h| keywords.iter().any(|k| h.contains(k))) {
+            let matches = |h: &String| keywords.iter().any(|k| h.contains(k));
+            if !found.iter().any(matches) {
                 problems.push(ValidationProblem::MissingSection {
+                    section: (*section).to_string(),
+                });
+            } else if !filled.iter().any(matches) {
+                problems.push(ValidationProblem::EmptySection {
                     section: (*section).to_string(),
                 });
             }
