@@ -245,6 +245,8 @@ pub fn llm_settings(
         s.model = model.to_string();
     }
     s.api_key = config.api_key.clone();
+    s.stream = config.stream;
+    s.context_tokens = config.context_tokens;
     let public = s.base_url.contains("api.anthropic.com") || s.base_url.contains("api.openai.com");
     if public && s.api_key.is_none() {
         return Ok(None);

@@ -195,6 +195,7 @@ pub fn spec_pull_body(
     issue: u64,
     spec_path: &str,
     components: &[crate::spec::Component],
+    dropped: &[String],
 ) -> String {
     let mut out = format!(
         "Refs #{issue}\n\nThis PR adds the implementation specification for #{issue} at `{spec_path}`, drafted by specbot from the issue and the repository's context.\n\n"
@@ -203,6 +204,13 @@ pub fn spec_pull_body(
         out.push_str("**Components** (each filed as a sub-issue of the feature issue):\n");
         for c in components {
             out.push_str(&format!("- {}\n", c.title));
+        }
+        out.push('\n');
+    }
+    if !dropped.is_empty() {
+        out.push_str("**Not included**: these optional artifacts were still unusable after one repair round, so they were left out and the spec stands without them:\n");
+        for reason in dropped {
+            out.push_str(&format!("- {reason}\n"));
         }
         out.push('\n');
     }
@@ -704,6 +712,26 @@ mod tests {
         insta::assert_snapshot!(
             "revision_abandoned",
             revision_abandoned("<!-- specbot:revise:14 -->", "merged", 7)
+        );
+    }
+
+    #[test]
+    fn spec_pull_body_says_what_was_left_out() {
+        let components = [crate::spec::Component {
+            title: "Theme store".into(),
+            ..Default::default()
+        }];
+        insta::assert_snapshot!(
+            "spec_pull_body_dropped",
+            spec_pull_body(
+                7,
+                "specs/IMPLEMENT-7.md",
+                &components,
+                &[
+                    "The Mermaid diagram is not usable: it does not start with a diagram type."
+                        .into()
+                ]
+            )
         );
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use llm_fake::{Fault, LlmFake, RecordedRequest, Reply};
+use llm_fake::{Fault, LlmFake, RecordedRequest, Reply, Stop};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use specbot::agent::{
@@ -423,7 +423,8 @@ async fn tool_errors_tell_the_model_what_to_do() {
     ]));
     let (name, input) = finish_call();
     fake.push_tool_call(name, input);
-    let m = model(&fake, Provider::Anthropic, true);
+    // `make_coffee` is undeclared: only an OpenAI-compatible server passes such a call on.
+    let m = model(&fake, Provider::OpenAi, true);
     let mut ws = workspace(&sample_repo());
     let (result, _) = run(&m, &mut ws, &config()).await;
     let out = result.expect("finishes");
@@ -769,6 +770,120 @@ async fn stopping_without_finish_is_reported_after_one_reminder() {
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 3);
     assert!(reqs[2].body.to_string().contains("without calling a tool"));
+}
+
+/// A scripted answer that ends with `stop`.
+fn ending(text: &str, stop: Stop) -> Reply {
+    Reply {
+        text: Some(text.into()),
+        stop: Some(stop),
+        ..Reply::default()
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_ends_the_run_with_the_models_reason() {
+    for (provider, stream) in [(Provider::Anthropic, true), (Provider::OpenAi, false)] {
+        let fake = LlmFake::start().await;
+        fake.push_reply(ending("I can't help with that request.", Stop::Refusal));
+        let m = model(&fake, provider, stream);
+        let mut ws = workspace(&sample_repo());
+        let failure = run(&m, &mut ws, &config()).await.0.expect_err("refused");
+        let text = failure.to_string();
+        assert!(
+            text.contains("declined") && text.contains("I can't help with that request."),
+            "{provider}: {text}"
+        );
+        assert_eq!(
+            fake.requests().len(),
+            1,
+            "{provider}: no reminder after a refusal"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_paused_turn_is_sent_back_as_is_to_continue() {
+    let fake = LlmFake::start().await;
+    fake.push_reply(ending("Let me think this through first.", Stop::PauseTurn));
+    let (name, input) = finish_call();
+    fake.push_tool_call(name, input);
+    let m = model(&fake, Provider::Anthropic, true);
+    let mut ws = workspace(&sample_repo());
+    run(&m, &mut ws, &config()).await.0.expect("finishes");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    let last = reqs[1].body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["role"], "assistant", "the paused turn goes back as is");
+    assert_eq!(
+        last["content"][0]["text"],
+        "Let me think this through first."
+    );
+}
+
+#[tokio::test]
+async fn a_full_context_window_ends_the_run_clearly() {
+    let fake = LlmFake::start().await;
+    fake.push_reply(ending("partial", Stop::ContextWindowExceeded));
+    let m = model(&fake, Provider::Anthropic, false);
+    let mut ws = workspace(&sample_repo());
+    let failure = run(&m, &mut ws, &config())
+        .await
+        .0
+        .expect_err("window full");
+    assert!(failure.to_string().contains("context window"), "{failure}");
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_cut_off_at_max_tokens_is_continued_in_smaller_steps() {
+    for (provider, stream) in [(Provider::Anthropic, false), (Provider::OpenAi, true)] {
+        let fake = LlmFake::start().await;
+        fake.push_reply(ending("Here is the whole file: fn", Stop::MaxTokens));
+        let (name, input) = finish_call();
+        fake.push_tool_call(name, input);
+        let m = model(&fake, provider, stream);
+        let mut ws = workspace(&sample_repo());
+        run(&m, &mut ws, &config()).await.0.expect("finishes");
+        let second = fake.requests()[1].body.to_string();
+        assert!(second.contains("cut off at the output limit"), "{provider}");
+    }
+}
+
+#[tokio::test]
+async fn thinking_blocks_go_back_unchanged_with_their_tool_calls() {
+    for stream in [false, true] {
+        let fake = LlmFake::start().await;
+        fake.push_reply(Reply {
+            thinking: Some("The task is small; look at the sources first.".into()),
+            text: Some("Looking.".into()),
+            tool_calls: vec![("list_directory".into(), json!({"path": "src"}))],
+            ..Reply::default()
+        });
+        let (name, input) = finish_call();
+        fake.push_reply(Reply {
+            thinking: Some("Nothing else to do.".into()),
+            tool_calls: vec![(name.into(), input)],
+            ..Reply::default()
+        });
+        let m = model(&fake, Provider::Anthropic, stream);
+        let mut ws = workspace(&sample_repo());
+        let (result, _) = run(&m, &mut ws, &config()).await;
+        result.unwrap_or_else(|f| panic!("stream={stream}: {f}"));
+        let body = &fake.requests()[1].body;
+        let turn = &body["messages"][1]["content"];
+        assert_eq!(turn[0]["type"], "thinking", "stream={stream}: {turn}");
+        assert_eq!(
+            turn[0]["thinking"],
+            "The task is small; look at the sources first."
+        );
+        assert!(turn[0]["signature"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(body.get("thinking").is_none(), "no thinking field is sent");
+    }
 }
 
 #[tokio::test]

@@ -409,3 +409,65 @@ async fn a_spec_pr_merged_while_its_revision_is_written_gets_no_push() {
     let _ = t.bot_comments(issue);
     t.finish();
 }
+
+#[tokio::test]
+async fn an_unusable_diagram_after_the_repair_round_is_dropped_not_the_spec() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    let mut answer = good_answer(2);
+    answer["artifacts"]["diagram"] = serde_json::json!("A box that points at another box.");
+    t.llm.push_tool_call("submit_spec", answer.clone());
+    t.llm.push_tool_call("submit_spec", answer);
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), 2, "one repair round");
+    let pulls = t.world.pulls(REPO);
+    assert_eq!(pulls.len(), 1, "the spec still lands");
+    let body = pulls[0].body.clone().unwrap_or_default();
+    assert!(
+        body.contains("Mermaid diagram") && body.contains("left out"),
+        "the PR says what was dropped and why: {body}"
+    );
+    assert!(
+        t.world
+            .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.diagram.mmd")
+            .is_none()
+    );
+    assert!(
+        t.world
+            .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
+            .is_some()
+    );
+    assert_eq!(t.world.sub_issues(REPO, issue).len(), 2);
+    let _ = t.bot_comments(issue);
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_spec_without_a_components_section_gets_one_rendered_from_its_components() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    let mut answer = good_answer(2);
+    let spec = answer["specification"].as_str().unwrap_or_default();
+    let spec = spec
+        .replace("## Components\nSee the list.\n\n", "")
+        .replace("\n## Acceptance criteria\n- The toggle persists.\n", "");
+    answer["specification"] = serde_json::json!(spec);
+    t.llm.push_tool_call("submit_spec", answer);
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), 1, "no repair round needed");
+    assert_eq!(t.world.pulls(REPO).len(), 1);
+    let file = t
+        .world
+        .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
+        .unwrap_or_default();
+    assert!(
+        file.contains("## Components")
+            && file.contains("Component 1")
+            && file.contains("Part 2 is tested"),
+        "{file}"
+    );
+    let _ = t.bot_comments(issue);
+    t.finish();
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use llm_fake::{Fault, LlmFake, Reply};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use specbot::llm::Role;
 use specbot::llm::{
     ChatModel, ChatRequest, ChatResponse, Content, LlmError, LlmSettings, Message, Provider,
     StopReason, Tool, ToolChoice, connect,
@@ -175,7 +176,7 @@ async fn tool_call_with_input_split_across_deltas() {
                 ("read_file".into(), json!({"path": "a.rs"})),
                 ("read_file".into(), json!({"path": "b.rs"})),
             ],
-            usage: (0, 0),
+            ..Reply::default()
         });
         req.messages.push(r.to_message());
         req.messages
@@ -184,6 +185,10 @@ async fn tool_call_with_input_split_across_deltas() {
                 "written",
             )]));
         req.tool_choice = ToolChoice::Auto;
+        req.tools.push(Tool {
+            name: "read_file".into(),
+            ..spec_tool()
+        });
         let r2 = ask(&model(&s), &req).await.expect("second answer");
         assert_eq!(r2.text(), "Done: one file.", "{at}");
         let paths: Vec<&Value> = r2.tool_calls().iter().map(|c| &c.input["path"]).collect();
@@ -632,4 +637,198 @@ async fn invalid_requests_get_a_400_from_the_fake() {
         .expect_err("no messages");
     assert!(matches!(e, LlmError::BadRequest(_)), "{e:?}");
     assert_eq!(fake.remaining(), 1, "a rejected request consumes nothing");
+}
+
+#[tokio::test]
+async fn openai_insufficient_quota_is_not_retried() {
+    for stream in [false, true] {
+        let fake = LlmFake::start().await;
+        let s = settings(&fake, Provider::OpenAi, stream);
+        fake.push_fault(Fault::InsufficientQuota);
+        fake.push_text("never reached");
+        let e = ask(&model(&s), &hello()).await.expect_err("no credit");
+        assert!(!e.is_retryable(), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("quota") && text.contains("billing"), "{text}");
+        assert_eq!(fake.requests().len(), 1, "stream={stream}: asked once");
+    }
+}
+
+#[tokio::test]
+async fn adaptive_thinking_models_get_no_forced_tool_choice_and_no_thinking_field() {
+    for stream in [false, true] {
+        let fake = LlmFake::start().await;
+        let mut s = settings(&fake, Provider::Anthropic, stream);
+        s.model = "claude-sonnet-5-5".into();
+        fake.push_tool_call("write_spec", json!({"title": "x"}));
+        let mut req = hello();
+        req.tools = vec![spec_tool()];
+        req.tool_choice = ToolChoice::Tool("write_spec".into());
+        let r = ask(&model(&s), &req).await.expect("answer");
+        assert_eq!(r.tool_calls().len(), 1);
+        let body = &fake.requests()[0].body;
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "auto"}),
+            "stream={stream}"
+        );
+        assert!(body.get("thinking").is_none());
+    }
+}
+
+/// Each of these is a 400 from the real API, and so from the fake.
+#[tokio::test]
+async fn the_fake_refuses_what_the_real_apis_refuse() {
+    let call = |id: &str, name: &str| Content::ToolUse {
+        id: id.into(),
+        name: name.into(),
+        input: json!({}),
+    };
+    let with_tools = |messages: Vec<Message>| ChatRequest {
+        tools: vec![spec_tool()],
+        ..ChatRequest::new("sys", messages)
+    };
+    let cases: Vec<(&str, Provider, ChatRequest)> = vec![
+        (
+            "a tool result without its call",
+            Provider::Anthropic,
+            with_tools(vec![
+                Message::user("hi"),
+                Message::assistant_text("ok"),
+                Message::tool_results(vec![Content::tool_result("toolu_1", "x")]),
+            ]),
+        ),
+        (
+            "a tool call without its result",
+            Provider::Anthropic,
+            with_tools(vec![
+                Message::user("hi"),
+                Message::assistant(vec![call("toolu_1", "write_spec")]),
+                Message::user("and now?"),
+            ]),
+        ),
+        (
+            "two user turns in a row",
+            Provider::Anthropic,
+            ChatRequest::new("sys", vec![Message::user("a"), Message::user("b")]),
+        ),
+        (
+            "an assistant turn first",
+            Provider::Anthropic,
+            ChatRequest::new("sys", vec![Message::assistant_text("hello")]),
+        ),
+        (
+            "a forced tool that is not declared",
+            Provider::OpenAi,
+            ChatRequest {
+                tool_choice: ToolChoice::Tool("nope".into()),
+                ..with_tools(vec![Message::user("hi")])
+            },
+        ),
+        (
+            "a tool call without its result",
+            Provider::OpenAi,
+            with_tools(vec![
+                Message::user("hi"),
+                Message::assistant(vec![call("call_1", "write_spec")]),
+                Message::user("and now?"),
+            ]),
+        ),
+    ];
+    for (what, p, req) in cases {
+        let fake = LlmFake::start().await;
+        let s = settings(&fake, p, false);
+        fake.push_text("unused");
+        let e = ask(&model(&s), &req).await.expect_err(what);
+        assert!(matches!(e, LlmError::BadRequest(_)), "{p} {what}: {e:?}");
+        assert_eq!(fake.remaining(), 1, "{p} {what}");
+    }
+
+    // A scripted call to a tool the request does not declare fails loudly on Anthropic.
+    let fake = LlmFake::start().await;
+    let s = settings(&fake, Provider::Anthropic, false);
+    fake.push_tool_call("undeclared", json!({}));
+    let e = ask(&model(&s), &hello())
+        .await
+        .expect_err("undeclared tool");
+    assert!(e.to_string().contains("does not declare"), "{e}");
+
+    // A tool-using turn sent back without its thinking block.
+    let fake = LlmFake::start().await;
+    let s = settings(&fake, Provider::Anthropic, false);
+    fake.push_reply(Reply {
+        thinking: Some("plan".into()),
+        tool_calls: vec![("write_spec".into(), json!({}))],
+        ..Reply::default()
+    });
+    fake.push_text("unused");
+    let m = model(&s);
+    let mut req = with_tools(vec![Message::user("hi")]);
+    let r = ask(&m, &req).await.expect("first answer");
+    let id = r.tool_calls()[0].id.to_owned();
+    let without_thinking: Vec<Content> = r
+        .content
+        .iter()
+        .filter(|c| matches!(c, Content::ToolUse { .. }))
+        .cloned()
+        .collect();
+    req.messages.push(Message {
+        role: Role::Assistant,
+        content: without_thinking,
+    });
+    req.messages
+        .push(Message::tool_results(vec![Content::tool_result(id, "ok")]));
+    let e = ask(&m, &req).await.expect_err("thinking dropped");
+    assert!(e.to_string().contains("thinking"), "{e}");
+}
+
+#[tokio::test]
+async fn a_server_without_tool_support_gets_structured_output_instead() {
+    let fake = LlmFake::start().await;
+    // vLLM started without its tool-parser flags.
+    fake.refuse_tools(
+        400,
+        "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set",
+    );
+    let s = settings(&fake, Provider::OpenAi, false);
+    let m = model(&s);
+    let mut req = hello();
+    req.tools = vec![spec_tool()];
+    for round in 0..2 {
+        fake.push_tool_call("write_spec", json!({"title": "Dark mode"}));
+        let r = ask(&m, &req).await.expect("answer");
+        let calls = r.tool_calls();
+        assert_eq!(calls.len(), 1, "round {round}");
+        assert_eq!(calls[0].name, "write_spec");
+        assert_eq!(calls[0].input, &json!({"title": "Dark mode"}));
+    }
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3, "refused once, then remembered");
+    let last = &reqs[2].body;
+    assert!(last.get("tools").is_none() && last.get("tool_choice").is_none());
+    assert_eq!(last["response_format"]["type"], "json_schema");
+    assert_eq!(
+        last["response_format"]["json_schema"]["schema"],
+        spec_tool().input_schema
+    );
+}
+
+#[tokio::test]
+async fn llama_cpp_python_gets_a_json_object_with_its_schema() {
+    let fake = LlmFake::start().await;
+    // An older llama.cpp server without --jinja: a 500 that must not be retried.
+    fake.refuse_tools(500, "tools param requires --jinja flag");
+    fake.refuse_json_schema();
+    let s = settings(&fake, Provider::OpenAi, true);
+    fake.push_tool_call("write_spec", json!({"title": "Dark mode"}));
+    let mut req = hello();
+    req.tools = vec![spec_tool()];
+    let r = ask(&model(&s), &req).await.expect("answer");
+    assert_eq!(r.tool_calls()[0].input, &json!({"title": "Dark mode"}));
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3, "tools, json_schema, json_object: no retries");
+    assert_eq!(
+        reqs[2].body["response_format"],
+        json!({"type": "json_object", "schema": spec_tool().input_schema})
+    );
 }

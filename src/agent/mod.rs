@@ -178,6 +178,13 @@ pub enum AgentError {
         last_words(last_text)
     )]
     NoFinish { last_text: String },
+    #[error("the model declined the task{}", last_words(text))]
+    Refused { text: String },
+    #[error(
+        "the conversation outgrew the model's context window before the engineer called \
+         `finish`; split the task into smaller components or use a model with a larger window"
+    )]
+    ContextFull,
     #[error("the language model failed: {0}")]
     Llm(#[from] LlmError),
     #[error("the workspace failed: {0}")]

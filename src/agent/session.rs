@@ -97,6 +97,7 @@ pub async fn run_agent(
         tools: tool_definitions(),
         messages: vec![Message::user(prompt.user.clone())],
         nudged: false,
+        paused: false,
     };
     loop {
         match turn.step(&mut run, workspace, on_usage).await {
@@ -123,6 +124,8 @@ struct Turn<'a> {
     messages: Vec<Message>,
     /// Whether the last answer called no tool and was answered with a nudge.
     nudged: bool,
+    /// Whether the last answer was a paused turn: the next answer continues it.
+    paused: bool,
 }
 
 impl Turn<'_> {
@@ -143,6 +146,22 @@ impl Turn<'_> {
         run.usage += resp.usage;
         on_usage(&resp.usage);
         self.record_answer(run, &resp);
+        self.paused = false;
+        match resp.stop {
+            StopReason::Refusal => {
+                return Err(AgentError::Refused {
+                    text: self.config.policy.secrets.redact(&resp.text()),
+                });
+            }
+            StopReason::ContextWindowExceeded => return Err(AgentError::ContextFull),
+            StopReason::PauseTurn if resp.tool_calls().is_empty() => {
+                // Sent back as is (already in the conversation), the turn goes on.
+                self.paused = true;
+                self.check_spend(run)?;
+                return Ok(None);
+            }
+            _ => {}
+        }
 
         let calls = resp.tool_calls();
         if calls.is_empty() {
@@ -218,8 +237,17 @@ impl Turn<'_> {
                     name: name.clone(),
                     input: scanner.redact_json(input),
                 },
-                Content::ToolResult { .. } => continue,
+                Content::ToolResult { .. }
+                | Content::Thinking { .. }
+                | Content::RedactedThinking { .. } => continue,
             });
+        }
+        // A paused turn's continuation belongs to the same assistant turn.
+        if self.paused
+            && let Some(last) = self.messages.last_mut()
+        {
+            last.content.extend(resp.content.iter().cloned());
+            return;
         }
         self.messages.push(if resp.content.is_empty() {
             Message::assistant_text("(empty answer)")

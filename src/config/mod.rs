@@ -53,6 +53,12 @@ pub struct EnvArgs {
     pub anthropic_api_key: Option<SecretString>,
     #[arg(long, env = "OPENAI_API_KEY", hide = true, hide_env_values = true)]
     pub openai_api_key: Option<SecretString>,
+    /// `false` for OpenAI-compatible servers that drop tool calls while streaming (Ollama).
+    #[arg(long, env = "LLM_STREAM", default_value_t = true, action = clap::ArgAction::Set)]
+    pub llm_stream: bool,
+    /// The model's context window in tokens, for small local servers (llama-cpp-python: 2048).
+    #[arg(long, env = "LLM_CONTEXT_TOKENS")]
+    pub llm_context_tokens: Option<u32>,
     /// Price overrides: `{"model-prefix": {"input": 3, "output": 15}}` (USD per million tokens).
     #[arg(long, env = "LLM_PRICES")]
     pub llm_prices: Option<String>,
@@ -125,6 +131,10 @@ pub struct LlmConfig {
     pub api_key: Option<SecretString>,
     /// Price table overrides (JSON, USD per million tokens by model prefix).
     pub prices: Option<String>,
+    /// Stream answers (`LLM_STREAM`).
+    pub stream: bool,
+    /// The model's context window (`LLM_CONTEXT_TOKENS`), when smaller than the defaults assume.
+    pub context_tokens: Option<u32>,
 }
 
 /// How hard to retry GitHub and pace writes.
@@ -335,6 +345,8 @@ impl Settings {
                 base_url: args.llm_base_url.filter(|u| !u.is_empty()),
                 api_key,
                 prices: args.llm_prices.filter(|p| !p.trim().is_empty()),
+                stream: args.llm_stream,
+                context_tokens: args.llm_context_tokens.filter(|n| *n > 0),
             },
             log_format,
             workers: args.workers.max(1),
@@ -377,6 +389,8 @@ impl Settings {
                 base_url: None,
                 api_key: None,
                 prices: None,
+                stream: true,
+                context_tokens: None,
             },
             log_format: LogFormat::Json,
             workers: 4,
@@ -452,6 +466,32 @@ mod tests {
         ] {
             assert!(!shown.contains(secret), "{secret} appears in Debug output");
         }
+    }
+
+    #[test]
+    fn llm_stream_and_context_tokens_reach_the_model_settings() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            env: EnvArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "x",
+            "--llm-stream",
+            "false",
+            "--llm-context-tokens",
+            "2048",
+            "--llm-base-url",
+            "http://localhost:8000/v1",
+        ])
+        .expect("LLM_STREAM and LLM_CONTEXT_TOKENS are settings");
+        let s = Settings::from_env(cli.env, false).expect("valid");
+        let llm = crate::app::llm_settings(&s.llm, None)
+            .expect("settings")
+            .expect("a local server needs no key");
+        assert!(!llm.stream);
+        assert!(format!("{llm:?}").contains("2048"), "{llm:?}");
     }
 
     #[test]

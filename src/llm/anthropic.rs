@@ -50,16 +50,21 @@ impl ChatModel for Anthropic {
         &self.client.settings.model
     }
 
+    fn context_tokens(&self) -> Option<u32> {
+        self.client.settings.context_tokens
+    }
+
     async fn chat(
         &self,
         req: &ChatRequest,
         cancel: &CancellationToken,
     ) -> Result<ChatResponse, LlmError> {
-        let body = request_body(
+        let mut body = request_body(
             req,
             &self.client.settings.model,
             self.client.settings.stream,
         );
+        body["max_tokens"] = json!(self.client.settings.output_limit(req.max_tokens));
         let model = self.client.settings.model.as_str();
         self.client
             .chat(
@@ -127,6 +132,10 @@ pub(crate) fn request_body(req: &ChatRequest, model: &str, stream: bool) -> Valu
             .collect();
         body.insert("tools".into(), Value::Array(tools));
         let choice = match &req.tool_choice {
+            // Models that think by default answer forced tool use with a 400.
+            ToolChoice::Any | ToolChoice::Tool(_) if thinks_by_default(model) => {
+                json!({"type": "auto"})
+            }
             ToolChoice::Auto => json!({"type": "auto"}),
             ToolChoice::Any => json!({"type": "any"}),
             ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
@@ -138,6 +147,14 @@ pub(crate) fn request_body(req: &ChatRequest, model: &str, stream: bool) -> Valu
         body.insert("stream".into(), json!(true));
     }
     Value::Object(body)
+}
+
+/// Models that run with adaptive thinking when the request has no `thinking` field (the 5.5
+/// generation): they refuse `thinking: {type: "disabled"}` and forced tool choice, so neither is
+/// ever sent to them (this client never sends `thinking` at all).
+pub(crate) fn thinks_by_default(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    m.contains("5-5") || m.contains("5.5")
 }
 
 fn message(m: &super::Message) -> Value {
@@ -167,6 +184,13 @@ fn message(m: &super::Message) -> Value {
                 }
                 v
             }
+            Content::Thinking {
+                thinking,
+                signature,
+            } => json!({"type": "thinking", "thinking": thinking, "signature": signature}),
+            Content::RedactedThinking { data } => {
+                json!({"type": "redacted_thinking", "data": data})
+            }
         })
         .collect();
     if blocks.is_empty() {
@@ -180,6 +204,9 @@ fn stop_reason(s: Option<&str>) -> Result<StopReason, LlmError> {
         Some("end_turn") | Some("stop_sequence") => StopReason::EndTurn,
         Some("tool_use") => StopReason::ToolUse,
         Some("max_tokens") => StopReason::MaxTokens,
+        Some("refusal") => StopReason::Refusal,
+        Some("pause_turn") => StopReason::PauseTurn,
+        Some("model_context_window_exceeded") => StopReason::ContextWindowExceeded,
         Some(other) => StopReason::Other(other.to_owned()),
         None => return Err(LlmError::Malformed("answer has no stop_reason".into())),
     })
@@ -220,7 +247,14 @@ pub(crate) fn parse_message(v: &Value, requested_model: &str) -> Result<ChatResp
                 name: str_field(b, "name")?,
                 input: b.get("input").cloned().unwrap_or_else(|| json!({})),
             }),
-            // thinking, redacted_thinking, server tool blocks …: not ours to surface.
+            Some("thinking") => content.push(Content::Thinking {
+                thinking: str_field(b, "thinking")?,
+                signature: str_field(b, "signature")?,
+            }),
+            Some("redacted_thinking") => content.push(Content::RedactedThinking {
+                data: str_field(b, "data")?,
+            }),
+            // Server tool blocks …: not ours to surface.
             _ => {}
         }
     }
@@ -278,8 +312,42 @@ fn stream_error(v: &Value) -> LlmError {
 #[derive(Default)]
 struct Block {
     tool: Option<(String, String)>,
+    /// The text, or the thinking of a thinking block.
     text: String,
     json: String,
+    /// A thinking block: its signature so far.
+    thinking: Option<String>,
+    /// A redacted thinking block's data.
+    redacted: Option<String>,
+}
+
+impl Block {
+    /// The finished block as content; `None` for an empty text block.
+    fn finish(self) -> Result<Option<Content>, LlmError> {
+        if let Some(signature) = self.thinking {
+            return Ok(Some(Content::Thinking {
+                thinking: self.text,
+                signature,
+            }));
+        }
+        if let Some(data) = self.redacted {
+            return Ok(Some(Content::RedactedThinking { data }));
+        }
+        Ok(match self.tool {
+            Some((id, name)) => {
+                let input = if self.json.trim().is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_str(&self.json).map_err(|e| {
+                        LlmError::Malformed(format!("tool input for {name} is not JSON: {e}"))
+                    })?
+                };
+                Some(Content::ToolUse { id, name, input })
+            }
+            None if !self.text.is_empty() => Some(Content::Text(self.text)),
+            None => None,
+        })
+    }
 }
 
 /// Assemble a streamed message.
@@ -329,6 +397,8 @@ async fn read_stream(
                             .unwrap_or_default()
                             .to_owned();
                     }
+                    Some("thinking") => block.thinking = Some(String::new()),
+                    Some("redacted_thinking") => block.redacted = Some(str_field(&cb, "data")?),
                     _ => {}
                 }
                 blocks.insert(index, block);
@@ -347,7 +417,17 @@ async fn read_stream(
                             .and_then(Value::as_str)
                             .unwrap_or_default(),
                     ),
-                    // thinking_delta, signature_delta, citations_delta …
+                    Some("thinking_delta") => block.text.push_str(
+                        v.pointer("/delta/thinking")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                    ),
+                    Some("signature_delta") => block.thinking.get_or_insert_default().push_str(
+                        v.pointer("/delta/signature")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                    ),
+                    // citations_delta …
                     _ => {}
                 }
             }
@@ -367,22 +447,7 @@ async fn read_stream(
                 }
                 let mut content = Vec::new();
                 for (_, b) in blocks {
-                    match b.tool {
-                        Some((id, name)) => {
-                            let input = if b.json.trim().is_empty() {
-                                json!({})
-                            } else {
-                                serde_json::from_str(&b.json).map_err(|e| {
-                                    LlmError::Malformed(format!(
-                                        "tool input for {name} is not JSON: {e}"
-                                    ))
-                                })?
-                            };
-                            content.push(Content::ToolUse { id, name, input });
-                        }
-                        None if !b.text.is_empty() => content.push(Content::Text(b.text)),
-                        None => {}
-                    }
+                    content.extend(b.finish()?);
                 }
                 return Ok(ChatResponse {
                     content,

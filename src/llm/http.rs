@@ -159,6 +159,8 @@ impl Client {
             LlmError::Malformed(m) => LlmError::Malformed(fix(m)),
             LlmError::Http(m) => LlmError::Http(fix(m)),
             LlmError::Auth(m) => LlmError::Auth(fix(m)),
+            LlmError::QuotaExhausted(m) => LlmError::QuotaExhausted(fix(m)),
+            LlmError::Unsupported(m) => LlmError::Unsupported(fix(m)),
             LlmError::BadRequest(m) => LlmError::BadRequest(fix(m)),
             LlmError::Config(m) => LlmError::Config(fix(m)),
             other => other,
@@ -287,7 +289,11 @@ pub(crate) fn transport_error(e: reqwest::Error) -> Failure {
 pub(crate) fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> LlmError {
     let message = provider_message(body);
     let summary = format!("status {status}: {message}");
+    if (400..=599).contains(&status) && unsupported_feature(&message) {
+        return LlmError::Unsupported(summary);
+    }
     match status {
+        429 if body.contains("insufficient_quota") => LlmError::QuotaExhausted(message),
         429 => LlmError::RateLimited {
             retry_after,
             message,
@@ -299,6 +305,22 @@ pub(crate) fn classify(status: u16, body: &str, retry_after: Option<Duration>) -
         400..=499 => LlmError::BadRequest(summary),
         _ => LlmError::Status { status, message },
     }
+}
+
+/// Whether an error message says the server lacks tool calling or a `response_format` type,
+/// as OpenAI-compatible servers word it.
+fn unsupported_feature(message: &str) -> bool {
+    const SIGNS: [&str; 7] = [
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "--jinja",
+        "does not support tools",
+        "tools are not supported",
+        "tool calling is not supported",
+        "input should be 'text' or 'json_object'",
+    ];
+    let m = message.to_ascii_lowercase();
+    SIGNS.iter().any(|s| m.contains(s))
 }
 
 /// The provider's own error message from an error body (Anthropic `error.message`, OpenAI

@@ -72,8 +72,9 @@ pub struct Tool {
 
 /// How the model may use the tools.
 ///
-/// Note: some newer Claude models (e.g. Opus 5.5, Sonnet 5.5, Fable 5.1) reject forced tool use
-/// (`Any` / `Tool`) with a 400; the default model ([`LlmSettings::defaults_for`]) accepts it.
+/// Note: the 5.5 generation of Claude models think by default and reject forced tool use
+/// (`Any` / `Tool`) with a 400; the Anthropic client sends them `auto` instead. The default model
+/// ([`LlmSettings::defaults_for`]) accepts it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ToolChoice {
     /// The model decides.
@@ -146,6 +147,16 @@ pub enum Content {
         content: String,
         is_error: bool,
     },
+    /// Anthropic's thinking before the rest of the turn. It must go back unchanged (text and
+    /// `signature`) with the tool calls of the same turn; other providers drop it.
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
+    /// Anthropic's encrypted thinking: goes back unchanged too.
+    RedactedThinking {
+        data: String,
+    },
 }
 
 impl Content {
@@ -217,7 +228,15 @@ impl ChatResponse {
 pub enum StopReason {
     EndTurn,
     ToolUse,
+    /// The answer hit `max_tokens` (thinking counts against it too).
     MaxTokens,
+    /// The model declined to answer (Anthropic `refusal`, OpenAI `refusal` / `content_filter`);
+    /// its text, if any, says why.
+    Refusal,
+    /// Anthropic paused a long turn: send the answer back as is and ask again to continue.
+    PauseTurn,
+    /// The conversation no longer fits the model's context window.
+    ContextWindowExceeded,
     Other(String),
 }
 
@@ -260,6 +279,10 @@ impl std::ops::AddAssign for Usage {
 pub trait ChatModel: Send + Sync {
     fn provider(&self) -> &str;
     fn model(&self) -> &str;
+    /// The model's context window in tokens, when configured (`LLM_CONTEXT_TOKENS`).
+    fn context_tokens(&self) -> Option<u32> {
+        None
+    }
     async fn chat(
         &self,
         req: &ChatRequest,
@@ -323,6 +346,9 @@ pub struct LlmSettings {
     pub max_retry_wait: Duration,
     /// First backoff wait; doubled on each retry (with jitter) when the server names none.
     pub retry_base: Duration,
+    /// The model's context window in tokens (`LLM_CONTEXT_TOKENS`), for small local servers:
+    /// `max_tokens` is capped to half of it, and the architect's context budget to a quarter.
+    pub context_tokens: Option<u32>,
 }
 
 /// Default Anthropic model: a current Sonnet that still accepts forced tool use.
@@ -350,6 +376,15 @@ impl LlmSettings {
             max_retries: 3,
             max_retry_wait: Duration::from_secs(60),
             retry_base: Duration::from_secs(1),
+            context_tokens: None,
+        }
+    }
+
+    /// `max_tokens` as the request asks, capped to half the context window when one is set.
+    pub fn output_limit(&self, requested: u32) -> u32 {
+        match self.context_tokens {
+            Some(window) => requested.min((window / 2).max(1)),
+            None => requested,
         }
     }
 
@@ -373,6 +408,13 @@ impl LlmSettings {
             Provider::Anthropic => "ANTHROPIC_API_KEY",
             Provider::OpenAi => "OPENAI_API_KEY",
         };
+        if let Some(v) = get("LLM_STREAM") {
+            s.stream = !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "false" | "0" | "no" | "off"
+            );
+        }
+        s.context_tokens = get("LLM_CONTEXT_TOKENS").and_then(|v| v.trim().parse().ok());
         s.api_key = get("LLM_API_KEY")
             .or_else(|| get(fallback))
             .map(|k| SecretString::from(k.trim().to_owned()));
@@ -428,6 +470,17 @@ pub enum LlmError {
         retry_after: Option<Duration>,
         message: String,
     },
+    /// OpenAI's 429 `insufficient_quota`: the account is out of credit; waiting will not help.
+    #[error(
+        "the provider account has no quota left (insufficient_quota): {0}. Add credit or raise \
+         the limit in the provider's billing settings"
+    )]
+    QuotaExhausted(String),
+    /// The server lacks a feature the request used: tool calling (vLLM without its tool-parser
+    /// flags, llama.cpp without `--jinja`, an Ollama model without tools) or a
+    /// `response_format` type. Not retried as is; the OpenAI client falls back instead.
+    #[error("the server does not support this request: {0}")]
+    Unsupported(String),
     /// 529 (Anthropic) or an `overloaded_error` event.
     #[error("the provider is overloaded")]
     Overloaded,
@@ -472,6 +525,8 @@ impl LlmError {
             | LlmError::Http(_) => true,
             LlmError::Status { status, .. } => matches!(status, 408 | 409),
             LlmError::Cancelled
+            | LlmError::QuotaExhausted(_)
+            | LlmError::Unsupported(_)
             | LlmError::Auth(_)
             | LlmError::BadRequest(_)
             | LlmError::Config(_) => false,

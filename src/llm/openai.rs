@@ -3,6 +3,8 @@
 //! tools, `tool_calls` / `role: tool`, `tool_choice`), the non-streamed answer and the SSE chunk
 //! stream (tool-call deltas assembled by index, `[DONE]`, usage chunk).
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use async_trait::async_trait;
 use futures::StreamExt;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
@@ -17,6 +19,57 @@ use super::{
 pub(crate) struct OpenAi {
     client: Client,
     max_tokens_field: &'static str,
+    /// How this server takes tools, as learnt from its refusals ([`Answering`] as a number).
+    answering: AtomicU8,
+}
+
+/// How a request with tools is sent. Servers without tool calling refuse `tools` (vLLM without
+/// `--enable-auto-tool-choice --tool-call-parser`, llama.cpp without `--jinja`); the client then
+/// falls back, once per process, down this list. With one tool (the architect's `submit_spec`)
+/// its schema becomes a structured output, which servers enforce by constrained decoding, and
+/// the JSON answer comes back as a call of that tool; with several, or when structured outputs
+/// are refused too, the request goes without tools (the prompts describe a text protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answering {
+    Tools = 0,
+    /// `response_format: {type: "json_schema", json_schema: {name, schema}}`: llama-server,
+    /// vLLM, Ollama, LM Studio, OpenAI.
+    JsonSchema = 1,
+    /// `response_format: {type: "json_object", schema}`: llama-cpp-python's server, which
+    /// refuses `json_schema` with an HTTP 500.
+    JsonObject = 2,
+    Text = 3,
+}
+
+impl Answering {
+    fn from_u8(n: u8) -> Self {
+        match n {
+            0 => Answering::Tools,
+            1 => Answering::JsonSchema,
+            2 => Answering::JsonObject,
+            _ => Answering::Text,
+        }
+    }
+
+    /// The next way to try after the server refused this one.
+    fn fallback(self, req: &ChatRequest) -> Option<Self> {
+        match self {
+            Answering::Tools if req.tools.is_empty() => None,
+            Answering::Tools if req.tools.len() == 1 => Some(Answering::JsonSchema),
+            Answering::Tools => Some(Answering::Text),
+            Answering::JsonSchema => Some(Answering::JsonObject),
+            Answering::JsonObject => Some(Answering::Text),
+            Answering::Text => None,
+        }
+    }
+
+    /// The one tool whose schema is the structured output, in this mode.
+    fn structured(self, req: &ChatRequest) -> Option<&super::Tool> {
+        match (self, req.tools.as_slice()) {
+            (Answering::JsonSchema | Answering::JsonObject, [tool]) => Some(tool),
+            _ => None,
+        }
+    }
 }
 
 impl OpenAi {
@@ -25,6 +78,7 @@ impl OpenAi {
         Self {
             client,
             max_tokens_field,
+            answering: AtomicU8::new(Answering::Tools as u8),
         }
     }
 
@@ -47,35 +101,61 @@ impl ChatModel for OpenAi {
         &self.client.settings.model
     }
 
+    fn context_tokens(&self) -> Option<u32> {
+        self.client.settings.context_tokens
+    }
+
     async fn chat(
         &self,
         req: &ChatRequest,
         cancel: &CancellationToken,
     ) -> Result<ChatResponse, LlmError> {
-        let body = request_body(
-            req,
-            &self.client.settings.model,
-            self.client.settings.stream,
-            self.max_tokens_field,
-        );
-        let model = self.client.settings.model.as_str();
-        self.client
-            .chat(
-                cancel,
-                "chat/completions",
-                self.headers()?,
-                &body,
-                |resp| read_stream(resp, model),
-                parse_completion,
-            )
-            .await
+        let settings = &self.client.settings;
+        let model = settings.model.as_str();
+        loop {
+            let answering = Answering::from_u8(self.answering.load(Ordering::Relaxed));
+            let mut body = request_body(req, model, settings.stream, self.max_tokens_field);
+            body[self.max_tokens_field] = json!(settings.output_limit(req.max_tokens));
+            if !req.tools.is_empty() && answering != Answering::Tools {
+                without_tools(&mut body, req, answering);
+            }
+            let result = self
+                .client
+                .chat(
+                    cancel,
+                    "chat/completions",
+                    self.headers()?,
+                    &body,
+                    |resp| read_stream(resp, model),
+                    parse_completion,
+                )
+                .await;
+            match result {
+                Err(LlmError::Unsupported(why)) => {
+                    let Some(next) = answering.fallback(req) else {
+                        return Err(LlmError::Unsupported(why));
+                    };
+                    tracing::warn!(%why, from = ?answering, to = ?next, "the model server refused a feature; falling back");
+                    self.answering.store(next as u8, Ordering::Relaxed);
+                }
+                Ok(resp) => {
+                    return Ok(match answering.structured(req) {
+                        Some(tool) => as_tool_call(resp, &tool.name),
+                        None => resp,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
 /// Which field carries the output limit.
 ///
 /// OpenAI itself deprecated `max_tokens` and its reasoning models (o-series, GPT-5.x) reject it,
-/// so official OpenAI endpoints (api.openai.com, Azure OpenAI) get `max_completion_tokens`.
+/// so official OpenAI endpoints (api.openai.com, Azure OpenAI and Azure AI Foundry:
+/// `*.openai.azure.com`, `*.services.ai.azure.com`, `*.cognitiveservices.azure.com`) get
+/// `max_completion_tokens`.
 /// Every other OpenAI-compatible server gets `max_tokens`: Ollama, llama.cpp, LM Studio and
 /// older vLLM honour only that one, and Ollama silently *ignores* `max_completion_tokens`
 /// (leaving the answer unbounded), while vLLM and OpenRouter accept both.
@@ -84,7 +164,12 @@ pub(crate) fn max_tokens_field(base_url: &str) -> &'static str {
         .ok()
         .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
         .unwrap_or_default();
-    if host == "api.openai.com" || host.ends_with(".openai.azure.com") {
+    const AZURE: [&str; 3] = [
+        ".openai.azure.com",
+        ".services.ai.azure.com",
+        ".cognitiveservices.azure.com",
+    ];
+    if host == "api.openai.com" || AZURE.iter().any(|suffix| host.ends_with(suffix)) {
         "max_completion_tokens"
     } else {
         "max_tokens"
@@ -135,6 +220,77 @@ pub(crate) fn request_body(
     // `cache_prefix` needs nothing here: OpenAI caches long shared prefixes automatically, and
     // the system prompt and tools already come first.
     Value::Object(body)
+}
+
+/// Rewrite `body` for a server without tool calling: no `tools` / `tool_choice`, earlier tool
+/// calls and results as plain text, and the structured output of `answering`, if any.
+fn without_tools(body: &mut Value, req: &ChatRequest, answering: Answering) {
+    if let Some(o) = body.as_object_mut() {
+        o.remove("tools");
+        o.remove("tool_choice");
+    }
+    let mut messages = Vec::new();
+    if !req.system.is_empty() {
+        messages.push(json!({"role": "system", "content": req.system}));
+    }
+    for m in &req.messages {
+        let role = match m.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        let text: Vec<String> = m
+            .content
+            .iter()
+            .filter_map(|c| match c {
+                Content::Text(t) => Some(t.clone()),
+                Content::ToolUse { input, .. } => Some(input.to_string()),
+                Content::ToolResult {
+                    content, is_error, ..
+                } => Some(if *is_error {
+                    format!("Error: {content}")
+                } else {
+                    content.clone()
+                }),
+                Content::Thinking { .. } | Content::RedactedThinking { .. } => None,
+            })
+            .collect();
+        messages.push(json!({"role": role, "content": text.join("\n\n")}));
+    }
+    body["messages"] = Value::Array(messages);
+    if let Some(tool) = answering.structured(req) {
+        body["response_format"] = match answering {
+            Answering::JsonObject => json!({"type": "json_object", "schema": tool.input_schema}),
+            _ => json!({"type": "json_schema", "json_schema": {
+                "name": tool.name, "schema": tool.input_schema,
+            }}),
+        };
+    }
+}
+
+/// A structured-output answer as the call of `tool` it stands for; an answer that is not a JSON
+/// object (cut off, or the server ignored the format) stays text.
+fn as_tool_call(mut resp: ChatResponse, tool: &str) -> ChatResponse {
+    let text = resp.text();
+    let trimmed = text
+        .trim()
+        .trim_start_matches("```json")
+        .trim_start_matches("```")
+        .trim_end_matches("```")
+        .trim();
+    if !resp.tool_calls().is_empty() {
+        return resp;
+    }
+    if let Ok(input @ Value::Object(_)) = serde_json::from_str::<Value>(trimmed) {
+        resp.content = vec![Content::ToolUse {
+            id: "structured_output".into(),
+            name: tool.to_owned(),
+            input,
+        }];
+        if resp.stop == StopReason::EndTurn {
+            resp.stop = StopReason::ToolUse;
+        }
+    }
+    resp
 }
 
 /// One of our messages as one or more Chat Completions messages: tool results become
@@ -200,6 +356,7 @@ fn stop_reason(s: &str) -> StopReason {
         "stop" => StopReason::EndTurn,
         "tool_calls" | "function_call" => StopReason::ToolUse,
         "length" => StopReason::MaxTokens,
+        "content_filter" => StopReason::Refusal,
         other => StopReason::Other(other.to_owned()),
     }
 }
@@ -271,6 +428,13 @@ pub(crate) fn parse_completion(v: &Value, requested_model: &str) -> Result<ChatR
     {
         content.push(Content::Text(t.to_owned()));
     }
+    let refusal = msg
+        .get("refusal")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty());
+    if let Some(r) = refusal {
+        content.push(Content::Text(r.to_owned()));
+    }
     for call in array_at(msg, "/tool_calls") {
         let name = call
             .pointer("/function/name")
@@ -299,7 +463,10 @@ pub(crate) fn parse_completion(v: &Value, requested_model: &str) -> Result<ChatR
         .ok_or_else(|| LlmError::Malformed("choice has no finish_reason".into()))?;
     Ok(ChatResponse {
         content,
-        stop: stop_reason(finish),
+        stop: match refusal {
+            Some(_) => StopReason::Refusal,
+            None => stop_reason(finish),
+        },
         usage: v.get("usage").map(usage).unwrap_or_default(),
         model: v
             .get("model")
@@ -325,6 +492,7 @@ async fn read_stream(
     let mut events = std::pin::pin!(http::events(resp));
     let mut model = requested_model.to_owned();
     let mut text = String::new();
+    let mut refusal = String::new();
     let mut calls: Vec<PartialCall> = Vec::new();
     let mut finish: Option<String> = None;
     let mut use_: Option<Usage> = None;
@@ -357,6 +525,9 @@ async fn read_stream(
         };
         if let Some(t) = choice.pointer("/delta/content").and_then(Value::as_str) {
             text.push_str(t);
+        }
+        if let Some(t) = choice.pointer("/delta/refusal").and_then(Value::as_str) {
+            refusal.push_str(t);
         }
         for tc in array_at(choice, "/delta/tool_calls") {
             let id = tc
@@ -400,6 +571,10 @@ async fn read_stream(
     if !text.is_empty() {
         content.push(Content::Text(text));
     }
+    let refused = !refusal.is_empty();
+    if refused {
+        content.push(Content::Text(refusal));
+    }
     for c in calls.into_iter().filter(|c| !c.name.is_empty()) {
         let input = arguments(&c.name, &c.args)?;
         content.push(Content::ToolUse {
@@ -410,7 +585,11 @@ async fn read_stream(
     }
     Ok(ChatResponse {
         content,
-        stop: stop_reason(&finish),
+        stop: if refused {
+            StopReason::Refusal
+        } else {
+            stop_reason(&finish)
+        },
         usage: use_.unwrap_or_default(),
         model,
     })
@@ -436,6 +615,17 @@ mod tests {
             max_tokens_field("https://openrouter.ai/api/v1"),
             "max_tokens"
         );
+    }
+
+    #[test]
+    fn azure_ai_foundry_hosts_get_max_completion_tokens() {
+        for url in [
+            "https://my-resource.services.ai.azure.com/openai/v1",
+            "https://my-resource.cognitiveservices.azure.com/openai/v1",
+            "https://my-resource.openai.azure.com/openai/v1",
+        ] {
+            assert_eq!(max_tokens_field(url), "max_completion_tokens", "{url}");
+        }
     }
 
     #[test]

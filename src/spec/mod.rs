@@ -4,7 +4,7 @@
 //! Owns: [`SpecAnswer`], [`Component`], [`ArtifactKind`] and [`Artifacts`]; the `submit_spec`
 //! tool ([`submit_spec_tool`], [`parse_tool_input`]); the tolerant text parser
 //! ([`parse_text_answer`]); validation and the repair prompt ([`validate`],
-//! [`dependency_order`], [`repair_prompt`]); the committed files and component issue bodies
+//! [`dependency_order`], [`repair_prompt`], [`drop_unusable_artifacts`]); the committed files and component issue bodies
 //! ([`files_for`], [`render_spec_file`], [`Component::render_issue_body`]). Pure: no I/O.
 //!
 //! Parsing never panics and does bounded work on any input; answers over
@@ -26,7 +26,8 @@ pub use render::{SpecFileMeta, files_for, render_spec_file, strip_spec_header};
 pub use tool::{SUBMIT_SPEC_TOOL, ToolSpec, submit_spec_tool};
 pub use validate::{
     DependencyError, MAX_ARTIFACT_BYTES, MAX_COMPONENTS, MAX_SPEC_BYTES, REQUIRED_SECTIONS,
-    ValidationProblem, dependency_order, repair_prompt, validate,
+    ValidationProblem, complete_components_section, dependency_order, drop_unusable_artifacts,
+    repair_prompt, validate,
 };
 
 /// Largest model answer the parsers accept, in bytes.
@@ -46,6 +47,10 @@ pub struct SpecAnswer {
     /// For a revision: what changed, in a few lines (from `<changes>` or the tool's `changes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<String>,
+    /// Optional artifacts left out because they were still unusable after the repair round,
+    /// each as the problem that sank it (said in the spec PR's body).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
 }
 
 impl SpecAnswer {

@@ -6,7 +6,8 @@
 //!
 //! The rules:
 //! - the specification is non-empty and at most [`MAX_SPEC_BYTES`];
-//! - it has the [`REQUIRED_SECTIONS`] as markdown headings (any level, numbering ignored):
+//! - it has the [`REQUIRED_SECTIONS`] as markdown headings (any level, numbering ignored),
+//!   each with some content under it:
 //!   a summary (`Summary`, `Executive summary`, `Overview`, `TL;DR`), a design (`Design`,
 //!   `Detailed design`, `Proposed solution`, `Architecture`, `Approach`), and a section for the
 //!   components or the acceptance criteria;
@@ -100,6 +101,8 @@ pub enum ValidationProblem {
         "The specification has no \"{section}\" section (a markdown heading such as `## {section}`)."
     )]
     MissingSection { section: String },
+    #[error("The \"{section}\" section is empty: write its content under the heading.")]
+    EmptySection { section: String },
     #[error("There are no components: list at least one independently implementable component.")]
     NoComponents,
     #[error("There are {count} components; split the work into at most {max}.")]
@@ -222,6 +225,109 @@ fn headings(markdown: &str) -> Vec<String> {
         .collect()
 }
 
+impl ValidationProblem {
+    /// The optional artifact this problem is about, if it is about one.
+    pub fn artifact(&self) -> Option<ArtifactKind> {
+        match self {
+            ValidationProblem::MissingArtifact { kind }
+            | ValidationProblem::ArtifactTooLarge { kind, .. } => Some(*kind),
+            ValidationProblem::InvalidOpenApi { .. } => Some(ArtifactKind::OpenApi),
+            ValidationProblem::InvalidDiagram { .. } => Some(ArtifactKind::Diagram),
+            _ => None,
+        }
+    }
+}
+
+/// After the repair round: when every problem left is about an optional artifact, leave those
+/// artifacts out (each problem recorded in [`SpecAnswer::dropped`]) so that the spec still
+/// lands. `false`, and nothing changed, when any problem is about the spec itself.
+pub fn drop_unusable_artifacts(answer: &mut SpecAnswer, problems: &[ValidationProblem]) -> bool {
+    if problems.is_empty() || problems.iter().any(|p| p.artifact().is_none()) {
+        return false;
+    }
+    for p in problems {
+        if let Some(kind) = p.artifact() {
+            *answer.artifacts.get_mut(kind) = None;
+            answer.dropped.push(p.to_string());
+        }
+    }
+    true
+}
+
+/// A specification without a section for its components (or acceptance criteria) that came
+/// with structured components gets a `## Components` section rendered from them.
+pub fn complete_components_section(answer: &mut SpecAnswer) -> &SpecAnswer {
+    let Some((_, keywords)) = REQUIRED_SECTIONS.last() else {
+        return answer;
+    };
+    let found = headings(&answer.specification);
+    if answer.components.is_empty()
+        || answer.specification.trim().is_empty()
+        || found.iter().any(|h| keywords.iter().any(|k| h.contains(k)))
+    {
+        return answer;
+    }
+    let mut section = String::from("\n\n## Components\n");
+    for (i, c) in answer.components.iter().enumerate() {
+        section.push_str(&format!("\n### {}. {}\n", i + 1, c.title.trim()));
+        if !c.summary.trim().is_empty() {
+            section.push_str(&format!("\n{}\n", c.summary.trim()));
+        }
+        if !c.depends_on.is_empty() {
+            section.push_str(&format!("\nDepends on: {}.\n", c.depends_on.join(", ")));
+        }
+        let criteria: Vec<&str> = c
+            .acceptance_criteria
+            .iter()
+            .map(|a| a.trim())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if !criteria.is_empty() {
+            section.push_str("\nAcceptance criteria:\n");
+            for a in criteria {
+                section.push_str(&format!("- {a}\n"));
+            }
+        }
+    }
+    answer.specification = format!("{}{section}", answer.specification.trim_end());
+    answer
+}
+
+/// The headings (as [`headings`] words) with some content under them: a non-blank line before
+/// the next heading of the same or a higher level (code blocks count as content).
+fn filled_headings(markdown: &str) -> Vec<String> {
+    let mut filled = Vec::new();
+    // The open headings: (level, words, has content).
+    let mut open: Vec<(usize, String, bool)> = Vec::new();
+    let mut in_fence = false;
+    for line in markdown.lines() {
+        let t = line.trim_start();
+        let fence = t.starts_with("```") || t.starts_with("~~~");
+        if !in_fence
+            && !fence
+            && let Some((level, text)) = heading(line)
+        {
+            while open.last().is_some_and(|(l, _, _)| *l >= level) {
+                if let Some((_, words, true)) = open.pop() {
+                    filled.push(words);
+                }
+            }
+            open.push((level, heading_words(text), false));
+            continue;
+        }
+        if fence {
+            in_fence = !in_fence;
+        }
+        if !t.is_empty() {
+            for o in &mut open {
+                o.2 = true;
+            }
+        }
+    }
+    filled.extend(open.into_iter().filter(|o| o.2).map(|o| o.1));
+    filled
+}
+
 /// Check an answer against the rules in the module docs; all problems at once.
 pub fn validate(
     answer: &SpecAnswer,
@@ -239,9 +345,15 @@ pub fn validate(
             });
         }
         let found = headings(spec);
+        let filled = filled_headings(spec);
         for (section, keywords) in REQUIRED_SECTIONS {
-            if !found.iter().any(|h| keywords.iter().any(|k| h.contains(k))) {
+            let matches = |h: &String| keywords.iter().any(|k| h.contains(k));
+            if !found.iter().any(matches) {
                 problems.push(ValidationProblem::MissingSection {
+                    section: (*section).to_string(),
+                });
+            } else if !filled.iter().any(matches) {
+                problems.push(ValidationProblem::EmptySection {
                     section: (*section).to_string(),
                 });
             }
@@ -461,6 +573,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_empty_required_section_is_a_problem() {
+        let mut a = good();
+        a.specification =
+            "# X\n## Summary\n\n## Proposed Solution\n### Parts\nd\n## Components\n```\nc\n```\n"
+                .into();
+        let problems = validate(&a, &[]).expect_err("the summary is empty");
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            text,
+            ["The \"Summary\" section is empty: write its content under the heading."]
+        );
+    }
+
     fn good() -> SpecAnswer {
         SpecAnswer {
             specification: "# X\n## 1. Executive Summary\ns\n## 4. Proposed Solution\nd\n## Components\nc\n".into(),
@@ -472,6 +598,7 @@ mod tests {
                 rollout_plan: None,
             },
             changes: None,
+            dropped: Vec::new(),
         }
     }
 

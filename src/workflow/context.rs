@@ -85,13 +85,16 @@ pub fn artifact_kinds(list: &[Artifact]) -> Vec<ArtifactKind> {
 }
 
 /// Render the architect prompt: the repository's template if configured, else the default.
+/// With a small context window (`LLM_CONTEXT_TOKENS`) the context gets a quarter of it.
 pub async fn architect_prompt(
     repo: &Repo,
     config: &RepoConfig,
     default_branch: &str,
     input: &ContextInput,
+    context_window: Option<u32>,
 ) -> StepResult<RenderedPrompt> {
-    let blocks = crate::prompt::context::gather(input, CONTEXT_TOKENS);
+    let budget = context_window.map_or(CONTEXT_TOKENS, |w| CONTEXT_TOKENS.min(w as usize / 4));
+    let blocks = crate::prompt::context::gather(input, budget);
     let data = ArchitectInput {
         issue_number: input.issue_number,
         title: input.title.clone(),
@@ -173,9 +176,20 @@ impl ArchitectSession {
     pub fn answer(&mut self, response: &crate::llm::ChatResponse) -> Draft {
         self.rounds += 1;
         let problems = match parse_answer(response) {
-            Ok(mut answer) => match crate::spec::validate(&answer, &self.kinds) {
+            Ok(mut answer) => match crate::spec::validate(
+                crate::spec::complete_components_section(&mut answer),
+                &self.kinds,
+            ) {
                 Ok(()) => {
                     // Only the artifacts this repository enabled are committed.
+                    answer.retain_artifacts(&self.kinds);
+                    return Draft::Ready(answer);
+                }
+                // Optional artifacts never sink a spec: after the repair round they are dropped.
+                Err(problems)
+                    if self.rounds >= 2
+                        && crate::spec::drop_unusable_artifacts(&mut answer, &problems) =>
+                {
                     answer.retain_artifacts(&self.kinds);
                     return Draft::Ready(answer);
                 }

@@ -125,9 +125,15 @@ async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
         let input =
             context::gather_for_spec(&repo, &issue, &comments, &config, &info.default_branch)
                 .await?;
-        let prompt =
-            context::architect_prompt(&repo, &config, &info.default_branch, &input).await?;
         let model = ctx.model(config.model.as_deref())?;
+        let prompt = context::architect_prompt(
+            &repo,
+            &config,
+            &info.default_branch,
+            &input,
+            model.context_tokens(),
+        )
+        .await?;
         let drafted = context::ask_architect(
             ctx,
             &*model,
@@ -228,7 +234,12 @@ async fn publish(
     }
     if progress.pull.is_none() {
         let title = messages::spec_pull_title(req.issue_number, &desk.issue.title);
-        let body = messages::spec_pull_body(req.issue_number, &spec_path, &answer.components);
+        let body = messages::spec_pull_body(
+            req.issue_number,
+            &spec_path,
+            &answer.components,
+            &answer.dropped,
+        );
         let (pull, _) = desk
             .repo
             .open_pull(&branch, default_branch, &title, &body)

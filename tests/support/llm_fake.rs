@@ -24,7 +24,7 @@
 //! `prompt_tokens` includes them on OpenAI, as the real APIs do.
 #![allow(dead_code)]
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,6 +52,24 @@ pub struct Reply {
     /// `(input, output)` tokens; `(0, 0)` estimates them from the request and the answer.
     /// On Anthropic `input` is the uncached part; cache figures come on top.
     pub usage: (u64, u64),
+    /// How the answer ends when not the usual end of turn / tool use.
+    pub stop: Option<Stop>,
+    /// Anthropic: a thinking block (with a signature) before the text and tool calls, which
+    /// the client must send back unchanged with the tool calls it came with.
+    pub thinking: Option<String>,
+}
+
+/// How a scripted answer ends, beyond the usual end of turn or tool use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The output limit: Anthropic `max_tokens`, OpenAI `length`.
+    MaxTokens,
+    /// The model declined: Anthropic `refusal`; OpenAI `message.refusal` (finish `stop`).
+    Refusal,
+    /// Anthropic `pause_turn`: a long turn paused, to be sent back as is to continue.
+    PauseTurn,
+    /// Anthropic `model_context_window_exceeded`; OpenAI `length`.
+    ContextWindowExceeded,
 }
 
 /// A scripted failure.
@@ -74,6 +92,8 @@ pub enum Fault {
     /// Streaming: an `error` event (Anthropic `overloaded_error`) or an `{"error": …}` chunk
     /// (OpenAI `server_error`) after the start. Not streaming: 529 / 503.
     StreamError,
+    /// OpenAI's 429 for an account out of credit (`insufficient_quota`): retrying never helps.
+    InsufficientQuota,
 }
 
 /// One request as the fake received it. Headers are kept verbatim (keys included) so tests
@@ -124,11 +144,17 @@ struct Inner {
     script: VecDeque<Scripted>,
     requests: Vec<RecordedRequest>,
     seen_prefixes: HashSet<String>,
+    /// Anthropic: the thinking block (text, signature) each issued tool call came with.
+    thinking_of_call: HashMap<String, (String, String)>,
     next_id: u64,
     /// Answers every request once the script is empty (benchmarks).
     default_reply: Option<Reply>,
     /// Simulated thinking time before each answer (benchmarks).
     latency: std::time::Duration,
+    /// A server that cannot call tools: requests with `tools` get this status and message.
+    refuse_tools: Option<(u16, String)>,
+    /// llama-cpp-python's server: `response_format: {type: json_schema}` gets its HTTP 500.
+    refuse_json_schema: bool,
 }
 
 struct Shared {
@@ -234,6 +260,20 @@ impl LlmFake {
         self.shared.lock().script.push_back(Scripted::Fault(fault));
     }
 
+    /// Behave like an OpenAI-compatible server without tool support: every request that
+    /// carries `tools` is answered `status` with `message` (and consumes nothing). With
+    /// `response_format` set, a scripted tool call is answered as its input in JSON text, as
+    /// constrained decoding would.
+    pub fn refuse_tools(&self, status: u16, message: &str) {
+        self.shared.lock().refuse_tools = Some((status, message.to_owned()));
+    }
+
+    /// Behave like llama-cpp-python's server: `response_format: {type: "json_schema"}` is an
+    /// HTTP 500; `{type: "json_object", schema}` works.
+    pub fn refuse_json_schema(&self) {
+        self.shared.lock().refuse_json_schema = true;
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
@@ -273,9 +313,11 @@ async fn handle(api: Api, shared: Arc<Shared>, headers: HeaderMap, raw: Bytes) -
         Api::Anthropic => "/v1/messages",
         Api::OpenAi => "/v1/chat/completions",
     };
-    let invalid = validate(api, &headers, &body);
-    let (planned, latency) = {
+    let (planned, latency, invalid) = {
         let mut inner = shared.lock();
+        let invalid = validate(api, &headers, &body)
+            .or_else(|| conversation_error(api, &body, &inner))
+            .or_else(|| unsupported(&body, &inner).map(|(_, m)| m));
         inner.requests.push(RecordedRequest {
             path: path.to_owned(),
             headers,
@@ -285,7 +327,7 @@ async fn handle(api: Api, shared: Arc<Shared>, headers: HeaderMap, raw: Bytes) -
             Some(_) => None,
             None => Some(plan(&mut inner, api, &body)),
         };
-        (planned, inner.latency)
+        (planned, inner.latency, invalid)
     };
     shared.count.send_modify(|n| *n += 1);
     // The sender lives in `shared`, so waiting cannot fail.
@@ -295,12 +337,24 @@ async fn handle(api: Api, shared: Arc<Shared>, headers: HeaderMap, raw: Bytes) -
     }
 
     if let Some(msg) = invalid {
-        return error_response(api, 400, &msg, None);
+        let status = unsupported(&body, &shared.lock()).map_or(400, |(s, _)| s);
+        return error_response(api, status, &msg, None);
     }
     let Some((next, answer)) = planned else {
         return error_response(api, 500, "llm fake: invalid request", None);
     };
     let stream = body.get("stream") == Some(&Value::Bool(true));
+    if let Some(name) = undeclared_call(&body, api, &answer) {
+        // 400: not retried, so the test fails at once with this message.
+        return error_response(
+            api,
+            400,
+            &format!(
+                "llm fake: the script calls `{name}`, which this request does not declare as a tool"
+            ),
+            None,
+        );
+    }
     match next {
         None => error_response(api, 500, "llm fake: no scripted reply left", None),
         Some(Scripted::Fault(Fault::Hang)) if !stream => std::future::pending::<Response>().await,
@@ -348,6 +402,9 @@ struct Answer {
     text: Option<String>,
     /// (id, name, input)
     calls: Vec<(String, String, Value)>,
+    stop: Option<Stop>,
+    /// Anthropic: (thinking, signature).
+    thinking: Option<(String, String)>,
     input: u64,
     output: u64,
     cache_read: u64,
@@ -418,6 +475,12 @@ fn plan(inner: &mut Inner, api: Api, body: &Value) -> (Option<Scripted>, Answer)
             }
         }
     }
+    let mut reply = reply;
+    if body.get("response_format").is_some() && !reply.tool_calls.is_empty() {
+        // Structured output: the answer is the JSON itself, as text.
+        reply.text = reply.tool_calls.first().map(|(_, input)| input.to_string());
+        reply.tool_calls.clear();
+    }
     let calls: Vec<(String, String, Value)> = reply
         .tool_calls
         .iter()
@@ -430,9 +493,23 @@ fn plan(inner: &mut Inner, api: Api, body: &Value) -> (Option<Scripted>, Answer)
             (id, name.clone(), input.clone())
         })
         .collect();
+    let thinking = match (api, &reply.thinking) {
+        (Api::Anthropic, Some(t)) => {
+            let signature = signature_of(t);
+            for (id, _, _) in &calls {
+                inner
+                    .thinking_of_call
+                    .insert(id.clone(), (t.clone(), signature.clone()));
+            }
+            Some((t.clone(), signature))
+        }
+        _ => None,
+    };
     let (input, output) = if reply.usage == (0, 0) {
         let cached = cache_read + cache_write;
+        // Thinking is billed as output, as the real API does.
         let answer_chars = reply.text.as_ref().map_or(0, String::len)
+            + reply.thinking.as_ref().map_or(0, String::len)
             + calls
                 .iter()
                 .map(|(_, n, i)| n.len() + i.to_string().len())
@@ -454,6 +531,8 @@ fn plan(inner: &mut Inner, api: Api, body: &Value) -> (Option<Scripted>, Answer)
         model,
         text: reply.text.clone(),
         calls,
+        stop: reply.stop,
+        thinking,
         input,
         output,
         cache_read,
@@ -507,6 +586,17 @@ fn pieces(s: &str, n: usize) -> Vec<String> {
 }
 
 fn stop_reason(api: Api, a: &Answer) -> &'static str {
+    match (api, a.stop) {
+        (Api::Anthropic, Some(Stop::MaxTokens)) => return "max_tokens",
+        (Api::Anthropic, Some(Stop::Refusal)) => return "refusal",
+        (Api::Anthropic, Some(Stop::PauseTurn)) => return "pause_turn",
+        (Api::Anthropic, Some(Stop::ContextWindowExceeded)) => {
+            return "model_context_window_exceeded";
+        }
+        (Api::OpenAi, Some(Stop::MaxTokens | Stop::ContextWindowExceeded)) => return "length",
+        (Api::OpenAi, Some(Stop::Refusal | Stop::PauseTurn)) => return "stop",
+        (_, None) => {}
+    }
     match (api, a.calls.is_empty()) {
         (Api::Anthropic, true) => "end_turn",
         (Api::Anthropic, false) => "tool_use",
@@ -539,6 +629,11 @@ fn whole(api: Api, a: &Answer) -> Value {
     match api {
         Api::Anthropic => {
             let mut content = Vec::new();
+            if let Some((thinking, signature)) = &a.thinking {
+                content.push(
+                    json!({"type": "thinking", "thinking": thinking, "signature": signature}),
+                );
+            }
             if let Some(t) = &a.text {
                 content.push(json!({"type": "text", "text": t}));
             }
@@ -552,7 +647,11 @@ fn whole(api: Api, a: &Answer) -> Value {
             })
         }
         Api::OpenAi => {
-            let mut message = json!({"role": "assistant", "content": a.text, "refusal": null});
+            let mut message = if a.stop == Some(Stop::Refusal) {
+                json!({"role": "assistant", "content": null, "refusal": a.text})
+            } else {
+                json!({"role": "assistant", "content": a.text, "refusal": null})
+            };
             if !a.calls.is_empty() {
                 message["tool_calls"] = a
                     .calls
@@ -606,6 +705,30 @@ fn frames(api: Api, a: &Answer) -> Vec<String> {
             ));
             out.push(anthropic_event("ping", json!({"type": "ping"})));
             let mut index = 0;
+            if let Some((thinking, signature)) = &a.thinking {
+                out.push(anthropic_event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": index,
+                           "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+                ));
+                for p in pieces(thinking, 8) {
+                    out.push(anthropic_event(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": index,
+                               "delta": {"type": "thinking_delta", "thinking": p}}),
+                    ));
+                }
+                out.push(anthropic_event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": index,
+                           "delta": {"type": "signature_delta", "signature": signature}}),
+                ));
+                out.push(anthropic_event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": index}),
+                ));
+                index += 1;
+            }
             if let Some(t) = &a.text {
                 out.push(anthropic_event(
                     "content_block_start",
@@ -663,9 +786,14 @@ fn frames(api: Api, a: &Answer) -> Vec<String> {
                 json!({"role": "assistant", "content": "", "refusal": null}),
                 None,
             ));
+            let field = if a.stop == Some(Stop::Refusal) {
+                "refusal"
+            } else {
+                "content"
+            };
             if let Some(t) = &a.text {
                 for p in pieces(t, 8) {
-                    out.push(openai_chunk(a, json!({"content": p}), None));
+                    out.push(openai_chunk(a, json!({ field: p }), None));
                 }
             }
             for (i, (id, name, input)) in a.calls.iter().enumerate() {
@@ -755,6 +883,12 @@ fn fault_response(api: Api, fault: Fault, stream: bool, a: &Answer) -> Response 
                 ),
             });
             sse(f, None)
+        }
+        Fault::InsufficientQuota => {
+            let body = json!({"error": {
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+                "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}});
+            json_response(StatusCode::TOO_MANY_REQUESTS, body)
         }
         Fault::StreamError => match api {
             Api::Anthropic => error_response(api, 529, "Overloaded", None),
@@ -851,4 +985,245 @@ fn sse(frames: Vec<String>, hang: Option<()>) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
+}
+
+/// A stable signature for a thinking text (the real one is opaque; this one only has to change
+/// when the text does).
+fn signature_of(thinking: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    thinking.hash(&mut h);
+    format!("sig_fake_{:016x}", h.finish())
+}
+
+/// Anthropic: the first tool the scripted answer calls that the request does not declare (the
+/// real API only ever calls the tools it was given). OpenAI-compatible servers pass on whatever
+/// name a small model makes up, so there the script may call anything.
+fn undeclared_call(body: &Value, api: Api, answer: &Answer) -> Option<String> {
+    if api == Api::OpenAi {
+        return None;
+    }
+    let declared = declared_tools(body, api);
+    answer
+        .calls
+        .iter()
+        .map(|(_, name, _)| name)
+        .find(|name| !declared.contains(name.as_str()))
+        .cloned()
+}
+
+fn declared_tools(body: &Value, api: Api) -> HashSet<String> {
+    let pointer = match api {
+        Api::Anthropic => "/name",
+        Api::OpenAi => "/function/name",
+    };
+    body.get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer(pointer).and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What the real APIs refuse (400) in the conversation itself: a `tool_choice` without tools
+/// or naming an undeclared one, tool results that do not pair with the previous turn's tool
+/// calls, roles that do not alternate (Anthropic), and a tool-using assistant turn sent back
+/// without the thinking block it came with (Anthropic).
+fn conversation_error(api: Api, body: &Value, inner: &Inner) -> Option<String> {
+    let messages = body.get("messages").and_then(Value::as_array)?;
+    let declared = declared_tools(body, api);
+    if let Some(choice) = body.get("tool_choice") {
+        if declared.is_empty() {
+            return Some("tool_choice: only allowed when tools are specified".into());
+        }
+        let forced = match api {
+            Api::Anthropic => choice.get("name"),
+            Api::OpenAi => choice.pointer("/function/name"),
+        };
+        if let Some(name) = forced.and_then(Value::as_str)
+            && !declared.contains(name)
+        {
+            return Some(format!("tool_choice: tool `{name}` is not among the tools"));
+        }
+    }
+    match api {
+        Api::Anthropic => anthropic_conversation_error(body, messages, inner),
+        Api::OpenAi => openai_conversation_error(messages),
+    }
+}
+
+fn blocks_of<'v>(m: &'v Value, kind: &'v str) -> impl Iterator<Item = &'v Value> + 'v {
+    m.get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(move |b| b.get("type").and_then(Value::as_str) == Some(kind))
+}
+
+fn anthropic_conversation_error(body: &Value, messages: &[Value], inner: &Inner) -> Option<String> {
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if adaptive_thinking(model) {
+        if body.pointer("/thinking/type").and_then(Value::as_str) == Some("disabled") {
+            return Some(format!(
+                "thinking.type: `disabled` is not supported by {model}"
+            ));
+        }
+        if matches!(
+            body.pointer("/tool_choice/type").and_then(Value::as_str),
+            Some("any" | "tool")
+        ) {
+            return Some(format!(
+                "tool_choice: forced tool use is not supported by {model} with thinking"
+            ));
+        }
+    }
+    let role = |m: &Value| {
+        m.get("role")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if messages.first().map(role).as_deref() != Some("user") {
+        return Some("messages.0.role: the first message must use the \"user\" role".into());
+    }
+    for (i, pair) in messages.windows(2).enumerate() {
+        if role(&pair[0]) == role(&pair[1]) {
+            return Some(format!(
+                "messages.{}: roles must alternate between \"user\" and \"assistant\"",
+                i + 1
+            ));
+        }
+    }
+    for (i, m) in messages.iter().enumerate() {
+        let results: Vec<&str> = blocks_of(m, "tool_result")
+            .filter_map(|b| b.get("tool_use_id").and_then(Value::as_str))
+            .collect();
+        let previous_calls: HashSet<&str> = i
+            .checked_sub(1)
+            .and_then(|p| messages.get(p))
+            .into_iter()
+            .flat_map(|p| blocks_of(p, "tool_use"))
+            .filter_map(|b| b.get("id").and_then(Value::as_str))
+            .collect();
+        if let Some(id) = results.iter().find(|id| !previous_calls.contains(*id)) {
+            return Some(format!(
+                "messages.{i}: unexpected `tool_use_id` found in `tool_result` blocks: {id}. Each \
+                 `tool_result` block must have a corresponding `tool_use` block in the previous message."
+            ));
+        }
+        let next_results: HashSet<&str> = messages
+            .get(i + 1)
+            .into_iter()
+            .flat_map(|n| blocks_of(n, "tool_result"))
+            .filter_map(|b| b.get("tool_use_id").and_then(Value::as_str))
+            .collect();
+        let calls: Vec<&str> = blocks_of(m, "tool_use")
+            .filter_map(|b| b.get("id").and_then(Value::as_str))
+            .collect();
+        if let Some(id) = calls.iter().find(|id| !next_results.contains(*id)) {
+            return Some(format!(
+                "messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately \
+                 after: {id}. Each `tool_use` block must have a corresponding `tool_result` block \
+                 in the next message."
+            ));
+        }
+    }
+    thinking_error(messages, inner)
+}
+
+/// Models that think by default and refuse `thinking: disabled` and forced tool use.
+fn adaptive_thinking(model: &str) -> bool {
+    model.contains("5-5") || model.contains("5.5")
+}
+
+/// The last assistant turn that called tools must carry the thinking block those calls came
+/// with, unchanged (text and signature).
+fn thinking_error(messages: &[Value], inner: &Inner) -> Option<String> {
+    let (i, last) = messages
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, m)| m.get("role").and_then(Value::as_str) == Some("assistant"))?;
+    let issued = blocks_of(last, "tool_use")
+        .filter_map(|b| b.get("id").and_then(Value::as_str))
+        .find_map(|id| inner.thinking_of_call.get(id))?;
+    let kept = blocks_of(last, "thinking").any(|b| {
+        b.get("thinking").and_then(Value::as_str) == Some(issued.0.as_str())
+            && b.get("signature").and_then(Value::as_str) == Some(issued.1.as_str())
+    });
+    (!kept).then(|| {
+        format!(
+            "messages.{i}.content: the thinking block this turn came with is missing or changed; \
+             thinking blocks must be passed back unchanged with the tool_use blocks they preceded"
+        )
+    })
+}
+
+fn openai_conversation_error(messages: &[Value]) -> Option<String> {
+    let mut open: Vec<String> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        match m.get("role").and_then(Value::as_str) {
+            Some("tool") => {
+                let id = m
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let Some(at) = open.iter().position(|o| o == id) else {
+                    return Some(format!(
+                        "messages.[{i}]: messages with role 'tool' must be a response to a \
+                         preceding message with 'tool_calls' (tool_call_id {id})"
+                    ));
+                };
+                open.remove(at);
+            }
+            _ => {
+                if let Some(id) = open.first() {
+                    return Some(format!(
+                        "An assistant message with 'tool_calls' must be followed by tool messages \
+                         responding to each 'tool_call_id'. The following tool_call_ids did not \
+                         have response messages: {id}"
+                    ));
+                }
+                open = m
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.get("id").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect();
+            }
+        }
+    }
+    open.first().map(|id| {
+        format!(
+            "An assistant message with 'tool_calls' must be followed by tool messages responding \
+             to each 'tool_call_id'. The following tool_call_ids did not have response messages: {id}"
+        )
+    })
+}
+
+/// A feature this server does not have: `(status, message)`.
+fn unsupported(body: &Value, inner: &Inner) -> Option<(u16, String)> {
+    if body.get("tools").is_some()
+        && let Some(refusal) = &inner.refuse_tools
+    {
+        return Some(refusal.clone());
+    }
+    if inner.refuse_json_schema
+        && body
+            .pointer("/response_format/type")
+            .and_then(Value::as_str)
+            == Some("json_schema")
+    {
+        return Some((
+            500,
+            "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input should be 'text' or 'json_object'".into(),
+        ));
+    }
+    None
 }

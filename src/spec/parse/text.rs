@@ -105,6 +105,7 @@ pub fn parse_text_answer(text: &str) -> Result<SpecAnswer, SpecError> {
         components,
         artifacts,
         changes,
+        dropped: Vec::new(),
     })
 }
 

@@ -78,6 +78,7 @@ pub fn parse_tool_input(input: &Value) -> Result<SpecAnswer, SpecError> {
         components,
         artifacts,
         changes,
+        dropped: Vec::new(),
     })
 }
 
