@@ -744,7 +744,8 @@ mod tests {
         s.tokens = 12_345;
         s.cost_usd = 0.1234;
         s.config_problems = vec![
-            "`trigger_lable` is not a setting — did you mean `trigger_label`?; ignored.".into(),
+            "`trigger_lable` is not a setting (did you mean `trigger_label`?), so it was ignored."
+                .into(),
         ];
         insta::assert_snapshot!("status_done", spec_status(&s));
         let failed = SpecStatus {

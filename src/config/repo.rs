@@ -466,10 +466,8 @@ mod tests {
         assert_eq!(cfg, RepoConfig::default());
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(text.len(), 4, "{text:?}");
-        assert!(
-            text.iter()
-                .any(|t| t.contains("did you mean `trigger_label`"))
-        );
+        assert!(text.iter().any(|t| t
+            == "`trigger_lable` is not a setting (did you mean `trigger_label`?), so it was ignored."));
         assert!(text.iter().any(|t| t.contains("max_cost_usd")));
         assert!(text.iter().any(|t| t.contains("spec_path")));
         assert!(text.iter().any(|t| t.contains("`video`")));
