@@ -363,6 +363,22 @@ mod tests {
     }
 
     #[test]
+    fn nullable_fields_of_the_openapi_description_decode() {
+        let issue: Issue = serde_json::from_value(serde_json::json!({
+            "id": 1, "number": 2, "title": "t", "body": null, "user": null, "labels": [],
+            "state": "open"
+        }))
+        .expect("an issue whose author was deleted");
+        assert_eq!(issue.user.login, "ghost");
+        let note: Annotation = serde_json::from_value(serde_json::json!({
+            "path": "src/lib.rs", "start_line": 3, "annotation_level": "failure",
+            "title": null, "message": null
+        }))
+        .expect("an annotation without a message");
+        assert_eq!(note.message, "");
+    }
+
+    #[test]
     fn a_user_is_a_bot_by_type_in_any_case_or_by_login() {
         assert!(user("specbot[bot]", "Bot").is_bot());
         assert!(user("renovate[bot]", "User").is_bot());
