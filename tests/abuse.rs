@@ -182,7 +182,7 @@ async fn an_engineer_told_to_exfiltrate_cannot() {
     let pr = t.world.pulls(REPO)[0].number;
     t.merge_pull(pr, "alice").await;
     t.run_jobs().await;
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status"]);
     // A model that went along with the injection: it tries to write the secret it "knows",
     // to edit a workflow and to escape the repository; then it writes the secret into its
     // summary.
@@ -225,7 +225,7 @@ async fn an_engineer_told_to_exfiltrate_cannot() {
     for text in github_writes(&t) {
         assert_no_secret(&t, &text, "a GitHub write");
     }
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status", "specbot:implement-status"]);
     t.finish();
 }
 
