@@ -105,6 +105,9 @@ pub struct Comment {
     #[serde(default)]
     pub body: Option<String>,
     pub user: User,
+    /// The App that wrote it on someone's behalf (GitHub fills it for App-made comments).
+    #[serde(default)]
+    pub performed_via_github_app: Option<App>,
 }
 
 /// One side of a pull request: a branch and its head commit.

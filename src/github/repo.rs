@@ -571,6 +571,7 @@ impl Repo {
     }
 
     /// [`Repo::comment_once`] when the comments were just listed (saves a request).
+    /// Only a comment the App wrote itself counts: anyone can paste a marker.
     pub async fn comment_once_among(
         &self,
         number: u64,
@@ -578,11 +579,7 @@ impl Repo {
         body: &str,
         existing: &[Comment],
     ) -> Result<Comment, GitHubError> {
-        let found = existing
-            .iter()
-            .find(|c| c.body.as_deref().unwrap_or("").contains(marker))
-            .cloned();
-        if let Some(found) = found {
+        if let Some(found) = self.own_with_marker(existing, marker).await? {
             if found.body.as_deref() != Some(body) {
                 return self.update_comment(found.id, body).await;
             }
@@ -598,17 +595,28 @@ impl Repo {
         .map(|(comment, _)| comment)
     }
 
-    /// The first comment whose body contains `marker`.
+    /// The first comment the App wrote whose body contains `marker`.
+    async fn own_with_marker(
+        &self,
+        comments: &[Comment],
+        marker: &str,
+    ) -> Result<Option<Comment>, GitHubError> {
+        for c in comments {
+            if c.body.as_deref().unwrap_or("").contains(marker) && self.gh.wrote(c).await? {
+                return Ok(Some(c.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first comment the App wrote whose body contains `marker`.
     pub async fn find_comment(
         &self,
         number: u64,
         marker: &str,
     ) -> Result<Option<Comment>, GitHubError> {
-        Ok(self
-            .comments(number, 1000)
-            .await?
-            .into_iter()
-            .find(|c| c.body.as_deref().unwrap_or("").contains(marker)))
+        let comments = self.comments(number, 1000).await?;
+        self.own_with_marker(&comments, marker).await
     }
 
     pub async fn update_comment(&self, id: u64, body: &str) -> Result<Comment, GitHubError> {
