@@ -18,6 +18,15 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A `user` GitHub may send as `null` (a deleted account): GitHub shows it as `ghost`.
+fn ghost_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<User, D::Error> {
+    Ok(Option::<User>::deserialize(d)?.unwrap_or_else(|| User {
+        login: "ghost".into(),
+        id: 0,
+        kind: "User".into(),
+    }))
+}
+
 /// A GitHub account: a person, an organisation or a bot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -81,6 +90,7 @@ pub struct Issue {
     pub title: String,
     #[serde(default)]
     pub body: Option<String>,
+    #[serde(deserialize_with = "ghost_if_null")]
     pub user: User,
     #[serde(default)]
     pub labels: Vec<Label>,
@@ -104,6 +114,7 @@ pub struct Comment {
     pub id: u64,
     #[serde(default)]
     pub body: Option<String>,
+    #[serde(deserialize_with = "ghost_if_null")]
     pub user: User,
     /// The App that wrote it on someone's behalf (GitHub fills it for App-made comments).
     #[serde(default)]
@@ -126,6 +137,7 @@ pub struct PullRequest {
     pub title: String,
     #[serde(default)]
     pub body: Option<String>,
+    #[serde(deserialize_with = "ghost_if_null")]
     pub user: User,
     pub head: GitRef,
     pub base: GitRef,
@@ -149,6 +161,7 @@ pub struct Review {
     /// `approved`, `changes_requested`, `commented`, `dismissed` (any case).
     #[serde(default)]
     pub state: String,
+    #[serde(deserialize_with = "ghost_if_null")]
     pub user: User,
 }
 
@@ -164,6 +177,7 @@ pub struct ReviewComment {
     pub line: Option<u64>,
     #[serde(default)]
     pub original_line: Option<u64>,
+    #[serde(deserialize_with = "ghost_if_null")]
     pub user: User,
 }
 
@@ -258,6 +272,8 @@ pub struct Annotation {
     pub start_line: Option<u64>,
     pub annotation_level: Option<String>,
     pub title: Option<String>,
+    /// May be `null`.
+    #[serde(default, deserialize_with = "or_default")]
     pub message: String,
 }
 
