@@ -298,10 +298,12 @@ fn unknown_setting(other: &str) -> ConfigProblem {
     let hint = known
         .iter()
         .find(|k| strsim_close(k, other))
-        .map(|k| format!(" — did you mean `{k}`?"))
+        .map(|k| format!(" (did you mean `{k}`?)"))
         .unwrap_or_default();
     let shown: String = other.chars().take(40).collect();
-    ConfigProblem(format!("`{shown}` is not a setting{hint}; ignored."))
+    ConfigProblem(format!(
+        "`{shown}` is not a setting{hint}, so it was ignored."
+    ))
 }
 
 fn implement(
