@@ -200,7 +200,7 @@ async fn implement_works_with_an_openai_compatible_model_too() {
 async fn implement_again_updates_the_same_branch_and_pr() {
     let mut t = Tester::start().await;
     let issue = merged_spec(&mut t, 1).await;
-    t.expect_comments(issue, &["specbot:status", "specbot:implement-status"]);
+    t.expect_comments(issue, &["specbot:status"]);
     script_good_session(&t);
     t.comment(issue, "/implement").await;
     t.run_jobs().await;
@@ -298,7 +298,7 @@ async fn implement_on_a_component_issue_implements_that_component_from_the_spec_
     );
     let status = t.expect_one_comment(second);
     assert!(status.contains("Component 2"), "{status}");
-    t.expect_comments(issue, &["specbot:status", "specbot:implement-status"]);
+    t.expect_comments(issue, &["specbot:status"]);
     t.finish();
 }
 

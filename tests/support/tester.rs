@@ -439,6 +439,21 @@ impl Tester {
         comments
     }
 
+    /// A component issue the last revision dropped is closed with one comment saying so; one
+    /// it kept has no comment.
+    pub fn expect_dropped_or_silent(&mut self, n: u64) {
+        let closed = self
+            .world
+            .issue(REPO, n)
+            .is_some_and(|i| i.state == "closed");
+        if closed {
+            let said = self.expect_one_comment(n);
+            assert!(said.contains("no longer part of the spec"), "#{n}: {said}");
+        } else {
+            self.expect_no_comment(n);
+        }
+    }
+
     /// No bot comment on `n`.
     pub fn expect_no_comment(&mut self, n: u64) {
         let comments = self.bot_comments(n);
