@@ -42,28 +42,37 @@ const WRITE_ROUTES: [(&str, &str); 10] = [
     ),
 ];
 
+/// One spec run (two components) with `fault` injected once on `method route`, writes spaced
+/// `write_gap` apart: it ends in one of everything, and the model is paid once.
+async fn one_of_everything_despite(method: &str, route: &str, fault: Fault, write_gap: Duration) {
+    let mut t = Tester::builder()
+        .settings(move |s| s.github.write_gap = write_gap)
+        .start()
+        .await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_tool_call("submit_spec", good_answer(2));
+    let what = format!("{fault:?} on {method} {route}");
+    t.world.inject(FaultRule::new(method, route, 1, fault));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    assert!(t.world.request_count(method, route) >= 1, "{what}: fired");
+    assert_eq!(t.world.pulls(REPO).len(), 1, "{what}");
+    assert_eq!(t.world.sub_issues(REPO, issue).len(), 2, "{what}");
+    assert_eq!(t.world.issues(REPO).len(), 3, "{what}");
+    assert_eq!(t.llm.requests().len(), 1, "{what}: paid once");
+    let status_comment = t.expect_one_comment(issue);
+    assert!(
+        status_comment.contains("ready for review"),
+        "{what}: {status_comment}"
+    );
+    t.finish();
+}
+
 #[tokio::test]
 async fn a_5xx_on_each_write_route_ends_in_one_of_everything() {
     for (method, route) in WRITE_ROUTES {
         for status in [500, 502] {
-            let mut t = Tester::start().await;
-            let issue = t.open_issue("Add dark mode", "Please.");
-            t.llm.push_tool_call("submit_spec", good_answer(2));
-            t.world
-                .inject(FaultRule::new(method, route, 1, Fault::Status(status)));
-            t.label_issue(issue, "needs-spec").await;
-            t.run_jobs().await;
-            let what = format!("{status} on {method} {route}");
-            assert_eq!(t.world.pulls(REPO).len(), 1, "{what}");
-            assert_eq!(t.world.sub_issues(REPO, issue).len(), 2, "{what}");
-            assert_eq!(t.world.issues(REPO).len(), 3, "{what}");
-            assert_eq!(t.llm.requests().len(), 1, "{what}: paid once");
-            let status_comment = t.expect_one_comment(issue);
-            assert!(
-                status_comment.contains("ready for review"),
-                "{what}: {status_comment}"
-            );
-            t.finish();
+            one_of_everything_despite(method, route, Fault::Status(status), Duration::ZERO).await;
         }
     }
 }
@@ -90,29 +99,9 @@ const CREATE_ROUTES: [(&str, &str); 6] = [
 #[tokio::test]
 async fn a_create_whose_answer_is_lost_is_found_not_made_twice() {
     for (method, route) in CREATE_ROUTES {
-        let mut t = Tester::builder()
-            // Writes spaced as in production (shorter), so the spacing code runs here too.
-            .settings(|s| s.github.write_gap = Duration::from_millis(2))
-            .start()
-            .await;
-        let issue = t.open_issue("Add dark mode", "Please.");
-        t.llm.push_tool_call("submit_spec", good_answer(2));
-        t.world
-            .inject(FaultRule::new(method, route, 1, Fault::LoseAnswer));
-        t.label_issue(issue, "needs-spec").await;
-        t.run_jobs().await;
-        let what = format!("lost answer on {method} {route}");
-        assert!(t.world.request_count(method, route) >= 1, "{what}: fired");
-        assert_eq!(t.world.pulls(REPO).len(), 1, "{what}");
-        assert_eq!(t.world.sub_issues(REPO, issue).len(), 2, "{what}");
-        assert_eq!(t.world.issues(REPO).len(), 3, "{what}");
-        assert_eq!(t.llm.requests().len(), 1, "{what}: paid once");
-        let status_comment = t.expect_one_comment(issue);
-        assert!(
-            status_comment.contains("ready for review"),
-            "{what}: {status_comment}"
-        );
-        t.finish();
+        // Writes spaced as in production (shorter), so the spacing code runs here too.
+        let gap = Duration::from_millis(2);
+        one_of_everything_despite(method, route, Fault::LoseAnswer, gap).await;
     }
 }
 
