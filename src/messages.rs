@@ -45,7 +45,7 @@ pub fn parse_errors(comment_id: u64, errors: &[String]) -> String {
     with_marker(
         &reply_marker(comment_id),
         format!(
-            "I couldn't follow that:\n\n{list}\n{}",
+            "I couldn't follow that:\n\n{list}\nHere is what I can do:\n\n{}",
             command::help_text()
         ),
     )
@@ -97,11 +97,18 @@ pub fn revision_abandoned(marker: &str, merged_or_closed: &str, issue: u64) -> S
     )
 }
 
-/// `/implement` before the spec is approved or merged.
-pub fn spec_not_ready(comment_id: u64, state: Option<&str>, pull: Option<u64>) -> String {
+/// `/implement` before the spec is approved or merged; `trigger_label` is the repository's
+/// label for a spec.
+pub fn spec_not_ready(
+    comment_id: u64,
+    state: Option<&str>,
+    pull: Option<u64>,
+    trigger_label: &str,
+) -> String {
     let stands = match (state, pull) {
-        (None, _) => "this issue has no spec yet: label it `needs-spec` or comment `/spec` first."
-            .to_string(),
+        (None, _) => {
+            format!("this issue has no spec. Label it `{trigger_label}` or comment `/spec` first.")
+        }
         (Some(state), Some(pr)) => format!(
             "the spec in #{pr} is {} and not approved yet. Approve or merge it first, or comment `/implement --force` to go ahead anyway.",
             state.replace('_', " ")
@@ -791,7 +798,8 @@ mod tests {
         s.tokens = 12_345;
         s.cost_usd = 0.1234;
         s.config_problems = vec![
-            "`trigger_lable` is not a setting — did you mean `trigger_label`?; ignored.".into(),
+            "`trigger_lable` is not a setting (did you mean `trigger_label`?), so it was ignored."
+                .into(),
         ];
         insta::assert_snapshot!("status_done", spec_status(&s));
         let failed = SpecStatus {
@@ -818,10 +826,14 @@ mod tests {
                 0.0123
             )
         );
-        insta::assert_snapshot!("not_ready_no_spec", spec_not_ready(16, None, None));
+        insta::assert_snapshot!(
+            "not_ready_no_spec",
+            spec_not_ready(16, None, None, "needs-spec")
+        );
+        assert!(spec_not_ready(16, None, None, "spec-me").contains("Label it `spec-me`"));
         insta::assert_snapshot!(
             "not_ready_in_review",
-            spec_not_ready(16, Some("in_review"), Some(8))
+            spec_not_ready(16, Some("in_review"), Some(8), "needs-spec")
         );
     }
 

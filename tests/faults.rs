@@ -42,30 +42,91 @@ const WRITE_ROUTES: [(&str, &str); 10] = [
     ),
 ];
 
+/// One spec run (two components) with `fault` injected once on `method route`, writes spaced
+/// `write_gap` apart: it ends in one of everything, and the model is paid once.
+async fn one_of_everything_despite(method: &str, route: &str, fault: Fault, write_gap: Duration) {
+    let mut t = Tester::builder()
+        .settings(move |s| s.github.write_gap = write_gap)
+        .start()
+        .await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_tool_call("submit_spec", good_answer(2));
+    let what = format!("{fault:?} on {method} {route}");
+    t.world.inject(FaultRule::new(method, route, 1, fault));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    assert!(t.world.request_count(method, route) >= 1, "{what}: fired");
+    assert_eq!(t.world.pulls(REPO).len(), 1, "{what}");
+    assert_eq!(t.world.sub_issues(REPO, issue).len(), 2, "{what}");
+    assert_eq!(t.world.issues(REPO).len(), 3, "{what}");
+    assert_eq!(t.llm.requests().len(), 1, "{what}: paid once");
+    let status_comment = t.expect_one_comment(issue);
+    assert!(
+        status_comment.contains("ready for review"),
+        "{what}: {status_comment}"
+    );
+    t.finish();
+}
+
 #[tokio::test]
 async fn a_5xx_on_each_write_route_ends_in_one_of_everything() {
     for (method, route) in WRITE_ROUTES {
         for status in [500, 502] {
-            let mut t = Tester::start().await;
-            let issue = t.open_issue("Add dark mode", "Please.");
-            t.llm.push_tool_call("submit_spec", good_answer(2));
-            t.world
-                .inject(FaultRule::new(method, route, 1, Fault::Status(status)));
-            t.label_issue(issue, "needs-spec").await;
-            t.run_jobs().await;
-            let what = format!("{status} on {method} {route}");
-            assert_eq!(t.world.pulls(REPO).len(), 1, "{what}");
-            assert_eq!(t.world.sub_issues(REPO, issue).len(), 2, "{what}");
-            assert_eq!(t.world.issues(REPO).len(), 3, "{what}");
-            assert_eq!(t.llm.requests().len(), 1, "{what}: paid once");
-            let status_comment = t.expect_one_comment(issue);
-            assert!(
-                status_comment.contains("ready for review"),
-                "{what}: {status_comment}"
-            );
-            t.finish();
+            one_of_everything_despite(method, route, Fault::Status(status), Duration::ZERO).await;
         }
     }
+}
+
+/// Every route where the spec flow creates something that must exist once.
+const CREATE_ROUTES: [(&str, &str); 6] = [
+    (
+        "POST",
+        "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+    ),
+    ("POST", "/repos/{owner}/{repo}/git/refs"),
+    ("POST", "/repos/{owner}/{repo}/pulls"),
+    ("POST", "/repos/{owner}/{repo}/issues"),
+    (
+        "POST",
+        "/repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
+    ),
+    (
+        "POST",
+        "/repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
+    ),
+];
+
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_found_not_made_twice() {
+    for (method, route) in CREATE_ROUTES {
+        // Writes spaced as in production (shorter), so the spacing code runs here too.
+        let gap = Duration::from_millis(2);
+        one_of_everything_despite(method, route, Fault::LoseAnswer, gap).await;
+    }
+}
+
+#[tokio::test]
+async fn an_exhausted_primary_rate_limit_is_waited_out() {
+    let mut t = Tester::builder()
+        .settings(|s| s.github.max_wait = Duration::from_secs(5))
+        .start()
+        .await;
+    let issue = t.open_issue("Add dark mode", "Please.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.world.set_rate_limit(15, 2);
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let refused = t
+        .world
+        .requests()
+        .iter()
+        .filter(|r| r.status == 403)
+        .count();
+    assert!(refused >= 1, "the limit was reached");
+    assert_eq!(t.world.pulls(REPO).len(), 1);
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("ready for review"), "{status}");
+    t.finish();
 }
 
 #[tokio::test]
@@ -270,12 +331,12 @@ async fn a_spec_pr_merged_while_a_revision_waits_is_not_revised() {
         .find(|c| c.contains("won't revise"))
         .expect("a reply");
     assert!(reply.contains("merged"), "{reply}");
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status"]);
     t.finish();
 }
 
 #[tokio::test]
-async fn a_spec_branch_deleted_by_a_human_is_recreated_under_the_same_pr() {
+async fn a_spec_branch_deleted_by_a_human_comes_back_in_a_new_pr_naming_the_old_one() {
     let mut t = Tester::start().await;
     let issue = t.open_issue("Add dark mode", "Please.");
     t.llm.push_tool_call("submit_spec", good_answer(1));
@@ -284,7 +345,8 @@ async fn a_spec_branch_deleted_by_a_human_is_recreated_under_the_same_pr() {
     let pr = t.world.pulls(REPO)[0].number;
     t.world.delete_branch(REPO, "specbot/spec-1");
     assert_eq!(t.world.pull(REPO, pr).unwrap().state, "closed");
-    // Asked again: the branch comes back and the same PR is reopened, never a second one.
+    // Asked again: the branch comes back; github.com will not reopen a PR whose branch was
+    // recreated, so a new PR is opened that names the old one.
     t.llm.push_tool_call("submit_spec", good_answer(1));
     t.comment(issue, "/spec").await;
     t.run_jobs().await;
@@ -294,9 +356,18 @@ async fn a_spec_branch_deleted_by_a_human_is_recreated_under_the_same_pr() {
             .contains(&"specbot/spec-1".to_string())
     );
     let pulls = t.world.pulls(REPO);
-    assert_eq!(pulls.len(), 1);
-    assert_eq!(pulls[0].number, pr);
-    assert_eq!(pulls[0].state, "open");
+    assert_eq!(pulls.len(), 2, "{pulls:#?}");
+    let new = pulls.iter().find(|p| p.number != pr).expect("a new PR");
+    assert_eq!(new.state, "open");
+    assert!(
+        new.body
+            .as_deref()
+            .unwrap_or("")
+            .contains(&format!("#{pr}")),
+        "{:?}",
+        new.body
+    );
+    assert_eq!(t.world.pull(REPO, pr).unwrap().state, "closed");
     assert_eq!(
         t.world.sub_issues(REPO, issue).len(),
         1,
@@ -406,7 +477,7 @@ async fn a_spec_pr_merged_while_its_revision_is_written_gets_no_push() {
         1,
         "components untouched"
     );
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status"]);
     t.finish();
 }
 

@@ -17,7 +17,7 @@ async fn one_installation_token_serves_many_jobs() {
             .push_tool_call("submit_spec", spec_answers::good_answer(1));
         t.label_issue(issue, "needs-spec").await;
         t.run_jobs().await;
-        let _ = t.bot_comments(issue);
+        t.expect_comments(issue, &["ready for review"]);
     }
     assert_eq!(t.world.pulls(REPO).len(), 8);
     assert_eq!(
@@ -44,7 +44,8 @@ async fn an_expired_token_is_replaced_mid_flight() {
     t.run_jobs().await;
     assert_eq!(t.world.pulls(REPO).len(), 2);
     assert_eq!(t.world.token_mints(t.world.installation_id()), 2);
-    let _ = (t.bot_comments(first), t.bot_comments(second));
+    t.expect_comments(first, &["ready for review"]);
+    t.expect_comments(second, &["ready for review"]);
     t.finish();
 }
 
@@ -170,9 +171,10 @@ async fn github_requests_per_spec_run() {
         for (route, n) in t.world.request_counts() {
             println!("  {n:3}  {route}");
         }
-        let _ = t.bot_comments(issue);
-        // 20 fixed + 3 per component (create, link, dependency) at most.
-        assert!(total <= 20 + 3 * k, "{total} requests for {k} components");
+        t.expect_comments(issue, &["ready for review"]);
+        // 21 fixed (one reads the base tree, to keep file modes) + 3 per component (create,
+        // link, dependency) at most.
+        assert!(total <= 21 + 3 * k, "{total} requests for {k} components");
         t.finish();
     }
 }

@@ -1013,3 +1013,145 @@ async fn octocrab_talks_to_the_simulator() {
     world.assert_no_violations();
     world.assert_responses_conform();
 }
+
+#[tokio::test]
+async fn the_world_refuses_and_truncates_like_github() {
+    let world = GitHubWorld::start().await;
+    world.add_repo(REPO);
+    world.add_empty_repo("acme/empty");
+    world.put_file(REPO, "main", "src/a.rs", "a\n");
+    let api = Api::new(&world).await;
+    let (s, main) = api.get(&format!("/repos/{REPO}/git/ref/heads/main")).await;
+    assert_eq!(s, 200);
+    let (_, commit) = api
+        .get(&format!(
+            "/repos/{REPO}/git/commits/{}",
+            main["object"]["sha"].as_str().unwrap()
+        ))
+        .await;
+    let base_tree = commit["tree"]["sha"].clone();
+    // Deleting a path that is not in the base tree: 422.
+    let (s, body) = api
+        .post(
+            &format!("/repos/{REPO}/git/trees"),
+            json!({"base_tree": base_tree, "tree": [
+                {"path": "gone.txt", "mode": "100644", "type": "blob", "sha": null}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    // An empty repository: 409 on git/ref.
+    let (s, body) = api.get("/repos/acme/empty/git/ref/heads/main").await;
+    assert_eq!(
+        (s, body["message"].as_str()),
+        (409, Some("Git Repository is empty."))
+    );
+    // A recursive tree over the limit: truncated.
+    world.truncate_trees_over(1);
+    let (s, tree) = api
+        .get(&format!(
+            "/repos/{REPO}/git/trees/{}?recursive=1",
+            base_tree.as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(tree["truncated"], true);
+    assert_eq!(tree["tree"].as_array().unwrap().len(), 1);
+    world.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_closed_pr_whose_branch_was_recreated_cannot_be_reopened() {
+    let world = GitHubWorld::start().await;
+    world.add_repo(REPO);
+    world.put_file(REPO, "feature", "a.txt", "a\n");
+    let api = Api::new(&world).await;
+    let (s, pr) = api
+        .post(
+            &format!("/repos/{REPO}/pulls"),
+            json!({"title": "T", "head": "feature", "base": "main"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{pr}");
+    let path = format!("/repos/{REPO}/pulls/{}", pr["number"]);
+    let (s, _) = api.patch(&path, json!({"state": "closed"})).await;
+    assert_eq!(s, 200);
+    // A fast-forward push while closed still allows reopening.
+    world.put_file(REPO, "feature", "b.txt", "b\n");
+    let (s, _) = api.patch(&path, json!({"state": "open"})).await;
+    assert_eq!(s, 200);
+    let (s, _) = api.patch(&path, json!({"state": "closed"})).await;
+    assert_eq!(s, 200);
+    world.delete_branch(REPO, "feature");
+    world.put_file(REPO, "feature", "c.txt", "c\n");
+    let (s, body) = api.patch(&path, json!({"state": "open"})).await;
+    assert_eq!(s, 422, "recreated since it was closed: {body}");
+    world.assert_no_violations();
+}
+
+#[tokio::test]
+async fn the_primary_rate_limit_is_enforced_until_the_reset() {
+    let world = GitHubWorld::start().await;
+    world.add_repo(REPO);
+    let api = Api::new(&world).await;
+    world.set_rate_limit(2, 3600);
+    for _ in 0..2 {
+        let (s, _) = api.get(&format!("/repos/{REPO}")).await;
+        assert_eq!(s, 200);
+    }
+    let (s, body) = api.get(&format!("/repos/{REPO}")).await;
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit exceeded")
+    );
+    world.set_rate_limit(2, 3600);
+    let (s, _) = api.get(&format!("/repos/{REPO}")).await;
+    assert_eq!(s, 200, "a new window");
+    world.assert_no_violations();
+}
+
+#[tokio::test]
+async fn an_installation_token_cannot_change_workflows() {
+    let world = GitHubWorld::start().await;
+    world.add_repo(REPO);
+    let api = Api::new(&world).await;
+    let (_, main) = api.get(&format!("/repos/{REPO}/git/ref/heads/main")).await;
+    let parent = main["object"]["sha"].as_str().unwrap().to_string();
+    let (_, commit) = api
+        .get(&format!("/repos/{REPO}/git/commits/{parent}"))
+        .await;
+    let (s, tree) = api
+        .post(
+            &format!("/repos/{REPO}/git/trees"),
+            json!({"base_tree": commit["tree"]["sha"], "tree": [
+                {"path": ".github/workflows/ci.yml", "mode": "100644", "type": "blob", "content": "on: push\n"}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{tree}");
+    let (s, made) = api
+        .post(
+            &format!("/repos/{REPO}/git/commits"),
+            json!({"message": "CI", "tree": tree["sha"], "parents": [parent]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let (s, body) = api
+        .post(
+            &format!("/repos/{REPO}/git/refs"),
+            json!({"ref": "refs/heads/ci", "sha": made["sha"]}),
+        )
+        .await;
+    assert_eq!(s, 403, "the manifest grants no `workflows`: {body}");
+    let (s, _) = api
+        .patch(
+            &format!("/repos/{REPO}/git/refs/heads/main"),
+            json!({"sha": made["sha"]}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    world.assert_no_violations();
+}

@@ -76,7 +76,7 @@ fn script_good_session(t: &Tester) {
 async fn implement_on_a_merged_spec_opens_one_pr_that_closes_the_issue() {
     let mut t = Tester::start().await;
     let issue = merged_spec(&mut t, 1).await;
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status"]);
     script_good_session(&t);
     t.comment(issue, "/implement").await;
     t.run_jobs().await;
@@ -172,7 +172,7 @@ async fn implement_works_with_an_openai_compatible_model_too() {
         .start()
         .await;
     let issue = merged_spec(&mut t, 1).await;
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status"]);
     script_good_session(&t);
     t.comment(issue, "/implement").await;
     t.run_jobs().await;
@@ -192,7 +192,7 @@ async fn implement_works_with_an_openai_compatible_model_too() {
             .count(),
         1
     );
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status", "specbot:implement-status"]);
     t.finish();
 }
 
@@ -200,7 +200,7 @@ async fn implement_works_with_an_openai_compatible_model_too() {
 async fn implement_again_updates_the_same_branch_and_pr() {
     let mut t = Tester::start().await;
     let issue = merged_spec(&mut t, 1).await;
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status"]);
     script_good_session(&t);
     t.comment(issue, "/implement").await;
     t.run_jobs().await;
@@ -298,7 +298,7 @@ async fn implement_on_a_component_issue_implements_that_component_from_the_spec_
     );
     let status = t.expect_one_comment(second);
     assert!(status.contains("Component 2"), "{status}");
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status"]);
     t.finish();
 }
 
@@ -306,7 +306,7 @@ async fn implement_on_a_component_issue_implements_that_component_from_the_spec_
 async fn guardrails_refuse_with_a_reason_and_the_pr_lists_them() {
     let mut t = Tester::start().await;
     let issue = merged_spec(&mut t, 1).await;
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status"]);
     let huge = "x".repeat(300 * 1024);
     t.llm.push_reply(calls(vec![
         (
@@ -370,7 +370,7 @@ async fn guardrails_refuse_with_a_reason_and_the_pr_lists_them() {
     assert!(body.contains("Refused by the guardrails"), "{body}");
     assert!(body.contains(".github/workflows/ci.yml"), "{body}");
     assert!(!body.contains("sk-test-llm-key-never-logged"));
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status", "specbot:implement-status"]);
     t.finish();
 }
 
@@ -378,7 +378,7 @@ async fn guardrails_refuse_with_a_reason_and_the_pr_lists_them() {
 async fn a_run_whose_every_write_is_refused_pushes_nothing_and_says_why() {
     let mut t = Tester::start().await;
     let issue = merged_spec(&mut t, 1).await;
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status"]);
     t.llm.push_reply(calls(vec![
         (
             "write_file",
@@ -427,7 +427,7 @@ async fn implemented(t: &mut Tester) -> (String, u64) {
     script_good_session(t);
     t.comment(issue, "/implement").await;
     t.run_jobs().await;
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status", "specbot:implement-status"]);
     let branch = format!("specbot/implement-{issue}");
     let pr = t
         .world
@@ -544,7 +544,7 @@ async fn a_crash_at_each_step_resumes_without_duplicates() {
             .start()
             .await;
         let issue = merged_spec(&mut t, 1).await;
-        let _ = t.bot_comments(issue);
+        t.expect_comments(issue, &["specbot:status"]);
         let calls_before = t.llm.requests().len();
         script_good_session(&t);
         t.comment(issue, "/implement").await;
@@ -583,7 +583,7 @@ async fn a_crash_at_each_step_resumes_without_duplicates() {
 async fn cancel_stops_the_engineer_and_pushes_nothing() {
     let mut t = Tester::start().await;
     let issue = merged_spec(&mut t, 1).await;
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["specbot:status"]);
     t.llm.push_fault(Fault::Hang);
     t.comment(issue, "/implement").await;
     let calls = t.llm.requests().len();

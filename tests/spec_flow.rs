@@ -209,7 +209,7 @@ async fn hostile_issue_text_is_sanitised_and_no_secret_reaches_the_model() {
             "{secret} leaked into the model request"
         );
     }
-    let _ = t.bot_comments(issue);
+    t.expect_comments(issue, &["ready for review"]);
     t.finish();
 }
 

@@ -372,10 +372,6 @@ fn error_display_snapshot() {
             command: "revise",
             what: "feedback",
         },
-        ParseError::MissingArgument {
-            command: "implement",
-            what: "a branch",
-        },
         ParseError::UnexpectedArgument {
             command: "spec",
             got: "please".into(),

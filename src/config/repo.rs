@@ -298,10 +298,12 @@ fn unknown_setting(other: &str) -> ConfigProblem {
     let hint = known
         .iter()
         .find(|k| strsim_close(k, other))
-        .map(|k| format!(" — did you mean `{k}`?"))
+        .map(|k| format!(" (did you mean `{k}`?)"))
         .unwrap_or_default();
     let shown: String = other.chars().take(40).collect();
-    ConfigProblem(format!("`{shown}` is not a setting{hint}; ignored."))
+    ConfigProblem(format!(
+        "`{shown}` is not a setting{hint}, so it was ignored."
+    ))
 }
 
 fn implement(
@@ -466,10 +468,8 @@ mod tests {
         assert_eq!(cfg, RepoConfig::default());
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(text.len(), 4, "{text:?}");
-        assert!(
-            text.iter()
-                .any(|t| t.contains("did you mean `trigger_label`"))
-        );
+        assert!(text.iter().any(|t| t
+            == "`trigger_lable` is not a setting (did you mean `trigger_label`?), so it was ignored."));
         assert!(text.iter().any(|t| t.contains("max_cost_usd")));
         assert!(text.iter().any(|t| t.contains("spec_path")));
         assert!(text.iter().any(|t| t.contains("`video`")));

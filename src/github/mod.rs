@@ -28,7 +28,42 @@ pub use request::{GitHubError, Installation};
 pub struct GitHubApp {
     app: Octocrab,
     policy: GitHubPolicy,
+    identity: Arc<Identity>,
     installations: Arc<Mutex<HashMap<u64, Installation>>>,
+}
+
+/// Who the App is, to recognise what it wrote itself: its id, and its bot login
+/// (`<slug>[bot]`), asked of `GET /app` once.
+pub struct Identity {
+    app_id: u64,
+    app: Installation,
+    login: tokio::sync::OnceCell<String>,
+}
+
+impl Identity {
+    /// Whether the App itself wrote something authored by `user` (and, where GitHub says so,
+    /// `performed_via_github_app`).
+    pub async fn wrote(
+        &self,
+        user: &model::User,
+        via: Option<&model::App>,
+    ) -> Result<bool, GitHubError> {
+        if via.is_some_and(|app| app.id == self.app_id) {
+            return Ok(true);
+        }
+        let login = self
+            .login
+            .get_or_try_init(|| async {
+                let me: model::App = self.app.get_json("GET /app", "/app").await?;
+                let slug = me.slug.ok_or_else(|| GitHubError::Decode {
+                    route: "GET /app",
+                    reason: "the App has no `slug`".into(),
+                })?;
+                Ok::<_, GitHubError>(format!("{slug}[bot]"))
+            })
+            .await?;
+        Ok(user.login.eq_ignore_ascii_case(login))
+    }
 }
 
 impl std::fmt::Debug for GitHubApp {
@@ -55,9 +90,15 @@ impl GitHubApp {
             .set_read_timeout(Some(policy.request_timeout))
             .build()
             .map_err(|e| GitHubError::Config(format!("GitHub client: {e}")))?;
+        let identity = Arc::new(Identity {
+            app_id: creds.app_id,
+            app: Installation::new(0, app.clone(), policy.clone(), None),
+            login: tokio::sync::OnceCell::new(),
+        });
         Ok(GitHubApp {
             app,
             policy,
+            identity,
             installations: Arc::default(),
         })
     }
@@ -75,7 +116,7 @@ impl GitHubApp {
             .app
             .installation(InstallationId(id))
             .map_err(|e| GitHubError::Config(format!("installation {id}: {e}")))?;
-        let inst = Installation::new(id, crab, self.policy.clone());
+        let inst = Installation::new(id, crab, self.policy.clone(), Some(self.identity.clone()));
         map.insert(id, inst.clone());
         Ok(inst)
     }
@@ -83,8 +124,7 @@ impl GitHubApp {
     /// `GET /app` with the App's JWT: who we are (used for the bot's login and by
     /// `check-config`).
     pub async fn app_info(&self) -> Result<model::App, GitHubError> {
-        let inst = Installation::new(0, self.app.clone(), self.policy.clone());
-        inst.get_json("GET /app", "/app").await
+        self.identity.app.get_json("GET /app", "/app").await
     }
 
     pub fn client(&self) -> &Octocrab {

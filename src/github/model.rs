@@ -18,6 +18,15 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A `user` GitHub may send as `null` (a deleted account): GitHub shows it as `ghost`.
+fn ghost_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<User, D::Error> {
+    Ok(Option::<User>::deserialize(d)?.unwrap_or_else(|| User {
+        login: "ghost".into(),
+        id: 0,
+        kind: "User".into(),
+    }))
+}
+
 /// A GitHub account: a person, an organisation or a bot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -81,6 +90,7 @@ pub struct Issue {
     pub title: String,
     #[serde(default)]
     pub body: Option<String>,
+    #[serde(deserialize_with = "ghost_if_null")]
     pub user: User,
     #[serde(default)]
     pub labels: Vec<Label>,
@@ -104,10 +114,14 @@ pub struct Comment {
     pub id: u64,
     #[serde(default)]
     pub body: Option<String>,
+    #[serde(deserialize_with = "ghost_if_null")]
     pub user: User,
     /// When it was last written (ISO 8601).
     #[serde(default)]
     pub updated_at: Option<String>,
+    /// The App that wrote it on someone's behalf (GitHub fills it for App-made comments).
+    #[serde(default)]
+    pub performed_via_github_app: Option<App>,
 }
 
 /// One side of a pull request: a branch and its head commit.
@@ -136,6 +150,7 @@ pub struct PullRequest {
     pub title: String,
     #[serde(default)]
     pub body: Option<String>,
+    #[serde(deserialize_with = "ghost_if_null")]
     pub user: User,
     pub head: GitRef,
     pub base: GitRef,
@@ -159,6 +174,7 @@ pub struct Review {
     /// `approved`, `changes_requested`, `commented`, `dismissed` (any case).
     #[serde(default)]
     pub state: String,
+    #[serde(deserialize_with = "ghost_if_null")]
     pub user: User,
     /// When it was submitted (ISO 8601).
     #[serde(default)]
@@ -177,6 +193,7 @@ pub struct ReviewComment {
     pub line: Option<u64>,
     #[serde(default)]
     pub original_line: Option<u64>,
+    #[serde(deserialize_with = "ghost_if_null")]
     pub user: User,
 }
 
@@ -271,6 +288,8 @@ pub struct Annotation {
     pub start_line: Option<u64>,
     pub annotation_level: Option<String>,
     pub title: Option<String>,
+    /// May be `null`.
+    #[serde(default, deserialize_with = "or_default")]
     pub message: String,
 }
 
@@ -376,6 +395,22 @@ mod tests {
             id: 1,
             kind: kind.into(),
         }
+    }
+
+    #[test]
+    fn nullable_fields_of_the_openapi_description_decode() {
+        let issue: Issue = serde_json::from_value(serde_json::json!({
+            "id": 1, "number": 2, "title": "t", "body": null, "user": null, "labels": [],
+            "state": "open"
+        }))
+        .expect("an issue whose author was deleted");
+        assert_eq!(issue.user.login, "ghost");
+        let note: Annotation = serde_json::from_value(serde_json::json!({
+            "path": "src/lib.rs", "start_line": 3, "annotation_level": "failure",
+            "title": null, "message": null
+        }))
+        .expect("an annotation without a message");
+        assert_eq!(note.message, "");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! redelivered webhook calling them again finds what the first call made instead of making it
 //! twice.
 
+use std::collections::HashMap;
+
 use base64::Engine;
 use http::Method;
 use serde::de::DeserializeOwned;
@@ -217,14 +219,18 @@ impl Repo {
     }
 
     /// The head commit of a branch, or `None` when it does not exist.
+    /// An empty repository (no commit yet) has no branch: GitHub answers 409 there.
     pub async fn branch_head(&self, branch: &str) -> Result<Option<String>, GitHubError> {
-        let found: Option<Reference> = unless_missing(
-            self.get(
+        let found: Option<Reference> = match self
+            .get(
                 "GET /repos/{owner}/{repo}/git/ref/{ref}",
                 &format!("/git/ref/heads/{}", enc(branch)),
             )
-            .await,
-        )?;
+            .await
+        {
+            Err(e) if e.status() == Some(409) => None,
+            other => unless_missing(other)?,
+        };
         Ok(found.map(|r| r.object.sha))
     }
 
@@ -236,14 +242,24 @@ impl Repo {
         .await
     }
 
-    /// Every path in the tree of a commit (recursive).
+    /// Every path in the tree of a commit (recursive). GitHub cuts very large trees short
+    /// (`truncated`): the answer then lists only part of the repository, which is logged.
     pub async fn tree(&self, commit_sha: &str) -> Result<Tree, GitHubError> {
         let commit = self.commit(commit_sha).await?;
-        self.get(
-            "GET /repos/{owner}/{repo}/git/trees/{tree_sha}",
-            &format!("/git/trees/{}?recursive=1", enc(&commit.tree.sha)),
-        )
-        .await
+        let tree: Tree = self
+            .get(
+                "GET /repos/{owner}/{repo}/git/trees/{tree_sha}",
+                &format!("/git/trees/{}?recursive=1", enc(&commit.tree.sha)),
+            )
+            .await?;
+        if tree.truncated {
+            tracing::warn!(
+                repo = %self.full_name(),
+                listed = tree.tree.len(),
+                "GitHub truncated the tree; only part of the repository is listed"
+            );
+        }
+        Ok(tree)
     }
 
     /// Put `files` on `branch` in one commit (Git Data API: tree on `base_tree` → commit → create
@@ -275,21 +291,8 @@ impl Repo {
                 }
             };
             let parent_commit = self.commit(&parent).await?;
-            let entries: Vec<Value> = files
-                .iter()
-                .map(|f| match &f.content {
-                    Some(content) => json!({"path": f.path, "mode": "100644", "type": "blob", "content": content}),
-                    None => json!({"path": f.path, "mode": "100644", "type": "blob", "sha": null}),
-                })
-                .collect();
-            let tree: ShaOnly = self
-                .send_json(
-                    "POST /repos/{owner}/{repo}/git/trees",
-                    "/git/trees",
-                    &json!({"base_tree": parent_commit.tree.sha, "tree": entries}),
-                )
-                .await?;
-            if tree.sha == parent_commit.tree.sha && existing.is_some() {
+            let tree = self.write_tree(&parent_commit.tree.sha, files).await?;
+            if tree == parent_commit.tree.sha && existing.is_some() {
                 return Ok(Pushed {
                     head: parent,
                     new_commit: false,
@@ -300,7 +303,7 @@ impl Repo {
                 .send_json(
                     "POST /repos/{owner}/{repo}/git/commits",
                     "/git/commits",
-                    &json!({"message": message, "tree": tree.sha, "parents": [parent]}),
+                    &json!({"message": message, "tree": tree, "parents": [parent]}),
                 )
                 .await?;
             let moved = match existing {
@@ -337,6 +340,96 @@ impl Repo {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The tree of `base_tree` with `files` applied; its hash. A written file keeps the mode of
+    /// the file it replaces (an executable stays executable); deleting a path that is not there
+    /// is dropped (GitHub refuses it with a 422).
+    async fn write_tree(
+        &self,
+        base_tree: &str,
+        files: &[FileChange],
+    ) -> Result<String, GitHubError> {
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        let modes = self.modes_of(base_tree, &paths).await?;
+        let entries: Vec<Value> = files
+            .iter()
+            .filter_map(|f| {
+                let mode = modes.get(&f.path).map(String::as_str);
+                match &f.content {
+                    Some(content) => {
+                        let mode = match mode {
+                            Some("100755") => "100755",
+                            _ => "100644",
+                        };
+                        Some(json!({"path": f.path, "mode": mode, "type": "blob", "content": content}))
+                    }
+                    None => mode.map(|_| {
+                        json!({"path": f.path, "mode": "100644", "type": "blob", "sha": null})
+                    }),
+                }
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(base_tree.to_string());
+        }
+        let tree: ShaOnly = self
+            .send_json(
+                "POST /repos/{owner}/{repo}/git/trees",
+                "/git/trees",
+                &json!({"base_tree": base_tree, "tree": entries}),
+            )
+            .await?;
+        Ok(tree.sha)
+    }
+
+    /// The mode of each of `paths` that is a file in `tree_sha`. One recursive read; where
+    /// GitHub truncates it (a very large tree), the directories on each path are read instead.
+    async fn modes_of(
+        &self,
+        tree_sha: &str,
+        paths: &[&str],
+    ) -> Result<HashMap<String, String>, GitHubError> {
+        let route = "GET /repos/{owner}/{repo}/git/trees/{tree_sha}";
+        let whole: Tree = self
+            .get(route, &format!("/git/trees/{}?recursive=1", enc(tree_sha)))
+            .await?;
+        let file = |e: &TreeEntry| e.kind == "blob";
+        if !whole.truncated {
+            return Ok(whole
+                .tree
+                .into_iter()
+                .filter(|e| file(e) && paths.contains(&e.path.as_str()))
+                .map(|e| (e.path, e.mode))
+                .collect());
+        }
+        let mut dirs: HashMap<String, Tree> = HashMap::new();
+        let mut modes = HashMap::new();
+        for path in paths {
+            let mut dir = tree_sha.to_string();
+            let parts: Vec<&str> = path.split('/').collect();
+            for (i, part) in parts.iter().enumerate() {
+                if !dirs.contains_key(&dir) {
+                    let listed: Tree = self
+                        .get(route, &format!("/git/trees/{}", enc(&dir)))
+                        .await?;
+                    dirs.insert(dir.clone(), listed);
+                }
+                let Some(entry) = dirs[&dir].tree.iter().find(|e| e.path == *part) else {
+                    break;
+                };
+                if i + 1 == parts.len() {
+                    if file(entry) {
+                        modes.insert(path.to_string(), entry.mode.clone());
+                    }
+                } else if entry.kind == "tree" {
+                    dir = entry.sha.clone();
+                    continue;
+                }
+                break;
+            }
+        }
+        Ok(modes)
     }
 
     /// Where GitHub serves the `.tar.gz` snapshot of `git_ref` (a short-lived, pre-signed URL:
@@ -408,7 +501,9 @@ impl Repo {
         .await
     }
 
-    /// Find the PR from `head` or open one. A closed (unmerged) one is reopened and updated.
+    /// Find the open PR from `head` or open one. A closed (unmerged) one is reopened and
+    /// updated where GitHub allows it; where it refuses (the branch was deleted, recreated or
+    /// force-pushed since), and after a merged one, a new PR is opened that names the old one.
     pub async fn open_pull(
         &self,
         head: &str,
@@ -416,24 +511,37 @@ impl Repo {
         title: &str,
         body: &str,
     ) -> Result<(PullRequest, bool), GitHubError> {
-        if let Some(found) = self.find_pull(head).await? {
-            let mut patch = json!({"title": title, "body": body});
-            if found.state == "closed" && found.merged_at.is_none() {
-                patch["state"] = json!("open");
+        let mut body = body.to_string();
+        match self.find_pull(head).await? {
+            Some(found) if found.state == "open" => {
+                let patch = json!({"title": title, "body": body});
+                return Ok((self.update_pull(found.number, &patch).await?, false));
             }
-            let updated = self.update_pull(found.number, &patch).await?;
-            return Ok((updated, false));
+            Some(found) if found.merged_at.is_none() => {
+                let patch = json!({"title": title, "body": body, "state": "open"});
+                match self.update_pull(found.number, &patch).await {
+                    Ok(reopened) => return Ok((reopened, false)),
+                    Err(e) if e.status() == Some(422) => {
+                        tracing::info!(pull = found.number, error = %e, "cannot reopen; opening a new PR");
+                        body.push_str(&format!("\n\nReplaces #{} (closed).", found.number));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(merged) => body.push_str(&format!("\n\nFollows #{} (merged).", merged.number)),
+            None => {}
         }
+        let open = async || {
+            Ok(self
+                .find_pull(head)
+                .await?
+                .filter(|p: &PullRequest| p.state == "open"))
+        };
         let payload = json!({"title": title, "head": head, "base": base, "body": body, "maintainer_can_modify": true});
         let route = "POST /repos/{owner}/{repo}/pulls";
-        match self
-            .create_once(route, "/pulls", &payload, async || {
-                self.find_pull(head).await
-            })
-            .await
-        {
+        match self.create_once(route, "/pulls", &payload, open).await {
             // "A pull request already exists": it is there.
-            Err(e) if e.status() == Some(422) => match self.find_pull(head).await? {
+            Err(e) if e.status() == Some(422) => match open().await? {
                 Some(found) => Ok((found, false)),
                 None => Err(e),
             },
@@ -571,6 +679,7 @@ impl Repo {
     }
 
     /// [`Repo::comment_once`] when the issue's comments were just listed (saves a request).
+    /// Only a comment the App wrote itself counts: anyone can paste a marker.
     pub async fn comment_once_among(
         &self,
         number: u64,
@@ -578,11 +687,7 @@ impl Repo {
         body: &str,
         existing: &[Comment],
     ) -> Result<Comment, GitHubError> {
-        let found = existing
-            .iter()
-            .find(|c| c.body.as_deref().unwrap_or("").contains(marker))
-            .cloned();
-        if let Some(found) = found {
+        if let Some(found) = self.own_with_marker(existing, marker).await? {
             if found.body.as_deref() != Some(body) {
                 return self.update_comment(found.id, body).await;
             }
@@ -598,17 +703,28 @@ impl Repo {
         .map(|(comment, _)| comment)
     }
 
-    /// The first comment whose body contains `marker`.
+    /// The first comment the App wrote whose body contains `marker`.
+    async fn own_with_marker(
+        &self,
+        comments: &[Comment],
+        marker: &str,
+    ) -> Result<Option<Comment>, GitHubError> {
+        for c in comments {
+            if c.body.as_deref().unwrap_or("").contains(marker) && self.gh.wrote(c).await? {
+                return Ok(Some(c.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first comment the App wrote whose body contains `marker`.
     pub async fn find_comment(
         &self,
         number: u64,
         marker: &str,
     ) -> Result<Option<Comment>, GitHubError> {
-        Ok(self
-            .comments(number, 1000)
-            .await?
-            .into_iter()
-            .find(|c| c.body.as_deref().unwrap_or("").contains(marker)))
+        let comments = self.comments(number, 1000).await?;
+        self.own_with_marker(&comments, marker).await
     }
 
     pub async fn update_comment(&self, id: u64, body: &str) -> Result<Comment, GitHubError> {
@@ -692,7 +808,7 @@ impl Repo {
             .await;
         match linked {
             Ok(_) => Ok(true),
-            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) if e.is_not_found() => self.api_missing(parent, e).await,
             Err(e) if e.status() == Some(422) => {
                 // Already linked (to this parent) is success; check rather than guess.
                 let linked = self.sub_issues(parent).await?;
@@ -706,20 +822,43 @@ impl Repo {
         }
     }
 
+    /// After a 404 on a route about `issue`: `Ok(false)` when the issue is there (so the route
+    /// is what this GitHub lacks), the error when the issue itself is missing.
+    async fn api_missing(&self, issue: u64, error: GitHubError) -> Result<bool, GitHubError> {
+        match unless_missing(self.issue(issue).await)? {
+            Some(_) => Ok(false),
+            None => Err(error),
+        }
+    }
+
     /// Record that `issue` is blocked by `blocker_id` (an issue id). `Ok(false)` where the API
-    /// is missing.
+    /// is missing. Recording twice is fine; any other refusal is an error.
     pub async fn add_blocked_by(&self, issue: u64, blocker_id: u64) -> Result<bool, GitHubError> {
+        let rest = format!("/issues/{issue}/dependencies/blocked_by");
         let recorded = self
             .send(
                 "POST /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
-                &format!("/issues/{issue}/dependencies/blocked_by"),
+                &rest,
                 Some(&json!({"issue_id": blocker_id})),
             )
             .await;
         match recorded {
-            Err(e) if e.status() == Some(404) => Ok(false),
-            Err(e) if e.status() != Some(422) => Err(e),
-            _ => Ok(true),
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => self.api_missing(issue, e).await,
+            Err(e) if e.status() == Some(422) => {
+                let blockers: Vec<Issue> = self
+                    .get(
+                        "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
+                        &format!("{rest}?per_page=100"),
+                    )
+                    .await?;
+                if blockers.iter().any(|i| i.id == blocker_id) {
+                    Ok(true)
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
         }
     }
 }

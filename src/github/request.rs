@@ -92,6 +92,8 @@ struct Inner {
     id: u64,
     crab: Octocrab,
     policy: GitHubPolicy,
+    /// The App behind the installation (none for the App's own client).
+    identity: Option<Arc<super::Identity>>,
     /// Holds the time of the last write; locked for the whole write so writes are serial.
     last_write: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -146,12 +148,18 @@ fn github_message(body: &[u8]) -> String {
 }
 
 impl Installation {
-    pub(crate) fn new(id: u64, crab: Octocrab, policy: GitHubPolicy) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        crab: Octocrab,
+        policy: GitHubPolicy,
+        identity: Option<Arc<super::Identity>>,
+    ) -> Self {
         Installation {
             inner: Arc::new(Inner {
                 id,
                 crab,
                 policy,
+                identity,
                 last_write: tokio::sync::Mutex::new(None),
             }),
         }
@@ -159,6 +167,18 @@ impl Installation {
 
     pub fn id(&self) -> u64 {
         self.inner.id
+    }
+
+    /// Whether the App itself wrote a comment (never trust a marker someone else posted).
+    pub async fn wrote(&self, comment: &super::model::Comment) -> Result<bool, GitHubError> {
+        match &self.inner.identity {
+            Some(identity) => {
+                identity
+                    .wrote(&comment.user, comment.performed_via_github_app.as_ref())
+                    .await
+            }
+            None => Ok(false),
+        }
     }
 
     /// A repository of this installation.

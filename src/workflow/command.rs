@@ -149,10 +149,13 @@ async fn implement(
     let record: Option<SpecRecord> = records::load(&*ctx.app.store, &key).await?;
     let state = record.as_ref().map(|r| r.state);
     if !state.is_some_and(SpecState::is_accepted) && !force {
+        let info = repo.info().await?;
+        let (config, _) = crate::workflow::spec::load_config(repo, &info.default_branch).await?;
         return Ok(Err(messages::spec_not_ready(
             req.comment_id,
             state.map(SpecState::words),
             record.as_ref().and_then(|r| r.pull),
+            &config.trigger_label,
         )));
     }
     Ok(Ok(ImplementRequest {

@@ -298,11 +298,21 @@ impl LlmFake {
         self.shared.held.send_replace(false);
     }
 
-    /// Resolves once `n` requests have arrived (they are recorded before they are answered).
+    /// Resolves once `n` requests have arrived (they are recorded before they are answered);
+    /// panics after 30 s, so a regression fails the test instead of hanging CI.
     pub async fn wait_for_request(&self, n: usize) {
         let mut rx = self.shared.count.subscribe();
-        // The sender lives as long as `self`, so this cannot fail while we wait.
-        let _ = rx.wait_for(|count| *count >= n).await;
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            rx.wait_for(|count| *count >= n),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        let seen = *rx.borrow();
+        assert!(
+            waited,
+            "the model was asked {seen} times within 30 s, expected {n}"
+        );
     }
 }
 

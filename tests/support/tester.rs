@@ -421,6 +421,39 @@ impl Tester {
         comments.into_iter().next().unwrap()
     }
 
+    /// The bot's comments on `n`: one for each of `expected`, in order, each containing its
+    /// text.
+    pub fn expect_comments(&mut self, n: u64, expected: &[&str]) -> Vec<String> {
+        let comments = self.bot_comments(n);
+        assert_eq!(
+            comments.len(),
+            expected.len(),
+            "expected {expected:?} on #{n}, got {comments:#?}"
+        );
+        for (comment, text) in comments.iter().zip(expected) {
+            assert!(
+                comment.contains(text),
+                "expected {text:?} on #{n} in {comment}"
+            );
+        }
+        comments
+    }
+
+    /// A component issue the last revision dropped is closed with one comment saying so; one
+    /// it kept has no comment.
+    pub fn expect_dropped_or_silent(&mut self, n: u64) {
+        let closed = self
+            .world
+            .issue(REPO, n)
+            .is_some_and(|i| i.state == "closed");
+        if closed {
+            let said = self.expect_one_comment(n);
+            assert!(said.contains("no longer part of the spec"), "#{n}: {said}");
+        } else {
+            self.expect_no_comment(n);
+        }
+    }
+
     /// No bot comment on `n`.
     pub fn expect_no_comment(&mut self, n: u64) {
         let comments = self.bot_comments(n);
@@ -464,11 +497,12 @@ impl Tester {
 }
 
 impl Drop for Tester {
-    /// Checks (unless [`Tester::finish`] did), then stops the app, so its database
+    /// Checks (unless [`Tester::finish`] did: unasserted comments and OpenAPI violations), then stops the app, so its database
     /// connections are closed before the next test (or the next loop iteration) opens its own.
     fn drop(&mut self) {
         if !self.checked && !std::thread::panicking() {
             self.check_unasserted();
+            self.world.assert_no_violations();
         }
         if let Some(running) = self.running.take() {
             running.abort();

@@ -1,5 +1,6 @@
 //! Fault injection for the GitHub simulator: rules that make a route answer 5xx, GitHub's
-//! secondary rate limit, or never answer, a given number of times; and the rate-limit headers
+//! secondary rate limit, or never answer, or carry out a write and lose its answer, a given
+//! number of times; and the rate-limit headers
 //! that every response carries.
 
 /// What a matching request gets instead of its normal answer.
@@ -15,6 +16,9 @@ pub enum Fault {
     },
     /// Never answer (the client's timeout is what ends the request).
     Hang,
+    /// The request is carried out, then its answer is lost: the client gets a 502 though the
+    /// write happened (what a dropped connection or a gateway timeout looks like).
+    LoseAnswer,
 }
 
 /// One injection rule. The first live rule that matches a request fires, then counts down.
@@ -71,16 +75,18 @@ pub(crate) fn glob(pattern: &str, text: &str) -> bool {
 pub(crate) const SECONDARY_RATE_LIMIT_MESSAGE: &str = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID 0000:0000:0000000:0000000:00000000.";
 pub(crate) const SECONDARY_RATE_LIMIT_DOCS: &str = "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits";
 
-/// The primary rate-limit headers for the `used`-th request.
-pub(crate) fn rate_limit_headers(used: u64, reset: i64) -> Vec<(String, String)> {
+/// The primary rate-limit headers for the `used`-th request of a window of `limit`.
+pub(crate) fn rate_limit_headers(used: u64, limit: u64, reset: i64) -> Vec<(String, String)> {
     vec![
-        ("x-ratelimit-limit".into(), "5000".into()),
+        ("x-ratelimit-limit".into(), limit.to_string()),
         (
             "x-ratelimit-remaining".into(),
-            5000u64.saturating_sub(used).to_string(),
+            limit.saturating_sub(used).to_string(),
         ),
         ("x-ratelimit-reset".into(), reset.to_string()),
-        ("x-ratelimit-used".into(), used.to_string()),
+        ("x-ratelimit-used".into(), used.min(limit).to_string()),
         ("x-ratelimit-resource".into(), "core".into()),
     ]
 }
+
+pub(crate) const PRIMARY_RATE_LIMIT_MESSAGE: &str = "API rate limit exceeded for installation. If you reach out to GitHub Support for help, please include the request ID 0000:0000:0000000:0000000:00000000.";

@@ -240,6 +240,64 @@ impl GitHubWorld {
         st.commit_files(repo, branch, &changes, message, &author)
     }
 
+    /// Commits `path` on `branch` again with `mode` (`100755` makes it executable).
+    pub fn set_mode(&self, repo: &str, branch: &str, path: &str, mode: &str) {
+        let mut st = self.st();
+        let t = st.tick();
+        let r = st.repo_mut(repo).expect("unknown repo");
+        let parent = r.branch_sha(branch).expect("unknown branch");
+        let base = r.tree_of(&parent).expect("commit has a tree");
+        let mut flat = r.objects.flatten(&base);
+        flat.get_mut(path).expect("no such file").0 = mode.to_string();
+        let tree = r.objects.build(&flat);
+        let sig = Signature {
+            name: r.owner.clone(),
+            email: format!("{}@users.noreply.github.com", r.owner),
+            date: t,
+        };
+        let sha = r.objects.put_commit(Commit {
+            tree,
+            parents: vec![parent],
+            author: sig.clone(),
+            committer: sig,
+            message: format!("Make {path} {mode}"),
+        });
+        r.refs.insert(format!("refs/heads/{branch}"), sha);
+    }
+
+    /// The mode of the file at `path` on `git_ref` (`100644`, `100755`, …).
+    pub fn file_mode(&self, repo: &str, git_ref: &str, path: &str) -> Option<String> {
+        let st = self.st();
+        let r = st.repo(repo)?;
+        let tree = r.tree_of(&r.resolve(git_ref)?)?;
+        r.objects
+            .flatten(&tree)
+            .get(path)
+            .map(|(mode, _)| mode.clone())
+    }
+
+    /// A repository with no commits: its `git/ref` answers 409 like github.com's.
+    pub fn add_empty_repo(&self, full_name: &str) {
+        let mut st = self.st();
+        st.add_repo(full_name);
+        st.repo_mut(full_name).expect("just added").refs.clear();
+    }
+
+    /// The primary rate limit: `limit` requests per window of `window_secs`, starting now; over
+    /// it every request answers 403 with `x-ratelimit-remaining: 0` until the reset.
+    pub fn set_rate_limit(&self, limit: u64, window_secs: i64) {
+        let mut st = self.st();
+        st.rate_limit = limit;
+        st.rate_window = window_secs;
+        st.rate_used = 0;
+        st.rate_reset = git::now() + window_secs;
+    }
+
+    /// Recursive trees longer than `limit` entries come back `truncated`.
+    pub fn truncate_trees_over(&self, limit: usize) {
+        self.st().tree_entry_limit = limit;
+    }
+
     /// Creates a branch at the tip of `from`.
     pub fn create_branch(&self, repo: &str, branch: &str, from: &str) {
         let mut st = self.st();
@@ -253,8 +311,13 @@ impl GitHubWorld {
         let mut st = self.st();
         let t = st.tick();
         let r = st.repo_mut(repo).expect("unknown repo");
-        r.refs.remove(&format!("refs/heads/{branch}"));
+        let old = r.refs.remove(&format!("refs/heads/{branch}"));
         for i in r.issues.values_mut() {
+            if let (Some(p), Some(old)) = (i.pull.as_mut(), &old)
+                && p.head_ref == branch
+            {
+                p.head_sha = old.clone();
+            }
             if i.state == "open" && i.pull.as_ref().is_some_and(|p| p.head_ref == branch) {
                 i.state = "closed".into();
                 i.closed_at = Some(t);
@@ -468,8 +531,17 @@ impl GitHubWorld {
         let mut st = self.st();
         let t = st.tick();
         let r = st.repo_mut(repo).expect("unknown repo");
+        let tip = r
+            .issues
+            .get(&n)
+            .and_then(|i| i.pull.as_ref())
+            .and_then(|p| r.branch_sha(&p.head_ref));
         let i = r.issues.get_mut(&n).expect("unknown pull");
-        assert!(i.pull.is_some(), "#{n} is not a pull request");
+        let pull = i.pull.as_mut().expect("a pull request");
+        if let Some(tip) = tip {
+            // The head it closed with: reopening needs it still in the branch.
+            pull.head_sha = tip;
+        }
         i.state = "closed".into();
         i.closed_at = Some(t);
         i.updated_at = t;

@@ -42,6 +42,9 @@ fn get_ref(cx: &mut Cx) -> HR {
     let key = cx.repo_key()?;
     let name = full_ref(cx.req.p("ref"));
     let repo = cx.st.repo(&key).expect("exists");
+    if repo.refs.is_empty() {
+        return Err(Resp::message(409, "Git Repository is empty."));
+    }
     if !repo.refs.contains_key(&name) {
         return Err(Resp::not_found());
     }
@@ -62,6 +65,38 @@ fn matching_refs(cx: &mut Cx) -> HR {
     Resp::ok(Value::Array(list))
 }
 
+/// The App's manifest (`app-manifest.yml`) grants no `workflows` permission: like github.com,
+/// refuse a ref update whose commit changes anything under `.github/workflows/`.
+fn workflows_untouched(
+    repo: &super::state::Repo,
+    old: Option<&str>,
+    new: &str,
+) -> Result<(), Resp> {
+    let workflows = |commit: Option<&str>| -> Vec<(String, (String, String))> {
+        commit
+            .and_then(|c| repo.tree_of(c))
+            .map(|t| repo.objects.flatten(&t))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(p, _)| p.starts_with(".github/workflows/"))
+            .collect()
+    };
+    let (before, after) = (workflows(old), workflows(Some(new)));
+    let changed = after
+        .iter()
+        .find(|e| !before.contains(e))
+        .or_else(|| before.iter().find(|e| !after.contains(e)));
+    match changed {
+        Some((path, _)) => Err(Resp::message(
+            403,
+            &format!(
+                "refusing to allow a GitHub App to create or update workflow `{path}` without `workflows` permission"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn create_ref(cx: &mut Cx) -> HR {
     let key = cx.repo_key()?;
     let name = cx.req.body["ref"].as_str().unwrap_or_default().to_string();
@@ -76,6 +111,11 @@ fn create_ref(cx: &mut Cx) -> HR {
     if repo.objects.commit(&sha).is_none() {
         return Err(unprocessable("Object does not exist"));
     }
+    let parent = repo
+        .objects
+        .commit(&sha)
+        .and_then(|c| c.parents.first().cloned());
+    workflows_untouched(repo, parent.as_deref(), &sha)?;
     repo.refs.insert(name.clone(), sha);
     let repo = cx.st.repo(&key).expect("exists");
     let body = cx.view().git_ref(repo, &name);
@@ -98,6 +138,7 @@ fn update_ref(cx: &mut Cx) -> HR {
     if !force && !repo.objects.is_ancestor(&old, &sha) {
         return Err(unprocessable("Update is not a fast forward"));
     }
+    workflows_untouched(repo, Some(&old), &sha)?;
     repo.refs.insert(name.clone(), sha);
     let repo = cx.st.repo(&key).expect("exists");
     Resp::ok(cx.view().git_ref(repo, &name))
@@ -209,7 +250,16 @@ fn get_tree(cx: &mut Cx) -> HR {
         .req
         .q("recursive")
         .is_some_and(|v| !v.is_empty() && v != "0" && v != "false");
-    Resp::ok(cx.view().tree(repo, &sha, recursive))
+    let mut tree = cx.view().tree(repo, &sha, recursive);
+    let limit = cx.st.tree_entry_limit;
+    if let Some(entries) = tree["tree"].as_array_mut()
+        && recursive
+        && entries.len() > limit
+    {
+        entries.truncate(limit);
+        tree["truncated"] = json!(true);
+    }
+    Resp::ok(tree)
 }
 
 fn create_tree(cx: &mut Cx) -> HR {
@@ -256,6 +306,10 @@ fn create_tree(cx: &mut Cx) -> HR {
             continue;
         }
         match entry.get("sha") {
+            // github.com refuses to delete what is not there.
+            Some(Value::Null) if !flat.keys().any(|k| *k == path || k.starts_with(&prefix)) => {
+                return Err(Resp::message(422, "GitRPC::BadObjectState"));
+            }
             Some(Value::Null) => remove(&mut flat),
             Some(Value::String(sha)) => match kind {
                 "tree" => {

@@ -140,10 +140,15 @@ fn update(cx: &mut Cx) -> HR {
     {
         return Err(Resp::validation("PullRequest", "base", "invalid", None));
     }
+    // github.com refuses to reopen a PR whose branch was deleted, or recreated or
+    // force-pushed since it was closed (the head it closed with is no longer in the branch).
     let reopen_conflict =
         body["state"].as_str() == Some("open") && repo.issues[&n].state == "closed" && {
-            let head = &repo.issues[&n].pull.as_ref().expect("pull").head_ref;
-            repo.open_pull_for_head(head).is_some() || repo.branch_sha(head).is_none()
+            let pull = repo.issues[&n].pull.as_ref().expect("pull");
+            repo.open_pull_for_head(&pull.head_ref).is_some()
+                || repo
+                    .branch_sha(&pull.head_ref)
+                    .is_none_or(|tip| !repo.objects.is_ancestor(&pull.head_sha, &tip))
         };
     if reopen_conflict {
         return Err(Resp::validation(
@@ -155,6 +160,7 @@ fn update(cx: &mut Cx) -> HR {
             ),
         ));
     }
+    let head_tip = repo.branch_sha(&repo.issues[&n].pull.as_ref().expect("pull").head_ref);
     let issue = repo.issues.get_mut(&n).expect("exists");
     if let Some(title) = body["title"].as_str() {
         issue.title = title.into();
@@ -173,6 +179,9 @@ fn update(cx: &mut Cx) -> HR {
         Some("closed") if issue.state == "open" && !pull.merged => {
             issue.state = "closed".into();
             issue.closed_at = Some(t);
+            if let Some(tip) = head_tip {
+                pull.head_sha = tip;
+            }
         }
         Some("open") if issue.state == "closed" && !pull.merged => {
             issue.state = "open".into();

@@ -320,8 +320,14 @@ fn process(
             .collect();
 
     let mut st = shared.state.lock().expect("world state");
-    let used = st.requests.len() as u64 + 1;
-    let rate = faults::rate_limit_headers(used, st.rate_reset);
+    let now = super::git::now();
+    if now >= st.rate_reset {
+        st.rate_reset = now + st.rate_window;
+        st.rate_used = 0;
+    }
+    st.rate_used += 1;
+    let used = st.rate_used;
+    let rate = faults::rate_limit_headers(used, st.rate_limit, st.rate_reset);
 
     if let Some(resp) = super::routes_web::route(&mut st, &method, &path, &query, bytes) {
         st.requests.push(RequestRecord {
@@ -340,6 +346,24 @@ fn process(
             path: path_q,
             route: Some("/_codeload".into()),
             status: resp.status,
+        });
+        return Some(to_response(resp, rate));
+    }
+
+    if used > st.rate_limit {
+        let resp = Resp::json(
+            403,
+            json!({
+                "message": faults::PRIMARY_RATE_LIMIT_MESSAGE,
+                "documentation_url": faults::SECONDARY_RATE_LIMIT_DOCS,
+                "status": "403"
+            }),
+        );
+        st.requests.push(RequestRecord {
+            method,
+            path: path_q,
+            route: None,
+            status: 403,
         });
         return Some(to_response(resp, rate));
     }
@@ -397,7 +421,8 @@ fn process(
             }
             r.fault.clone()
         });
-    if let Some(fault) = fault {
+    let lose_answer = fault == Some(Fault::LoseAnswer);
+    if let Some(fault) = fault.filter(|f| *f != Fault::LoseAnswer) {
         let resp = match fault {
             Fault::Hang => {
                 st.requests.push(RequestRecord {
@@ -435,6 +460,7 @@ fn process(
                 }
                 r
             }
+            Fault::LoseAnswer => unreachable!("carried out below"),
         };
         st.requests.push(RequestRecord {
             method,
@@ -483,6 +509,11 @@ fn process(
             reason: problem,
         });
     }
+    let resp = if lose_answer {
+        Resp::message(502, "Server Error")
+    } else {
+        resp
+    };
     st.requests.push(RequestRecord {
         method,
         path: path_q,

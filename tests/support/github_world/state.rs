@@ -245,6 +245,14 @@ pub struct State {
     pub requests: Vec<RequestRecord>,
     pub faults: Vec<FaultRule>,
     pub rate_reset: i64,
+    /// The primary rate limit: requests per window, the window's length (seconds) and the
+    /// requests made in the current window. Over the limit every request answers 403.
+    pub rate_limit: u64,
+    pub rate_window: i64,
+    pub rate_used: u64,
+    /// A recursive tree with more entries than this comes back `truncated` (GitHub's limit is
+    /// 100,000 entries or 7 MB).
+    pub tree_entry_limit: usize,
 }
 
 pub const START_CLOCK: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -269,6 +277,10 @@ impl State {
             requests: Vec::new(),
             faults: Vec::new(),
             rate_reset: super::git::now() + 3600,
+            rate_limit: 5000,
+            rate_window: 3600,
+            rate_used: 0,
+            tree_entry_limit: 100_000,
         }
     }
 
