@@ -338,7 +338,7 @@ async fn a_fork_pr_named_like_the_spec_branch_moves_nothing() {
         "id": 4_242_424, "node_id": "PRR_fork", "user": t.world.user_json("bob"),
         "body": "Rewrite it all.", "state": "changes_requested",
         "html_url": "https://github.com/acme/widgets/pull/1#pullrequestreview-4242424",
-        "submitted_at": "2026-01-01T00:00:00Z", "commit_id": "0000000000000000000000000000000000000000",
+        "submitted_at": t.world.now_iso_minus(0), "commit_id": "0000000000000000000000000000000000000000",
         "author_association": "COLLABORATOR",
         "_links": {"html": {"href": "https://github.com/acme/widgets/pull/1"}, "pull_request": {"href": "https://api.github.com/repos/acme/widgets/pulls/1"}}
     });
@@ -379,6 +379,44 @@ async fn a_replayed_command_delivery_acts_once() {
     t.run_jobs().await;
     assert_eq!(t.llm.requests().len(), 2, "the replay ran nothing");
     assert_eq!(t.bot_comments(issue), comments, "and said nothing new");
+    t.finish();
+}
+
+/// Finding 5, the other half: a command delivered now whose comment was last written before
+/// the deliveries the bot keeps (14 days here) can only be a replay from before its memory, so
+/// it acts on nothing: no model call, no reply.
+#[tokio::test]
+async fn a_command_older_than_the_deliveries_kept_acts_on_nothing() {
+    let mut t = Tester::start().await;
+    let (issue, _pr) = t.spec_pr(1).await;
+    let id = t
+        .world
+        .add_comment(REPO, issue, "alice", "/implement --force");
+    let mut p = t.envelope("created", "alice");
+    p["issue"] = t.world.issue_json(REPO, issue);
+    p["comment"] = t.world.comment_json(REPO, id);
+    let month_ago = t.world.now_iso_minus(30 * 86_400);
+    p["comment"]["created_at"] = json!(month_ago);
+    p["comment"]["updated_at"] = json!(month_ago);
+    let comments = t.bot_comments(issue);
+    assert!(t.send("issue_comment", p).await.is_success());
+    t.run_jobs().await;
+    assert_eq!(
+        t.llm.requests().len(),
+        1,
+        "only the spec ran: the replay ran nothing"
+    );
+    assert_eq!(t.bot_comments(issue), comments, "and said nothing");
+
+    // A comment written now still works.
+    t.llm.push_tool_call(
+        "finish",
+        json!({"summary": "Nothing to do.", "criteria": []}),
+    );
+    t.comment_as(issue, "alice", "/implement --force").await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), 2, "a fresh command runs");
+    t.expect_comments(issue, &["The specification is ready", "Nothing to do."]);
     t.finish();
 }
 

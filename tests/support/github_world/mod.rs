@@ -891,6 +891,11 @@ impl GitHubWorld {
         self.with_view(|v| v.pull(v.st.repo(repo).expect("unknown repo"), n))
     }
 
+    /// The world's time less `secs`, as GitHub writes timestamps.
+    pub fn now_iso_minus(&self, secs: i64) -> String {
+        self.with_state(|st| git::iso(st.clock - secs))
+    }
+
     pub fn comment_json(&self, repo: &str, comment_id: u64) -> Value {
         self.with_view(|v| v.comment(v.st.repo(repo).expect("unknown repo"), comment_id))
     }

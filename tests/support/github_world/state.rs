@@ -232,7 +232,8 @@ pub struct State {
     pub app_owner: String,
     pub installation_id: u64,
     pub installation_account: String,
-    /// The deterministic clock for everything but tokens (Unix seconds).
+    /// The world's clock (Unix seconds): the real time at the world's start, then one second
+    /// a step, so that the order of everything it stamps is deterministic.
     pub clock: i64,
     next_id: u64,
     pub repos: BTreeMap<String, Repo>,
@@ -255,8 +256,6 @@ pub struct State {
     pub tree_entry_limit: usize,
 }
 
-pub const START_CLOCK: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-
 impl State {
     pub fn new() -> Self {
         State {
@@ -265,7 +264,10 @@ impl State {
             app_owner: "acme".into(),
             installation_id: 4_242_001,
             installation_account: "acme".into(),
-            clock: START_CLOCK,
+            // The world starts at the real time, as github.com's timestamps do: the bot reads
+            // its own clock beside them (a comment older than the deliveries it keeps is a
+            // replay). From there the clock moves one second a step, whatever the wall does.
+            clock: super::git::now(),
             next_id: 1_000,
             repos: BTreeMap::new(),
             tokens: HashMap::new(),
