@@ -40,6 +40,10 @@ impl Workflow for CommandRequest {
 }
 
 async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
+    if ctx.is_before_memory(req.written_at.as_deref()) {
+        tracing::warn!(comment = req.comment_id, written_at = ?req.written_at, "a comment older than the deliveries kept: a replay, acted on not at all");
+        return Ok(());
+    }
     let repo = ctx.repo(&req.repo)?;
     let marker = messages::reply_marker(req.comment_id);
     let permission = ctx.app.permission(&repo, &req.author).await?;

@@ -50,7 +50,8 @@ pub struct CommandRequest {
     /// Friendly parse errors to answer.
     pub errors: Vec<String>,
     pub delivery_id: String,
-    /// When the comment was last written (ISO 8601), as the delivery said.
+    /// When the comment was last written (ISO 8601): older than the deliveries kept, it acts
+    /// on nothing (a replay from before what the bot remembers).
     #[serde(default)]
     pub written_at: Option<String>,
 }
@@ -75,7 +76,7 @@ pub struct ReviseRequest {
     pub requested_by: String,
     pub source: FeedbackSource,
     pub delivery_id: String,
-    /// When the review or comment was written (ISO 8601), as the delivery said.
+    /// When the review or comment was written (ISO 8601); see [`CommandRequest::written_at`].
     #[serde(default)]
     pub written_at: Option<String>,
 }

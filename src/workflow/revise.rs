@@ -98,6 +98,10 @@ struct Desk<'a> {
 }
 
 async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
+    if ctx.is_before_memory(req.written_at.as_deref()) {
+        tracing::warn!(pull = req.pull_number, written_at = ?req.written_at, "feedback older than the deliveries kept: a replay, acted on not at all");
+        return Ok(());
+    }
     let repo = ctx.repo(&req.repo)?;
     let marker = reply_marker(&req.source);
     let permission = ctx.app.permission(&repo, &req.requested_by).await?;

@@ -177,6 +177,20 @@ impl JobCtx {
         }
     }
 
+    /// Whether something written at `written_at` (ISO 8601, as the delivery said) is older
+    /// than what the bot remembers acting on (the deliveries kept): a delivery of it now can
+    /// only be a replay from before that memory.
+    pub fn is_before_memory(&self, written_at: Option<&str>) -> bool {
+        let (Some(keep), Some(at)) = (self.app.settings.delivery_retention, written_at) else {
+            return false;
+        };
+        let Ok(at) = chrono::DateTime::parse_from_rfc3339(at) else {
+            return false;
+        };
+        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        at.timestamp_millis() < self.app.now().saturating_sub(keep_ms)
+    }
+
     /// The workflow's progress so far (from an earlier, interrupted attempt too). A checkpoint
     /// that does not decode is an error: starting over would do (and pay for) the work twice.
     pub fn progress<T: DeserializeOwned + Default>(&self) -> StepResult<T> {
