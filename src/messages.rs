@@ -203,6 +203,7 @@ pub fn spec_pull_body(
     spec_path: &str,
     components: &[crate::spec::Component],
     dropped: &[String],
+    gaps: &[String],
 ) -> String {
     let mut out = format!(
         "Refs #{issue}\n\nThis PR adds the implementation specification for #{issue} at `{spec_path}`, drafted by specbot from the issue and the repository's context.\n\n"
@@ -218,6 +219,13 @@ pub fn spec_pull_body(
         out.push_str("**Not included**: these optional artifacts were still unusable after one repair round, so they were left out and the spec stands without them:\n");
         for reason in dropped {
             out.push_str(&format!("- {reason}\n"));
+        }
+        out.push('\n');
+    }
+    if !gaps.is_empty() {
+        out.push_str("**Gaps** (what the spec check still found after one repair round; `specbot check-spec` on the file shows the same):\n");
+        for gap in gaps {
+            out.push_str(&format!("- {gap}\n"));
         }
         out.push('\n');
     }
@@ -737,7 +745,8 @@ mod tests {
                 &[
                     "The Mermaid diagram is not usable: it does not start with a diagram type."
                         .into()
-                ]
+                ],
+                &[],
             )
         );
     }

@@ -218,7 +218,21 @@ async fn publish(
     let spec_path = desk.config.spec_path_for(req.issue_number);
     let default_branch = &desk.info.default_branch;
     if progress.head.is_none() {
-        let files = crate::spec::files_for(answer, &spec_path, req.issue_number, &desk.issue.title);
+        // A transient error here only leaves the base commit out of the metadata.
+        let base_commit = desk.repo.branch_head(default_branch).await.ok().flatten();
+        let meta = crate::spec::SpecFileMeta {
+            issue_number: req.issue_number,
+            issue_title: desk.issue.title.clone(),
+            base_commit,
+            date: Some(crate::spec::utc_date(ctx.app.now())),
+            model: ctx
+                .model(desk.config.model.as_deref())
+                .ok()
+                .map(|m| m.model().to_string()),
+            requested_by: Some(req.requested_by.clone()),
+            previous: None,
+        };
+        let files = crate::spec::files_for(answer, &spec_path, &meta);
         let message = messages::spec_commit(req.issue_number, &desk.issue.title);
         let pushed = desk
             .repo
@@ -239,6 +253,7 @@ async fn publish(
             &spec_path,
             &answer.components,
             &answer.dropped,
+            &answer.gaps,
         );
         let (pull, _) = desk
             .repo

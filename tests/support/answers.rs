@@ -12,14 +12,28 @@ pub fn good_answer(k: usize) -> Value {
                 "summary": format!("Does part {i}."),
                 "acceptance_criteria": [format!("Part {i} works"), format!("Part {i} is tested")],
                 "depends_on": if i > 1 { vec![format!("Component {}", i - 1)] } else { vec![] },
+                "covers": [format!("AC-1.{i}")],
+                "touches": [format!("src/part{i}.rs")],
+                "tests": [format!("AC-1.{i}: part {i} keeps the theme")],
             })
         })
         .collect();
     json!({
         "specification": spec,
+        "requirements": good_requirements(k),
         "components": components,
         "artifacts": {"diagram": "flowchart TD\n  A[Toggle] --> B[Theme]\n"}
     })
+}
+
+/// One requirement, `REQ-1`, with a criterion `AC-1.i` for each of `k` components.
+pub fn good_requirements(k: usize) -> Value {
+    let criteria: Vec<Value> = (1..=k)
+        .map(|i| json!({"id": format!("AC-1.{i}"), "text": format!("WHEN the user picks a theme THE SYSTEM SHALL apply part {i} within 100 ms")}))
+        .collect();
+    json!([{"id": "REQ-1", "title": "Theme choice", "priority": "must",
+        "user_story": "As a reader, I want a dark theme, so that night reading is comfortable.",
+        "acceptance_criteria": criteria}])
 }
 
 /// A realistic answer, used for `docs/examples/` (see `tests/local_spec.rs`).

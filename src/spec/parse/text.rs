@@ -100,13 +100,17 @@ pub fn parse_text_answer(text: &str) -> Result<SpecAnswer, SpecError> {
         *artifacts.get_mut(kind) = tagged.or_else(fenced).filter(|t| !t.trim().is_empty());
     }
     let changes = changes_note(get("changes"));
-    Ok(SpecAnswer {
+    let mut answer = SpecAnswer {
         specification,
         components,
         artifacts,
         changes,
-        dropped: Vec::new(),
-    })
+        ..SpecAnswer::default()
+    };
+    if let Some(serde_json::Value::Object(obj)) = get("requirements").and_then(relaxed_json) {
+        super::structured::read_structured(&obj, &mut answer);
+    }
+    Ok(answer)
 }
 
 /// The text in `range` with the outer ranges of `blocks` that lie inside it removed.
