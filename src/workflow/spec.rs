@@ -218,12 +218,11 @@ async fn publish(
     let spec_path = desk.config.spec_path_for(req.issue_number);
     let default_branch = &desk.info.default_branch;
     if progress.head.is_none() {
-        // A transient error here only leaves the base commit out of the metadata.
-        let base_commit = desk.repo.branch_head(default_branch).await.ok().flatten();
         let meta = crate::spec::SpecFileMeta {
             issue_number: req.issue_number,
             issue_title: desk.issue.title.clone(),
-            base_commit,
+            // Not yet known without one more request; recorded by a later change.
+            base_commit: None,
             date: Some(crate::spec::utc_date(ctx.app.now())),
             model: ctx
                 .model(desk.config.model.as_deref())
