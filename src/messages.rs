@@ -84,10 +84,15 @@ pub fn revised(
         out.push_str(&crate::prompt::sanitize::sanitize(changes));
         out.push('\n');
     }
+    spend_note(&mut out, tokens, cost_usd);
+    out
+}
+
+/// What the model calls cost, in small print (nothing before the first call).
+fn spend_note(out: &mut String, tokens: u64, cost_usd: f64) {
     if tokens > 0 {
         out.push_str(&format!("\n<sub>{tokens} tokens, ${cost_usd:.4}</sub>\n"));
     }
-    out
 }
 
 /// The reply when the spec PR was merged or closed while its revision was being written.
@@ -163,12 +168,15 @@ pub fn spec_status(s: &SpecStatus) -> String {
         ),
     }
     if let Some(error) = &s.error {
-        out.push_str(&format!("\n**What went wrong:** {error}\n\n"));
-        out.push_str(if s.pr.is_none() {
-            "Nothing was committed. Comment `/spec` to try again.\n"
-        } else {
-            "Comment `/spec` to try again: it continues where this run stopped, without duplicating anything.\n"
-        });
+        what_went_wrong(
+            &mut out,
+            error,
+            if s.pr.is_none() {
+                "Nothing was committed. Comment `/spec` to try again.\n"
+            } else {
+                "Comment `/spec` to try again: it continues where this run stopped, without duplicating anything.\n"
+            },
+        );
     }
     if let Some((number, url)) = &s.pr {
         out.push_str(&format!("\n**Spec PR:** #{number} ({url})\n"));
@@ -179,12 +187,7 @@ pub fn spec_status(s: &SpecStatus) -> String {
             out.push_str(&format!("- #{number} {title}\n"));
         }
     }
-    if s.tokens > 0 {
-        out.push_str(&format!(
-            "\n<sub>{} tokens, ${:.4}</sub>\n",
-            s.tokens, s.cost_usd
-        ));
-    }
+    spend_note(&mut out, s.tokens, s.cost_usd);
     if !s.config_problems.is_empty() {
         out.push_str(&format!(
             "\n**Problems in `{}`** (defaults used):\n",
@@ -195,6 +198,12 @@ pub fn spec_status(s: &SpecStatus) -> String {
         }
     }
     out
+}
+
+/// A status comment's failure: what went wrong, then how to try again.
+fn what_went_wrong(out: &mut String, error: &str, try_again: &str) {
+    out.push_str(&format!("\n**What went wrong:** {error}\n\n"));
+    out.push_str(try_again);
 }
 
 /// The spec PR's description. `Refs`, not `Closes`: merging a spec must not close the issue.
@@ -298,12 +307,15 @@ pub fn implement_status(s: &ImplementStatus) -> String {
         ),
     }
     if let Some(error) = &s.error {
-        out.push_str(&format!("\n**What went wrong:** {error}\n\n"));
-        out.push_str(if s.pr.is_none() {
-            "Nothing was pushed. Comment `/implement` to try again.\n"
-        } else {
-            "Comment `/implement` to try again: it updates the same branch and pull request.\n"
-        });
+        what_went_wrong(
+            &mut out,
+            error,
+            if s.pr.is_none() {
+                "Nothing was pushed. Comment `/implement` to try again.\n"
+            } else {
+                "Comment `/implement` to try again: it updates the same branch and pull request.\n"
+            },
+        );
     }
     if let Some((path, git_ref)) = &s.spec {
         out.push_str(&format!("\n**Spec:** `{path}` on `{git_ref}`\n"));
@@ -322,12 +334,7 @@ pub fn implement_status(s: &ImplementStatus) -> String {
     if let Some((number, url)) = &s.pr {
         out.push_str(&format!("\n**Pull request:** #{number} ({url})\n"));
     }
-    if s.tokens > 0 {
-        out.push_str(&format!(
-            "\n<sub>{} tokens, ${:.4}</sub>\n",
-            s.tokens, s.cost_usd
-        ));
-    }
+    spend_note(&mut out, s.tokens, s.cost_usd);
     out
 }
 

@@ -160,17 +160,16 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
         spec_path: &spec_path,
     };
     let mut progress: ReviseProgress = ctx.progress()?;
-    if progress.answer.is_none() {
-        let Some(answer) = draft(ctx, &desk, &rec, &mut progress.spend).await? else {
-            return Ok(());
-        };
-        progress.answer = Some(answer);
-        ctx.save("revise:draft", &progress).await?;
-    }
-    let answer = progress
-        .answer
-        .clone()
-        .ok_or_else(|| StepError::permanent("no revision"))?;
+    let answer = match progress.answer.clone() {
+        Some(answer) => answer,
+        None => match draft(ctx, &desk, &rec, &mut progress.spend).await? {
+            Some(answer) => {
+                ctx.keep("revise:draft", &mut progress, |p| &mut p.answer, answer)
+                    .await?
+            }
+            None => return Ok(()),
+        },
+    };
     if progress.head.is_none() {
         let Some(head) = commit(&desk, &answer).await? else {
             return Ok(());

@@ -28,9 +28,7 @@ use crate::workflow::job::{SpecRequest, SpecTrigger, spec_branch_key, spec_job_k
 use crate::workflow::quota::{self, Admission, admit};
 use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::spend::Spend;
-use crate::workflow::step::{
-    JobCtx, StepError, StepResult, latest_progress, repo_client, show_status,
-};
+use crate::workflow::step::{JobCtx, StepResult, latest_progress, repo_client, show_status};
 use crate::workflow::{Ending, Workflow, context};
 
 /// What the job has done so far.
@@ -121,37 +119,40 @@ async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
         issue: &issue,
     };
     acknowledge(ctx, &desk, &comments, &mut progress).await?;
-    if progress.answer.is_none() {
-        let input =
-            context::gather_for_spec(&repo, &issue, &comments, &config, &info.default_branch)
-                .await?;
-        let model = ctx.model(config.model.as_deref())?;
-        let prompt = context::architect_prompt(
-            &repo,
-            &config,
-            &info.default_branch,
-            &input,
-            model.context_tokens(),
-        )
-        .await?;
-        let drafted = context::ask_architect(
-            ctx,
-            &*model,
-            &prompt,
-            &config.artifacts,
-            config.max_cost_usd,
-            &mut progress.spend,
-        )
-        .await?;
-        progress.answer = Some(drafted);
-        ctx.save("draft", &progress).await?;
-    }
-    let answer = progress
-        .answer
-        .clone()
-        .ok_or_else(|| StepError::permanent("no draft"))?;
+    let answer = draft(ctx, &desk, &comments, &mut progress).await?;
     publish(ctx, &desk, &answer, &mut progress).await?;
     finish(ctx, &desk, &answer, &progress).await
+}
+
+/// The architect's answer: from the checkpoint when an earlier attempt got it, else gathered,
+/// asked for and checkpointed.
+async fn draft(
+    ctx: &mut JobCtx,
+    desk: &Desk<'_>,
+    comments: &[Comment],
+    progress: &mut SpecProgress,
+) -> StepResult<SpecAnswer> {
+    if let Some(answer) = &progress.answer {
+        return Ok(answer.clone());
+    }
+    let (repo, config, default_branch) = (desk.repo, desk.config, &desk.info.default_branch);
+    let input =
+        context::gather_for_spec(repo, desk.issue, comments, config, default_branch).await?;
+    let model = ctx.model(config.model.as_deref())?;
+    let prompt =
+        context::architect_prompt(repo, config, default_branch, &input, model.context_tokens())
+            .await?;
+    let drafted = context::ask_architect(
+        ctx,
+        &*model,
+        &prompt,
+        &config.artifacts,
+        config.max_cost_usd,
+        &mut progress.spend,
+    )
+    .await?;
+    ctx.keep("draft", progress, |p| &mut p.answer, drafted)
+        .await
 }
 
 /// Whether the job goes ahead: the label is the repository's trigger label (a label job), and

@@ -7,7 +7,7 @@ use super::tags::{
     ANSWER_BLOCKS, Found, Tags, clean_spec, drop_planning, fenced_block, strip_code_fence,
 };
 use super::tool_call::{components_from_value, relaxed_json};
-use super::words::changes_note;
+use super::words::parsed_answer;
 use crate::prompt::sanitize::strip_invisible;
 use crate::spec::{ArtifactKind, Artifacts, MAX_ANSWER_BYTES, SpecAnswer};
 
@@ -99,14 +99,12 @@ pub fn parse_text_answer(text: &str) -> Result<SpecAnswer, SpecError> {
         };
         *artifacts.get_mut(kind) = tagged.or_else(fenced).filter(|t| !t.trim().is_empty());
     }
-    let changes = changes_note(get("changes"));
-    Ok(SpecAnswer {
+    Ok(parsed_answer(
         specification,
         components,
         artifacts,
-        changes,
-        dropped: Vec::new(),
-    })
+        get("changes"),
+    ))
 }
 
 /// The text in `range` with the outer ranges of `blocks` that lie inside it removed.
