@@ -20,7 +20,7 @@ use crate::config::repo::RepoConfig;
 use crate::github::model::{Comment, Issue, Permission, Repository};
 use crate::github::{GitHubError, Repo};
 use crate::jobs::Job;
-use crate::messages::{self, SpecStage, SpecStatus};
+use crate::messages::{self, SpecPhase, SpecStage, SpecStatus};
 use crate::spec::SpecAnswer;
 use crate::workflow::branch::BotBranch;
 use crate::workflow::components::{self, Filed};
@@ -31,6 +31,7 @@ use crate::workflow::spend::Spend;
 use crate::workflow::step::{
     JobCtx, StepError, StepResult, latest_progress, repo_client, show_status,
 };
+use crate::workflow::watch::PhaseBoard;
 use crate::workflow::{Ending, Workflow, context};
 
 /// What the job has done so far.
@@ -122,6 +123,11 @@ async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
     };
     acknowledge(ctx, &desk, &comments, &mut progress).await?;
     if progress.answer.is_none() {
+        let app = ctx.app.clone();
+        let board = phase_board(&app, &desk, &progress);
+        if let Some(b) = &board {
+            b.show(SpecPhase::ReadingContext).await;
+        }
         let input =
             context::gather_for_spec(&repo, &issue, &comments, &config, &info.default_branch)
                 .await?;
@@ -134,6 +140,9 @@ async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
             model.context_tokens(),
         )
         .await?;
+        if let Some(b) = &board {
+            b.show(SpecPhase::Drafting).await;
+        }
         let drafted = context::ask_architect(
             ctx,
             &*model,
@@ -141,6 +150,7 @@ async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
             &config.artifacts,
             config.max_cost_usd,
             &mut progress.spend,
+            board.as_ref(),
         )
         .await?;
         progress.answer = Some(drafted);
@@ -217,7 +227,11 @@ async fn publish(
     let branch = BotBranch::Spec(req.issue_number).to_string();
     let spec_path = desk.config.spec_path_for(req.issue_number);
     let default_branch = &desk.info.default_branch;
+    let app = ctx.app.clone();
     if progress.head.is_none() {
+        if let Some(b) = phase_board(&app, desk, progress) {
+            b.show(SpecPhase::Committing).await;
+        }
         let files = crate::spec::files_for(answer, &spec_path, req.issue_number, &desk.issue.title);
         let message = messages::spec_commit(req.issue_number, &desk.issue.title);
         let pushed = desk
@@ -249,12 +263,14 @@ async fn publish(
         ctx.save("pull", progress).await?;
     }
     if desk.config.follow_up_issues {
+        let board = phase_board(&app, desk, progress);
         let at = components::Filing {
             repo: desk.repo,
             target: &req.repo,
             spec_issue: req.issue_number,
             config: desk.config,
             spec_path: &spec_path,
+            board: board.as_ref(),
         };
         components::file(ctx, &at, answer, progress, |p| &mut p.components).await?;
     }
@@ -282,6 +298,30 @@ async fn finish(
     records::save(&*ctx.app.store, &key, &record, ctx.app.now()).await?;
     show(desk.repo, req, progress, SpecStage::Done, None).await?;
     ctx.save("done", progress).await
+}
+
+/// The status comment as a board for the job's phases, drawn from the progress so far.
+fn phase_board<'a>(
+    app: &'a App,
+    desk: &Desk<'a>,
+    progress: &SpecProgress,
+) -> Option<PhaseBoard<'a>> {
+    let comment_id = progress.status_comment?;
+    let base = status(desk.req, progress, SpecStage::Drafting, None);
+    Some(PhaseBoard::new(
+        app,
+        desk.repo,
+        comment_id,
+        move |phase, elapsed| {
+            let mut now = base.clone();
+            now.stage = match phase {
+                SpecPhase::Committing => SpecStage::Committing,
+                SpecPhase::Filing { .. } => SpecStage::FilingIssues,
+                _ => SpecStage::Drafting,
+            };
+            messages::spec_status(&now) + &messages::spec_phase(phase, elapsed)
+        },
+    ))
 }
 
 fn status(
