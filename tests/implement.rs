@@ -709,7 +709,11 @@ async fn without_actions_read_the_fix_round_goes_on_with_the_annotations_and_say
 
 #[tokio::test]
 async fn the_status_comment_shows_the_engineers_step_and_action_as_it_works_then_the_result() {
-    let mut t = Tester::start().await;
+    let mut t = Tester::builder()
+        // Every progress event edits the comment: no wall-time throttle in the test.
+        .settings(|s| s.github.status_edit_gap = Some(std::time::Duration::ZERO))
+        .start()
+        .await;
     let issue = merged_spec(&mut t, 1).await;
     script_good_session(&t);
     t.comment(issue, "/implement").await;

@@ -404,7 +404,11 @@ async fn a_plain_text_answer_is_parsed_too() {
 
 #[tokio::test]
 async fn the_spec_status_comment_shows_each_phase_as_it_works_then_the_result() {
-    let mut t = Tester::start().await;
+    let mut t = Tester::builder()
+        // Every progress event edits the comment: no wall-time throttle in the test.
+        .settings(|s| s.github.status_edit_gap = Some(std::time::Duration::ZERO))
+        .start()
+        .await;
     let (issue, _pr) = t.spec_pr(2).await;
     let statuses: Vec<_> = t
         .world

@@ -31,7 +31,7 @@ use crate::workflow::spend::Spend;
 use crate::workflow::step::{
     JobCtx, StepError, StepResult, latest_progress, repo_client, show_status,
 };
-use crate::workflow::watch::PhaseBoard;
+use crate::workflow::watch::{PhaseBoard, Throttle};
 use crate::workflow::{Ending, Workflow, context};
 
 /// What the job has done so far.
@@ -98,6 +98,8 @@ struct Desk<'a> {
     info: &'a Repository,
     config: &'a RepoConfig,
     issue: &'a Issue,
+    /// Paces the status comment's phase edits.
+    throttle: std::sync::Mutex<Throttle>,
 }
 
 async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
@@ -120,6 +122,9 @@ async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
         info: &info,
         config: &config,
         issue: &issue,
+        throttle: std::sync::Mutex::new(Throttle::new(
+            ctx.app.settings.github.status_edit_gap.unwrap_or_default(),
+        )),
     };
     acknowledge(ctx, &desk, &comments, &mut progress).await?;
     if progress.answer.is_none() {
@@ -303,15 +308,17 @@ async fn finish(
 /// The status comment as a board for the job's phases, drawn from the progress so far.
 fn phase_board<'a>(
     app: &'a App,
-    desk: &Desk<'a>,
+    desk: &'a Desk<'a>,
     progress: &SpecProgress,
 ) -> Option<PhaseBoard<'a>> {
     let comment_id = progress.status_comment?;
+    app.settings.github.status_edit_gap?;
     let base = status(desk.req, progress, SpecStage::Drafting, None);
     Some(PhaseBoard::new(
         app,
         desk.repo,
         comment_id,
+        &desk.throttle,
         move |phase, elapsed| {
             let mut now = base.clone();
             now.stage = match phase {

@@ -74,7 +74,8 @@ pub struct PhaseBoard<'a> {
     /// The comment's body for a phase and the seconds since the board was made.
     render: Box<PhaseText<'a>>,
     started: Millis,
-    throttle: std::sync::Mutex<Throttle>,
+    /// Shared by the job's boards, so that its edits keep the gap between them.
+    throttle: &'a std::sync::Mutex<Throttle>,
 }
 
 impl<'a> PhaseBoard<'a> {
@@ -82,6 +83,7 @@ impl<'a> PhaseBoard<'a> {
         app: &'a App,
         repo: &'a Repo,
         comment_id: u64,
+        throttle: &'a std::sync::Mutex<Throttle>,
         render: impl Fn(&SpecPhase, u64) -> String + Send + Sync + 'a,
     ) -> Self {
         PhaseBoard {
@@ -90,7 +92,7 @@ impl<'a> PhaseBoard<'a> {
             comment_id,
             render: Box::new(render),
             started: app.now(),
-            throttle: std::sync::Mutex::new(Throttle::new(app.settings.github.status_edit_gap)),
+            throttle,
         }
     }
 
@@ -153,20 +155,20 @@ pub fn apply(live: &mut LiveWork, event: ProgressEvent, price: Option<&ModelPric
     }
 }
 
-/// Show the engineer's progress on `board` until the loop closes its channel. Without a board
-/// the events are only drained.
+/// Show the engineer's progress on `board` until the loop closes its channel. Without a board,
+/// or with progress edits off, the events are only drained.
 pub async fn watch(
     app: &App,
     board: Option<&StatusBoard<'_>>,
     price: Option<ModelPrice>,
     mut events: UnboundedReceiver<ProgressEvent>,
 ) {
-    let Some(board) = board else {
+    let (Some(board), Some(gap)) = (board, app.settings.github.status_edit_gap) else {
         while events.recv().await.is_some() {}
         return;
     };
     let started = app.now();
-    let mut throttle = Throttle::new(app.settings.github.status_edit_gap);
+    let mut throttle = Throttle::new(gap);
     let mut live = LiveWork::default();
     let mut shown: Option<String> = None;
     let mut pending = false;
