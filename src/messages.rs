@@ -7,6 +7,11 @@
 use crate::command;
 use crate::config::repo::Attribution;
 
+mod ci_logs;
+mod progress;
+pub use ci_logs::{LogGapKind, ci_log_gaps};
+pub use progress::{Doing, LiveWork, SpecPhase, implement_live, spec_phase};
+
 /// Marker of the one status comment a spec job keeps for an issue.
 pub fn status_marker(issue: u64) -> String {
     format!("<!-- specbot:status issue={issue} -->")

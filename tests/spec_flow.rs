@@ -401,3 +401,37 @@ async fn a_plain_text_answer_is_parsed_too() {
     let _ = t.expect_one_comment(issue);
     t.finish();
 }
+
+#[tokio::test]
+async fn the_spec_status_comment_shows_each_phase_as_it_works_then_the_result() {
+    let mut t = Tester::builder()
+        // Every progress event edits the comment: no wall-time throttle in the test.
+        .settings(|s| s.github.status_edit_gap = Some(std::time::Duration::ZERO))
+        .start()
+        .await;
+    let (issue, _pr) = t.spec_pr(2).await;
+    let statuses: Vec<_> = t
+        .world
+        .comments(REPO, issue)
+        .into_iter()
+        .filter(|c| c.body.contains("specbot:status"))
+        .collect();
+    assert_eq!(statuses.len(), 1, "one status comment, edited in place");
+    let bodies = t.world.comment_bodies(REPO, statuses[0].id);
+    for phase in [
+        "**Now:** reading the issue and the repository",
+        "**Now:** drafting the spec",
+        "**Now:** committing the spec and opening its pull request",
+        "**Now:** filing component 1 of 2",
+        "**Now:** filing component 2 of 2",
+    ] {
+        assert!(
+            bodies.iter().any(|b| b.contains(phase)),
+            "{phase}: {bodies:#?}"
+        );
+    }
+    let last = bodies.last().unwrap();
+    assert!(last.contains("ready for review"), "{last}");
+    assert!(!last.contains("**Now:**"), "{last}");
+    t.finish();
+}

@@ -50,6 +50,7 @@
 
 pub mod guard;
 pub mod path;
+pub mod progress;
 pub mod secrets;
 pub mod session;
 pub mod tools;
@@ -107,6 +108,17 @@ pub struct AgentConfig {
     pub policy: Policy,
     /// The model's price ([`crate::llm::PriceTable::price`]); `None` leaves only the token cap.
     pub price: Option<ModelPrice>,
+    /// Where the loop reports what it is doing (the status comment's watcher), if anywhere.
+    pub progress: Option<progress::ProgressSender>,
+}
+
+impl AgentConfig {
+    /// Tell the watcher, if any (a watcher that went away is no error).
+    pub fn report(&self, event: progress::ProgressEvent) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(event);
+        }
+    }
 }
 
 /// A finished run: what to commit and what to say about it.

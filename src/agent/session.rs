@@ -9,6 +9,7 @@
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::progress::{ProgressEvent, first_line, tool_target};
 use super::tools::{self, Finish, Outcome, tool_definitions};
 use super::{
     AgentConfig, AgentError, AgentFailure, AgentLimits, AgentOutcome, FileChange, Refusal,
@@ -145,6 +146,11 @@ impl Turn<'_> {
         let resp = self.ask().await?;
         run.usage += resp.usage;
         on_usage(&resp.usage);
+        self.config.report(ProgressEvent::Answered {
+            step: run.steps,
+            max_steps: self.limits().max_steps,
+            usage: run.usage,
+        });
         self.record_answer(run, &resp);
         self.paused = false;
         match resp.stop {
@@ -296,7 +302,12 @@ impl Turn<'_> {
             let (content, is_error) = if finished.is_some() {
                 ("not run: `finish` was already called".to_owned(), true)
             } else {
-                match tools::execute(
+                let target = tool_target(call.input);
+                self.config.report(ProgressEvent::ToolStarted {
+                    name: call.name.to_owned(),
+                    target: target.clone(),
+                });
+                let (text, is_error) = match tools::execute(
                     workspace,
                     &self.config.policy,
                     &mut run.refusals,
@@ -309,7 +320,14 @@ impl Turn<'_> {
                         finished = Some(f);
                         ("finished".to_owned(), false)
                     }
-                }
+                };
+                self.config.report(ProgressEvent::ToolEnded {
+                    name: call.name.to_owned(),
+                    target,
+                    ok: !is_error,
+                    first_line: first_line(&text),
+                });
+                (text, is_error)
             };
             run.transcript.push(TranscriptEntry::ToolResult {
                 id: call.id.to_owned(),

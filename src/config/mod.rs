@@ -152,6 +152,9 @@ pub struct GitHubPolicy {
     pub max_wait: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Least time between two progress edits of one status comment; `None`: no progress edits
+    /// (the status comment changes only between a job's steps).
+    pub status_edit_gap: Option<Duration>,
 }
 
 impl Default for GitHubPolicy {
@@ -163,6 +166,7 @@ impl Default for GitHubPolicy {
             secondary_limit_wait: Duration::from_secs(60),
             max_wait: Duration::from_secs(15 * 60),
             request_timeout: Duration::from_secs(30),
+            status_edit_gap: Some(Duration::from_secs(15)),
         }
     }
 }

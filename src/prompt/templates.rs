@@ -175,6 +175,9 @@ pub struct CiFailure {
     pub name: String,
     /// The log (or the check's output text); only the last [`MAX_LOG_CHARS`] are kept.
     pub log: String,
+    /// The failing step's tail from the GitHub Actions job log, when it could be read.
+    #[serde(default)]
+    pub job_log: Option<String>,
 }
 
 /// The CI fixer's input.
@@ -508,6 +511,11 @@ pub fn render_ci_fix(input: &CiFixInput) -> Result<RenderedPrompt, TemplateError
             out.push('\n');
         }
         out.push_str(&fence(&format!("log of {name}"), &tail));
+        if let Some(job_log) = &f.job_log {
+            let (tail, _) = log_tail(job_log, MAX_LOG_CHARS);
+            out.push_str("\n\nThe failing step of its GitHub Actions job log:\n");
+            out.push_str(&fence(&format!("job log of {name}"), &tail));
+        }
         out
     });
     let user_vars = context! {
@@ -821,6 +829,7 @@ mod tests {
             failures: vec![CiFailure {
                 name: "cargo test".into(),
                 log,
+                job_log: None,
             }],
             attempt: 2,
             tools: vec![],

@@ -238,6 +238,7 @@ pub async fn ask_architect(
     artifacts: &[Artifact],
     budget_usd: f64,
     spend: &mut Spend,
+    board: Option<&crate::workflow::watch::PhaseBoard<'_>>,
 ) -> StepResult<SpecAnswer> {
     let mut session = ArchitectSession::new(prompt, artifacts);
     loop {
@@ -246,6 +247,9 @@ pub async fn ask_architect(
             Draft::Ready(answer) => return Ok(answer),
             Draft::Repair(problems) => {
                 tracing::info!(%problems, "the draft did not validate; asking for a repair");
+                if let Some(b) = board {
+                    b.show(crate::messages::SpecPhase::Repairing).await;
+                }
             }
             Draft::Unusable(problems) => {
                 return Err(StepError::Failed(JobError::permanent(format!(

@@ -207,6 +207,8 @@ pub struct Assignment<'a> {
     pub config: &'a RepoConfig,
     pub target: &'a RepoTarget,
     pub issue_number: u64,
+    /// The status comment that shows the engineer's progress as it works, if any.
+    pub board: Option<crate::workflow::watch::StatusBoard<'a>>,
 }
 
 /// Run the engineer loop with the job's budget and the repository's guardrails; account for
@@ -230,6 +232,7 @@ pub async fn engineer(
     // What this job already spent (an earlier attempt) counts against its budget.
     let spent = ctx.app.store.job_cost(ctx.job.id).await?;
     let price = ctx.app.model_price(model.model()).ok();
+    let (progress, events) = tokio::sync::mpsc::unbounded_channel();
     let agent_config = AgentConfig {
         limits: AgentLimits {
             max_cost_usd: Some((work.config.max_cost_usd - spent).max(0.0)),
@@ -237,17 +240,21 @@ pub async fn engineer(
         },
         policy,
         price,
+        progress: work.board.is_some().then_some(progress),
     };
-    let mut usage = crate::llm::Usage::default();
-    let outcome = agent::run_agent(
-        model,
-        work.prompt,
-        workspace,
-        &agent_config,
-        &ctx.cancel,
-        &mut |u| usage += *u,
-    )
-    .await;
+    let (cancel, ws) = (&ctx.cancel, &mut *workspace);
+    // The loop owns the config, so its progress channel closes when the loop ends and the
+    // watcher's last edit is done before anything else is shown.
+    let agent = async move {
+        let mut usage = crate::llm::Usage::default();
+        let outcome = agent::run_agent(model, work.prompt, ws, &agent_config, cancel, &mut |u| {
+            usage += *u
+        })
+        .await;
+        (outcome, usage)
+    };
+    let watcher = crate::workflow::watch::watch(&ctx.app, work.board.as_ref(), price, events);
+    let ((outcome, usage), ()) = tokio::join!(agent, watcher);
     spend::account(ctx, model, &usage, spend).await?;
     let transcript = match &outcome {
         Ok(o) => &o.transcript,

@@ -38,6 +38,7 @@ use crate::workflow::spend::Spend;
 use crate::workflow::step::{
     JobCtx, StepError, StepResult, latest_progress, repo_client, show_status,
 };
+use crate::workflow::watch::StatusBoard;
 use crate::workflow::{Ending, Workflow};
 
 /// What the job has done so far.
@@ -234,11 +235,19 @@ async fn engineer_step(
     };
     let prompt = crate::prompt::templates::render_engineer(&input, custom.as_deref())
         .map_err(|e| StepError::permanent(e.to_string()))?;
+    // The status comment shows the engineer's step and action as it works.
+    let working = status(req, progress, desk.component, ImplementStage::Working, None);
+    let render = move |live: &messages::LiveWork| messages::implement_live(&working, live);
     let work = Assignment {
         prompt: &prompt,
         config,
         target: &req.repo,
         issue_number: req.issue_number,
+        board: progress.status_comment.map(|comment_id| StatusBoard {
+            repo,
+            comment_id,
+            render: &render,
+        }),
     };
     let result = engineer::engineer(ctx, &work, &mut workspace, &mut progress.spend).await?;
     if result.changes.is_empty() {

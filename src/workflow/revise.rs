@@ -184,6 +184,7 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
             spec_issue: req.issue_number,
             config: &config,
             spec_path: &spec_path,
+            board: None,
         };
         components::file(ctx, &at, &answer, &mut progress, |p| &mut p.components).await?;
         components::close_dropped(&repo, &rec.components, &answer, req.pull_number).await?;
