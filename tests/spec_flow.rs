@@ -401,3 +401,27 @@ async fn a_plain_text_answer_is_parsed_too() {
     let _ = t.expect_one_comment(issue);
     t.finish();
 }
+
+/// llama-cpp-python's server accepts `tools` but lets the model write free text unless
+/// `tool_choice` names the function; named, the answer is constrained to the tool's schema.
+/// The architect names `submit_spec`, so a small local model's answer is always the spec.
+#[tokio::test]
+async fn a_llama_cpp_python_server_is_asked_for_the_spec_tool_by_name() {
+    let mut t = Tester::builder().provider(Provider::OpenAi).start().await;
+    t.llm.llama_cpp_python();
+    let issue = t.open_issue("Add dark mode", "Users want a dark theme for night use.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+
+    let reqs = t.llm.requests();
+    assert_eq!(reqs.len(), 1, "one answer, no repair round");
+    assert_eq!(
+        reqs[0].body["tool_choice"],
+        json!({"type": "function", "function": {"name": "submit_spec"}})
+    );
+    assert_eq!(t.world.pulls(REPO).len(), 1, "the spec PR");
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("ready for review"), "{status}");
+    t.finish();
+}
