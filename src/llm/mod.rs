@@ -7,6 +7,7 @@
 //! whole prompt for both providers and [`PriceTable::cost`] needs no provider switch.
 
 mod anthropic;
+mod bound;
 mod http;
 mod openai;
 pub mod pricing;

@@ -112,6 +112,20 @@ impl ChatModel for OpenAi {
     ) -> Result<ChatResponse, LlmError> {
         let settings = &self.client.settings;
         let model = settings.model.as_str();
+        // A small local server: bound the tools' schemas so no answer outgrows the limit.
+        let bounded;
+        let req = match settings.context_tokens {
+            Some(_) if !req.tools.is_empty() => {
+                let limit = settings.output_limit(req.max_tokens);
+                let mut r = req.clone();
+                for t in &mut r.tools {
+                    t.input_schema = super::bound::bound(&t.input_schema, limit);
+                }
+                bounded = r;
+                &bounded
+            }
+            _ => req,
+        };
         loop {
             let answering = Answering::from_u8(self.answering.load(Ordering::Relaxed));
             let mut body = request_body(req, model, settings.stream, self.max_tokens_field);
