@@ -1248,6 +1248,26 @@ fn openai_conversation_error(messages: &[Value]) -> Option<String> {
 
 /// A feature this server does not have: `(status, message)`.
 fn unsupported(body: &Value, inner: &Inner) -> Option<(u16, String)> {
+    // llama-cpp-python validates messages with pydantic: an assistant turn's `content` must be
+    // a string, even beside `tool_calls` (its error handler answers 500).
+    if inner.tools_need_named_choice
+        && let Some(i) = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .position(|m| {
+                m.get("role").and_then(Value::as_str) == Some("assistant")
+                    && !m.get("content").is_some_and(Value::is_string)
+            })
+    {
+        return Some((
+            500,
+            format!(
+                "1 validation error: ('body', 'messages', {i}, 'ChatCompletionRequestAssistantMessage', 'content'): Input should be a valid string"
+            ),
+        ));
+    }
     if body.get("tools").is_some()
         && let Some(refusal) = &inner.refuse_tools
     {
