@@ -356,7 +356,8 @@ fn push_message(out: &mut Vec<Value>, m: &super::Message) {
                     _ => None,
                 })
                 .collect();
-            let mut v = json!({"role": "assistant", "content": if texts.is_empty() { Value::Null } else { json!(text) }});
+            // A string even beside tool calls: llama-cpp-python's server refuses `null`.
+            let mut v = json!({"role": "assistant", "content": text});
             if !calls.is_empty() {
                 v["tool_calls"] = Value::Array(calls);
             }
