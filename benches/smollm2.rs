@@ -145,7 +145,7 @@ fn judge(response: &Value) -> Judged {
         Some(args) => args.to_string(),
         None => message["content"].as_str().unwrap_or_default().to_string(),
     };
-    let parsed = serde_json::from_str::<Value>(text.trim())
+    let parsed = specbot::llm::lenient_json(text.trim())
         .map_err(|e| format!("not JSON: {e}"))
         .and_then(|v| specbot::spec::parse_tool_input(&v).map_err(|e| e.to_string()));
     let mut answer = match parsed {

@@ -294,7 +294,7 @@ fn as_tool_call(mut resp: ChatResponse, tool: &str) -> ChatResponse {
     if !resp.tool_calls().is_empty() {
         return resp;
     }
-    if let Ok(input @ Value::Object(_)) = serde_json::from_str::<Value>(trimmed) {
+    if let Ok(input @ Value::Object(_)) = super::lenient_json(trimmed) {
         resp.content = vec![Content::ToolUse {
             id: "structured_output".into(),
             name: tool.to_owned(),
@@ -392,7 +392,7 @@ fn arguments(name: &str, args: &str) -> Result<Value, LlmError> {
     if args.trim().is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_str(args).map_err(|e| {
+    super::lenient_json(args).map_err(|e| {
         LlmError::Malformed(format!("arguments of tool call {name} are not JSON: {e}"))
     })
 }
