@@ -7,6 +7,7 @@
 //! whole prompt for both providers and [`PriceTable::cost`] needs no provider switch.
 
 mod anthropic;
+mod bound;
 mod http;
 mod openai;
 pub mod pricing;
@@ -327,6 +328,36 @@ impl FromStr for Provider {
     }
 }
 
+/// JSON as a model wrote it: strict first, then with raw control characters inside strings
+/// escaped (llama.cpp-style grammars let a raw newline into a string; strict JSON refuses it).
+pub fn lenient_json(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str(text).or_else(|e| {
+        let (mut out, mut in_string, mut escaped) =
+            (String::with_capacity(text.len()), false, false);
+        for c in text.chars() {
+            match c {
+                _ if escaped => {
+                    escaped = false;
+                    out.push(c);
+                }
+                '\\' if in_string => {
+                    escaped = true;
+                    out.push(c);
+                }
+                '"' => {
+                    in_string = !in_string;
+                    out.push(c);
+                }
+                c if in_string && (c as u32) < 0x20 => {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                }
+                c => out.push(c),
+            }
+        }
+        serde_json::from_str(&out).map_err(|_| e)
+    })
+}
+
 /// How to reach a model. `Debug` never shows the key (it is a [`SecretString`]).
 #[derive(Debug, Clone)]
 pub struct LlmSettings {
@@ -576,6 +607,13 @@ impl LlmError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn json_with_a_raw_newline_in_a_string_still_reads() {
+        let v = super::lenient_json("{\"a\": \"x\ny\", \"b\": \"q\\\"\\n\"}").expect("reads");
+        assert_eq!(v, serde_json::json!({"a": "x\ny", "b": "q\"\n"}));
+        assert!(super::lenient_json("{\"a\": ").is_err());
+    }
+
     use super::*;
     use secrecy::ExposeSecret;
 

@@ -87,6 +87,20 @@ impl OpenAi {
     ) -> Result<ChatResponse, LlmError> {
         let settings = &client.settings;
         let model = settings.model.as_str();
+        // A small local server: bound the tools' schemas so no answer outgrows the limit.
+        let bounded;
+        let req = match settings.context_tokens {
+            Some(_) if !req.tools.is_empty() => {
+                let limit = settings.output_limit(req.max_tokens);
+                let mut r = req.clone();
+                for t in &mut r.tools {
+                    t.input_schema = super::bound::bound(&t.input_schema, limit);
+                }
+                bounded = r;
+                &bounded
+            }
+            _ => req,
+        };
         loop {
             let answering = Answering::from_u8(self.answering.load(Ordering::Relaxed));
             let mut body = request_body(req, model, settings.stream, self.max_tokens_field);
@@ -262,7 +276,7 @@ fn as_tool_call(mut resp: ChatResponse, tool: &str) -> ChatResponse {
     if !resp.tool_calls().is_empty() {
         return resp;
     }
-    if let Ok(input @ Value::Object(_)) = serde_json::from_str::<Value>(trimmed) {
+    if let Ok(input @ Value::Object(_)) = super::lenient_json(trimmed) {
         resp.content = vec![Content::ToolUse {
             id: "structured_output".into(),
             name: tool.to_owned(),
@@ -324,7 +338,8 @@ fn push_message(out: &mut Vec<Value>, m: &super::Message) {
                     _ => None,
                 })
                 .collect();
-            let mut v = json!({"role": "assistant", "content": if texts.is_empty() { Value::Null } else { json!(text) }});
+            // A string even beside tool calls: llama-cpp-python's server refuses `null`.
+            let mut v = json!({"role": "assistant", "content": text});
             if !calls.is_empty() {
                 v["tool_calls"] = Value::Array(calls);
             }
@@ -359,7 +374,7 @@ fn arguments(name: &str, args: &str) -> Result<Value, LlmError> {
     if args.trim().is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_str(args).map_err(|e| {
+    super::lenient_json(args).map_err(|e| {
         LlmError::Malformed(format!("arguments of tool call {name} are not JSON: {e}"))
     })
 }

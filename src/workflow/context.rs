@@ -159,7 +159,11 @@ impl ArchitectSession {
                     content: vec![Content::Text(prompt.user.clone())],
                 }],
                 tools: vec![tool],
-                tool_choice: ToolChoice::Auto,
+                // The only answer wanted is this call. Named, OpenAI-compatible servers that
+                // constrain decoding (llama-cpp-python, vLLM without tool parsers) hold the
+                // answer to the tool's schema; llama-cpp-python ignores tools otherwise. Models
+                // that think by default get `auto` from the Anthropic client.
+                tool_choice: ToolChoice::Tool(crate::spec::SUBMIT_SPEC_TOOL.into()),
                 max_tokens: 16_000,
                 cache_prefix: true,
             },
