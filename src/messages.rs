@@ -11,6 +11,10 @@ mod ci_logs;
 mod progress;
 pub use ci_logs::{LogGapKind, ci_log_gaps};
 pub use progress::{Doing, LiveWork, SpecPhase, implement_live, spec_phase};
+mod verification;
+pub use verification::{
+    Verification, setup_network_unavailable, tests_status, verification_section,
+};
 
 /// Marker of the one status comment a spec job keeps for an issue.
 pub fn status_marker(issue: u64) -> String {
@@ -193,15 +197,7 @@ pub fn spec_status(s: &SpecStatus) -> String {
         }
     }
     spend_note(&mut out, s.tokens, s.cost_usd);
-    if !s.config_problems.is_empty() {
-        out.push_str(&format!(
-            "\n**Problems in `{}`** (defaults used):\n",
-            crate::config::repo::PATH
-        ));
-        for p in &s.config_problems {
-            out.push_str(&format!("- {p}\n"));
-        }
-    }
+    config_problems(&mut out, &s.config_problems);
     out
 }
 
@@ -284,6 +280,13 @@ pub struct ImplementStatus {
     /// Comments (and an issue description) by people without write access that the engineer
     /// was not shown.
     pub left_out: usize,
+    /// The test command and whether the bot's last run of it passed.
+    pub test: Option<crate::agent::TestChoice>,
+    pub tests_pass: Option<bool>,
+    /// Files of the repository the engineer's snapshot left out (too large), with why.
+    pub left_out_files: Vec<String>,
+    /// What is wrong in `.github/specbot.yml` (defaults used).
+    pub config_problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -339,8 +342,28 @@ pub fn implement_status(s: &ImplementStatus) -> String {
     if let Some((number, url)) = &s.pr {
         out.push_str(&format!("\n**Pull request:** #{number} ({url})\n"));
     }
+    out.push_str(&tests_status(s.test.as_ref(), s.tests_pass));
+    if !s.left_out_files.is_empty() {
+        out.push_str("\n**Left out of the engineer's snapshot** (it could not read them):\n");
+        for f in s.left_out_files.iter().take(20) {
+            out.push_str(&format!("- {}\n", one_line(f)));
+        }
+    }
     spend_note(&mut out, s.tokens, s.cost_usd);
+    config_problems(&mut out, &s.config_problems);
     out
+}
+
+fn config_problems(out: &mut String, problems: &[String]) {
+    if !problems.is_empty() {
+        out.push_str(&format!(
+            "\n**Problems in `{}`** (defaults used):\n",
+            crate::config::repo::PATH
+        ));
+        for p in problems {
+            out.push_str(&format!("- {p}\n"));
+        }
+    }
 }
 
 /// What an implementation PR's description is made of.
@@ -361,6 +384,8 @@ pub struct ImplementPull {
     pub steps: u32,
     pub tokens: u64,
     pub cost_usd: Option<f64>,
+    /// What the bot ran (`None`: leave the section out, e.g. a body built before it existed).
+    pub verification: Option<Verification>,
 }
 
 fn one_line(text: &str) -> String {
@@ -436,6 +461,9 @@ pub fn implement_pull_body(p: &ImplementPull) -> String {
             ));
         }
         out.push_str("\n</details>\n\n");
+    }
+    if let Some(v) = &p.verification {
+        out.push_str(&verification_section(v));
     }
     let cost = p
         .cost_usd
@@ -789,6 +817,7 @@ mod tests {
             steps: 6,
             tokens: 12000,
             cost_usd: Some(0.12),
+            verification: None,
         });
         insta::assert_snapshot!("implement_pull_body", body);
         insta::assert_snapshot!(

@@ -519,12 +519,14 @@ impl Repo {
     /// Find the open PR from `head` or open one. A closed (unmerged) one is reopened and
     /// updated where GitHub allows it; where it refuses (the branch was deleted, recreated or
     /// force-pushed since), and after a merged one, a new PR is opened that names the old one.
+    /// `draft` applies to a PR opened here (an existing one keeps its state).
     pub async fn open_pull(
         &self,
         head: &str,
         base: &str,
         title: &str,
         body: &str,
+        draft: bool,
     ) -> Result<(PullRequest, bool), GitHubError> {
         let mut body = body.to_string();
         match self.find_pull(head).await? {
@@ -552,7 +554,7 @@ impl Repo {
                 .await?
                 .filter(|p: &PullRequest| p.state == "open"))
         };
-        let payload = json!({"title": title, "head": head, "base": base, "body": body, "maintainer_can_modify": true});
+        let payload = json!({"title": title, "head": head, "base": base, "body": body, "maintainer_can_modify": true, "draft": draft});
         let route = "POST /repos/{owner}/{repo}/pulls";
         match self.create_once(route, "/pulls", &payload, open).await {
             // "A pull request already exists": it is there.

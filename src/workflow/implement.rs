@@ -55,6 +55,8 @@ pub struct ImplementProgress {
     pub pull: Option<(u64, String)>,
     /// Texts by people without write access left out of the engineer's input.
     pub left_out: usize,
+    /// What is wrong in `.github/specbot.yml` (defaults used), for the status comment.
+    pub config_problems: Vec<String>,
 }
 
 impl Workflow for ImplementRequest {
@@ -125,11 +127,12 @@ async fn show(
 async fn run(ctx: &mut JobCtx, req: ImplementRequest) -> StepResult {
     let repo = ctx.repo(&req.repo)?;
     let info = repo.info().await?;
-    let (config, _problems) = load_config(&repo, &info.default_branch).await?;
+    let (config, problems) = load_config(&repo, &info.default_branch).await?;
     if admit(ctx, &req.repo, Some(&req.requested_by)).await? == Admission::Drop {
         return Ok(());
     }
     let mut progress: ImplementProgress = ctx.progress()?;
+    progress.config_problems = problems;
     let key = issue_key(req.repo.repo_id, req.spec_issue);
     let spec_record: Option<SpecRecord> = records::load(&*ctx.app.store, &key).await?;
     let component = match &req.component {
@@ -313,14 +316,27 @@ async fn publish(
             steps: result.steps,
             tokens: progress.spend.tokens,
             cost_usd: result.cost_known.then_some(progress.spend.cost_usd),
+            verification: Some(verification(result)),
         });
+        // Failing tests: pushed all the same (nothing is lost), but not ready for review.
+        let draft = result.tests_pass == Some(false);
         let (pull, _) = repo
-            .open_pull(&branch, default_branch, &title, &body)
+            .open_pull(&branch, default_branch, &title, &body, draft)
             .await?;
         progress.pull = Some((pull.number, pull.html_url.clone()));
         ctx.save("implement:pull", progress).await?;
     }
     Ok(())
+}
+
+/// What the bot ran, for the PR body.
+fn verification(result: &Engineered) -> messages::Verification {
+    messages::Verification {
+        runs: result.runs.clone(),
+        test: result.test.clone(),
+        tests_pass: result.tests_pass,
+        not_run: result.not_run.clone(),
+    }
 }
 
 /// The implementation's record (for CI fixes) and the final status.
@@ -384,5 +400,15 @@ fn status(
         cost_usd: p.spend.cost_usd,
         error,
         left_out: p.left_out,
+        test: p.result.as_ref().and_then(|r| r.test.clone()),
+        tests_pass: p.result.as_ref().and_then(|r| r.tests_pass),
+        left_out_files: p
+            .result
+            .iter()
+            .flat_map(|r| r.skipped.iter())
+            .filter(|e| e.reason.starts_with("larger than"))
+            .map(|e| format!("`{}`: {}", e.path.replace('`', "'"), e.reason))
+            .collect(),
+        config_problems: p.config_problems.clone(),
     }
 }

@@ -262,7 +262,7 @@ async fn publish(
         );
         let (pull, _) = desk
             .repo
-            .open_pull(&branch, default_branch, &title, &body)
+            .open_pull(&branch, default_branch, &title, &body, false)
             .await?;
         progress.pull = Some((pull.number, pull.html_url.clone()));
         show(desk.repo, req, progress, SpecStage::FilingIssues, None).await?;
