@@ -39,6 +39,8 @@ pub struct App {
     pub finished: tokio::sync::watch::Sender<u64>,
     /// Set when a fault point "crashed" a worker (tests wait on it).
     pub crashed: tokio::sync::watch::Sender<bool>,
+    /// Where the engineer's commands run; `Err`: they do not run here, and why.
+    pub sandbox: Result<Arc<crate::sandbox::Sandbox>, crate::sandbox::SandboxUnavailable>,
     permissions: Mutex<HashMap<(String, String), (Permission, Instant)>>,
     shutting_down: AtomicBool,
 }
@@ -171,6 +173,8 @@ pub enum StartError {
     GitHub(String),
     #[error("language model: {0}")]
     Llm(String),
+    #[error("sandbox: {0}")]
+    Sandbox(crate::sandbox::SandboxUnavailable),
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -208,8 +212,10 @@ pub fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> Result<Arc
         Some(json) => PriceTable::from_json(json).map_err(|e| StartError::Llm(e.to_string()))?,
         None => PriceTable::default(),
     };
+    let sandbox = start_sandbox(&settings.sandbox)?;
     let intake = IntakeWriter::start(store.clone(), settings.intake_batch)?;
     Ok(Arc::new(App {
+        sandbox,
         settings: Arc::new(settings),
         store,
         intake,
@@ -225,6 +231,23 @@ pub fn build_with_store(settings: Settings, store: Arc<dyn Store>) -> Result<Arc
         permissions: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
     }))
+}
+
+/// The sandbox for repository commands: with `SANDBOX=bubblewrap` a host where it does not
+/// work is a start-up error; with `SANDBOX` unset it only turns commands off (logged).
+fn start_sandbox(
+    settings: &crate::sandbox::SandboxSettings,
+) -> Result<Result<Arc<crate::sandbox::Sandbox>, crate::sandbox::SandboxUnavailable>, StartError> {
+    use crate::sandbox::{Sandbox, SandboxMode, SandboxUnavailable};
+    match Sandbox::new(settings.clone()) {
+        Ok(sandbox) => Ok(Ok(Arc::new(sandbox))),
+        Err(SandboxUnavailable::Disabled) => Ok(Err(SandboxUnavailable::Disabled)),
+        Err(e) if settings.mode == Some(SandboxMode::Bubblewrap) => Err(StartError::Sandbox(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the sandbox does not work here: repository commands will not run");
+            Ok(Err(e))
+        }
+    }
 }
 
 /// The model client settings for `LLM_*` (and a repository's `model` override). `Ok(None)`: the

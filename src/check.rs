@@ -242,7 +242,9 @@ fn settings_reporting(mut args: EnvArgs, out: &mut Vec<Finding>) -> Option<Setti
                     }
                     ConfigError::BadLogFormat(_) => args.log_format = None,
                     ConfigError::BadWebhookPath(_) => args.webhook_path = "/".into(),
-                    ConfigError::MissingWebhookSecret | ConfigError::WeakWebhookSecret { .. } => {
+                    ConfigError::MissingWebhookSecret
+                    | ConfigError::WeakWebhookSecret { .. }
+                    | ConfigError::Sandbox(_) => {
                         return None;
                     }
                 }

@@ -7,6 +7,15 @@
 use crate::command;
 use crate::config::repo::Attribution;
 
+mod ci_logs;
+mod progress;
+pub use ci_logs::{LogGapKind, ci_log_gaps};
+pub use progress::{Doing, LiveWork, SpecPhase, implement_live, spec_phase};
+mod verification;
+pub use verification::{
+    Verification, setup_network_unavailable, tests_status, verification_section,
+};
+
 /// Marker of the one status comment a spec job keeps for an issue.
 pub fn status_marker(issue: u64) -> String {
     format!("<!-- specbot:status issue={issue} -->")
@@ -84,10 +93,15 @@ pub fn revised(
         out.push_str(&crate::prompt::sanitize::sanitize(changes));
         out.push('\n');
     }
+    spend_note(&mut out, tokens, cost_usd);
+    out
+}
+
+/// What the model calls cost, in small print (nothing before the first call).
+fn spend_note(out: &mut String, tokens: u64, cost_usd: f64) {
     if tokens > 0 {
         out.push_str(&format!("\n<sub>{tokens} tokens, ${cost_usd:.4}</sub>\n"));
     }
-    out
 }
 
 /// The reply when the spec PR was merged or closed while its revision was being written.
@@ -163,12 +177,15 @@ pub fn spec_status(s: &SpecStatus) -> String {
         ),
     }
     if let Some(error) = &s.error {
-        out.push_str(&format!("\n**What went wrong:** {error}\n\n"));
-        out.push_str(if s.pr.is_none() {
-            "Nothing was committed. Comment `/spec` to try again.\n"
-        } else {
-            "Comment `/spec` to try again: it continues where this run stopped, without duplicating anything.\n"
-        });
+        what_went_wrong(
+            &mut out,
+            error,
+            if s.pr.is_none() {
+                "Nothing was committed. Comment `/spec` to try again.\n"
+            } else {
+                "Comment `/spec` to try again: it continues where this run stopped, without duplicating anything.\n"
+            },
+        );
     }
     if let Some((number, url)) = &s.pr {
         out.push_str(&format!("\n**Spec PR:** #{number} ({url})\n"));
@@ -179,22 +196,15 @@ pub fn spec_status(s: &SpecStatus) -> String {
             out.push_str(&format!("- #{number} {title}\n"));
         }
     }
-    if s.tokens > 0 {
-        out.push_str(&format!(
-            "\n<sub>{} tokens, ${:.4}</sub>\n",
-            s.tokens, s.cost_usd
-        ));
-    }
-    if !s.config_problems.is_empty() {
-        out.push_str(&format!(
-            "\n**Problems in `{}`** (defaults used):\n",
-            crate::config::repo::PATH
-        ));
-        for p in &s.config_problems {
-            out.push_str(&format!("- {p}\n"));
-        }
-    }
+    spend_note(&mut out, s.tokens, s.cost_usd);
+    config_problems(&mut out, &s.config_problems);
     out
+}
+
+/// A status comment's failure: what went wrong, then how to try again.
+fn what_went_wrong(out: &mut String, error: &str, try_again: &str) {
+    out.push_str(&format!("\n**What went wrong:** {error}\n\n"));
+    out.push_str(try_again);
 }
 
 /// The spec PR's description. `Refs`, not `Closes`: merging a spec must not close the issue.
@@ -278,6 +288,13 @@ pub struct ImplementStatus {
     /// Comments (and an issue description) by people without write access that the engineer
     /// was not shown.
     pub left_out: usize,
+    /// The test command and whether the bot's last run of it passed.
+    pub test: Option<crate::agent::TestChoice>,
+    pub tests_pass: Option<bool>,
+    /// Files of the repository the engineer's snapshot left out (too large), with why.
+    pub left_out_files: Vec<String>,
+    /// What is wrong in `.github/specbot.yml` (defaults used).
+    pub config_problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -306,12 +323,15 @@ pub fn implement_status(s: &ImplementStatus) -> String {
         ),
     }
     if let Some(error) = &s.error {
-        out.push_str(&format!("\n**What went wrong:** {error}\n\n"));
-        out.push_str(if s.pr.is_none() {
-            "Nothing was pushed. Comment `/implement` to try again.\n"
-        } else {
-            "Comment `/implement` to try again: it updates the same branch and pull request.\n"
-        });
+        what_went_wrong(
+            &mut out,
+            error,
+            if s.pr.is_none() {
+                "Nothing was pushed. Comment `/implement` to try again.\n"
+            } else {
+                "Comment `/implement` to try again: it updates the same branch and pull request.\n"
+            },
+        );
     }
     if let Some((path, git_ref)) = &s.spec {
         out.push_str(&format!("\n**Spec:** `{path}` on `{git_ref}`\n"));
@@ -330,13 +350,28 @@ pub fn implement_status(s: &ImplementStatus) -> String {
     if let Some((number, url)) = &s.pr {
         out.push_str(&format!("\n**Pull request:** #{number} ({url})\n"));
     }
-    if s.tokens > 0 {
-        out.push_str(&format!(
-            "\n<sub>{} tokens, ${:.4}</sub>\n",
-            s.tokens, s.cost_usd
-        ));
+    out.push_str(&tests_status(s.test.as_ref(), s.tests_pass));
+    if !s.left_out_files.is_empty() {
+        out.push_str("\n**Left out of the engineer's snapshot** (it could not read them):\n");
+        for f in s.left_out_files.iter().take(20) {
+            out.push_str(&format!("- {}\n", one_line(f)));
+        }
     }
+    spend_note(&mut out, s.tokens, s.cost_usd);
+    config_problems(&mut out, &s.config_problems);
     out
+}
+
+fn config_problems(out: &mut String, problems: &[String]) {
+    if !problems.is_empty() {
+        out.push_str(&format!(
+            "\n**Problems in `{}`** (defaults used):\n",
+            crate::config::repo::PATH
+        ));
+        for p in problems {
+            out.push_str(&format!("- {p}\n"));
+        }
+    }
 }
 
 /// What an implementation PR's description is made of.
@@ -357,6 +392,8 @@ pub struct ImplementPull {
     pub steps: u32,
     pub tokens: u64,
     pub cost_usd: Option<f64>,
+    /// What the bot ran (`None`: leave the section out, e.g. a body built before it existed).
+    pub verification: Option<Verification>,
 }
 
 fn one_line(text: &str) -> String {
@@ -432,6 +469,9 @@ pub fn implement_pull_body(p: &ImplementPull) -> String {
             ));
         }
         out.push_str("\n</details>\n\n");
+    }
+    if let Some(v) = &p.verification {
+        out.push_str(&verification_section(v));
     }
     let cost = p
         .cost_usd
@@ -786,6 +826,7 @@ mod tests {
             steps: 6,
             tokens: 12000,
             cost_usd: Some(0.12),
+            verification: None,
         });
         insta::assert_snapshot!("implement_pull_body", body);
         insta::assert_snapshot!(

@@ -160,7 +160,7 @@ async fn a_pr_github_will_not_reopen_and_a_merged_one_are_followed_by_new_prs() 
         .await
         .expect("branch recreated");
     let (pr, made) = repo
-        .open_pull("specbot/spec-1", "main", "Spec", "Refs #9")
+        .open_pull("specbot/spec-1", "main", "Spec", "Refs #9", false)
         .await
         .expect("a new PR");
     assert!(made && pr.number != closed && pr.state == "open", "{pr:?}");
@@ -176,7 +176,7 @@ async fn a_pr_github_will_not_reopen_and_a_merged_one_are_followed_by_new_prs() 
         .await
         .expect("pushed");
     let (third, made) = repo
-        .open_pull("specbot/spec-1", "main", "Spec", "Refs #9")
+        .open_pull("specbot/spec-1", "main", "Spec", "Refs #9", false)
         .await
         .expect("a new PR");
     assert!(made && third.number != pr.number && third.state == "open");

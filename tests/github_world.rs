@@ -1155,3 +1155,96 @@ async fn an_installation_token_cannot_change_workflows() {
     assert_eq!(s, 403);
     world.assert_no_violations();
 }
+
+#[tokio::test]
+async fn an_actions_job_log_is_a_redirect_to_a_signed_url_that_takes_no_token() {
+    let world = GitHubWorld::start().await;
+    world.add_repo(REPO);
+    let api = Api::new(&world).await;
+    let sha = world.ref_sha(REPO, "main").unwrap();
+    let run = world.add_check_run(REPO, &sha, "test", Some("failure"), "boom", vec![]);
+    world.set_job_log(REPO, run, Some("##[group]Run cargo test\nerror[E0308]: mismatched types\n##[error]Process completed with exit code 101.\n"));
+    // Actions check runs point at their job; the job shares the check run's id.
+    let (_, r) = api.get(&format!("/repos/{REPO}/check-runs/{run}")).await;
+    let details = r["details_url"].as_str().unwrap();
+    assert!(
+        details.ends_with(&format!("/job/{run}")) && details.contains("/actions/runs/"),
+        "{details}"
+    );
+
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let logs = format!("{}/repos/{REPO}/actions/jobs/{run}/logs", world.base_url());
+    let resp = no_redirect
+        .get(&logs)
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&world.base_url()) && location.contains("urlSignature="),
+        "{location}"
+    );
+
+    // The signed URL refuses a token, and a forged signature.
+    let with_token = no_redirect
+        .get(&location)
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_token.status(), 400);
+    let forged = location.replace("urlSignature=", "urlSignature=0");
+    assert_eq!(no_redirect.get(&forged).send().await.unwrap().status(), 403);
+    let resp = no_redirect.get(&location).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let bytes = resp.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"\xef\xbb\xbf"), "a BOM, as GitHub sends");
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("Z error[E0308]: mismatched types"),
+        "{text}"
+    );
+
+    // An expired log, an unknown job, and an installation without `actions: read`.
+    world.set_job_log(REPO, run, None);
+    assert_eq!(
+        no_redirect
+            .get(&logs)
+            .bearer_auth(&api.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        410
+    );
+    let unknown = format!("{}/repos/{REPO}/actions/jobs/1/logs", world.base_url());
+    assert_eq!(
+        no_redirect
+            .get(&unknown)
+            .bearer_auth(&api.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    world.revoke_app_permission("actions");
+    let resp = no_redirect
+        .get(&logs)
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["message"], "Resource not accessible by integration");
+    world.assert_no_violations();
+}

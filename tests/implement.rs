@@ -609,3 +609,144 @@ async fn cancel_stops_the_engineer_and_pushes_nothing() {
     );
     t.finish();
 }
+
+/// A failing Actions check whose only annotation is the runner's "exit code 1" line, and whose
+/// job log holds the compiler's error. Returns the check run's id.
+async fn fail_ci_with_job_log(t: &mut Tester, branch: &str) -> u64 {
+    let sha = t.world.ref_sha(REPO, branch).unwrap();
+    let run = t.world.add_check_run(
+        REPO,
+        &sha,
+        "test",
+        Some("failure"),
+        "",
+        vec![support::github_world::Annotation {
+            path: ".github".into(),
+            start_line: 1,
+            end_line: 1,
+            level: "failure".into(),
+            title: None,
+            message: "Process completed with exit code 1.".into(),
+        }],
+    );
+    t.world.set_job_log(
+        REPO,
+        run,
+        Some(
+            "##[group]Run actions/checkout@v4\n##[endgroup]\n##[group]Run cargo test\ncargo test\n##[endgroup]\n   Compiling widgets v0.1.0\nerror[E0308]: mismatched types\n --> src/lib.rs:2:5\n  |\n2 |     dark::DARK\n  |     ^^^^^^^^^^ expected `&str`, found `u8`\n##[error]Process completed with exit code 1.\nPost job cleanup.\n",
+        ),
+    );
+    t.send_check_suite(run, branch).await;
+    run
+}
+
+#[tokio::test]
+async fn a_ci_fix_round_gives_the_model_the_compiler_error_from_the_job_log() {
+    let mut t = Tester::start().await;
+    let (branch, pr) = implemented(&mut t).await;
+    let before = t.llm.requests().len();
+    script_fix(&t, 1);
+    fail_ci_with_job_log(&mut t, &branch).await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), before + 1, "one fix round");
+    let prompt = t.llm.requests()[before].body.to_string();
+    assert!(
+        prompt.contains("error[E0308]: mismatched types"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("expected `&str`, found `u8`"), "{prompt}");
+    assert!(
+        prompt.contains("Process completed with exit code 1."),
+        "the annotation too"
+    );
+    assert!(
+        !prompt.contains("actions/checkout"),
+        "only the failing step is kept"
+    );
+    // The log came through the signed URL, fetched without the installation token.
+    let fetched: Vec<_> = t
+        .world
+        .requests()
+        .into_iter()
+        .filter(|r| r.route.as_deref() == Some("/_joblogs"))
+        .collect();
+    assert_eq!(fetched.len(), 1, "{fetched:?}");
+    assert_eq!(fetched[0].status, 200);
+    let reply = t.expect_one_comment(pr);
+    assert!(reply.contains("I pushed a fix"), "{reply}");
+    assert!(!reply.contains("job log"), "{reply}");
+    t.finish();
+}
+
+#[tokio::test]
+async fn without_actions_read_the_fix_round_goes_on_with_the_annotations_and_says_so() {
+    let mut t = Tester::start().await;
+    let (branch, pr) = implemented(&mut t).await;
+    t.world.revoke_app_permission("actions");
+    let before = t.llm.requests().len();
+    script_fix(&t, 1);
+    fail_ci_with_job_log(&mut t, &branch).await;
+    t.run_jobs().await;
+    assert_eq!(t.llm.requests().len(), before + 1, "the round still ran");
+    let prompt = t.llm.requests()[before].body.to_string();
+    assert!(
+        prompt.contains("Process completed with exit code 1."),
+        "{prompt}"
+    );
+    assert!(
+        !prompt.contains("mismatched types"),
+        "the log was not readable"
+    );
+    let reply = t.expect_one_comment(pr);
+    assert!(reply.contains("I pushed a fix"), "{reply}");
+    assert!(
+        reply.contains("could not read the GitHub Actions job log of `test`")
+            && reply.contains("`actions: read`"),
+        "{reply}"
+    );
+    t.finish();
+}
+
+#[tokio::test]
+async fn the_status_comment_shows_the_engineers_step_and_action_as_it_works_then_the_result() {
+    let mut t = Tester::builder()
+        // Every progress event edits the comment: no wall-time throttle in the test.
+        .settings(|s| s.github.status_edit_gap = Some(std::time::Duration::ZERO))
+        .start()
+        .await;
+    let issue = merged_spec(&mut t, 1).await;
+    script_good_session(&t);
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+    let statuses: Vec<_> = t
+        .world
+        .comments(REPO, issue)
+        .into_iter()
+        .filter(|c| c.body.contains("specbot:implement-status"))
+        .collect();
+    assert_eq!(statuses.len(), 1, "one status comment, edited in place");
+    let bodies = t.world.comment_bodies(REPO, statuses[0].id);
+    let seen = |step: &str, doing: &str| {
+        bodies
+            .iter()
+            .any(|b| b.contains(&format!("**Progress:** step {step} · {doing}")))
+    };
+    assert!(seen("1 / 60", "reading `src/lib.rs`"), "{bodies:#?}");
+    assert!(seen("2 / 60", "editing `tests/theme.rs`"), "{bodies:#?}");
+    assert!(seen("3 / 60", "editing `src/lib.rs`"), "{bodies:#?}");
+    assert!(seen("4 / 60", "finishing up"), "{bodies:#?}");
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains(" tokens") && b.contains("so far</sub>")),
+        "spend and time: {bodies:#?}"
+    );
+    let last = bodies.last().unwrap();
+    assert!(last.contains("✅ Implemented"), "{last}");
+    assert!(
+        !last.contains("**Progress:**"),
+        "the finished status replaces the progress: {last}"
+    );
+    t.expect_comments(issue, &["specbot:status", "specbot:implement-status"]);
+    t.finish();
+}

@@ -832,3 +832,51 @@ async fn llama_cpp_python_gets_a_json_object_with_its_schema() {
         json!({"type": "json_object", "schema": spec_tool().input_schema})
     );
 }
+
+/// A small model held to a schema by a grammar can still write one string until `max_tokens`
+/// and be cut off mid-JSON. With a context window set, the tool's schema bounds its arrays and
+/// strings so that the longest answer it allows fits in the output limit.
+#[tokio::test]
+async fn a_small_window_bounds_the_tool_schema_to_the_output_limit() {
+    let fake = LlmFake::start().await;
+    fake.llama_cpp_python();
+    let mut s = settings(&fake, Provider::OpenAi, false);
+    s.context_tokens = Some(4096);
+    fake.push_tool_call("write_spec", json!({"title": "Dark mode"}));
+    let mut req = hello();
+    req.tools = vec![Tool {
+        input_schema: json!({"type": "object", "required": ["title"], "properties": {
+            "title": {"type": "string"},
+            "notes": {"type": "array", "items": {"type": "string"}},
+        }}),
+        ..spec_tool()
+    }];
+    req.tool_choice = specbot::llm::ToolChoice::Tool("write_spec".into());
+    let r = ask(&model(&s), &req).await.expect("answer");
+    assert_eq!(r.tool_calls()[0].input, &json!({"title": "Dark mode"}));
+    let body = &fake.requests()[0].body;
+    assert_eq!(body["max_tokens"], 2048, "half the window");
+    let params = &body["tools"][0]["function"]["parameters"];
+    let title = params["properties"]["title"]["maxLength"]
+        .as_u64()
+        .expect("bounded");
+    let note = params["properties"]["notes"]["items"]["maxLength"]
+        .as_u64()
+        .expect("bounded");
+    let notes = params["properties"]["notes"]["maxItems"]
+        .as_u64()
+        .expect("bounded");
+    assert!(
+        (title + notes * note) * 2 <= 2048,
+        "{title} + {notes} × {note} characters fit in 2,048 tokens"
+    );
+    // Without a window, the schema goes as the tool declares it.
+    let s = settings(&fake, Provider::OpenAi, false);
+    fake.push_tool_call("write_spec", json!({"title": "Dark mode"}));
+    ask(&model(&s), &req).await.expect("answer");
+    assert!(
+        fake.requests()[1].body["tools"][0]["function"]["parameters"]["properties"]["title"]
+            .get("maxLength")
+            .is_none()
+    );
+}

@@ -402,3 +402,68 @@ async fn a_plain_text_answer_is_parsed_too() {
     let _ = t.expect_one_comment(issue);
     t.finish();
 }
+
+#[tokio::test]
+async fn the_spec_status_comment_shows_each_phase_as_it_works_then_the_result() {
+    let mut t = Tester::builder()
+        // Every progress event edits the comment: no wall-time throttle in the test.
+        .settings(|s| s.github.status_edit_gap = Some(std::time::Duration::ZERO))
+        .start()
+        .await;
+    let (issue, _pr) = t.spec_pr(2).await;
+    let statuses: Vec<_> = t
+        .world
+        .comments(REPO, issue)
+        .into_iter()
+        .filter(|c| c.body.contains("specbot:status"))
+        .collect();
+    assert_eq!(statuses.len(), 1, "one status comment, edited in place");
+    let bodies = t.world.comment_bodies(REPO, statuses[0].id);
+    for phase in [
+        "**Now:** reading the issue and the repository",
+        "**Now:** drafting the spec",
+        "**Now:** committing the spec and opening its pull request",
+        "**Now:** filing component 1 of 2",
+        "**Now:** filing component 2 of 2",
+    ] {
+        assert!(
+            bodies.iter().any(|b| b.contains(phase)),
+            "{phase}: {bodies:#?}"
+        );
+    }
+    let last = bodies.last().unwrap();
+    assert!(last.contains("ready for review"), "{last}");
+    assert!(!last.contains("**Now:**"), "{last}");
+    t.finish();
+}
+
+/// llama-cpp-python's server accepts `tools` but lets the model write free text unless
+/// `tool_choice` names the function; named, the answer is constrained to the tool's schema.
+/// The architect names `submit_spec`, so a small local model's answer is always the spec.
+#[tokio::test]
+async fn a_llama_cpp_python_server_is_asked_for_the_spec_tool_by_name() {
+    let mut t = Tester::builder().provider(Provider::OpenAi).start().await;
+    t.llm.llama_cpp_python();
+    let issue = t.open_issue("Add dark mode", "Users want a dark theme for night use.");
+    // A first answer that needs the repair round: the conversation sent back must be one
+    // this server takes (an assistant turn's `content` is a string beside its tool calls).
+    let mut poor = good_answer(1);
+    poor["specification"] = json!("{ {");
+    t.llm.push_tool_call("submit_spec", poor);
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+
+    let reqs = t.llm.requests();
+    assert_eq!(reqs.len(), 2, "the answer and its repair, nothing refused");
+    for r in &reqs {
+        assert_eq!(
+            r.body["tool_choice"],
+            json!({"type": "function", "function": {"name": "submit_spec"}})
+        );
+    }
+    assert_eq!(t.world.pulls(REPO).len(), 1, "the spec PR");
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("ready for review"), "{status}");
+    t.finish();
+}

@@ -45,14 +45,21 @@
 //! - **Records.** The transcript is redacted by the scanner before it is returned for storage.
 //!   On any failure ([`AgentFailure`]) there is nothing to push.
 //!
+//! - **Commands.** With a [`Runner`], the model also gets `run_command`, and the repository's
+//!   setup and test commands run; all of them in the sandbox ([`crate::sandbox`]), never on the
+//!   host ([`verify`]). The changes are then read from disk, and what a command wrote under a
+//!   protected path is refused like a tool write.
+//!
 //! Not covered here: what the GitHub side does with the changes (it must commit exactly
-//! [`AgentOutcome::changes`]), and executing code (the agent never runs anything).
+//! [`AgentOutcome::changes`]).
 
 pub mod guard;
 pub mod path;
+pub mod progress;
 pub mod secrets;
 pub mod session;
 pub mod tools;
+pub mod verify;
 pub mod workspace;
 
 use std::fmt;
@@ -66,6 +73,7 @@ pub use path::{PathError, RepoPath};
 pub use secrets::{SecretFinding, SecretScanner};
 pub use session::run_agent;
 pub use tools::{CriterionMet, tool_definitions, tool_notes};
+pub use verify::{CommandRun, RunKind, Runner, TestChoice};
 pub use workspace::{
     FileChange, SkippedEntry, Workspace, WorkspaceError, WorkspaceLimits, remove_abandoned,
 };
@@ -107,6 +115,19 @@ pub struct AgentConfig {
     pub policy: Policy,
     /// The model's price ([`crate::llm::PriceTable::price`]); `None` leaves only the token cap.
     pub price: Option<ModelPrice>,
+    /// Where the loop reports what it is doing (the status comment's watcher), if anywhere.
+    pub progress: Option<progress::ProgressSender>,
+    /// Where the repository's commands run; `None`: no `run_command` tool, nothing runs.
+    pub runner: Option<Runner>,
+}
+
+impl AgentConfig {
+    /// Tell the watcher, if any (a watcher that went away is no error).
+    pub fn report(&self, event: progress::ProgressEvent) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(event);
+        }
+    }
 }
 
 /// A finished run: what to commit and what to say about it.
@@ -127,6 +148,10 @@ pub struct AgentOutcome {
     pub steps: u32,
     /// The conversation, redacted.
     pub transcript: Vec<TranscriptEntry>,
+    /// Every command that ran (setup, the engineer's, the bot's test runs), in order.
+    pub runs: Vec<CommandRun>,
+    /// The bot's last test run passed (`None`: no test ran).
+    pub tests_pass: Option<bool>,
 }
 
 /// One item of the transcript, in order. Serialisable for storage.

@@ -4,12 +4,17 @@
 //! Owns: [`run_agent`]. One step is one model call. The caps (steps, tokens, cost, wall time)
 //! are checked around every call; the wall-time deadline and the caller's cancellation token
 //! both abort the in-flight request at once (through a child token, and by dropping the
-//! request future). Tools run synchronously between calls; they do bounded file I/O only.
+//! request future). File tools run synchronously between calls; `run_command` and the bot's
+//! test run after `finish` run in the sandbox ([`super::verify`]), honouring cancellation.
+//! With a test command, a failing test run answers `finish` with its output instead of ending
+//! the run, up to the runner's `test_rounds` times.
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::progress::{ProgressEvent, first_line, tool_target};
 use super::tools::{self, Finish, Outcome, tool_definitions};
+use super::verify::{self, CommandRun, RUN_COMMAND, RunKind};
 use super::{
     AgentConfig, AgentError, AgentFailure, AgentLimits, AgentOutcome, FileChange, Refusal,
     TranscriptEntry, Workspace,
@@ -26,6 +31,10 @@ struct Run {
     usage: Usage,
     refusals: Vec<Refusal>,
     transcript: Vec<TranscriptEntry>,
+    runs: Vec<CommandRun>,
+    /// Failing test runs that may still go back to the model.
+    test_rounds_left: u32,
+    tests_pass: Option<bool>,
 }
 
 impl Run {
@@ -44,6 +53,8 @@ impl Run {
             usage: self.usage,
             steps: self.steps,
             transcript: self.transcript,
+            runs: self.runs,
+            tests_pass: self.tests_pass,
         }
     }
 
@@ -87,15 +98,44 @@ pub async fn run_agent(
                 text: scanner.redact(&prompt.user),
             },
         ],
+        runs: Vec::new(),
+        test_rounds_left: config.runner.as_ref().map_or(0, |r| r.test_rounds),
+        tests_pass: None,
     };
+    let mut first = prompt.user.clone();
+    if let Some(runner) = &config.runner {
+        run.runs = runner.setup(workspace, &config.policy, cancel).await;
+        if cancel.is_cancelled() {
+            return Err(run.fail(AgentError::Cancelled));
+        }
+        if let Some(test) = &runner.test {
+            first.push_str(&format!(
+                "\n\nThe repository's tests: `{test}`. Run them with `run_command`; specbot runs \
+                 them again after you call `finish`, and the pull request shows the result."
+            ));
+        }
+        for failed in run.runs.iter().filter(|r| !r.record.succeeded()) {
+            first.push_str(&format!(
+                "\n\nNote: the repository's setup command failed before you started:\n{}",
+                verify::describe(&failed.record)
+            ));
+        }
+    }
+    let mut tools = tool_definitions();
+    if let Some(runner) = &config.runner {
+        tools.insert(
+            tools.len() - 1,
+            verify::run_command_tool(runner.sandbox.settings().timeout),
+        );
+    }
     let mut turn = Turn {
         model,
         prompt,
         config,
         cancel,
         deadline: Instant::now() + config.limits.max_wall_time,
-        tools: tool_definitions(),
-        messages: vec![Message::user(prompt.user.clone())],
+        tools,
+        messages: vec![Message::user(first)],
         nudged: false,
         paused: false,
     };
@@ -103,7 +143,7 @@ pub async fn run_agent(
         match turn.step(&mut run, workspace, on_usage).await {
             Ok(None) => {}
             Ok(Some(finish)) => {
-                return match turn.changes(workspace) {
+                return match turn.changes(&mut run, workspace) {
                     Ok(changes) => Ok(run.succeed(changes, finish, config)),
                     Err(e) => Err(run.fail(e)),
                 };
@@ -145,6 +185,11 @@ impl Turn<'_> {
         let resp = self.ask().await?;
         run.usage += resp.usage;
         on_usage(&resp.usage);
+        self.config.report(ProgressEvent::Answered {
+            step: run.steps,
+            max_steps: self.limits().max_steps,
+            usage: run.usage,
+        });
         self.record_answer(run, &resp);
         self.paused = false;
         match resp.stop {
@@ -168,7 +213,7 @@ impl Turn<'_> {
             self.nudge(run, &resp)?;
         } else {
             self.nudged = false;
-            let (results, finished) = self.run_tools(run, workspace, calls)?;
+            let (results, finished) = self.run_tools(run, workspace, calls).await?;
             if finished.is_some() {
                 return Ok(finished);
             }
@@ -281,7 +326,7 @@ impl Turn<'_> {
     }
 
     /// Run the answer's tool calls in order; those after `finish` are not run.
-    fn run_tools(
+    async fn run_tools(
         &self,
         run: &mut Run,
         workspace: &mut Workspace,
@@ -296,21 +341,23 @@ impl Turn<'_> {
             let (content, is_error) = if finished.is_some() {
                 ("not run: `finish` was already called".to_owned(), true)
             } else {
-                match tools::execute(
-                    workspace,
-                    &self.config.policy,
-                    &mut run.refusals,
-                    call.name,
-                    call.input,
-                ) {
-                    Outcome::Ok(text) => (text, false),
-                    Outcome::Err(text) => (text, true),
-                    Outcome::Finish(f) => {
-                        finished = Some(f);
-                        ("finished".to_owned(), false)
-                    }
-                }
+                let target = tool_target(call.input);
+                self.config.report(ProgressEvent::ToolStarted {
+                    name: call.name.to_owned(),
+                    target: target.clone(),
+                });
+                let (text, is_error) = self.run_tool(run, workspace, &call, &mut finished).await;
+                self.config.report(ProgressEvent::ToolEnded {
+                    name: call.name.to_owned(),
+                    target,
+                    ok: !is_error,
+                    first_line: first_line(&text),
+                });
+                (text, is_error)
             };
+            if self.cancel.is_cancelled() {
+                return Err(AgentError::Cancelled);
+            }
             run.transcript.push(TranscriptEntry::ToolResult {
                 id: call.id.to_owned(),
                 name: call.name.to_owned(),
@@ -324,6 +371,62 @@ impl Turn<'_> {
             });
         }
         Ok((results, finished))
+    }
+
+    /// One tool call: its answer and whether it is an error; sets `finished` once `finish` is
+    /// accepted (after the bot's own test run, when there is one).
+    async fn run_tool(
+        &self,
+        run: &mut Run,
+        workspace: &mut Workspace,
+        call: &ToolCall<'_>,
+        finished: &mut Option<Finish>,
+    ) -> (String, bool) {
+        let policy = &self.config.policy;
+        if let (RUN_COMMAND, Some(runner)) = (call.name, &self.config.runner) {
+            return match runner
+                .run_command(workspace, call.input, policy, self.cancel)
+                .await
+            {
+                Ok((record, answer)) => {
+                    run.runs.push(record);
+                    (answer, false)
+                }
+                Err(e) => (e, true),
+            };
+        }
+        match tools::execute(workspace, policy, &mut run.refusals, call.name, call.input) {
+            Outcome::Ok(text) => (text, false),
+            Outcome::Err(text) => (text, true),
+            Outcome::Finish(f) => {
+                let Some(runner) = &self.config.runner else {
+                    *finished = Some(f);
+                    return ("finished".to_owned(), false);
+                };
+                let Some(test) = runner.test(workspace, policy, self.cancel).await else {
+                    *finished = Some(f);
+                    return ("finished".to_owned(), false);
+                };
+                let passed = test.record.succeeded();
+                let answer = verify::describe(&test.record);
+                debug_assert_eq!(test.kind, RunKind::Test);
+                run.runs.push(test);
+                run.tests_pass = Some(passed);
+                if passed || run.test_rounds_left == 0 {
+                    *finished = Some(f);
+                    return ("finished".to_owned(), false);
+                }
+                run.test_rounds_left -= 1;
+                (
+                    format!(
+                        "not finished yet: the repository's tests fail. specbot ran them after \
+                         your `finish`:\n{answer}\nFix the cause (not the tests' expectations, \
+                         unless they are wrong) and call `finish` again."
+                    ),
+                    true,
+                )
+            }
+        }
     }
 
     /// The token and cost caps, after a step.
@@ -345,10 +448,15 @@ impl Turn<'_> {
         Ok(())
     }
 
-    /// The workspace's changes once the model called `finish`, unless cancelled meanwhile.
-    fn changes(&self, workspace: &Workspace) -> Result<Vec<FileChange>, AgentError> {
+    /// The workspace's changes once the model called `finish`, unless cancelled meanwhile:
+    /// read from disk when commands could have written files, else from the tools' record.
+    fn changes(&self, run: &mut Run, workspace: &Workspace) -> Result<Vec<FileChange>, AgentError> {
         if self.cancel.is_cancelled() {
             return Err(AgentError::Cancelled);
+        }
+        if self.config.runner.is_some() && !run.runs.is_empty() {
+            return verify::disk_changes(workspace, &self.config.policy, &mut run.refusals)
+                .map_err(|e| AgentError::Workspace(e.into()));
         }
         workspace.changes().map_err(AgentError::Workspace)
     }

@@ -312,6 +312,10 @@ impl Workspace {
                         )));
                     }
                     self.put(&path, &content)?;
+                    // Executable scripts stay executable, so a repository's commands run.
+                    if entry.header().mode().is_ok_and(|m| m & 0o111 != 0) {
+                        fs::set_permissions(self.disk(&path), fs::Permissions::from_mode(0o700))?;
+                    }
                     self.original.insert(path.clone(), sha256(&content));
                     None
                 }
@@ -325,6 +329,8 @@ impl Workspace {
                     } else if link_leaves(&path, &target) {
                         format!("symbolic link to `{target}`, outside the repository")
                     } else {
+                        // Recreated for the repository's commands; the tools never follow it.
+                        self.link(&path, &target)?;
                         format!("symbolic link to `{target}`")
                     })
                 }
@@ -342,6 +348,43 @@ impl Workspace {
             return Err(WorkspaceError::Malformed("the archive is empty".into()));
         }
         Ok(())
+    }
+
+    /// Recreate a symlink whose target stays inside the repository (checked by the caller).
+    fn link(&self, path: &RepoPath, target: &str) -> io::Result<()> {
+        let disk = self.resolve(path)?;
+        if let Some(parent) = disk.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
+        }
+        std::os::unix::fs::symlink(target, disk)
+    }
+
+    /// The names of the files at the repository's root, sorted.
+    pub fn top_level_files(&self) -> Vec<String> {
+        self.list(None)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .filter(|(_, kind)| matches!(kind, Kind::File(_)))
+                    .map(|(name, _)| name)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The snapshot's hash of a file it held.
+    pub(crate) fn original_hash(&self, path: &RepoPath) -> Option<[u8; 32]> {
+        self.original.get(path).copied()
+    }
+
+    /// Every file the snapshot held, sorted.
+    pub(crate) fn original_paths(&self) -> Vec<&RepoPath> {
+        let mut paths: Vec<&RepoPath> = self.original.keys().collect();
+        paths.sort();
+        paths
     }
 
     /// The workspace's directory (private; removed on drop).
@@ -502,6 +545,17 @@ impl Workspace {
                 continue;
             };
             let kind = match entry.file_type()? {
+                // Recreated links are listed from `skipped`, below.
+                t if t.is_symlink() && dir.is_none_or(|d| self.skipped_at(d).is_none()) => {
+                    if self
+                        .skipped
+                        .keys()
+                        .any(|p| p.as_str() == join_name(dir, &name))
+                    {
+                        continue;
+                    }
+                    Kind::Skipped("a symbolic link".into())
+                }
                 t if t.is_dir() => Kind::Dir,
                 t if t.is_file() => Kind::File(entry.metadata()?.len()),
                 _ => Kind::Skipped("not a regular file".into()),
@@ -607,6 +661,13 @@ impl Workspace {
     }
 }
 
+fn join_name(dir: Option<&RepoPath>, name: &str) -> String {
+    match dir {
+        Some(d) => format!("{d}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
 /// Strip the top folder; `Ok(None)` for the top folder itself. Every entry must share it.
 fn strip_top(name: &str, top: &mut Option<String>) -> Result<Option<String>, WorkspaceError> {
     if name.starts_with('/') {
@@ -659,7 +720,7 @@ fn link_leaves(at: &RepoPath, target: &str) -> bool {
     false
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 

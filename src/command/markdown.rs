@@ -1,13 +1,15 @@
 //! Just enough CommonMark to know which lines of a comment a reader sees as plain text.
 //!
-//! The scanner classifies every line (text, blank, code, quote, HTML comment block) and
-//! collects the inline regions that hide text inside a paragraph: code spans and HTML comments,
-//! both of which may run over several lines. It is a single pass plus one inline pass per
-//! paragraph, linear in the input (code-span closers are found by binary search, and a failed
-//! search for `-->` is never repeated).
+//! [`pulldown_cmark`] parses the comment; from its events every line is classified (text,
+//! blank, code, quote, HTML comment block) and the inline regions that hide text inside a
+//! paragraph are collected: code spans and HTML comments, both of which may run over several
+//! lines. One deliberate difference from a renderer: a line that does not start with `>` is
+//! not a quote line even where CommonMark continues the quote's paragraph onto it (a "lazy"
+//! line), because what someone typed at the start of their own line is theirs, not a quote.
 
-use std::collections::HashMap;
 use std::ops::Range;
+
+use pulldown_cmark::{Event, Options, Parser, Tag};
 
 /// What a line is, as far as commands are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,167 +67,87 @@ pub(super) struct Document<'a> {
     pub(super) masks: Vec<Mask>,
 }
 
-enum State {
-    Normal,
-    Fence { ch: u8, len: usize },
-    CommentBlock,
-}
-
 impl<'a> Document<'a> {
     pub(super) fn scan(src: &'a str) -> Self {
         let mut doc = Document {
             src,
-            lines: Vec::new(),
+            lines: split_lines(src),
             masks: Vec::new(),
         };
-        let mut state = State::Normal;
-        // Byte range of the paragraph being collected (consecutive text lines).
-        let mut para: Option<Range<usize>> = None;
-        let mut start = 0;
-        for raw in src.split_inclusive('\n') {
-            let next = start + raw.len();
-            let text = raw.strip_suffix('\n').unwrap_or(raw);
-            let text = text.strip_suffix('\r').unwrap_or(text);
-            let end = start + text.len();
-            let (indent, skipped) = indentation(text);
-            let content_start = start + skipped;
-            let content = &text[skipped..];
-            let mut line = Line {
-                start,
-                end,
-                next,
-                indent,
-                content: content_start,
-                kind: LineKind::Text,
-            };
-            start = next;
-
-            match state {
-                State::Fence { ch, len } => {
-                    line.kind = LineKind::Code;
-                    if indent < 4 && is_fence_close(content, ch, len) {
-                        state = State::Normal;
+        for (event, range) in Parser::new_ext(src, Options::empty()).into_offset_iter() {
+            match event {
+                Event::Start(Tag::CodeBlock(_)) => doc.mark(range, LineKind::Code, |_| true),
+                Event::Start(Tag::BlockQuote(_)) => {
+                    doc.mark(range, LineKind::Quote, |content| content.starts_with('>'));
+                }
+                Event::Start(Tag::HtmlBlock) => {
+                    if src[range.clone()].trim_start().starts_with("<!--") {
+                        doc.mark(range, LineKind::Comment, |_| true);
+                    } else {
+                        // Other HTML is shown (as HTML): only the comments inside it hide.
+                        doc.mask_comments_in(range);
                     }
-                    doc.lines.push(line);
-                    continue;
                 }
-                State::CommentBlock => {
-                    line.kind = LineKind::Comment;
-                    if text.contains("-->") {
-                        state = State::Normal;
-                    }
-                    doc.lines.push(line);
-                    continue;
+                Event::Code(_) => doc.push_mask(range, MaskKind::CodeSpan),
+                Event::InlineHtml(html) if html.starts_with("<!--") || doc.in_open_comment() => {
+                    doc.push_mask(range, MaskKind::Comment);
                 }
-                State::Normal => {}
+                _ => {}
             }
-
-            let mut in_paragraph = false;
-            if content.is_empty() {
-                line.kind = LineKind::Blank;
-            } else if indent >= 4 {
-                // Conservative: an indented line is code even where CommonMark would call it a
-                // paragraph continuation. Quiet beats clever.
-                line.kind = LineKind::Code;
-            } else if content.starts_with('>') {
-                line.kind = LineKind::Quote;
-            } else if let Some((ch, len)) = fence_open(content) {
-                line.kind = LineKind::Code;
-                state = State::Fence { ch, len };
-            } else if content.starts_with("<!--") {
-                line.kind = LineKind::Comment;
-                if !content.contains("-->") {
-                    state = State::CommentBlock;
-                }
-            } else if is_heading(content) {
-                // A heading is a paragraph of its own.
-                doc.flush(&mut para);
-                doc.scan_inline(content_start..end);
-            } else {
-                in_paragraph = true;
-            }
-
-            if in_paragraph {
-                match &mut para {
-                    Some(range) => range.end = end,
-                    None => para = Some(content_start..end),
-                }
-            } else {
-                doc.flush(&mut para);
-            }
-            doc.lines.push(line);
         }
-        doc.flush(&mut para);
         doc
     }
 
-    fn flush(&mut self, para: &mut Option<Range<usize>>) {
-        if let Some(range) = para.take() {
-            self.scan_inline(range);
+    /// Give `kind` to every line overlapping `range` whose content passes `keep`.
+    fn mark(&mut self, range: Range<usize>, kind: LineKind, keep: impl Fn(&str) -> bool) {
+        let first = self.lines.partition_point(|l| l.next <= range.start);
+        for line in self.lines[first..]
+            .iter_mut()
+            .take_while(|l| l.start < range.end)
+        {
+            if keep(&self.src[line.content..line.end]) {
+                line.kind = kind;
+            }
         }
     }
 
-    /// Finds code spans and HTML comments in one paragraph, left to right as CommonMark does.
-    fn scan_inline(&mut self, range: Range<usize>) {
-        let base = range.start;
-        let text = &self.src.as_bytes()[range];
-        if !text.iter().any(|&b| b == b'`' || b == b'<') {
+    /// Whether the last mask is an inline HTML comment still waiting for its `-->` (the parser
+    /// hands a comment over several lines out one piece per line).
+    fn in_open_comment(&self) -> bool {
+        self.masks.last().is_some_and(|m| {
+            m.kind == MaskKind::Comment && !self.src[m.range.clone()].ends_with("-->")
+        })
+    }
+
+    /// Add a mask, joining it to the last one when it continues that one.
+    fn push_mask(&mut self, range: Range<usize>, kind: MaskKind) {
+        if let Some(last) = self.masks.last_mut()
+            && last.kind == kind
+            && kind == MaskKind::Comment
+            && !self.src[last.range.clone()].ends_with("-->")
+            && self.src[last.range.end..range.start].trim().is_empty()
+        {
+            last.range.end = range.end;
             return;
         }
-        // Closers: every maximal backtick run, by length, in order.
-        let mut closers: HashMap<usize, Vec<usize>> = HashMap::new();
-        let mut i = 0;
-        while i < text.len() {
-            if text[i] == b'`' {
-                let len = run_len(text, i, b'`');
-                closers.entry(len).or_default().push(i);
-                i += len;
-            } else {
-                i += 1;
-            }
-        }
+        self.masks.push(Mask { range, kind });
+    }
 
-        let mut comment_close_exhausted = false;
-        let mut i = 0;
-        while i < text.len() {
-            match text[i] {
-                b'\\' if text.get(i + 1).is_some_and(u8::is_ascii_punctuation) => i += 2,
-                b'`' => {
-                    let len = run_len(text, i, b'`');
-                    let close = closers.get(&len).and_then(|positions| {
-                        let at = positions.partition_point(|&p| p < i + len);
-                        positions.get(at).copied()
-                    });
-                    match close {
-                        Some(c) => {
-                            self.masks.push(Mask {
-                                range: base + i..base + c + len,
-                                kind: MaskKind::CodeSpan,
-                            });
-                            i = c + len;
-                        }
-                        None => i += len,
-                    }
-                }
-                b'<' if !comment_close_exhausted && text[i..].starts_with(b"<!--") => {
-                    // `<!-->` and `<!--->` are complete comments too, hence the search from +2.
-                    match find(&text[i + 2..], b"-->") {
-                        Some(k) => {
-                            let end = i + 2 + k + 3;
-                            self.masks.push(Mask {
-                                range: base + i..base + end,
-                                kind: MaskKind::Comment,
-                            });
-                            i = end;
-                        }
-                        None => {
-                            comment_close_exhausted = true;
-                            i += 4;
-                        }
-                    }
-                }
-                _ => i += 1,
-            }
+    /// Mask every `<!-- … -->` inside `range` (raw HTML the parser does not look into).
+    fn mask_comments_in(&mut self, range: Range<usize>) {
+        let mut at = range.start;
+        while let Some(open) = self.src[at..range.end].find("<!--") {
+            let start = at + open;
+            // `<!-->` and `<!--->` are complete comments too, hence the search from +2.
+            let Some(close) = self.src[start + 2..range.end].find("-->") else {
+                break;
+            };
+            let end = start + 2 + close + 3;
+            self.masks.push(Mask {
+                range: start..end,
+                kind: MaskKind::Comment,
+            });
+            at = end;
         }
     }
 
@@ -300,40 +222,31 @@ fn indentation(text: &str) -> (usize, usize) {
     (columns, bytes)
 }
 
-fn run_len(text: &[u8], from: usize, ch: u8) -> usize {
-    text[from..].iter().take_while(|&&b| b == ch).count()
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// An opening code fence: 3+ backticks (with no backtick in the info string) or 3+ tildes.
-fn fence_open(content: &str) -> Option<(u8, usize)> {
-    let bytes = content.as_bytes();
-    let ch = *bytes.first()?;
-    if ch != b'`' && ch != b'~' {
-        return None;
+/// Every line of `src` with its offsets and indentation; blank or text until the parser says
+/// otherwise.
+fn split_lines(src: &str) -> Vec<Line> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for raw in src.split_inclusive('\n') {
+        let next = start + raw.len();
+        let text = raw.strip_suffix('\n').unwrap_or(raw);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        let (indent, skipped) = indentation(text);
+        lines.push(Line {
+            start,
+            end: start + text.len(),
+            next,
+            indent,
+            content: start + skipped,
+            kind: if skipped == text.len() {
+                LineKind::Blank
+            } else {
+                LineKind::Text
+            },
+        });
+        start = next;
     }
-    let len = run_len(bytes, 0, ch);
-    if len < 3 || (ch == b'`' && bytes[len..].contains(&b'`')) {
-        return None;
-    }
-    Some((ch, len))
-}
-
-/// A closing fence: a run of the opening character at least as long, then only whitespace.
-fn is_fence_close(content: &str, ch: u8, open_len: usize) -> bool {
-    let bytes = content.as_bytes();
-    let len = run_len(bytes, 0, ch);
-    len >= open_len && bytes[len..].iter().all(|&b| b == b' ' || b == b'\t')
-}
-
-/// An ATX heading: 1–6 `#` then a space, a tab or the end of the line.
-fn is_heading(content: &str) -> bool {
-    let bytes = content.as_bytes();
-    let hashes = run_len(bytes, 0, b'#');
-    (1..=6).contains(&hashes) && matches!(bytes.get(hashes), None | Some(b' ' | b'\t'))
+    lines
 }
 
 #[cfg(test)]

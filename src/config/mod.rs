@@ -152,6 +152,9 @@ pub struct GitHubPolicy {
     pub max_wait: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Least time between two progress edits of one status comment; `None`: no progress edits
+    /// (the status comment changes only between a job's steps).
+    pub status_edit_gap: Option<Duration>,
 }
 
 impl Default for GitHubPolicy {
@@ -163,6 +166,7 @@ impl Default for GitHubPolicy {
             secondary_limit_wait: Duration::from_secs(60),
             max_wait: Duration::from_secs(15 * 60),
             request_timeout: Duration::from_secs(30),
+            status_edit_gap: Some(Duration::from_secs(15)),
         }
     }
 }
@@ -218,6 +222,8 @@ pub struct Settings {
     /// Crash tests: die at this named step boundary (`SPECBOT_CRASH_AT`).
     pub crash_at: Option<String>,
     pub crash_mode: CrashMode,
+    /// `SANDBOX*`: how the engineer's commands run (the repository's setup, its tests).
+    pub sandbox: crate::sandbox::SandboxSettings,
 }
 
 /// How a fault point "crashes": the real binary aborts; in-process tests panic the worker.
@@ -250,6 +256,8 @@ pub enum ConfigError {
     BadLogFormat(String),
     #[error("WEBHOOK_PATH must start with `/`, got `{0}`")]
     BadWebhookPath(String),
+    #[error("{0}")]
+    Sandbox(#[from] crate::sandbox::SettingsError),
 }
 
 impl Settings {
@@ -369,6 +377,7 @@ impl Settings {
                 .metrics_token
                 .filter(|t| !t.expose_secret().trim().is_empty()),
             job_retention: days(args.job_retention_days),
+            sandbox: crate::sandbox::SandboxSettings::from_lookup(|k| std::env::var(k).ok())?,
             ..Settings::base()
         })
     }
@@ -413,6 +422,12 @@ impl Settings {
             webhook_body_budget: 64 * 1024 * 1024,
             crash_at: None,
             crash_mode: CrashMode::Panic,
+            // Tests opt in to running commands; `from_env` reads `SANDBOX` (default: on where
+            // bubblewrap works).
+            sandbox: crate::sandbox::SandboxSettings {
+                mode: Some(crate::sandbox::SandboxMode::Off),
+                ..Default::default()
+            },
         }
     }
 }

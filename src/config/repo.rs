@@ -89,6 +89,14 @@ pub struct ImplementConfig {
     /// Fix rounds after a failed CI run on an implementation PR (0 turns CI fixing off).
     pub ci_fix_attempts: u32,
     pub attribution: Attribution,
+    /// `implement.setup`: shell lines run once in the sandbox before the engineer starts.
+    pub setup: Vec<String>,
+    /// `implement.setup_network`: the setup commands (only they) get user-mode network.
+    pub setup_network: bool,
+    /// `implement.test`: the shell line that verifies the work (`None`: detected).
+    pub test: Option<String>,
+    /// `implement.test_rounds`: how often a failing test run goes back to the model.
+    pub test_rounds: u32,
 }
 
 impl Default for ImplementConfig {
@@ -97,6 +105,10 @@ impl Default for ImplementConfig {
             protected_paths: Vec::new(),
             ci_fix_attempts: 2,
             attribution: Attribution::AssistedBy,
+            setup: Vec::new(),
+            setup_network: false,
+            test: None,
+            test_rounds: 2,
         }
     }
 }
@@ -235,7 +247,8 @@ impl RepoConfig {
                     Value::Object(m) => implement(m, &mut cfg.implement, &mut problems),
                     _ => bad!(
                         key,
-                        "a mapping with `protected_paths`, `ci_fix_attempts` and/or `attribution`"
+                        "a mapping with `protected_paths`, `ci_fix_attempts`, `attribution`, \
+                         `setup`, `setup_network`, `test` and/or `test_rounds`"
                     ),
                 },
                 other => problems.push(unknown_setting(other)),
@@ -335,15 +348,46 @@ fn implement(
                 Some("none") => cfg.attribution = Attribution::None,
                 _ => bad(key, "`assisted-by`, `co-authored-by` or `none`"),
             },
+            "setup" => match command_list(value) {
+                Some(list) => cfg.setup = list,
+                None => bad(
+                    key,
+                    "a list of non-empty shell commands (at most 20, each at most 2000 characters)",
+                ),
+            },
+            "setup_network" => match value {
+                Value::Bool(b) => cfg.setup_network = *b,
+                _ => bad(key, "true or false"),
+            },
+            "test" => match non_empty_str(value, MAX_COMMAND_CHARS) {
+                Some(line) => cfg.test = Some(line),
+                None => bad(
+                    key,
+                    "a non-empty shell command such as `cargo test` (at most 2000 characters)",
+                ),
+            },
+            "test_rounds" => match value.as_u64() {
+                Some(n) if n <= 5 => cfg.test_rounds = n as u32,
+                _ => bad(key, "a whole number from 0 to 5"),
+            },
             other => {
                 let shown: String = other.chars().take(40).collect();
                 problems.push(ConfigProblem(format!(
                     "`implement.{shown}` is not a setting (known: `protected_paths`, \
-                     `ci_fix_attempts`, `attribution`); ignored."
+                     `ci_fix_attempts`, `attribution`, `setup`, `setup_network`, `test`, \
+                     `test_rounds`); ignored."
                 )));
             }
         }
     }
+}
+
+/// Longest shell line `implement.setup` and `implement.test` accept.
+const MAX_COMMAND_CHARS: usize = 2000;
+
+/// A list of shell lines (one line alone counts as a list of one); `None` if any is empty.
+fn command_list(v: &Value) -> Option<Vec<String>> {
+    string_list(v, 20, MAX_COMMAND_CHARS)
 }
 
 fn non_empty_str(v: &Value, max: usize) -> Option<String> {
@@ -496,6 +540,37 @@ mod tests {
         assert_eq!(text.len(), 4, "{text:?}");
         assert!(text.iter().any(|t| t.contains("implement.ci_fix_attempts")));
         assert!(text.iter().any(|t| t.contains("implement.colour")));
+    }
+
+    #[test]
+    fn verification_settings_are_read_and_checked() {
+        let (cfg, problems) = RepoConfig::parse(
+            "implement:\n  setup: [npm ci, make deps]\n  setup_network: true\n  test: sh test.sh\n  test_rounds: 3\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(cfg.implement.setup, vec!["npm ci", "make deps"]);
+        assert!(cfg.implement.setup_network);
+        assert_eq!(cfg.implement.test.as_deref(), Some("sh test.sh"));
+        assert_eq!(cfg.implement.test_rounds, 3);
+
+        let (cfg, problems) = RepoConfig::parse(
+            "implement:\n  setup: ['npm ci', '']\n  setup_network: yes please\n  test: '  '\n  test_rounds: 9\n  tests: x\n",
+        );
+        assert_eq!(cfg.implement, ImplementConfig::default());
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(text.len(), 5, "{text:?}");
+        assert!(
+            text.iter()
+                .any(|t| t.contains("`implement.setup` should be"))
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("`implement.test` should be a non-empty"))
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("`implement.tests` is not a setting"))
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! [`GitHubApp`] keeps exactly one client per installation. Octocrab's `retry` feature is not
 //! compiled in (it re-sends POSTs): [`request`] decides what may be retried.
 
+pub mod actions;
 pub mod model;
 pub mod repo;
 pub mod request;

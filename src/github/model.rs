@@ -253,6 +253,11 @@ pub struct CheckRun {
     pub pull_requests: Vec<PullRef>,
     #[serde(default)]
     pub app: Option<App>,
+    /// The CI system's page for the run (`…/actions/runs/<run>/job/<job_id>` for Actions).
+    #[serde(default)]
+    pub details_url: Option<String>,
+    #[serde(default)]
+    pub html_url: Option<String>,
 }
 
 impl CheckRun {

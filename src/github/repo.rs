@@ -59,6 +59,19 @@ fn base64_text(route: &'static str, content: &str) -> Result<String, GitHubError
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// The `location` of a redirect answer.
+fn location(route: &'static str, answer: &Answer) -> Result<String, GitHubError> {
+    answer
+        .headers
+        .get(http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| GitHubError::Decode {
+            route,
+            reason: format!("status {} without a `location`", answer.status.as_u16()),
+        })
+}
+
 /// Percent-encode one path segment (branch names and file paths keep their `/`).
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
@@ -439,15 +452,17 @@ impl Repo {
         let answer = self
             .send(route, &format!("/tarball/{}", enc(git_ref)), None)
             .await?;
-        answer
-            .headers
-            .get(http::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .ok_or_else(|| GitHubError::Decode {
-                route,
-                reason: format!("status {} without a `location`", answer.status.as_u16()),
-            })
+        location(route, &answer)
+    }
+
+    /// Where GitHub serves an Actions job's log (a signed URL valid for a minute: download it
+    /// without credentials). Needs the `actions: read` permission (`403` without it).
+    pub async fn job_log_url(&self, job_id: u64) -> Result<String, GitHubError> {
+        let route = "GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs";
+        let answer = self
+            .send(route, &format!("/actions/jobs/{job_id}/logs"), None)
+            .await?;
+        location(route, &answer)
     }
 
     /// The check runs on a commit (the latest 100).
@@ -504,12 +519,14 @@ impl Repo {
     /// Find the open PR from `head` or open one. A closed (unmerged) one is reopened and
     /// updated where GitHub allows it; where it refuses (the branch was deleted, recreated or
     /// force-pushed since), and after a merged one, a new PR is opened that names the old one.
+    /// `draft` applies to a PR opened here (an existing one keeps its state).
     pub async fn open_pull(
         &self,
         head: &str,
         base: &str,
         title: &str,
         body: &str,
+        draft: bool,
     ) -> Result<(PullRequest, bool), GitHubError> {
         let mut body = body.to_string();
         match self.find_pull(head).await? {
@@ -537,7 +554,7 @@ impl Repo {
                 .await?
                 .filter(|p: &PullRequest| p.state == "open"))
         };
-        let payload = json!({"title": title, "head": head, "base": base, "body": body, "maintainer_can_modify": true});
+        let payload = json!({"title": title, "head": head, "base": base, "body": body, "maintainer_can_modify": true, "draft": draft});
         let route = "POST /repos/{owner}/{repo}/pulls";
         match self.create_once(route, "/pulls", &payload, open).await {
             // "A pull request already exists": it is there.

@@ -5,78 +5,49 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::http::{self, Client, Failure, u64_at};
-use super::{
-    ChatModel, ChatRequest, ChatResponse, Content, LlmError, Role, StopReason, ToolChoice, Usage,
-};
+use super::{ChatRequest, ChatResponse, Content, LlmError, Role, StopReason, ToolChoice, Usage};
 
 const API_VERSION: &str = "2023-06-01";
 
-pub(crate) struct Anthropic {
-    client: Client,
+fn headers(client: &Client) -> Result<HeaderMap, LlmError> {
+    let mut h = HeaderMap::new();
+    h.insert(
+        HeaderName::from_static("anthropic-version"),
+        HeaderValue::from_static(API_VERSION),
+    );
+    if let Some(v) = client.key_header("")? {
+        h.insert(HeaderName::from_static("x-api-key"), v);
+    }
+    Ok(h)
 }
 
-impl Anthropic {
-    pub fn new(client: Client) -> Self {
-        Self { client }
-    }
-
-    fn headers(&self) -> Result<HeaderMap, LlmError> {
-        let mut h = HeaderMap::new();
-        h.insert(
-            HeaderName::from_static("anthropic-version"),
-            HeaderValue::from_static(API_VERSION),
-        );
-        if let Some(v) = self.client.key_header("")? {
-            h.insert(HeaderName::from_static("x-api-key"), v);
-        }
-        Ok(h)
-    }
-}
-
-#[async_trait]
-impl ChatModel for Anthropic {
-    fn provider(&self) -> &str {
-        "anthropic"
-    }
-
-    fn model(&self) -> &str {
-        &self.client.settings.model
-    }
-
-    fn context_tokens(&self) -> Option<u32> {
-        self.client.settings.context_tokens
-    }
-
-    async fn chat(
-        &self,
-        req: &ChatRequest,
-        cancel: &CancellationToken,
-    ) -> Result<ChatResponse, LlmError> {
-        let mut body = request_body(
-            req,
-            &self.client.settings.model,
-            self.client.settings.stream,
-        );
-        body["max_tokens"] = json!(self.client.settings.output_limit(req.max_tokens));
-        let model = self.client.settings.model.as_str();
-        self.client
-            .chat(
-                cancel,
-                "v1/messages",
-                self.headers()?,
-                &body,
-                |resp| read_stream(resp, model),
-                parse_message,
-            )
-            .await
-    }
+/// One call of the Messages API.
+pub(super) async fn chat(
+    client: &Client,
+    req: &ChatRequest,
+    cancel: &CancellationToken,
+) -> Result<ChatResponse, LlmError> {
+    let settings = &client.settings;
+    let mut body = request_body(req, &settings.model, settings.stream);
+    body["max_tokens"] = json!(settings.output_limit(req.max_tokens));
+    let model = settings.model.as_str();
+    let headers = headers(client)?;
+    client
+        .chat(
+            cancel,
+            "v1/messages",
+            headers,
+            &body,
+            |resp| read_stream(resp, model.to_owned()),
+            parse_message,
+        )
+        .await
 }
 
 fn ephemeral() -> Value {
@@ -351,12 +322,8 @@ impl Block {
 }
 
 /// Assemble a streamed message.
-async fn read_stream(
-    resp: reqwest::Response,
-    requested_model: &str,
-) -> Result<ChatResponse, Failure> {
+async fn read_stream(resp: reqwest::Response, mut model: String) -> Result<ChatResponse, Failure> {
     let mut events = std::pin::pin!(http::events(resp));
-    let mut model = requested_model.to_owned();
     let mut usage = Usage::default();
     let mut stop: Option<String> = None;
     let mut blocks: BTreeMap<u64, Block> = BTreeMap::new();

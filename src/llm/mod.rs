@@ -7,6 +7,7 @@
 //! whole prompt for both providers and [`PriceTable::cost`] needs no provider switch.
 
 mod anthropic;
+mod bound;
 mod http;
 mod openai;
 pub mod pricing;
@@ -327,6 +328,36 @@ impl FromStr for Provider {
     }
 }
 
+/// JSON as a model wrote it: strict first, then with raw control characters inside strings
+/// escaped (llama.cpp-style grammars let a raw newline into a string; strict JSON refuses it).
+pub fn lenient_json(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str(text).or_else(|e| {
+        let (mut out, mut in_string, mut escaped) =
+            (String::with_capacity(text.len()), false, false);
+        for c in text.chars() {
+            match c {
+                _ if escaped => {
+                    escaped = false;
+                    out.push(c);
+                }
+                '\\' if in_string => {
+                    escaped = true;
+                    out.push(c);
+                }
+                '"' => {
+                    in_string = !in_string;
+                    out.push(c);
+                }
+                c if in_string && (c as u32) < 0x20 => {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                }
+                c => out.push(c),
+            }
+        }
+        serde_json::from_str(&out).map_err(|_| e)
+    })
+}
+
 /// How to reach a model. `Debug` never shows the key (it is a [`SecretString`]).
 #[derive(Debug, Clone)]
 pub struct LlmSettings {
@@ -453,11 +484,51 @@ pub fn connect(
             settings.provider, settings.base_url
         )));
     }
-    let client = http::Client::new(settings.clone(), http);
-    Ok(match settings.provider {
-        Provider::Anthropic => Arc::new(anthropic::Anthropic::new(client)),
-        Provider::OpenAi => Arc::new(openai::OpenAi::new(client)),
-    })
+    let wire = match settings.provider {
+        Provider::Anthropic => Wire::Anthropic,
+        Provider::OpenAi => Wire::OpenAi(openai::OpenAi::new(&settings.base_url)),
+    };
+    Ok(Arc::new(Model {
+        client: http::Client::new(settings.clone(), http),
+        wire,
+    }))
+}
+
+/// A configured model: the HTTP client and its settings, and the wire format it speaks.
+struct Model {
+    client: http::Client,
+    wire: Wire,
+}
+
+enum Wire {
+    Anthropic,
+    OpenAi(openai::OpenAi),
+}
+
+#[async_trait]
+impl ChatModel for Model {
+    fn provider(&self) -> &str {
+        self.client.settings.provider.as_str()
+    }
+
+    fn model(&self) -> &str {
+        &self.client.settings.model
+    }
+
+    fn context_tokens(&self) -> Option<u32> {
+        self.client.settings.context_tokens
+    }
+
+    async fn chat(
+        &self,
+        req: &ChatRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ChatResponse, LlmError> {
+        match &self.wire {
+            Wire::Anthropic => anthropic::chat(&self.client, req, cancel).await,
+            Wire::OpenAi(server) => server.chat(&self.client, req, cancel).await,
+        }
+    }
 }
 
 /// What went wrong talking to a model. Messages carry the HTTP status and the provider's own
@@ -536,6 +607,13 @@ impl LlmError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn json_with_a_raw_newline_in_a_string_still_reads() {
+        let v = super::lenient_json("{\"a\": \"x\ny\", \"b\": \"q\\\"\\n\"}").expect("reads");
+        assert_eq!(v, serde_json::json!({"a": "x\ny", "b": "q\"\n"}));
+        assert!(super::lenient_json("{\"a\": ").is_err());
+    }
+
     use super::*;
     use secrecy::ExposeSecret;
 
@@ -604,21 +682,24 @@ mod properties {
 
     /// Arbitrary JSON with the providers' own keys in the mix.
     fn json() -> impl Strategy<Value = Value> {
+        const KEYS: &[&str] = &[
+            "content",
+            "type",
+            "text",
+            "tool_use",
+            "input",
+            "usage",
+            "choices",
+            "message",
+            "tool_calls",
+            "function",
+            "arguments",
+            "stop_reason",
+            "finish_reason",
+        ];
         let key = prop_oneof![
-            Just("content".to_string()),
-            Just("type".to_string()),
-            Just("text".to_string()),
-            Just("tool_use".to_string()),
-            Just("input".to_string()),
-            Just("usage".to_string()),
-            Just("choices".to_string()),
-            Just("message".to_string()),
-            Just("tool_calls".to_string()),
-            Just("function".to_string()),
-            Just("arguments".to_string()),
-            Just("stop_reason".to_string()),
-            Just("finish_reason".to_string()),
-            "[a-z_]{1,10}",
+            13 => prop::sample::select(KEYS).prop_map(str::to_string),
+            1 => "[a-z_]{1,10}",
         ];
         let leaf = prop_oneof![
             Just(Value::Null),

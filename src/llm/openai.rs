@@ -5,19 +5,16 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use async_trait::async_trait;
 use futures::StreamExt;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::http::{self, Client, Failure, u64_at};
-use super::{
-    ChatModel, ChatRequest, ChatResponse, Content, LlmError, Role, StopReason, ToolChoice, Usage,
-};
+use super::{ChatRequest, ChatResponse, Content, LlmError, Role, StopReason, ToolChoice, Usage};
 
-pub(crate) struct OpenAi {
-    client: Client,
+/// What the OpenAI-compatible client learns about its server.
+pub(super) struct OpenAi {
     max_tokens_field: &'static str,
     /// How this server takes tools, as learnt from its refusals ([`Answering`] as a number).
     answering: AtomicU8,
@@ -73,45 +70,37 @@ impl Answering {
 }
 
 impl OpenAi {
-    pub fn new(client: Client) -> Self {
-        let max_tokens_field = max_tokens_field(&client.settings.base_url);
+    pub(super) fn new(base_url: &str) -> Self {
         Self {
-            client,
-            max_tokens_field,
+            max_tokens_field: max_tokens_field(base_url),
             answering: AtomicU8::new(Answering::Tools as u8),
         }
     }
 
-    fn headers(&self) -> Result<HeaderMap, LlmError> {
-        let mut h = HeaderMap::new();
-        if let Some(v) = self.client.key_header("Bearer ")? {
-            h.insert(AUTHORIZATION, v);
-        }
-        Ok(h)
-    }
-}
-
-#[async_trait]
-impl ChatModel for OpenAi {
-    fn provider(&self) -> &str {
-        "openai"
-    }
-
-    fn model(&self) -> &str {
-        &self.client.settings.model
-    }
-
-    fn context_tokens(&self) -> Option<u32> {
-        self.client.settings.context_tokens
-    }
-
-    async fn chat(
+    /// One call of Chat Completions, falling back (once per process) to a way of answering the
+    /// server accepts.
+    pub(super) async fn chat(
         &self,
+        client: &Client,
         req: &ChatRequest,
         cancel: &CancellationToken,
     ) -> Result<ChatResponse, LlmError> {
-        let settings = &self.client.settings;
+        let settings = &client.settings;
         let model = settings.model.as_str();
+        // A small local server: bound the tools' schemas so no answer outgrows the limit.
+        let bounded;
+        let req = match settings.context_tokens {
+            Some(_) if !req.tools.is_empty() => {
+                let limit = settings.output_limit(req.max_tokens);
+                let mut r = req.clone();
+                for t in &mut r.tools {
+                    t.input_schema = super::bound::bound(&t.input_schema, limit);
+                }
+                bounded = r;
+                &bounded
+            }
+            _ => req,
+        };
         loop {
             let answering = Answering::from_u8(self.answering.load(Ordering::Relaxed));
             let mut body = request_body(req, model, settings.stream, self.max_tokens_field);
@@ -119,14 +108,13 @@ impl ChatModel for OpenAi {
             if !req.tools.is_empty() && answering != Answering::Tools {
                 without_tools(&mut body, req, answering);
             }
-            let result = self
-                .client
+            let result = client
                 .chat(
                     cancel,
                     "chat/completions",
-                    self.headers()?,
+                    headers(client)?,
                     &body,
-                    |resp| read_stream(resp, model),
+                    |resp| read_stream(resp, model.to_owned()),
                     parse_completion,
                 )
                 .await;
@@ -148,6 +136,14 @@ impl ChatModel for OpenAi {
             }
         }
     }
+}
+
+fn headers(client: &Client) -> Result<HeaderMap, LlmError> {
+    let mut h = HeaderMap::new();
+    if let Some(v) = client.key_header("Bearer ")? {
+        h.insert(AUTHORIZATION, v);
+    }
+    Ok(h)
 }
 
 /// Which field carries the output limit.
@@ -280,7 +276,7 @@ fn as_tool_call(mut resp: ChatResponse, tool: &str) -> ChatResponse {
     if !resp.tool_calls().is_empty() {
         return resp;
     }
-    if let Ok(input @ Value::Object(_)) = serde_json::from_str::<Value>(trimmed) {
+    if let Ok(input @ Value::Object(_)) = super::lenient_json(trimmed) {
         resp.content = vec![Content::ToolUse {
             id: "structured_output".into(),
             name: tool.to_owned(),
@@ -342,7 +338,8 @@ fn push_message(out: &mut Vec<Value>, m: &super::Message) {
                     _ => None,
                 })
                 .collect();
-            let mut v = json!({"role": "assistant", "content": if texts.is_empty() { Value::Null } else { json!(text) }});
+            // A string even beside tool calls: llama-cpp-python's server refuses `null`.
+            let mut v = json!({"role": "assistant", "content": text});
             if !calls.is_empty() {
                 v["tool_calls"] = Value::Array(calls);
             }
@@ -377,7 +374,7 @@ fn arguments(name: &str, args: &str) -> Result<Value, LlmError> {
     if args.trim().is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_str(args).map_err(|e| {
+    super::lenient_json(args).map_err(|e| {
         LlmError::Malformed(format!("arguments of tool call {name} are not JSON: {e}"))
     })
 }
@@ -485,12 +482,8 @@ struct PartialCall {
 
 /// Assemble a streamed completion. Complete once a `finish_reason` arrived and the stream ended
 /// (`[DONE]` or end of body); before that, an ended stream is [`LlmError::Malformed`].
-async fn read_stream(
-    resp: reqwest::Response,
-    requested_model: &str,
-) -> Result<ChatResponse, Failure> {
+async fn read_stream(resp: reqwest::Response, mut model: String) -> Result<ChatResponse, Failure> {
     let mut events = std::pin::pin!(http::events(resp));
-    let mut model = requested_model.to_owned();
     let mut text = String::new();
     let mut refusal = String::new();
     let mut calls: Vec<PartialCall> = Vec::new();

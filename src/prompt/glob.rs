@@ -1,25 +1,27 @@
-//! A small path glob matcher for the repository config's `context` globs.
+//! A small path glob matcher for the repository config's `context` globs and protected paths.
 //!
-//! Owns: [`Glob`]. Syntax: `**` any number of whole path segments (`research/**`,
-//! `**/design.md`), `*` any characters within one segment, `?` one character within a segment;
-//! everything else is literal. A pattern without wildcards also matches everything under it as
-//! a directory (`docs` and `docs/` mean `docs/**`). Matching is compiled to a [`regex::Regex`],
-//! so it runs in linear time whatever the pattern.
+//! Owns: [`Glob`], a thin rule over [`globset`]: `**` any number of whole path segments
+//! (`research/**`, `**/design.md`), `*` any characters within one segment, `?` one character
+//! within a segment, `[abc]` and `{a,b}` as in globset. A pattern without wildcards also matches
+//! everything under it as a directory (`docs` and `docs/` mean `docs/**`), and `dir/**` matches
+//! `dir` itself. globset compiles to regular expressions, so matching runs in linear time
+//! whatever the pattern.
 
-use regex::Regex;
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 /// A compiled glob.
 #[derive(Debug, Clone)]
 pub struct Glob {
     pattern: String,
-    regex: Regex,
+    set: GlobSet,
 }
 
 /// Longest pattern accepted, in bytes.
 pub const MAX_PATTERN_LEN: usize = 500;
 
 impl Glob {
-    /// Compile a pattern; `None` when it is empty, too long, or absolute/escaping (`/x`, `../x`).
+    /// Compile a pattern; `None` when it is empty, too long, absolute/escaping (`/x`, `../x`),
+    /// or not a valid glob (`a[`).
     pub fn new(pattern: &str) -> Option<Glob> {
         let trimmed = pattern.trim().trim_start_matches("./");
         if trimmed.is_empty()
@@ -29,55 +31,34 @@ impl Glob {
         {
             return None;
         }
-        let has_wildcard = trimmed.contains(['*', '?']);
+        let has_wildcard = trimmed.contains(['*', '?', '[', '{']);
         let body = trimmed.trim_end_matches('/');
-        let mut re = String::from("^");
-        let segments: Vec<&str> = body.split('/').collect();
-        for (i, seg) in segments.iter().enumerate() {
-            let last = i + 1 == segments.len();
-            if *seg == "**" {
-                if last {
-                    // `a/**` matches everything below `a`; a lone `**` matches everything.
-                    if i == 0 {
-                        re.push_str(".*");
-                    } else {
-                        // The separator was already written; allow the directory itself too.
-                        re.truncate(re.len() - 1);
-                        re.push_str("(?:/.*)?");
-                    }
-                } else {
-                    re.push_str("(?:[^/]*/)*");
-                }
-                continue;
-            }
-            for c in seg.chars() {
-                match c {
-                    '*' => re.push_str("[^/]*"),
-                    '?' => re.push_str("[^/]"),
-                    c => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
-                }
-            }
-            if !last {
-                re.push('/');
-            }
-        }
+        let mut forms = vec![body.to_string()];
         if !has_wildcard || trimmed.ends_with('/') {
-            re.push_str("(?:/.*)?");
+            // A directory: everything below it too.
+            forms.push(format!("{body}/**"));
+        } else if let Some(dir) = body.strip_suffix("/**") {
+            // `dir/**` names the directory as well as what is in it.
+            forms.push(dir.to_string());
         }
-        re.push('$');
-        let regex = regex::RegexBuilder::new(&re)
-            .size_limit(1 << 20)
-            .build()
-            .ok()?;
+        let mut set = GlobSetBuilder::new();
+        for form in forms {
+            let glob = GlobBuilder::new(&form)
+                .literal_separator(true)
+                .backslash_escape(false)
+                .build()
+                .ok()?;
+            set.add(glob);
+        }
         Some(Glob {
             pattern: trimmed.to_string(),
-            regex,
+            set: set.build().ok()?,
         })
     }
 
     /// Whether `path` (repository-relative, `/`-separated) matches.
     pub fn is_match(&self, path: &str) -> bool {
-        self.regex.is_match(path)
+        self.set.is_match(path)
     }
 
     /// The pattern as given (trimmed).
@@ -115,6 +96,9 @@ mod tests {
             ("src/**/mod.rs", "src/a/b/mod.rs", true),
             ("*.md", "README.md", true),
             ("*.md", "docs/README.md", false),
+            ("**/*.{pem,key}", "certs/site.key", true),
+            ("**/*.{pem,key}", "certs/site.crt", false),
+            ("secret[0-9].txt", "secret7.txt", true),
         ];
         for (pattern, path, want) in cases {
             let glob = Glob::new(pattern).expect("valid pattern");
@@ -130,6 +114,7 @@ mod tests {
             "/etc/passwd",
             "../x",
             "a/../../b",
+            "a[",
             &"a".repeat(600),
         ] {
             assert!(Glob::new(p).is_none(), "{p:?}");

@@ -175,6 +175,9 @@ pub struct CiFailure {
     pub name: String,
     /// The log (or the check's output text); only the last [`MAX_LOG_CHARS`] are kept.
     pub log: String,
+    /// The failing step's tail from the GitHub Actions job log, when it could be read.
+    #[serde(default)]
+    pub job_log: Option<String>,
 }
 
 /// The CI fixer's input.
@@ -366,25 +369,17 @@ pub fn render_revise(
     let spec_text = crate::spec::strip_spec_header(&input.current_spec);
     let components_json = serde_json::to_string_pretty(&input.current_components)
         .unwrap_or_else(|_| "[]".to_string());
-    let feedback = if input.feedback.is_empty() {
-        "(No written feedback: the reviewers requested changes without comments. Improve the specification where it is weakest.)".to_string()
-    } else {
-        input
-            .feedback
-            .iter()
-            .map(|f| {
-                let mut label = format!("review comment by @{}", one_line(&f.author, 100));
-                if let Some(path) = &f.path {
-                    label.push_str(&format!(" on {}", one_line(path, 200)));
-                    if let Some(line) = f.line {
-                        label.push_str(&format!(" line {line}"));
-                    }
-                }
-                fence_untrusted(&label, &f.body)
-            })
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    };
+    let none = "(No written feedback: the reviewers requested changes without comments. Improve the specification where it is weakest.)";
+    let feedback = blocks(&input.feedback, none, |f| {
+        let mut label = format!("review comment by @{}", one_line(&f.author, 100));
+        if let Some(path) = &f.path {
+            label.push_str(&format!(" on {}", one_line(path, 200)));
+            if let Some(line) = f.line {
+                label.push_str(&format!(" line {line}"));
+            }
+        }
+        fence_untrusted(&label, &f.body)
+    });
     let user_vars = context! {
         issue_number => input.issue_number,
         spec_path => spec_path.clone(),
@@ -399,6 +394,14 @@ pub fn render_revise(
         system: format!("{role}\n\n{instructions}\n\n{contract}\n"),
         user: format!("{}\n", builtin(REVISE_USER, &user_vars)?),
     })
+}
+
+/// Each item as a block, blank lines between; `none` when there are no items.
+fn blocks<T>(items: &[T], none: &str, block: impl Fn(&T) -> String) -> String {
+    if items.is_empty() {
+        return none.to_string();
+    }
+    items.iter().map(block).collect::<Vec<_>>().join("\n\n")
 }
 
 fn component_text(c: &Component) -> String {
@@ -499,26 +502,22 @@ pub fn render_ci_fix(input: &CiFixInput) -> Result<RenderedPrompt, TemplateError
     };
     let role = builtin(CI_FIX_SYSTEM, &vars)?;
     let contract = builtin(ENGINEER_CONTRACT, &vars)?;
-    let failures = if input.failures.is_empty() {
-        "(The checks reported no details.)".to_string()
-    } else {
-        input
-            .failures
-            .iter()
-            .map(|f| {
-                let name = label_text(&f.name, 200);
-                let (tail, note) = log_tail(&f.log, MAX_LOG_CHARS);
-                let mut out = format!("#### {name}\n\n");
-                if let Some(note) = note {
-                    out.push_str(&note);
-                    out.push('\n');
-                }
-                out.push_str(&fence(&format!("log of {name}"), &tail));
-                out
-            })
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    };
+    let failures = blocks(&input.failures, "(The checks reported no details.)", |f| {
+        let name = label_text(&f.name, 200);
+        let (tail, note) = log_tail(&f.log, MAX_LOG_CHARS);
+        let mut out = format!("#### {name}\n\n");
+        if let Some(note) = note {
+            out.push_str(&note);
+            out.push('\n');
+        }
+        out.push_str(&fence(&format!("log of {name}"), &tail));
+        if let Some(job_log) = &f.job_log {
+            let (tail, _) = log_tail(job_log, MAX_LOG_CHARS);
+            out.push_str("\n\nThe failing step of its GitHub Actions job log:\n");
+            out.push_str(&fence(&format!("job log of {name}"), &tail));
+        }
+        out
+    });
     let user_vars = context! {
         pull_number => input.pull_number,
         branch => label_text(&input.branch, 200).replace('`', "'"),
@@ -831,6 +830,7 @@ mod tests {
             failures: vec![CiFailure {
                 name: "cargo test".into(),
                 log,
+                job_log: None,
             }],
             attempt: 2,
             tools: vec![],

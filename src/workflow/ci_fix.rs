@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::agent::SecretScanner;
 use crate::app::App;
 use crate::config::repo::RepoConfig;
+use crate::github::actions::{self, LogGap};
 use crate::github::{GitHubError, Repo};
 use crate::jobs::Job;
-use crate::messages;
+use crate::messages::{self, LogGapKind};
 use crate::prompt::templates::{CiFailure, CiFixInput};
 use crate::workflow::engineer::{self, Assignment, Engineered};
 use crate::workflow::job::CiFixRequest;
@@ -28,6 +29,8 @@ use crate::workflow::spend::Spend;
 use crate::workflow::step::{JobCtx, StepError, StepResult, repo_client};
 use crate::workflow::{Ending, Workflow};
 
+/// Characters of a job log's failing step given to the model.
+const MAX_JOB_LOG_CHARS: usize = 12_000;
 /// Most failing checks read (and annotations per check).
 const MAX_CHECKS: usize = 10;
 const MAX_ANNOTATIONS: usize = 50;
@@ -44,6 +47,8 @@ pub struct CiFixProgress {
     #[serde(flatten)]
     pub spend: Spend,
     pub head: Option<String>,
+    /// Checks whose GitHub Actions job log could not be read, and why.
+    pub log_gaps: Vec<(String, LogGapKind)>,
 }
 
 impl Workflow for CiFixRequest {
@@ -101,7 +106,7 @@ async fn run(ctx: &mut JobCtx, req: CiFixRequest) -> StepResult {
         if admit(ctx, &req.repo, None).await? == Admission::Drop {
             return Ok(());
         }
-        let failures = failing_checks(&repo, &req.head_sha).await?;
+        let (failures, gaps) = failing_checks(&repo, &req.head_sha).await?;
         if failures.is_empty() {
             tracing::info!(head = %req.head_sha, "no failing check on this head (re-run green?)");
             return Ok(());
@@ -122,13 +127,18 @@ async fn run(ctx: &mut JobCtx, req: CiFixRequest) -> StepResult {
         records::save(&*ctx.app.store, &key, &record, ctx.app.now()).await?;
         progress.attempt = Some(record.fix_attempts);
         progress.failing = names;
+        progress.log_gaps = gaps;
         ctx.save("ci_fix:claim", &progress).await?;
         failing = Some(failures);
     }
     // A resumed job reads the failures again (they are not kept in the checkpoint).
     let failing = match failing {
         Some(f) => f,
-        None if progress.result.is_none() => failing_checks(&repo, &req.head_sha).await?,
+        None if progress.result.is_none() => {
+            let (failures, gaps) = failing_checks(&repo, &req.head_sha).await?;
+            progress.log_gaps = gaps;
+            failures
+        }
         None => Vec::new(),
     };
     let at = Target {
@@ -189,6 +199,7 @@ async fn fix(
             config,
             target: &req.repo,
             issue_number: req.issue_number,
+            board: None,
         };
         let result = engineer::engineer(ctx, &work, &mut workspace, &mut progress.spend).await?;
         // The snapshot's directory is removed before the checkpoint (and its crash point).
@@ -201,7 +212,8 @@ async fn fix(
         repo.comment_once(
             pull_number,
             &messages::ci_marker(&req.head_sha),
-            &messages::ci_fix_nothing(&req.head_sha, attempt, max, &progress.failing),
+            &(messages::ci_fix_nothing(&req.head_sha, attempt, max, &progress.failing)
+                + &messages::ci_log_gaps(&progress.log_gaps)),
         )
         .await?;
         return Ok(());
@@ -234,14 +246,14 @@ async fn fix(
     repo.comment_once(
         pull_number,
         &messages::ci_marker(&req.head_sha),
-        &messages::ci_fix_pushed(
+        &(messages::ci_fix_pushed(
             &req.head_sha,
             &head,
             attempt,
             max,
             &progress.failing,
             &result.summary,
-        ),
+        ) + &messages::ci_log_gaps(&progress.log_gaps)),
     )
     .await?;
     ctx.save("ci_fix:done", &progress).await?;
@@ -254,10 +266,16 @@ fn remember(record: &mut ImplementationRecord, head: &str) {
     record.handled_heads.drain(..extra);
 }
 
-/// The failing checks on a commit: each one's output and annotations, as the fixer reads them.
-async fn failing_checks(repo: &Repo, sha: &str) -> StepResult<Vec<CiFailure>> {
+/// The failing checks on a commit: each one's output, annotations and (for a GitHub Actions
+/// job) its log's failing step, as the fixer reads them; and the checks whose job log could not
+/// be read.
+async fn failing_checks(
+    repo: &Repo,
+    sha: &str,
+) -> StepResult<(Vec<CiFailure>, Vec<(String, LogGapKind)>)> {
     let runs = repo.check_runs(sha).await?;
     let mut out = Vec::new();
+    let mut gaps = Vec::new();
     for run in runs.iter().filter(|r| r.failed()).take(MAX_CHECKS) {
         let mut log = String::new();
         let conclusion = run.conclusion.as_deref().unwrap_or("failure");
@@ -291,12 +309,28 @@ async fn failing_checks(repo: &Repo, sha: &str) -> StepResult<Vec<CiFailure>> {
                 }
             }
         }
+        let mut job_log = None;
+        if let Some(job) = actions::actions_job_id(run) {
+            match actions::job_log(repo, job).await {
+                Ok(text) => job_log = Some(actions::failing_step_tail(&text, MAX_JOB_LOG_CHARS)),
+                Err(gap) => {
+                    tracing::warn!(check = %run.name, job, ?gap, "the job log could not be read; going on with the annotations");
+                    let kind = match gap {
+                        LogGap::NoPermission => LogGapKind::Permission,
+                        LogGap::Gone => LogGapKind::Gone,
+                        LogGap::Failed(_) => LogGapKind::Failed,
+                    };
+                    gaps.push((run.name.clone(), kind));
+                }
+            }
+        }
         out.push(CiFailure {
             name: run.name.clone(),
             log,
+            job_log,
         });
     }
-    Ok(out)
+    Ok((out, gaps))
 }
 
 async fn report_failure(app: &App, req: &CiFixRequest, message: &str) -> Result<(), GitHubError> {

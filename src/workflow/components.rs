@@ -42,6 +42,8 @@ pub struct Filing<'a> {
     pub spec_issue: u64,
     pub config: &'a RepoConfig,
     pub spec_path: &'a str,
+    /// The status comment that shows "filing component n of m".
+    pub board: Option<&'a crate::workflow::watch::PhaseBoard<'a>>,
 }
 
 /// File (or update) one issue per component of `answer`, dependencies first, checkpointing
@@ -59,11 +61,19 @@ pub async fn file<P: Serialize>(
     // earlier, interrupted attempt may have filed are listed once, only if needed.
     let mut labelled: Option<Vec<Issue>> = None;
     let mut linked_any_fallback = false;
-    for index in order {
+    let total = order.len();
+    for (n, index) in order.into_iter().enumerate() {
         let component: &Component = &answer.components[index];
         let slug = component.slug();
         if filed(progress).contains_key(&slug) {
             continue;
+        }
+        if let Some(board) = at.board {
+            let phase = messages::SpecPhase::Filing {
+                n: n + 1,
+                of: total,
+            };
+            board.show(phase).await;
         }
         let deps: Vec<(String, Option<u64>)> = component
             .depends_on

@@ -161,7 +161,11 @@ impl ArchitectSession {
                     content: vec![Content::Text(prompt.user.clone())],
                 }],
                 tools: vec![tool],
-                tool_choice: ToolChoice::Auto,
+                // The only answer wanted is this call. Named, OpenAI-compatible servers that
+                // constrain decoding (llama-cpp-python, vLLM without tool parsers) hold the
+                // answer to the tool's schema; llama-cpp-python ignores tools otherwise. Models
+                // that think by default get `auto` from the Anthropic client.
+                tool_choice: ToolChoice::Tool(crate::spec::SUBMIT_SPEC_TOOL.into()),
                 max_tokens: 16_000,
                 cache_prefix: true,
             },
@@ -281,6 +285,7 @@ pub async fn ask_architect(
     artifacts: &[Artifact],
     budget_usd: f64,
     spend: &mut Spend,
+    board: Option<&crate::workflow::watch::PhaseBoard<'_>>,
 ) -> StepResult<SpecAnswer> {
     let mut session = ArchitectSession::new(prompt, artifacts);
     loop {
@@ -289,6 +294,9 @@ pub async fn ask_architect(
             Draft::Ready(answer) => return Ok(answer),
             Draft::Repair(problems) => {
                 tracing::info!(%problems, "the draft did not validate; asking for a repair");
+                if let Some(b) = board {
+                    b.show(crate::messages::SpecPhase::Repairing).await;
+                }
             }
             Draft::Unusable(problems) => {
                 return Err(StepError::Failed(JobError::permanent(format!(

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use crate::agent::{
-    self, AgentConfig, AgentError, AgentLimits, CriterionMet, Policy, Refusal, SecretScanner,
-    SkippedEntry, Workspace, WorkspaceLimits,
+    self, AgentConfig, AgentError, AgentLimits, CommandRun, CriterionMet, Policy, Refusal, Runner,
+    SecretScanner, SkippedEntry, TestChoice, Workspace, WorkspaceLimits,
 };
 use crate::config::repo::RepoConfig;
 use crate::github::Repo;
@@ -51,6 +51,45 @@ pub struct Engineered {
     pub steps: u32,
     pub model: String,
     pub cost_known: bool,
+    /// Every command that ran, as the bot recorded it (the PR's "Verification" section).
+    pub runs: Vec<CommandRun>,
+    /// The bot's last test run passed (`None`: no test ran).
+    pub tests_pass: Option<bool>,
+    /// The test command and where it came from.
+    pub test: Option<TestChoice>,
+    /// Why no command could run (`None`: the sandbox was there).
+    pub not_run: Option<String>,
+}
+
+/// The test command for this workspace: the config's, else a proposal from its top-level files.
+pub fn test_choice(config: &RepoConfig, workspace: &Workspace) -> Option<TestChoice> {
+    if let Some(command) = &config.implement.test {
+        return Some(TestChoice {
+            command: command.clone(),
+            detected: None,
+        });
+    }
+    let names = workspace.top_level_files();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let texts: Vec<(String, String)> = crate::sandbox::detect::FILES_READ
+        .iter()
+        .filter(|f| names.contains(f))
+        .filter_map(|f| {
+            let path = crate::agent::RepoPath::parse(f).ok()?;
+            let text = String::from_utf8(workspace.read(&path).ok()?).ok()?;
+            Some((f.to_string(), text))
+        })
+        .collect();
+    crate::sandbox::propose_test_command(&names, |name| {
+        texts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.as_str())
+    })
+    .map(|p| TestChoice {
+        command: p.command,
+        detected: Some(p.reason),
+    })
 }
 
 /// Download the snapshot of `sha` and unpack it into a private workspace. The download is
@@ -207,6 +246,8 @@ pub struct Assignment<'a> {
     pub config: &'a RepoConfig,
     pub target: &'a RepoTarget,
     pub issue_number: u64,
+    /// The status comment that shows the engineer's progress as it works, if any.
+    pub board: Option<crate::workflow::watch::StatusBoard<'a>>,
 }
 
 /// Run the engineer loop with the job's budget and the repository's guardrails; account for
@@ -230,6 +271,10 @@ pub async fn engineer(
     // What this job already spent (an earlier attempt) counts against its budget.
     let spent = ctx.app.store.job_cost(ctx.job.id).await?;
     let price = ctx.app.model_price(model.model()).ok();
+    let (progress, events) = tokio::sync::mpsc::unbounded_channel();
+    let test = test_choice(work.config, workspace);
+    let home = runner_home()?;
+    let (runner, not_run) = runner(ctx, work.config, test.as_ref(), home.path())?;
     let agent_config = AgentConfig {
         limits: AgentLimits {
             max_cost_usd: Some((work.config.max_cost_usd - spent).max(0.0)),
@@ -237,17 +282,22 @@ pub async fn engineer(
         },
         policy,
         price,
+        progress: work.board.is_some().then_some(progress),
+        runner,
     };
-    let mut usage = crate::llm::Usage::default();
-    let outcome = agent::run_agent(
-        model,
-        work.prompt,
-        workspace,
-        &agent_config,
-        &ctx.cancel,
-        &mut |u| usage += *u,
-    )
-    .await;
+    let (cancel, ws) = (&ctx.cancel, &mut *workspace);
+    // The loop owns the config, so its progress channel closes when the loop ends and the
+    // watcher's last edit is done before anything else is shown.
+    let agent = async move {
+        let mut usage = crate::llm::Usage::default();
+        let outcome = agent::run_agent(model, work.prompt, ws, &agent_config, cancel, &mut |u| {
+            usage += *u
+        })
+        .await;
+        (outcome, usage)
+    };
+    let watcher = crate::workflow::watch::watch(&ctx.app, work.board.as_ref(), price, events);
+    let ((outcome, usage), ()) = tokio::join!(agent, watcher);
     spend::account(ctx, model, &usage, spend).await?;
     let transcript = match &outcome {
         Ok(o) => &o.transcript,
@@ -269,6 +319,10 @@ pub async fn engineer(
             steps: o.steps,
             model: model.model().to_string(),
             cost_known: price.is_some(),
+            runs: o.runs,
+            tests_pass: o.tests_pass,
+            test,
+            not_run,
         }),
         Err(failure) => {
             tracing::info!(error = %failure, "the engineer stopped without a result");
@@ -279,6 +333,65 @@ pub async fn engineer(
             })
         }
     }
+}
+
+/// `HOME` for the job's commands: kept between its runs, outside the workspace, removed after.
+fn runner_home() -> StepResult<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("specbot-home-")
+        .tempdir()
+        .map_err(|e| StepError::Failed(JobError::transient(format!("creating HOME: {e}"))))
+}
+
+/// How the repository's commands run for this job, or why none runs. A repository that asks
+/// for network during setup on a host that cannot give it is refused, with the reason.
+fn runner(
+    ctx: &JobCtx,
+    config: &RepoConfig,
+    test: Option<&TestChoice>,
+    home: &std::path::Path,
+) -> StepResult<(Option<Runner>, Option<String>)> {
+    let sandbox = match &ctx.app.sandbox {
+        Ok(sandbox) => sandbox.clone(),
+        Err(why) => return Ok((None, Some(why.to_string()))),
+    };
+    let implement = &config.implement;
+    if implement.setup_network
+        && !implement.setup.is_empty()
+        && let Err(why) = sandbox.network_available()
+    {
+        return Err(StepError::permanent(
+            crate::messages::setup_network_unavailable(&why),
+        ));
+    }
+    let runner = Runner {
+        sandbox,
+        home: home.to_path_buf(),
+        setup: implement.setup.clone(),
+        setup_network: implement.setup_network,
+        test: test.map(|t| t.command.clone()),
+        test_rounds: implement.test_rounds,
+    };
+    Ok((Some(runner), None))
+}
+
+/// Run the verification test once in `workspace` (a CI fix round's check before its push, or
+/// any caller outside the engineer loop). `None`: no test command, or commands do not run here.
+pub async fn verify_workspace(
+    ctx: &JobCtx,
+    config: &RepoConfig,
+    workspace: &Workspace,
+) -> StepResult<Option<CommandRun>> {
+    let test = test_choice(config, workspace);
+    let home = runner_home()?;
+    let (Some(runner), _) = runner(ctx, config, test.as_ref(), home.path())? else {
+        return Ok(None);
+    };
+    let policy = Policy {
+        secrets: SecretScanner::new(ctx.app.settings.own_secrets()),
+        ..Policy::default()
+    };
+    Ok(runner.test(workspace, &policy, &ctx.cancel).await)
 }
 
 /// The last check before anything is pushed: no secret in any file or in the texts.

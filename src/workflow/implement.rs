@@ -38,6 +38,7 @@ use crate::workflow::spend::Spend;
 use crate::workflow::step::{
     JobCtx, StepError, StepResult, latest_progress, repo_client, show_status,
 };
+use crate::workflow::watch::StatusBoard;
 use crate::workflow::{Ending, Workflow};
 
 /// What the job has done so far.
@@ -54,6 +55,8 @@ pub struct ImplementProgress {
     pub pull: Option<(u64, String)>,
     /// Texts by people without write access left out of the engineer's input.
     pub left_out: usize,
+    /// What is wrong in `.github/specbot.yml` (defaults used), for the status comment.
+    pub config_problems: Vec<String>,
 }
 
 impl Workflow for ImplementRequest {
@@ -124,11 +127,12 @@ async fn show(
 async fn run(ctx: &mut JobCtx, req: ImplementRequest) -> StepResult {
     let repo = ctx.repo(&req.repo)?;
     let info = repo.info().await?;
-    let (config, _problems) = load_config(&repo, &info.default_branch).await?;
+    let (config, problems) = load_config(&repo, &info.default_branch).await?;
     if admit(ctx, &req.repo, Some(&req.requested_by)).await? == Admission::Drop {
         return Ok(());
     }
     let mut progress: ImplementProgress = ctx.progress()?;
+    progress.config_problems = problems;
     let key = issue_key(req.repo.repo_id, req.spec_issue);
     let spec_record: Option<SpecRecord> = records::load(&*ctx.app.store, &key).await?;
     let component = match &req.component {
@@ -234,11 +238,19 @@ async fn engineer_step(
     };
     let prompt = crate::prompt::templates::render_engineer(&input, custom.as_deref())
         .map_err(|e| StepError::permanent(e.to_string()))?;
+    // The status comment shows the engineer's step and action as it works.
+    let working = status(req, progress, desk.component, ImplementStage::Working, None);
+    let render = move |live: &messages::LiveWork| messages::implement_live(&working, live);
     let work = Assignment {
         prompt: &prompt,
         config,
         target: &req.repo,
         issue_number: req.issue_number,
+        board: progress.status_comment.map(|comment_id| StatusBoard {
+            repo,
+            comment_id,
+            render: &render,
+        }),
     };
     let result = engineer::engineer(ctx, &work, &mut workspace, &mut progress.spend).await?;
     if result.changes.is_empty() {
@@ -304,14 +316,27 @@ async fn publish(
             steps: result.steps,
             tokens: progress.spend.tokens,
             cost_usd: result.cost_known.then_some(progress.spend.cost_usd),
+            verification: Some(verification(result)),
         });
+        // Failing tests: pushed all the same (nothing is lost), but not ready for review.
+        let draft = result.tests_pass == Some(false);
         let (pull, _) = repo
-            .open_pull(&branch, default_branch, &title, &body)
+            .open_pull(&branch, default_branch, &title, &body, draft)
             .await?;
         progress.pull = Some((pull.number, pull.html_url.clone()));
         ctx.save("implement:pull", progress).await?;
     }
     Ok(())
+}
+
+/// What the bot ran, for the PR body.
+fn verification(result: &Engineered) -> messages::Verification {
+    messages::Verification {
+        runs: result.runs.clone(),
+        test: result.test.clone(),
+        tests_pass: result.tests_pass,
+        not_run: result.not_run.clone(),
+    }
 }
 
 /// The implementation's record (for CI fixes) and the final status.
@@ -375,5 +400,15 @@ fn status(
         cost_usd: p.spend.cost_usd,
         error,
         left_out: p.left_out,
+        test: p.result.as_ref().and_then(|r| r.test.clone()),
+        tests_pass: p.result.as_ref().and_then(|r| r.tests_pass),
+        left_out_files: p
+            .result
+            .iter()
+            .flat_map(|r| r.skipped.iter())
+            .filter(|e| e.reason.starts_with("larger than"))
+            .map(|e| format!("`{}`: {}", e.path.replace('`', "'"), e.reason))
+            .collect(),
+        config_problems: p.config_problems.clone(),
     }
 }

@@ -20,6 +20,7 @@ pub mod spec;
 pub mod spec_event;
 pub mod spend;
 pub mod step;
+pub mod watch;
 
 use std::sync::Arc;
 

@@ -168,17 +168,16 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
             .map(|m| m.model().to_string()),
     };
     let mut progress: ReviseProgress = ctx.progress()?;
-    if progress.answer.is_none() {
-        let Some(answer) = draft(ctx, &desk, &rec, &mut progress.spend).await? else {
-            return Ok(());
-        };
-        progress.answer = Some(answer);
-        ctx.save("revise:draft", &progress).await?;
-    }
-    let answer = progress
-        .answer
-        .clone()
-        .ok_or_else(|| StepError::permanent("no revision"))?;
+    let answer = match progress.answer.clone() {
+        Some(answer) => answer,
+        None => match draft(ctx, &desk, &rec, &mut progress.spend).await? {
+            Some(answer) => {
+                ctx.keep("revise:draft", &mut progress, |p| &mut p.answer, answer)
+                    .await?
+            }
+            None => return Ok(()),
+        },
+    };
     if progress.head.is_none() {
         let Some(head) = commit(&desk, &answer).await? else {
             return Ok(());
@@ -193,6 +192,7 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
             spec_issue: req.issue_number,
             config: &config,
             spec_path: &spec_path,
+            board: None,
         };
         components::file(ctx, &at, &answer, &mut progress, |p| &mut p.components).await?;
         components::close_dropped(&repo, &rec.components, &answer, req.pull_number).await?;

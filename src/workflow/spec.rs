@@ -20,7 +20,7 @@ use crate::config::repo::RepoConfig;
 use crate::github::model::{Comment, Issue, Permission, Repository};
 use crate::github::{GitHubError, Repo};
 use crate::jobs::Job;
-use crate::messages::{self, SpecStage, SpecStatus};
+use crate::messages::{self, SpecPhase, SpecStage, SpecStatus};
 use crate::spec::SpecAnswer;
 use crate::workflow::branch::BotBranch;
 use crate::workflow::components::{self, Filed};
@@ -28,9 +28,8 @@ use crate::workflow::job::{SpecRequest, SpecTrigger, spec_branch_key, spec_job_k
 use crate::workflow::quota::{self, Admission, admit};
 use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::spend::Spend;
-use crate::workflow::step::{
-    JobCtx, StepError, StepResult, latest_progress, repo_client, show_status,
-};
+use crate::workflow::step::{JobCtx, StepResult, latest_progress, repo_client, show_status};
+use crate::workflow::watch::{PhaseBoard, Throttle};
 use crate::workflow::{Ending, Workflow, context};
 
 /// What the job has done so far.
@@ -97,6 +96,8 @@ struct Desk<'a> {
     info: &'a Repository,
     config: &'a RepoConfig,
     issue: &'a Issue,
+    /// Paces the status comment's phase edits.
+    throttle: std::sync::Mutex<Throttle>,
 }
 
 async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
@@ -119,39 +120,54 @@ async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
         info: &info,
         config: &config,
         issue: &issue,
+        throttle: std::sync::Mutex::new(Throttle::new(
+            ctx.app.settings.github.status_edit_gap.unwrap_or_default(),
+        )),
     };
     acknowledge(ctx, &desk, &comments, &mut progress).await?;
-    if progress.answer.is_none() {
-        let input =
-            context::gather_for_spec(&repo, &issue, &comments, &config, &info.default_branch)
-                .await?;
-        let model = ctx.model(config.model.as_deref())?;
-        let prompt = context::architect_prompt(
-            &repo,
-            &config,
-            &info.default_branch,
-            &input,
-            model.context_tokens(),
-        )
-        .await?;
-        let drafted = context::ask_architect(
-            ctx,
-            &*model,
-            &prompt,
-            &config.artifacts,
-            config.max_cost_usd,
-            &mut progress.spend,
-        )
-        .await?;
-        progress.answer = Some(drafted);
-        ctx.save("draft", &progress).await?;
-    }
-    let answer = progress
-        .answer
-        .clone()
-        .ok_or_else(|| StepError::permanent("no draft"))?;
+    let answer = draft(ctx, &desk, &comments, &mut progress).await?;
     publish(ctx, &desk, &answer, &mut progress).await?;
     finish(ctx, &desk, &answer, &progress).await
+}
+
+/// The architect's answer: from the checkpoint when an earlier attempt got it, else gathered,
+/// asked for and checkpointed.
+async fn draft(
+    ctx: &mut JobCtx,
+    desk: &Desk<'_>,
+    comments: &[Comment],
+    progress: &mut SpecProgress,
+) -> StepResult<SpecAnswer> {
+    if let Some(answer) = &progress.answer {
+        return Ok(answer.clone());
+    }
+    let (repo, config, default_branch) = (desk.repo, desk.config, &desk.info.default_branch);
+    let app = ctx.app.clone();
+    let board = phase_board(&app, desk, progress);
+    if let Some(b) = &board {
+        b.show(SpecPhase::ReadingContext).await;
+    }
+    let input =
+        context::gather_for_spec(repo, desk.issue, comments, config, default_branch).await?;
+    let model = ctx.model(config.model.as_deref())?;
+    let prompt =
+        context::architect_prompt(repo, config, default_branch, &input, model.context_tokens())
+            .await?;
+    if let Some(b) = &board {
+        b.show(SpecPhase::Drafting).await;
+    }
+    let drafted = context::ask_architect(
+        ctx,
+        &*model,
+        &prompt,
+        &config.artifacts,
+        config.max_cost_usd,
+        &mut progress.spend,
+        board.as_ref(),
+    )
+    .await?;
+    ctx.keep("draft", progress, |p| &mut p.answer, drafted)
+        .await
 }
 
 /// Whether the job goes ahead: the label is the repository's trigger label (a label job), and
@@ -217,7 +233,11 @@ async fn publish(
     let branch = BotBranch::Spec(req.issue_number).to_string();
     let spec_path = desk.config.spec_path_for(req.issue_number);
     let default_branch = &desk.info.default_branch;
+    let app = ctx.app.clone();
     if progress.head.is_none() {
+        if let Some(b) = phase_board(&app, desk, progress) {
+            b.show(SpecPhase::Committing).await;
+        }
         let meta = crate::spec::SpecFileMeta {
             issue_number: req.issue_number,
             issue_title: desk.issue.title.clone(),
@@ -256,19 +276,21 @@ async fn publish(
         );
         let (pull, _) = desk
             .repo
-            .open_pull(&branch, default_branch, &title, &body)
+            .open_pull(&branch, default_branch, &title, &body, false)
             .await?;
         progress.pull = Some((pull.number, pull.html_url.clone()));
         show(desk.repo, req, progress, SpecStage::FilingIssues, None).await?;
         ctx.save("pull", progress).await?;
     }
     if desk.config.follow_up_issues {
+        let board = phase_board(&app, desk, progress);
         let at = components::Filing {
             repo: desk.repo,
             target: &req.repo,
             spec_issue: req.issue_number,
             config: desk.config,
             spec_path: &spec_path,
+            board: board.as_ref(),
         };
         components::file(ctx, &at, answer, progress, |p| &mut p.components).await?;
     }
@@ -296,6 +318,32 @@ async fn finish(
     records::save(&*ctx.app.store, &key, &record, ctx.app.now()).await?;
     show(desk.repo, req, progress, SpecStage::Done, None).await?;
     ctx.save("done", progress).await
+}
+
+/// The status comment as a board for the job's phases, drawn from the progress so far.
+fn phase_board<'a>(
+    app: &'a App,
+    desk: &'a Desk<'a>,
+    progress: &SpecProgress,
+) -> Option<PhaseBoard<'a>> {
+    let comment_id = progress.status_comment?;
+    app.settings.github.status_edit_gap?;
+    let base = status(desk.req, progress, SpecStage::Drafting, None);
+    Some(PhaseBoard::new(
+        app,
+        desk.repo,
+        comment_id,
+        &desk.throttle,
+        move |phase, elapsed| {
+            let mut now = base.clone();
+            now.stage = match phase {
+                SpecPhase::Committing => SpecStage::Committing,
+                SpecPhase::Filing { .. } => SpecStage::FilingIssues,
+                _ => SpecStage::Drafting,
+            };
+            messages::spec_status(&now) + &messages::spec_phase(phase, elapsed)
+        },
+    ))
 }
 
 fn status(

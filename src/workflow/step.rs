@@ -221,6 +221,24 @@ impl JobCtx {
         self.check()
     }
 
+    /// Keep a step's result in `progress` (in the slot `field` picks) and checkpoint it as
+    /// `step`; the result back.
+    pub async fn keep<P, T>(
+        &mut self,
+        step: &str,
+        progress: &mut P,
+        field: impl FnOnce(&mut P) -> &mut Option<T> + Send,
+        value: T,
+    ) -> StepResult<T>
+    where
+        P: Serialize + Send + Sync,
+        T: Clone + Send,
+    {
+        *field(progress) = Some(value.clone());
+        self.save(step, progress).await?;
+        Ok(value)
+    }
+
     /// The repository client for a target.
     pub fn repo(&self, target: &RepoTarget) -> StepResult<Repo> {
         repo_client(&self.app, target)?

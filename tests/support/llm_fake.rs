@@ -155,6 +155,10 @@ struct Inner {
     refuse_tools: Option<(u16, String)>,
     /// llama-cpp-python's server: `response_format: {type: json_schema}` gets its HTTP 500.
     refuse_json_schema: bool,
+    /// llama-cpp-python's server: `tools` are accepted, but only a `tool_choice` that names a
+    /// function constrains the answer to that function's schema and answers with its call;
+    /// otherwise the model writes free text.
+    tools_need_named_choice: bool,
 }
 
 struct Shared {
@@ -272,6 +276,17 @@ impl LlmFake {
     /// HTTP 500; `{type: "json_object", schema}` works.
     pub fn refuse_json_schema(&self) {
         self.shared.lock().refuse_json_schema = true;
+    }
+
+    /// Behave like llama-cpp-python's server (`python -m llama_cpp.server`, its default chat
+    /// handler): `tools` are accepted but ignored unless `tool_choice` names a function — then
+    /// the answer is constrained to that function's parameters and comes back as its call —
+    /// so with `tool_choice: "auto"` a scripted tool call comes back as free prose; and
+    /// `response_format: {type: "json_schema"}` is an HTTP 500 (see [`Self::refuse_json_schema`]).
+    pub fn llama_cpp_python(&self) {
+        let mut inner = self.shared.lock();
+        inner.refuse_json_schema = true;
+        inner.tools_need_named_choice = true;
     }
 
     /// Every request so far, in arrival order.
@@ -486,6 +501,20 @@ fn plan(inner: &mut Inner, api: Api, body: &Value) -> (Option<Scripted>, Answer)
         }
     }
     let mut reply = reply;
+    let named_choice = body
+        .pointer("/tool_choice/function/name")
+        .and_then(Value::as_str)
+        .is_some();
+    if inner.tools_need_named_choice
+        && body.get("tools").is_some()
+        && !named_choice
+        && body.get("response_format").is_none()
+        && !reply.tool_calls.is_empty()
+    {
+        // Unconstrained, a small model writes about the answer instead of giving it.
+        reply.text = Some("Sure! Here is a specification for this feature.".into());
+        reply.tool_calls.clear();
+    }
     if body.get("response_format").is_some() && !reply.tool_calls.is_empty() {
         // Structured output: the answer is the JSON itself, as text.
         reply.text = reply.tool_calls.first().map(|(_, input)| input.to_string());
@@ -1219,6 +1248,26 @@ fn openai_conversation_error(messages: &[Value]) -> Option<String> {
 
 /// A feature this server does not have: `(status, message)`.
 fn unsupported(body: &Value, inner: &Inner) -> Option<(u16, String)> {
+    // llama-cpp-python validates messages with pydantic: an assistant turn's `content` must be
+    // a string, even beside `tool_calls` (its error handler answers 500).
+    if inner.tools_need_named_choice
+        && let Some(i) = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .position(|m| {
+                m.get("role").and_then(Value::as_str) == Some("assistant")
+                    && !m.get("content").is_some_and(Value::is_string)
+            })
+    {
+        return Some((
+            500,
+            format!(
+                "1 validation error: ('body', 'messages', {i}, 'ChatCompletionRequestAssistantMessage', 'content'): Input should be a valid string"
+            ),
+        ));
+    }
     if body.get("tools").is_some()
         && let Some(refusal) = &inner.refuse_tools
     {

@@ -95,6 +95,8 @@ fn base_settings(world: &GitHubWorld, llm: &LlmFake, provider: Provider, db: &Te
         private_key: world.private_key_pem().into(),
     });
     s.github.write_gap = Duration::ZERO;
+    // No progress edits unless a test asks for them (then with no wall-time throttle).
+    s.github.status_edit_gap = None;
     s.github.retry_base = Duration::from_millis(1);
     s.github.secondary_limit_wait = Duration::from_millis(5);
     s.github.request_timeout = Duration::from_secs(5);

@@ -7,7 +7,7 @@ use super::tags::{
     ANSWER_BLOCKS, Found, Tags, clean_spec, drop_planning, fenced_block, strip_code_fence,
 };
 use super::tool_call::{components_from_value, relaxed_json};
-use super::words::changes_note;
+use super::words::parsed_answer;
 use crate::prompt::sanitize::strip_invisible;
 use crate::spec::{ArtifactKind, Artifacts, MAX_ANSWER_BYTES, SpecAnswer};
 
@@ -99,14 +99,7 @@ pub fn parse_text_answer(text: &str) -> Result<SpecAnswer, SpecError> {
         };
         *artifacts.get_mut(kind) = tagged.or_else(fenced).filter(|t| !t.trim().is_empty());
     }
-    let changes = changes_note(get("changes"));
-    let mut answer = SpecAnswer {
-        specification,
-        components,
-        artifacts,
-        changes,
-        ..SpecAnswer::default()
-    };
+    let mut answer = parsed_answer(specification, components, artifacts, get("changes"));
     if let Some(serde_json::Value::Object(obj)) = get("requirements").and_then(relaxed_json) {
         super::structured::read_structured(&obj, &mut answer);
     }

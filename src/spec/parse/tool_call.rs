@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::tags::{Tags, clean_spec, strip_code_fence};
-use super::words::{changes_note, clean_title, is_none_word, strip_bullet};
+use super::words::{clean_title, is_none_word, parsed_answer, strip_bullet};
 use super::{MAX_LIST_ITEMS, MAX_PARSED_COMPONENTS, SpecError};
 use crate::prompt::sanitize::{one_line, strip_invisible};
 use crate::spec::{ArtifactKind, Artifacts, Component, MAX_ANSWER_BYTES, SpecAnswer};
@@ -72,14 +72,8 @@ pub fn parse_tool_input(input: &Value) -> Result<SpecAnswer, SpecError> {
         };
         *artifacts.get_mut(kind) = text.filter(|t| !t.trim().is_empty());
     }
-    let changes = changes_note(obj.get("changes").and_then(Value::as_str));
-    let mut answer = SpecAnswer {
-        specification,
-        components,
-        artifacts,
-        changes,
-        ..SpecAnswer::default()
-    };
+    let changes = obj.get("changes").and_then(Value::as_str);
+    let mut answer = parsed_answer(specification, components, artifacts, changes);
     super::structured::read_structured(obj, &mut answer);
     Ok(answer)
 }

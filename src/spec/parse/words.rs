@@ -1,7 +1,9 @@
 //! Cleaning the words a model writes: titles without numbering or emphasis, list items without
-//! bullets, "none" in its spellings, and a revision's note of what changed.
+//! bullets, "none" in its spellings, and a revision's note of what changed (kept in the parsed
+//! answer).
 
 use crate::prompt::sanitize::{one_line, strip_invisible};
+use crate::spec::{Artifacts, Component, SpecAnswer};
 
 pub(super) fn is_none_word(s: &str) -> bool {
     matches!(
@@ -62,8 +64,21 @@ pub(super) fn strip_bullet(s: &str) -> &str {
     t.trim()
 }
 
-/// A revision's note of what changed: invisible characters removed, trimmed, `None` if empty.
-pub(super) fn changes_note(text: Option<&str>) -> Option<String> {
-    text.map(|t| strip_invisible(t).trim().to_string())
-        .filter(|t| !t.is_empty())
+/// The answer as parsed, with a revision's note of what changed (`changes`: invisible
+/// characters removed, trimmed, `None` if empty); nothing is dropped yet.
+pub(super) fn parsed_answer(
+    specification: String,
+    components: Vec<Component>,
+    artifacts: Artifacts,
+    changes: Option<&str>,
+) -> SpecAnswer {
+    SpecAnswer {
+        specification,
+        components,
+        artifacts,
+        changes: changes
+            .map(|t| strip_invisible(t).trim().to_string())
+            .filter(|t| !t.is_empty()),
+        ..SpecAnswer::default()
+    }
 }

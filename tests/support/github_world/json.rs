@@ -677,7 +677,8 @@ impl View<'_> {
             "external_id": "",
             "url": format!("{}/repos/{full}/check-runs/{id}", self.base),
             "html_url": format!("{HTML}/{full}/runs/{id}"),
-            "details_url": format!("{HTML}/{full}/runs/{id}"),
+            // An Actions job: its check run shares the job's id; the workflow run is the suite.
+            "details_url": format!("{HTML}/{full}/actions/runs/{}/job/{id}", c.suite),
             "status": if c.conclusion.is_some() { "completed" } else { "in_progress" },
             "conclusion": c.conclusion,
             "started_at": iso(c.started_at),
@@ -716,13 +717,7 @@ impl View<'_> {
     }
 
     pub fn permissions(&self) -> Value {
-        json!({
-            "checks": "read",
-            "contents": "write",
-            "issues": "write",
-            "metadata": "read",
-            "pull_requests": "write"
-        })
+        json!(self.st.app_permissions)
     }
 
     pub fn app(&self) -> Value {

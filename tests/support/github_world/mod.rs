@@ -595,9 +595,26 @@ impl GitHubWorld {
                 text: Some(output_text.into()),
                 annotations,
                 started_at: t,
+                log: Some(job_log(t, name, output_text)),
             },
         );
         run_id
+    }
+
+    /// Replace the GitHub Actions job log of check run `run_id` (plain lines; timestamps are
+    /// added as GitHub writes them). `None`: the log expired.
+    pub fn set_job_log(&self, repo: &str, run_id: u64, log: Option<&str>) {
+        let mut st = self.st();
+        let t = st.clock;
+        let r = st.repo_mut(repo).expect("unknown repo");
+        let run = r.check_runs.get_mut(&run_id).expect("unknown check run");
+        run.log = log.map(|l| stamped(t, l));
+    }
+
+    /// Take a permission away from the App's installation (`actions`: an installation that has
+    /// not accepted `actions: read` yet).
+    pub fn revoke_app_permission(&self, permission: &str) {
+        self.st().app_permissions.remove(permission);
     }
 
     /// The check suite a run belongs to.
@@ -646,6 +663,13 @@ impl GitHubWorld {
                     .cloned()
                     .collect()
             })
+            .unwrap_or_default()
+    }
+
+    /// Every body comment `comment_id` had, oldest first (the last is the current one).
+    pub fn comment_bodies(&self, repo: &str, comment_id: u64) -> Vec<String> {
+        self.comment(repo, comment_id)
+            .map(|c| c.history.iter().cloned().chain([c.body]).collect())
             .unwrap_or_default()
     }
 
@@ -944,6 +968,27 @@ fn closing_references(body: &str) -> Vec<u64> {
                 out.push(n);
             }
         }
+    }
+    out
+}
+
+/// A GitHub Actions job log for a failed step `name` printing `output`: checkout, the step's
+/// `##[group]Run` header, its output, `##[error]`, cleanup; each line timestamped.
+fn job_log(t: i64, name: &str, output: &str) -> String {
+    let plain = format!(
+        "##[group]Run actions/checkout@v4\nwith:\n  fetch-depth: 1\n##[endgroup]\n\
+         ##[group]Run {name}\n{name}\nshell: /usr/bin/bash -e {{0}}\n##[endgroup]\n\
+         {output}\n##[error]Process completed with exit code 1.\nPost job cleanup.\n"
+    );
+    stamped(t, &plain)
+}
+
+/// Prefix each line with a timestamp, as job logs have them (and a BOM, as GitHub sends).
+fn stamped(t: i64, plain: &str) -> String {
+    let stamp = git::iso(t).replace('Z', ".0000000Z");
+    let mut out = String::from("\u{feff}");
+    for line in plain.lines() {
+        out.push_str(&format!("{stamp} {line}\n"));
     }
     out
 }

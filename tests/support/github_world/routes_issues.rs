@@ -276,7 +276,8 @@ fn update_comment(cx: &mut Cx) -> HR {
         .comments
         .get_mut(&id)
         .expect("exists");
-    c.body = body;
+    let before = std::mem::replace(&mut c.body, body);
+    c.history.push(before);
     c.updated_at = t;
     Resp::ok(cx.view().comment(cx.st.repo(&key).expect("exists"), id))
 }

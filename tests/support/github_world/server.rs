@@ -350,6 +350,19 @@ fn process(
         return Some(to_response(resp, rate));
     }
 
+    if let Some(rest) = path.strip_prefix("/_joblogs/") {
+        let has_authorization = headers.contains_key("authorization");
+        let resp = super::routes_checks::signed_log(&st, rest, &query, has_authorization)
+            .unwrap_or_else(|e| e);
+        st.requests.push(RequestRecord {
+            method,
+            path: path_q,
+            route: Some("/_joblogs".into()),
+            status: resp.status,
+        });
+        return Some(to_response(resp, rate));
+    }
+
     if used > st.rate_limit {
         let resp = Resp::json(
             403,

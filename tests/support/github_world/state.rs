@@ -89,6 +89,8 @@ pub struct Comment {
     pub created_at: i64,
     pub updated_at: i64,
     pub reactions: Vec<Reaction>,
+    /// Earlier bodies, oldest first (one per edit).
+    pub history: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +150,8 @@ pub struct CheckRun {
     pub text: Option<String>,
     pub annotations: Vec<Annotation>,
     pub started_at: i64,
+    /// The GitHub Actions job log (timestamped lines); `None` once it expired (`410`).
+    pub log: Option<String>,
 }
 
 #[derive(Debug)]
@@ -254,6 +258,9 @@ pub struct State {
     /// A recursive tree with more entries than this comes back `truncated` (GitHub's limit is
     /// 100,000 entries or 7 MB).
     pub tree_entry_limit: usize,
+    /// The permissions the installation granted the App (`actions: read` can be taken away,
+    /// as for an installation that has not accepted a new permission yet).
+    pub app_permissions: BTreeMap<String, String>,
 }
 
 impl State {
@@ -283,6 +290,17 @@ impl State {
             rate_window: 3600,
             rate_used: 0,
             tree_entry_limit: 100_000,
+            app_permissions: [
+                ("actions", "read"),
+                ("checks", "read"),
+                ("contents", "write"),
+                ("issues", "write"),
+                ("metadata", "read"),
+                ("pull_requests", "write"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         }
     }
 
@@ -471,6 +489,7 @@ impl State {
                 created_at: t,
                 updated_at: t,
                 reactions: vec![],
+                history: vec![],
             },
         );
         Some(id)

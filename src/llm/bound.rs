@@ -1,0 +1,182 @@
+//! Size bounds for tool schemas sent to small local servers (`LLM_CONTEXT_TOKENS` set).
+//!
+//! Servers that enforce a tool's schema by constrained decoding (llama.cpp's grammars) keep a
+//! small model inside JSON, but not from writing one string forever: the answer then stops at
+//! `max_tokens`, cut off mid-JSON, and cannot be read. With `maxItems` on every array and
+//! `maxLength` on every string, sized so that the longest answer the schema allows fits in the
+//! output limit, every answer the server completes is whole. The required top-level strings
+//! (the specification itself) share half of the room; every other string the rest.
+
+use serde_json::{Value, json};
+
+/// Items allowed in an array that names no `maxItems`.
+const MAX_ITEMS: u64 = 3;
+/// Tokens kept for keys, quotes, commas and brackets.
+const SYNTAX_TOKENS: u64 = 512;
+/// No string is bounded below this.
+const MIN_CHARS: u64 = 8;
+
+/// `schema` with `maxItems` on its arrays and `maxLength` on its strings, so that an instance
+/// stays within `output_tokens`. A character is counted as two tokens at most (an escape such
+/// as `\n` is two bytes, and a token is at least one byte).
+pub fn bound(schema: &Value, output_tokens: u32) -> Value {
+    let mut out = schema.clone();
+    let chars = (u64::from(output_tokens).saturating_sub(SYNTAX_TOKENS) / 2).max(MIN_CHARS * 2);
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let is_main = |name: &str, v: &Value| {
+        required.iter().any(|r| r == name)
+            && v.get("type").and_then(Value::as_str) == Some("string")
+    };
+    let main: Vec<String> = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| is_main(k, v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let rest_slots: u64 = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !main.contains(k))
+        .map(|(_, v)| slots(v))
+        .sum();
+    let (main_chars, rest_chars) = match (main.len() as u64, rest_slots) {
+        (0, 0) => (0, 0),
+        (0, r) => (0, chars / r),
+        (m, 0) => (chars / m, 0),
+        (m, r) => (chars / 2 / m, chars / 2 / r),
+    };
+    if let Some(props) = out.get_mut("properties").and_then(Value::as_object_mut) {
+        for (name, v) in props.iter_mut() {
+            let each = if main.contains(name) {
+                main_chars
+            } else {
+                rest_chars
+            };
+            apply(v, each.max(MIN_CHARS));
+        }
+    }
+    out
+}
+
+/// How many strings an instance of `v` can hold at most, once arrays are bounded.
+fn slots(v: &Value) -> u64 {
+    match v.get("type").and_then(Value::as_str) {
+        Some("string") => 1,
+        Some("array") => {
+            let n = v
+                .get("maxItems")
+                .and_then(Value::as_u64)
+                .unwrap_or(MAX_ITEMS);
+            n.saturating_mul(v.get("items").map_or(0, slots))
+        }
+        Some("object") => v
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(_, p)| slots(p))
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Bound every string under `v` to `chars` and every array to [`MAX_ITEMS`] (or its own bound).
+fn apply(v: &mut Value, chars: u64) {
+    let Some(obj) = v.as_object_mut() else {
+        return;
+    };
+    match obj.get("type").and_then(Value::as_str) {
+        Some("string") => {
+            let own = obj
+                .get("maxLength")
+                .and_then(Value::as_u64)
+                .unwrap_or(u64::MAX);
+            obj.insert("maxLength".into(), json!(own.min(chars)));
+        }
+        Some("array") => {
+            let own = obj
+                .get("maxItems")
+                .and_then(Value::as_u64)
+                .unwrap_or(MAX_ITEMS);
+            obj.insert("maxItems".into(), json!(own.min(MAX_ITEMS)));
+            if let Some(items) = obj.get_mut("items") {
+                apply(items, chars);
+            }
+        }
+        Some("object") => {
+            if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+                for (_, p) in props.iter_mut() {
+                    apply(p, chars);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The longest instance the bounded schema allows: every array full, every string at its
+    /// `maxLength`, every optional property present.
+    fn longest(v: &Value) -> Value {
+        match v.get("type").and_then(Value::as_str) {
+            Some("string") => {
+                let n = v.get("maxLength").and_then(Value::as_u64).unwrap_or(10_000) as usize;
+                Value::String("x".repeat(n))
+            }
+            Some("array") => {
+                let n = v.get("maxItems").and_then(Value::as_u64).unwrap_or(100) as usize;
+                Value::Array(vec![longest(&v["items"]); n])
+            }
+            Some("object") => Value::Object(
+                v["properties"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, p)| (k.clone(), longest(p)))
+                    .collect(),
+            ),
+            _ => Value::Null,
+        }
+    }
+
+    #[test]
+    fn the_longest_spec_answer_fits_the_output_limit() {
+        let schema = crate::spec::submit_spec_tool().input_schema;
+        for limit in [1024u32, 2048, 4096, 16_000] {
+            let b = bound(&schema, limit);
+            let text = longest(&b).to_string();
+            // Two tokens per character at most, as the bound assumes.
+            assert!(
+                text.len() as u64 * 2 <= u64::from(limit) + 2 * SYNTAX_TOKENS,
+                "{limit}: {} chars",
+                text.len()
+            );
+            let spec = b["properties"]["specification"]["maxLength"]
+                .as_u64()
+                .unwrap();
+            let title = b["properties"]["components"]["items"]["properties"]["title"]["maxLength"]
+                .as_u64()
+                .unwrap();
+            assert!(spec > title * 5, "{limit}: the specification gets the room");
+            assert_eq!(b["properties"]["components"]["maxItems"], 3);
+        }
+        // Still a schema the answers it allows pass.
+        let b = bound(&schema, 4096);
+        let validator = jsonschema::validator_for(&b).expect("valid schema");
+        assert!(validator.is_valid(&longest(&b)));
+    }
+}
