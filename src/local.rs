@@ -161,7 +161,7 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         usage += response.usage;
         match session.answer(&response) {
-            Draft::Ready(answer) => break answer,
+            Draft::Ready(answer) => break *answer,
             Draft::Repair(problems) => {
                 eprintln!("the draft did not validate ({problems}); asking for a repair")
             }

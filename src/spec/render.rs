@@ -132,15 +132,16 @@ fn render_body(answer: &SpecAnswer, meta: &SpecFileMeta) -> String {
         if t.starts_with("```") || t.starts_with("~~~") {
             in_fence = !in_fence;
         }
-        if !in_fence && let Some((level, text)) = heading(line) {
-            if level <= 2 {
-                let words = heading_words(text);
-                skipping = level == 2 && BOT_SECTIONS.contains(&words.as_str());
-                prose.push((
-                    if level == 2 { words } else { String::new() },
-                    String::new(),
-                ));
-            }
+        if !in_fence
+            && let Some((level, text)) = heading(line)
+            && level <= 2
+        {
+            let words = heading_words(text);
+            skipping = level == 2 && BOT_SECTIONS.contains(&words.as_str());
+            prose.push((
+                if level == 2 { words } else { String::new() },
+                String::new(),
+            ));
         }
         if skipping {
             continue;

@@ -138,7 +138,7 @@ pub struct ArchitectSession {
 /// What the architect's last answer amounted to.
 pub enum Draft {
     /// A valid spec (only the enabled artifacts kept).
-    Ready(SpecAnswer),
+    Ready(Box<SpecAnswer>),
     /// Not valid: send [`ArchitectSession::request`] again (it now shows the problems).
     Repair(String),
     /// Still not valid after the repair round.
@@ -222,7 +222,7 @@ impl ArchitectSession {
                             answer.gaps = gaps;
                             // Only the artifacts this repository enabled are committed.
                             answer.retain_artifacts(&self.kinds);
-                            return Draft::Ready(answer);
+                            return Draft::Ready(Box::new(answer));
                         }
                         Err(problems) => problems,
                     }
@@ -238,7 +238,7 @@ impl ArchitectSession {
                         Err(problems) => return Draft::Unusable(problems.join("; ")),
                     }
                     answer.retain_artifacts(&self.kinds);
-                    return Draft::Ready(answer);
+                    return Draft::Ready(Box::new(answer));
                 }
                 Err(problems) => problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             },
@@ -291,7 +291,7 @@ pub async fn ask_architect(
     loop {
         let response = spend::call(ctx, model, session.request(), budget_usd, spend).await?;
         match session.answer(&response) {
-            Draft::Ready(answer) => return Ok(answer),
+            Draft::Ready(answer) => return Ok(*answer),
             Draft::Repair(problems) => {
                 tracing::info!(%problems, "the draft did not validate; asking for a repair");
                 if let Some(b) = board {

@@ -289,7 +289,7 @@ async fn draft(
         let response =
             spend::call(ctx, &*model, session.request(), config.max_cost_usd, spend).await?;
         match session.answer(&response) {
-            Draft::Ready(answer) => return Ok(Some(answer)),
+            Draft::Ready(answer) => return Ok(Some(*answer)),
             Draft::Repair(problems) => {
                 tracing::info!(%problems, "revision did not validate; repairing")
             }
