@@ -467,3 +467,29 @@ async fn a_llama_cpp_python_server_is_asked_for_the_spec_tool_by_name() {
     assert!(status.contains("ready for review"), "{status}");
     t.finish();
 }
+
+/// A constrained server can hold a small model to the tool's schema and still get `""` for
+/// the specification: that answer decodes, validation names the problem, and the repair round
+/// asks again (it is not an unreadable answer sent again from scratch).
+#[tokio::test]
+async fn an_empty_specification_field_goes_to_the_repair_round() {
+    let mut t = Tester::builder().provider(Provider::OpenAi).start().await;
+    let issue = t.open_issue("Add dark mode", "Users want a dark theme for night use.");
+    let mut empty = good_answer(1);
+    empty["specification"] = json!("");
+    t.llm.push_tool_call("submit_spec", empty);
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+
+    let reqs = t.llm.requests();
+    assert_eq!(reqs.len(), 2, "the answer and its repair");
+    assert!(
+        reqs[1].body.to_string().contains("The specification is empty."),
+        "the repair request names the problem"
+    );
+    assert_eq!(t.world.pulls(REPO).len(), 1, "the spec PR");
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("ready for review"), "{status}");
+    t.finish();
+}

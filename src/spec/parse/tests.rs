@@ -123,10 +123,10 @@ fn tool_input_table() {
             "{bad}"
         );
     }
-    assert_eq!(
-        parse_tool_input(&json!({"specification": " "})),
-        Err(SpecError::EmptySpecification)
-    );
+    // Well formed but empty: it decodes, and validation names the problem.
+    let empty = parse_tool_input(&json!({"specification": " "})).expect("decodes");
+    let problems = crate::spec::validate::validate(&empty, &[]).expect_err("not valid");
+    assert!(problems.contains(&crate::spec::validate::ValidationProblem::EmptySpecification));
 }
 
 #[test]
