@@ -485,7 +485,10 @@ async fn an_empty_specification_field_goes_to_the_repair_round() {
     let reqs = t.llm.requests();
     assert_eq!(reqs.len(), 2, "the answer and its repair");
     assert!(
-        reqs[1].body.to_string().contains("The specification is empty."),
+        reqs[1]
+            .body
+            .to_string()
+            .contains("The specification is empty."),
         "the repair request names the problem"
     );
     assert_eq!(t.world.pulls(REPO).len(), 1, "the spec PR");
