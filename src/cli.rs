@@ -50,6 +50,12 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Check a spec file offline: IDs, coverage, sections, open questions (exit 0 when every
+    /// criterion is covered and the core is usable).
+    CheckSpec {
+        /// The spec file, e.g. `specs/IMPLEMENT-7.md`.
+        file: PathBuf,
+    },
     /// Dry run of one webhook payload: print the jobs it would queue and why.
     Replay {
         /// The payload file (JSON).
@@ -137,6 +143,7 @@ pub async fn run(cli: Cli) -> i32 {
                 }
             }
         }
+        Command::CheckSpec { file } => crate::check_spec::run(&file),
         Command::CheckConfig {
             repo_config,
             offline,

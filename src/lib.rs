@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod app;
 pub mod check;
+pub mod check_spec;
 pub mod cli;
 pub mod command;
 pub mod config;

@@ -161,7 +161,7 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         usage += response.usage;
         match session.answer(&response) {
-            Draft::Ready(answer) => break answer,
+            Draft::Ready(answer) => break *answer,
             Draft::Repair(problems) => {
                 eprintln!("the draft did not validate ({problems}); asking for a repair")
             }
@@ -170,7 +170,22 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
             }
         }
     };
-    for (path, content) in crate::spec::files_for(&answer, &spec_path, number, &title) {
+    // SOURCE_DATE_EPOCH (seconds), as reproducible builds use it, pins the date.
+    let now_ms = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map(|s| s.saturating_mul(1000))
+        .unwrap_or_else(crate::jobs::now_ms);
+    let meta = crate::spec::SpecFileMeta {
+        issue_number: number,
+        issue_title: title.clone(),
+        base_commit: local_head(&job.repo),
+        date: Some(crate::spec::utc_date(now_ms)),
+        model: Some(model.model().to_string()),
+        requested_by: None,
+        previous: std::fs::read_to_string(job.out.join(&spec_path)).ok(),
+    };
+    for (path, content) in crate::spec::files_for(&answer, &spec_path, &meta) {
         if !crate::config::repo::safe_repo_path(&path) {
             return Err(format!(
                 "refusing to write outside the output folder: {path}"
@@ -200,4 +215,16 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
         usage.output_tokens
     );
     Ok(())
+}
+
+/// The checked-out commit of a local repository, read from `.git` without running git.
+fn local_head(repo: &std::path::Path) -> Option<String> {
+    let git = repo.join(".git");
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let sha = match head.trim().strip_prefix("ref: ") {
+        Some(r) => std::fs::read_to_string(git.join(r)).ok()?,
+        None => head,
+    };
+    let sha = sha.trim();
+    (sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha.to_string())
 }

@@ -7,7 +7,9 @@
 use crate::command;
 use crate::config::repo::Attribution;
 
+mod ci_fix;
 mod ci_logs;
+pub use ci_fix::{ci_fix_failed, ci_fix_nothing, ci_fix_pushed, ci_gave_up, ci_marker};
 mod progress;
 pub use ci_logs::{LogGapKind, ci_log_gaps};
 pub use progress::{Doing, LiveWork, SpecPhase, implement_live, spec_phase};
@@ -213,6 +215,7 @@ pub fn spec_pull_body(
     spec_path: &str,
     components: &[crate::spec::Component],
     dropped: &[String],
+    gaps: &[String],
 ) -> String {
     let mut out = format!(
         "Refs #{issue}\n\nThis PR adds the implementation specification for #{issue} at `{spec_path}`, drafted by specbot from the issue and the repository's context.\n\n"
@@ -228,6 +231,13 @@ pub fn spec_pull_body(
         out.push_str("**Not included**: these optional artifacts were still unusable after one repair round, so they were left out and the spec stands without them:\n");
         for reason in dropped {
             out.push_str(&format!("- {reason}\n"));
+        }
+        out.push('\n');
+    }
+    if !gaps.is_empty() {
+        out.push_str("**Gaps** (what the spec check still found after one repair round; `specbot check-spec` on the file shows the same):\n");
+        for gap in gaps {
+            out.push_str(&format!("- {gap}\n"));
         }
         out.push('\n');
     }
@@ -487,82 +497,6 @@ fn model_text(text: &str) -> String {
     crate::prompt::sanitize::defuse_for_posting(&crate::prompt::sanitize::sanitize(text))
 }
 
-/// Marker of the reply to a CI failure on one head commit.
-pub fn ci_marker(sha: &str) -> String {
-    let short: String = sha.chars().take(40).collect();
-    format!("<!-- specbot:ci-fix head={short} -->")
-}
-
-/// A fix round pushed.
-pub fn ci_fix_pushed(
-    sha: &str,
-    new_head: &str,
-    attempt: u32,
-    max: u32,
-    failing: &[String],
-    summary: &str,
-) -> String {
-    let short: String = new_head.chars().take(7).collect();
-    let mut out = format!(
-        "{}\n🔧 CI failed ({}). I pushed a fix in {short} (attempt {attempt} of {max}).\n",
-        ci_marker(sha),
-        failing_list(failing)
-    );
-    let summary = model_text(summary.trim());
-    if !summary.is_empty() {
-        out.push_str(&format!(
-            "\n{}\n",
-            summary.chars().take(2000).collect::<String>()
-        ));
-    }
-    out
-}
-
-/// The fix round found nothing to change.
-pub fn ci_fix_nothing(sha: &str, attempt: u32, max: u32, failing: &[String]) -> String {
-    format!(
-        "{}\n🤷 CI failed ({}), and my fix round (attempt {attempt} of {max}) found nothing to change. Over to a human.\n",
-        ci_marker(sha),
-        failing_list(failing)
-    )
-}
-
-/// No attempts left.
-pub fn ci_gave_up(sha: &str, max: u32, failing: &[String]) -> String {
-    format!(
-        "{}\n🛑 CI still fails ({}) after {max} fix attempt{}. I am stopping here; over to a human.\n",
-        ci_marker(sha),
-        failing_list(failing),
-        if max == 1 { "" } else { "s" }
-    )
-}
-
-/// A fix round failed.
-pub fn ci_fix_failed(sha: &str, error: &str) -> String {
-    format!(
-        "{}\n❌ CI failed and I could not fix it: {}\n",
-        ci_marker(sha),
-        one_line(error)
-    )
-}
-
-fn failing_list(failing: &[String]) -> String {
-    if failing.is_empty() {
-        return "no failing check could be read".into();
-    }
-    let names: Vec<String> = failing
-        .iter()
-        .take(10)
-        .map(|n| format!("`{}`", one_line(n).replace('`', "'")))
-        .collect();
-    let more = if failing.len() > 10 {
-        format!(" and {} more", failing.len() - 10)
-    } else {
-        String::new()
-    };
-    format!("failing: {}{more}", names.join(", "))
-}
-
 /// Marker of the reply to a label added by someone who may not (one per delivery).
 pub fn delivery_reply_marker(delivery_id: &str) -> String {
     format!("<!-- specbot:reply delivery={delivery_id} -->")
@@ -777,7 +711,8 @@ mod tests {
                 &[
                     "The Mermaid diagram is not usable: it does not start with a diagram type."
                         .into()
-                ]
+                ],
+                &[],
             )
         );
     }

@@ -217,3 +217,75 @@ fn delivery_against_a_database_that_does_not_exist_says_so_and_creates_nothing()
         path.display()
     );
 }
+
+#[test]
+fn check_spec_passes_the_documented_example() {
+    let example = format!(
+        "{}/docs/examples/dark-mode/IMPLEMENT-7.md",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = specbot().args(["check-spec", &example]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("| AC-3.2 | REQ-3 | Profile preference |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("note: Open question: Should product images"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("5 of 5 criteria covered; passes"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_spec_fails_on_an_uncovered_criterion_and_names_it() {
+    let example = std::fs::read_to_string(format!(
+        "{}/docs/examples/dark-mode/IMPLEMENT-7.md",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    // Profile preference no longer covers AC-3.2; a vague criterion is added.
+    let edited = example
+        .replace(
+            "| Profile preference | [AC-3.2](#ac-3-2) |",
+            "| Profile preference | [AC-9.9](#ac-9-9) |",
+        )
+        .replace(
+            "- <a id=\"ac-2-1\"></a>**AC-2.1**",
+            "- **AC-2.2** The toggle is fast and intuitive.\n- <a id=\"ac-2-1\"></a>**AC-2.1**",
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("IMPLEMENT-7.md");
+    std::fs::write(&file, edited).unwrap();
+    let out = specbot().arg("check-spec").arg(&file).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("gap: AC-3.2 is not covered by any component."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("gap: The component \"Profile preference\" cites AC-9.9, which is not a criterion of this spec."), "{stdout}");
+    assert!(stdout.contains("gap: AC-2.2 is neither EARS"), "{stdout}");
+    assert!(
+        stdout.contains("gap: AC-2.2 says \"fast\" without a number"),
+        "{stdout}"
+    );
+
+    // A file without the core sections is unusable.
+    std::fs::write(&file, "# Nothing\n\n## Context\nx\n").unwrap();
+    let out = specbot().arg("check-spec").arg(&file).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("core: The \"Summary\" section is missing."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("core: There are no requirements"),
+        "{stdout}"
+    );
+}

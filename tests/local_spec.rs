@@ -19,6 +19,7 @@ async fn run_local_spec(
         .env("LLM_BASE_URL", fake.anthropic_base_url())
         .env("LLM_API_KEY", "sk-local-test")
         .env("LLM_MODEL", "test-model")
+        .env("SOURCE_DATE_EPOCH", "1767225600")
         .current_dir(repo)
         .args(["spec", "--issue-file"])
         .arg(issue)

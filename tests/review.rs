@@ -18,7 +18,7 @@ fn revised_answer() -> serde_json::Value {
     a["components"]
         .as_array_mut()
         .unwrap()
-        .push(json!({"title": "Component 3", "summary": "High contrast.", "acceptance_criteria": ["Contrast 7:1"], "depends_on": ["Component 1"]}));
+        .push(json!({"title": "Component 3", "summary": "High contrast.", "acceptance_criteria": ["Contrast 7:1"], "depends_on": ["Component 1"], "covers": ["AC-1.1"], "tests": ["AC-1.1: contrast is 7:1"]}));
     a["changes"] = json!("Added a high-contrast variant; dropped component 2.");
     a
 }

@@ -381,9 +381,10 @@ async fn a_plain_text_answer_is_parsed_too() {
     let issue = t.open_issue("Add dark mode", "Night theme please.");
     let answer = good_answer(1);
     let text = format!(
-        "<planning>I will think first.</planning>\n<specification>\n{}\n</specification>\n<components>\n```json\n{}\n```\n</components>\n<diagram>\n{}\n</diagram>",
+        "<planning>I will think first.</planning>\n<specification>\n{}\n</specification>\n<components>\n```json\n{}\n```\n</components>\n<requirements>{{\"requirements\": {}}}</requirements>\n<diagram>\n{}\n</diagram>",
         answer["specification"].as_str().unwrap(),
         answer["components"],
+        answer["requirements"],
         answer["artifacts"]["diagram"].as_str().unwrap()
     );
     t.llm.push_text(&text);

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 /// Items allowed in an array that names no `maxItems`.
 const MAX_ITEMS: u64 = 3;
-/// Tokens kept for keys, quotes, commas and brackets.
-const SYNTAX_TOKENS: u64 = 512;
+/// Tokens kept for whitespace a server may put between the JSON's parts.
+const SYNTAX_TOKENS: u64 = 256;
 /// No string is bounded below this.
 const MIN_CHARS: u64 = 8;
 
@@ -21,7 +21,10 @@ const MIN_CHARS: u64 = 8;
 /// as `\n` is two bytes, and a token is at least one byte).
 pub fn bound(schema: &Value, output_tokens: u32) -> Value {
     let mut out = schema.clone();
-    let chars = (u64::from(output_tokens).saturating_sub(SYNTAX_TOKENS) / 2).max(MIN_CHARS * 2);
+    // Keys, quotes, commas and brackets of the fullest instance: a byte is a token at most.
+    let skeleton = skeleton_bytes(schema);
+    let chars =
+        (u64::from(output_tokens).saturating_sub(SYNTAX_TOKENS + skeleton) / 2).max(MIN_CHARS * 2);
     let required: Vec<String> = schema
         .get("required")
         .and_then(Value::as_array)
@@ -54,7 +57,11 @@ pub fn bound(schema: &Value, output_tokens: u32) -> Value {
         (0, 0) => (0, 0),
         (0, r) => (0, chars / r),
         (m, 0) => (chars / m, 0),
-        (m, r) => (chars / 2 / m, chars / 2 / r),
+        // The rest first, at its floor if need be; the specification takes what is left.
+        (m, r) => {
+            let rest = (chars / 2 / r).max(MIN_CHARS);
+            (chars.saturating_sub(rest * r) / m, rest)
+        }
     };
     if let Some(props) = out.get_mut("properties").and_then(Value::as_object_mut) {
         for (name, v) in props.iter_mut() {
@@ -67,6 +74,32 @@ pub fn bound(schema: &Value, output_tokens: u32) -> Value {
         }
     }
     out
+}
+
+/// The bytes of the fullest instance of `v` (arrays full, optional properties present) with
+/// every string empty: what its keys and punctuation cost whatever the strings hold.
+fn skeleton_bytes(v: &Value) -> u64 {
+    match v.get("type").and_then(Value::as_str) {
+        Some("string") => 2,
+        Some("array") => {
+            let n = v
+                .get("maxItems")
+                .and_then(Value::as_u64)
+                .unwrap_or(MAX_ITEMS)
+                .min(MAX_ITEMS);
+            2 + n * (v.get("items").map_or(4, skeleton_bytes) + 1)
+        }
+        Some("object") => {
+            2 + v
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, p)| k.len() as u64 + 4 + skeleton_bytes(p))
+                .sum::<u64>()
+        }
+        _ => 5,
+    }
 }
 
 /// How many strings an instance of `v` can hold at most, once arrays are bounded.
@@ -132,6 +165,13 @@ mod tests {
     /// The longest instance the bounded schema allows: every array full, every string at its
     /// `maxLength`, every optional property present.
     fn longest(v: &Value) -> Value {
+        if let Some(first) = v
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|e| e.first())
+        {
+            return first.clone();
+        }
         match v.get("type").and_then(Value::as_str) {
             Some("string") => {
                 let n = v.get("maxLength").and_then(Value::as_u64).unwrap_or(10_000) as usize;
@@ -156,12 +196,18 @@ mod tests {
     #[test]
     fn the_longest_spec_answer_fits_the_output_limit() {
         let schema = crate::spec::submit_spec_tool().input_schema;
-        for limit in [1024u32, 2048, 4096, 16_000] {
+        let skeleton = skeleton_bytes(&schema);
+        assert!(
+            skeleton < 2048,
+            "the answer's keys alone take {skeleton} bytes"
+        );
+        for limit in [4096u32, 8192, 16_000] {
             let b = bound(&schema, limit);
             let text = longest(&b).to_string();
-            // Two tokens per character at most, as the bound assumes.
+            // Keys and punctuation a token a byte, the strings letters two tokens each.
+            let letters = text.len() as u64 - skeleton;
             assert!(
-                text.len() as u64 * 2 <= u64::from(limit) + 2 * SYNTAX_TOKENS,
+                skeleton + letters * 2 <= u64::from(limit),
                 "{limit}: {} chars",
                 text.len()
             );

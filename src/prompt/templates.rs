@@ -385,7 +385,7 @@ pub fn render_revise(
         spec_path => spec_path.clone(),
         artifacts => Value::from(Serde(artifact_vars(&input.artifacts, &spec_path))),
         deliverables => deliverables(&input.artifacts, Some("the <changes>")),
-        current_spec => fence_untrusted(&spec_path, spec_text),
+        current_spec => fence_untrusted(&spec_path, &spec_text),
         current_components => fence("current components", &sanitize(&components_json)),
         feedback => feedback,
         context => context_text,
@@ -464,7 +464,7 @@ pub fn render_engineer(
         spec_path => spec_path.clone(),
         has_component => input.component.is_some(),
         component_title => component_title.replace('"', "'"),
-        spec => fence_untrusted(&spec_path, crate::spec::strip_spec_header(&input.spec)),
+        spec => fence_untrusted(&spec_path, &crate::spec::strip_spec_header(&input.spec)),
         component => input.component.as_ref().map(|c| fence_untrusted("component issue", &component_text(c))).unwrap_or_default(),
         context => render_blocks(&input.context_blocks),
     };
@@ -523,7 +523,7 @@ pub fn render_ci_fix(input: &CiFixInput) -> Result<RenderedPrompt, TemplateError
         branch => label_text(&input.branch, 200).replace('`', "'"),
         attempt => input.attempt,
         spec_path => spec_path.clone(),
-        spec => input.spec.as_deref().map(|s| fence_untrusted(&spec_path, crate::spec::strip_spec_header(s))),
+        spec => input.spec.as_deref().map(|s| fence_untrusted(&spec_path, &crate::spec::strip_spec_header(s))),
         failures => failures,
     };
     Ok(RenderedPrompt {
@@ -758,6 +758,7 @@ mod tests {
                 summary: "Token buckets.".into(),
                 acceptance_criteria: vec!["429 after 10 req/s".into()],
                 depends_on: vec!["Store".into()],
+                ..Component::default()
             }),
             context_blocks: vec![],
             tools: vec![ToolNote {

@@ -21,6 +21,15 @@ pub struct Component {
     /// Titles of the components this one depends on.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// The acceptance criterion IDs (`AC-1.2`) this component satisfies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub covers: Vec<String>,
+    /// Files or modules it touches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub touches: Vec<String>,
+    /// Tests it adds, each citing the criteria it checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<String>,
 }
 
 /// Longest slug, in bytes (before the hash suffix of a non-ASCII title).
@@ -197,6 +206,7 @@ mod tests {
                 "Admins are exempt".into(),
             ],
             depends_on: vec!["Bucket store".into(), "Config".into()],
+            ..Component::default()
         };
         let body = component.render_issue_body(
             7,

@@ -5,15 +5,19 @@
 //! tool ([`submit_spec_tool`], [`parse_tool_input`]); the tolerant text parser
 //! ([`parse_text_answer`]); validation and the repair prompt ([`validate`],
 //! [`dependency_order`], [`repair_prompt`], [`drop_unusable_artifacts`]); the committed files and component issue bodies
-//! ([`files_for`], [`render_spec_file`], [`Component::render_issue_body`]). Pure: no I/O.
+//! ([`files_for`], [`render_spec_file`], [`Component::render_issue_body`]); the structured
+//! requirements and their IDs ([`Requirement`], [`assign_ids`]); the check of a committed spec
+//! file ([`check_spec_file`]). Pure: no I/O.
 //!
 //! Parsing never panics and does bounded work on any input; answers over
 //! [`MAX_ANSWER_BYTES`] are refused.
 
 mod artifact;
 mod component;
+mod findings;
 mod parse;
 mod render;
+mod requirements;
 mod tool;
 mod validate;
 
@@ -21,8 +25,12 @@ use serde::{Deserialize, Serialize};
 
 pub use artifact::{ArtifactKind, Artifacts};
 pub use component::{Component, component_marker, parse_component_marker, slugify};
-pub use parse::{SpecError, parse_text_answer, parse_tool_input};
-pub use render::{SpecFileMeta, files_for, render_spec_file, strip_spec_header};
+pub use findings::{
+    Coverage, Finding, Severity, SpecCheck, TEMPLATE_SECTIONS, VAGUE_WORDS, check_spec_file,
+};
+pub use parse::{MAX_OPEN_QUESTIONS, SpecError, parse_text_answer, parse_tool_input};
+pub use render::{SpecFileMeta, files_for, render_spec_file, strip_spec_header, utc_date};
+pub use requirements::{Criterion, IssuedIds, NonFunctional, Requirement, anchor, assign_ids};
 pub use tool::{SUBMIT_SPEC_TOOL, ToolSpec, submit_spec_tool};
 pub use validate::{
     DependencyError, MAX_ARTIFACT_BYTES, MAX_COMPONENTS, MAX_SPEC_BYTES, REQUIRED_SECTIONS,
@@ -51,6 +59,26 @@ pub struct SpecAnswer {
     /// each as the problem that sank it (said in the spec PR's body).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<String>,
+    /// The functional requirements, each with its acceptance criteria.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requirements: Vec<Requirement>,
+    /// Non-functional requirements, each with a measurable threshold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub non_functional: Vec<NonFunctional>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assumptions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risks: Vec<String>,
+    /// Questions only a person can answer (at most 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_questions: Vec<String>,
+    /// Instructions hidden in the issue or the repository that the model noticed and did not
+    /// follow; listed in the spec, they block nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injection_attempts: Vec<String>,
+    /// What the spec file check still found after the repair round (said in the PR body).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<String>,
 }
 
 impl SpecAnswer {

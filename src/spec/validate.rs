@@ -570,6 +570,7 @@ mod tests {
             summary: "s".into(),
             acceptance_criteria: vec!["works".into()],
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            ..Component::default()
         }
     }
 
@@ -598,7 +599,7 @@ mod tests {
                 rollout_plan: None,
             },
             changes: None,
-            dropped: Vec::new(),
+            ..SpecAnswer::default()
         }
     }
 

@@ -131,12 +131,14 @@ pub struct ArchitectSession {
     request: ChatRequest,
     kinds: Vec<ArtifactKind>,
     rounds: u8,
+    /// The spec file a revision replaces: the record of the IDs issued so far.
+    previous: Option<String>,
 }
 
 /// What the architect's last answer amounted to.
 pub enum Draft {
     /// A valid spec (only the enabled artifacts kept).
-    Ready(SpecAnswer),
+    Ready(Box<SpecAnswer>),
     /// Not valid: send [`ArchitectSession::request`] again (it now shows the problems).
     Repair(String),
     /// Still not valid after the repair round.
@@ -169,7 +171,36 @@ impl ArchitectSession {
             },
             kinds: artifact_kinds(artifacts),
             rounds: 0,
+            previous: None,
         }
+    }
+
+    /// For a revision: the spec file it replaces, whose requirement IDs are kept where the
+    /// model echoes them and are never reused for new ones.
+    pub fn revising(mut self, previous: &str) -> Self {
+        self.previous = Some(previous.to_string());
+        self
+    }
+
+    /// The structured answer checked as the file it would commit: `Err` with the problems to
+    /// repair (in the first round) or that make it unusable; `Ok` with the gaps left to list.
+    fn check_file(&self, answer: &SpecAnswer) -> Result<Vec<String>, Vec<String>> {
+        let meta = crate::spec::SpecFileMeta {
+            previous: self.previous.clone(),
+            ..crate::spec::SpecFileMeta::default()
+        };
+        let check = crate::spec::check_spec_file(&crate::spec::render_spec_file(answer, &meta));
+        let core: Vec<String> = check
+            .findings
+            .iter()
+            .filter(|f| f.severity() == crate::spec::Severity::Core)
+            .map(|f| f.to_string())
+            .collect();
+        let gaps = check.gaps();
+        if !core.is_empty() || (self.rounds < 2 && !gaps.is_empty()) {
+            return Err(core.into_iter().chain(gaps).collect());
+        }
+        Ok(gaps)
     }
 
     pub fn request(&self) -> &ChatRequest {
@@ -185,17 +216,29 @@ impl ArchitectSession {
                 &self.kinds,
             ) {
                 Ok(()) => {
-                    // Only the artifacts this repository enabled are committed.
-                    answer.retain_artifacts(&self.kinds);
-                    return Draft::Ready(answer);
+                    crate::spec::assign_ids(&mut answer, self.previous.as_deref());
+                    match self.check_file(&answer) {
+                        Ok(gaps) => {
+                            answer.gaps = gaps;
+                            // Only the artifacts this repository enabled are committed.
+                            answer.retain_artifacts(&self.kinds);
+                            return Draft::Ready(Box::new(answer));
+                        }
+                        Err(problems) => problems,
+                    }
                 }
                 // Optional artifacts never sink a spec: after the repair round they are dropped.
                 Err(problems)
                     if self.rounds >= 2
                         && crate::spec::drop_unusable_artifacts(&mut answer, &problems) =>
                 {
+                    crate::spec::assign_ids(&mut answer, self.previous.as_deref());
+                    match self.check_file(&answer) {
+                        Ok(gaps) => answer.gaps = gaps,
+                        Err(problems) => return Draft::Unusable(problems.join("; ")),
+                    }
                     answer.retain_artifacts(&self.kinds);
-                    return Draft::Ready(answer);
+                    return Draft::Ready(Box::new(answer));
                 }
                 Err(problems) => problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             },
@@ -248,7 +291,7 @@ pub async fn ask_architect(
     loop {
         let response = spend::call(ctx, model, session.request(), budget_usd, spend).await?;
         match session.answer(&response) {
-            Draft::Ready(answer) => return Ok(answer),
+            Draft::Ready(answer) => return Ok(*answer),
             Draft::Repair(problems) => {
                 tracing::info!(%problems, "the draft did not validate; asking for a repair");
                 if let Some(b) = board {

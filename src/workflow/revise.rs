@@ -95,6 +95,9 @@ struct Desk<'a> {
     config: &'a RepoConfig,
     marker: &'a str,
     spec_path: &'a str,
+    /// The time and the model name for the spec file's metadata.
+    now: i64,
+    model: Option<String>,
 }
 
 async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
@@ -158,6 +161,11 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
         config: &config,
         marker: &marker,
         spec_path: &spec_path,
+        now: ctx.app.now(),
+        model: ctx
+            .model(config.model.as_deref())
+            .ok()
+            .map(|m| m.model().to_string()),
     };
     let mut progress: ReviseProgress = ctx.progress()?;
     let answer = match progress.answer.clone() {
@@ -263,7 +271,7 @@ async fn draft(
     let input = ReviseInput {
         issue_number: req.issue_number,
         spec_path: desk.spec_path.to_string(),
-        current_spec: crate::spec::strip_spec_header(&current).to_string(),
+        current_spec: crate::spec::strip_spec_header(&current),
         current_components: rec.designed.clone(),
         feedback,
         context_blocks: Vec::new(),
@@ -276,12 +284,12 @@ async fn draft(
     let prompt = crate::prompt::templates::render_revise(&input, custom.as_deref())
         .map_err(|e| StepError::permanent(format!("the revise prompt: {e}")))?;
     let model = ctx.model(config.model.as_deref())?;
-    let mut session = ArchitectSession::new(&prompt, &config.artifacts);
+    let mut session = ArchitectSession::new(&prompt, &config.artifacts).revising(&current);
     loop {
         let response =
             spend::call(ctx, &*model, session.request(), config.max_cost_usd, spend).await?;
         match session.answer(&response) {
-            Draft::Ready(answer) => return Ok(Some(answer)),
+            Draft::Ready(answer) => return Ok(Some(*answer)),
             Draft::Repair(problems) => {
                 tracing::info!(%problems, "revision did not validate; repairing")
             }
@@ -313,7 +321,19 @@ async fn commit(desk: &Desk<'_>, answer: &SpecAnswer) -> StepResult<Option<Strin
         return Ok(None);
     }
     let issue = repo.issue(req.issue_number).await?;
-    let files = crate::spec::files_for(answer, desk.spec_path, req.issue_number, &issue.title);
+    // The file being replaced is the record of the requirement IDs issued so far.
+    let branch = BotBranch::Spec(req.issue_number).to_string();
+    let previous = repo.file(desk.spec_path, &branch).await?;
+    let meta = crate::spec::SpecFileMeta {
+        issue_number: req.issue_number,
+        issue_title: issue.title.clone(),
+        base_commit: None,
+        date: Some(crate::spec::utc_date(desk.now)),
+        model: desk.model.clone(),
+        requested_by: Some(req.requested_by.clone()),
+        previous,
+    };
+    let files = crate::spec::files_for(answer, desk.spec_path, &meta);
     let message = messages::revision_commit(req.issue_number, answer.changes.as_deref());
     let pushed = repo
         .commit_files(

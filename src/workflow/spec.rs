@@ -238,7 +238,20 @@ async fn publish(
         if let Some(b) = phase_board(&app, desk, progress) {
             b.show(SpecPhase::Committing).await;
         }
-        let files = crate::spec::files_for(answer, &spec_path, req.issue_number, &desk.issue.title);
+        let meta = crate::spec::SpecFileMeta {
+            issue_number: req.issue_number,
+            issue_title: desk.issue.title.clone(),
+            // Not yet known without one more request; recorded by a later change.
+            base_commit: None,
+            date: Some(crate::spec::utc_date(ctx.app.now())),
+            model: ctx
+                .model(desk.config.model.as_deref())
+                .ok()
+                .map(|m| m.model().to_string()),
+            requested_by: Some(req.requested_by.clone()),
+            previous: None,
+        };
+        let files = crate::spec::files_for(answer, &spec_path, &meta);
         let message = messages::spec_commit(req.issue_number, &desk.issue.title);
         let pushed = desk
             .repo
@@ -259,6 +272,7 @@ async fn publish(
             &spec_path,
             &answer.components,
             &answer.dropped,
+            &answer.gaps,
         );
         let (pull, _) = desk
             .repo

@@ -12,14 +12,28 @@ pub fn good_answer(k: usize) -> Value {
                 "summary": format!("Does part {i}."),
                 "acceptance_criteria": [format!("Part {i} works"), format!("Part {i} is tested")],
                 "depends_on": if i > 1 { vec![format!("Component {}", i - 1)] } else { vec![] },
+                "covers": [format!("AC-1.{i}")],
+                "touches": [format!("src/part{i}.rs")],
+                "tests": [format!("AC-1.{i}: part {i} keeps the theme")],
             })
         })
         .collect();
     json!({
         "specification": spec,
+        "requirements": good_requirements(k),
         "components": components,
         "artifacts": {"diagram": "flowchart TD\n  A[Toggle] --> B[Theme]\n"}
     })
+}
+
+/// One requirement, `REQ-1`, with a criterion `AC-1.i` for each of `k` components.
+pub fn good_requirements(k: usize) -> Value {
+    let criteria: Vec<Value> = (1..=k)
+        .map(|i| json!({"id": format!("AC-1.{i}"), "text": format!("WHEN the user picks a theme THE SYSTEM SHALL apply part {i} within 100 ms")}))
+        .collect();
+    json!([{"id": "REQ-1", "title": "Theme choice", "priority": "must",
+        "user_story": "As a reader, I want a dark theme, so that night reading is comfortable.",
+        "acceptance_criteria": criteria}])
 }
 
 /// A realistic answer, used for `docs/examples/` (see `tests/local_spec.rs`).
@@ -83,13 +97,39 @@ the column stays.
 "#;
     json!({
         "specification": spec,
+        "requirements": [
+            {"id": "REQ-1", "title": "A dark theme on every page", "priority": "must",
+             "user_story": "As a night-time shopper, I want dark pages, so that the screen does not glare.",
+             "acceptance_criteria": [
+                {"id": "AC-1.1", "text": "WHEN the dark theme is active THE SYSTEM SHALL render every page with text contrast of at least 4.5:1"},
+                {"id": "AC-1.2", "text": "WHEN the theme is `system` and the OS prefers dark THE SYSTEM SHALL show the dark theme before first paint"}]},
+            {"id": "REQ-2", "title": "A three-state toggle", "priority": "must",
+             "user_story": "As a shopper, I want to choose light, dark or system, so that I can differ from my OS.",
+             "acceptance_criteria": [
+                {"id": "AC-2.1", "text": "WHEN the user clicks the header toggle THE SYSTEM SHALL cycle light → dark → system"}]},
+            {"id": "REQ-3", "title": "The choice persists", "priority": "should",
+             "user_story": "As a signed-in shopper, I want my theme on every device, so that I choose it once.",
+             "acceptance_criteria": [
+                {"id": "AC-3.1", "text": "Given a guest chose dark, When the page reloads, Then the dark theme is shown"},
+                {"id": "AC-3.2", "text": "Given a signed-in user chose dark, When they sign in on a new device, Then the dark theme is shown"}]}
+        ],
+        "non_functional": [
+            {"text": "The pre-paint script stays small.", "threshold": "under 1 KB minified, inline"}
+        ],
+        "assumptions": ["Every page uses the shared stylesheets in static/css."],
+        "risks": ["Third-party widgets keep light colours — mitigation: list them in the rollout and frame them."],
+        "open_questions": ["Should product images get a darker frame in dark mode?"],
         "components": [
             {"title": "Theme tokens", "summary": "Move colours into CSS custom properties and add the dark palette.",
-             "acceptance_criteria": ["No hard-coded colours remain in static/css", "Both palettes meet WCAG 2.2 AA contrast"], "depends_on": []},
+             "acceptance_criteria": ["No hard-coded colours remain in static/css", "Both palettes meet WCAG 2.2 AA contrast"], "depends_on": [],
+             "covers": ["AC-1.1"], "touches": ["static/css/"], "tests": ["AC-1.1: axe contrast check on every page in both themes"]},
             {"title": "Theme toggle", "summary": "Header control with light, dark and system states, and the pre-paint script.",
-             "acceptance_criteria": ["The toggle cycles light → dark → system", "No flash of the wrong theme on load"], "depends_on": ["Theme tokens"]},
+             "acceptance_criteria": ["The toggle cycles light → dark → system", "No flash of the wrong theme on load"], "depends_on": ["Theme tokens"],
+             "covers": ["AC-1.2", "AC-2.1", "AC-3.1"], "touches": ["templates/header.html", "static/js/theme.js"],
+             "tests": ["AC-2.1: clicking the toggle three times returns to light", "AC-1.2, AC-3.1: reload with dark stored shows dark before first paint"]},
             {"title": "Profile preference", "summary": "Store the theme for signed-in users and apply it on sign-in.",
-             "acceptance_criteria": ["PATCH /api/profile accepts theme", "A new device shows the saved theme after sign-in"], "depends_on": ["Theme toggle"]}
+             "acceptance_criteria": ["PATCH /api/profile accepts theme", "A new device shows the saved theme after sign-in"], "depends_on": ["Theme toggle"],
+             "covers": ["AC-3.2"], "touches": ["api/profile.py", "migrations/"], "tests": ["AC-3.2: sign-in on a fresh browser applies the saved theme"]}
         ],
         "artifacts": {
             "diagram": "flowchart TD\n  U[User] -->|clicks| T[Theme toggle]\n  T -->|sets data-theme| D[Document]\n  T -->|guest| L[localStorage]\n  T -->|signed in| P[PATCH /api/profile]\n  P --> DB[(profiles.theme)]\n  D --> C[CSS custom properties]\n"

@@ -9,7 +9,11 @@
 //! ```text
 //! <planning>…dropped…</planning>
 //! <specification>…markdown…</specification>
-//! <components>[{"title": …, "summary": …, "acceptance_criteria": […], "depends_on": […]}]</components>
+//! <requirements>{"requirements": [{"id", "title", "priority", "user_story", "acceptance_criteria": [{"id", "text"}]}],
+//!   "non_functional": [{"id", "text", "threshold"}], "assumptions": […], "risks": […],
+//!   "open_questions": […], "injection_attempts": […]}</requirements>
+//! <components>[{"title": …, "summary": …, "acceptance_criteria": […], "depends_on": […],
+//!   "covers": ["AC-1.1"], "touches": […], "tests": […]}]</components>
 //! <diagram>…</diagram> <openapi>…</openapi> <test_plan>…</test_plan> <rollout_plan>…</rollout_plan>
 //! <changes>…</changes>   (revisions only)
 //! ```
@@ -21,12 +25,14 @@
 //! blocks instead of tags. All scans are linear; nothing here can panic on any input.
 
 mod sections;
+mod structured;
 mod tags;
 mod text;
 mod tool_call;
 mod words;
 
 pub(crate) use sections::{heading, heading_words, lines_outside_fences};
+pub use structured::MAX_OPEN_QUESTIONS;
 pub use text::parse_text_answer;
 pub use tool_call::parse_tool_input;
 

@@ -18,8 +18,9 @@ pub(super) struct Found {
 }
 
 /// The blocks of an answer beside the specification, in the order they are looked for.
-pub(super) const ANSWER_BLOCKS: [&str; 6] = [
+pub(super) const ANSWER_BLOCKS: [&str; 7] = [
     "components",
+    "requirements",
     "diagram",
     "openapi",
     "test_plan",

@@ -99,12 +99,11 @@ pub fn parse_text_answer(text: &str) -> Result<SpecAnswer, SpecError> {
         };
         *artifacts.get_mut(kind) = tagged.or_else(fenced).filter(|t| !t.trim().is_empty());
     }
-    Ok(parsed_answer(
-        specification,
-        components,
-        artifacts,
-        get("changes"),
-    ))
+    let mut answer = parsed_answer(specification, components, artifacts, get("changes"));
+    if let Some(serde_json::Value::Object(obj)) = get("requirements").and_then(relaxed_json) {
+        super::structured::read_structured(&obj, &mut answer);
+    }
+    Ok(answer)
 }
 
 /// The text in `range` with the outer ranges of `blocks` that lie inside it removed.

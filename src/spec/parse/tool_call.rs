@@ -72,7 +72,9 @@ pub fn parse_tool_input(input: &Value) -> Result<SpecAnswer, SpecError> {
         *artifacts.get_mut(kind) = text.filter(|t| !t.trim().is_empty());
     }
     let changes = obj.get("changes").and_then(Value::as_str);
-    Ok(parsed_answer(specification, components, artifacts, changes))
+    let mut answer = parsed_answer(specification, components, artifacts, changes);
+    super::structured::read_structured(obj, &mut answer);
+    Ok(answer)
 }
 
 /// Components from a JSON value: an array of objects, `{"components": […]}`, or a string
@@ -123,16 +125,20 @@ fn component_from_value(value: &Value) -> Option<Component> {
         .map(|d| clean_title(&d))
         .filter(|d| !d.is_empty())
         .collect();
+    let list = |keys: &[&str]| first_field(obj, keys).map(string_list).unwrap_or_default();
     Some(Component {
         title,
         summary,
         acceptance_criteria,
         depends_on,
+        covers: list(&["covers"]),
+        touches: list(&["touches", "files", "modules"]),
+        tests: list(&["tests"]),
     })
 }
 
 /// A list of strings from an array (non-strings stringified) or a newline-separated string.
-fn string_list(value: &Value) -> Vec<String> {
+pub(super) fn string_list(value: &Value) -> Vec<String> {
     let items: Vec<String> = match value {
         Value::Array(items) => items
             .iter()

@@ -79,6 +79,6 @@ pub(super) fn parsed_answer(
         changes: changes
             .map(|t| strip_invisible(t).trim().to_string())
             .filter(|t| !t.is_empty()),
-        dropped: Vec::new(),
+        ..SpecAnswer::default()
     }
 }
