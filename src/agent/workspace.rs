@@ -352,13 +352,7 @@ impl Workspace {
 
     /// Recreate a symlink whose target stays inside the repository (checked by the caller).
     fn link(&self, path: &RepoPath, target: &str) -> io::Result<()> {
-        let disk = self.resolve(path)?;
-        if let Some(parent) = disk.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)?;
-        }
+        let disk = self.resolve_with_parent(path)?;
         std::os::unix::fs::symlink(target, disk)
     }
 
@@ -640,7 +634,8 @@ impl Workspace {
         Ok(disk)
     }
 
-    fn put(&self, path: &RepoPath, bytes: &[u8]) -> io::Result<()> {
+    /// Where `path` lives on disk, its parent directories made (private to the bot).
+    fn resolve_with_parent(&self, path: &RepoPath) -> io::Result<PathBuf> {
         let disk = self.resolve(path)?;
         if let Some(parent) = disk.parent() {
             fs::DirBuilder::new()
@@ -648,6 +643,11 @@ impl Workspace {
                 .mode(0o700)
                 .create(parent)?;
         }
+        Ok(disk)
+    }
+
+    fn put(&self, path: &RepoPath, bytes: &[u8]) -> io::Result<()> {
+        let disk = self.resolve_with_parent(path)?;
         if fs::symlink_metadata(&disk).is_ok_and(|m| m.is_dir()) {
             return Err(io::Error::other(format!("`{path}` is a directory")));
         }
