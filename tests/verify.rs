@@ -20,6 +20,12 @@ const TEST_SH: &str = "if grep -q dark src/lib.rs; then echo 'all 1 tests passed
 
 /// A tester whose app runs commands under bubblewrap; `None` (skip) where it cannot.
 async fn sandboxed() -> Option<Tester> {
+    sandboxed_with(|_| {}).await
+}
+
+async fn sandboxed_with(
+    more: impl FnOnce(&mut specbot::config::Settings) + 'static,
+) -> Option<Tester> {
     let settings = specbot::sandbox::SandboxSettings {
         mode: Some(specbot::sandbox::SandboxMode::Bubblewrap),
         timeout: Duration::from_secs(120),
@@ -34,7 +40,10 @@ async fn sandboxed() -> Option<Tester> {
     }
     Some(
         Tester::builder()
-            .settings(move |s| s.sandbox = settings)
+            .settings(move |s| {
+                s.sandbox = settings;
+                more(s);
+            })
             .start()
             .await,
     )
@@ -155,7 +164,12 @@ async fn the_engineer_sees_the_failing_test_fixes_it_and_the_pr_shows_both_runs(
 
 #[tokio::test]
 async fn tests_that_stay_failing_give_a_draft_pr_and_a_status_that_says_so() {
-    let Some(mut t) = sandboxed().await else {
+    let Some(mut t) = sandboxed_with(|s| {
+        // Every progress event edits the status comment: no wall-time throttle in the test.
+        s.github.status_edit_gap = Some(Duration::ZERO);
+    })
+    .await
+    else {
         return;
     };
     let issue = merged_spec(&mut t, "implement:\n  test: sh test.sh\n  test_rounds: 1\n").await;
@@ -187,6 +201,21 @@ async fn tests_that_stay_failing_give_a_draft_pr_and_a_status_that_says_so() {
     );
     let status = status(&mut t, issue);
     assert!(status.contains("they fail"), "{status}");
+    // While it worked, the status comment showed specbot's own test run.
+    let comment = t
+        .world
+        .comments(REPO, issue)
+        .into_iter()
+        .find(|c| c.body.contains("specbot:implement-status"))
+        .expect("the status comment");
+    let bodies = t.world.comment_bodies(REPO, comment.id);
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b
+                .contains("**Last test run** (by specbot): `sh test.sh` → ❌ fail (exit code 1")),
+        "{bodies:#?}"
+    );
     t.finish();
 }
 

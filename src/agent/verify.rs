@@ -24,6 +24,12 @@ use crate::sandbox::{
 
 pub const RUN_COMMAND: &str = "run_command";
 
+/// How a run ended and how long it took: `exit code 1 after 0.2 s`.
+pub fn outcome_line(record: &RunRecord) -> String {
+    let seconds = record.duration_ms as f64 / 1000.0;
+    format!("{} after {seconds:.1} s", outcome_words(&record.outcome))
+}
+
 /// How the engineer's commands run for one job.
 #[derive(Debug, Clone)]
 pub struct Runner {
@@ -208,12 +214,7 @@ pub fn outcome_words(outcome: &RunOutcome) -> String {
 
 /// A run as the model reads it: how it ended, how long it took, and its output.
 pub fn describe(record: &RunRecord) -> String {
-    let seconds = record.duration_ms as f64 / 1000.0;
-    let mut out = format!(
-        "`{}`: {} after {seconds:.1} s\n",
-        record.command,
-        outcome_words(&record.outcome)
-    );
+    let mut out = format!("`{}`: {}\n", record.command, outcome_line(record));
     let text = record.output.text();
     if text.trim().is_empty() {
         out.push_str("(no output)\n");
