@@ -333,7 +333,7 @@ async fn what_a_command_leaves_behind_is_neither_read_through_nor_pushed_uncheck
     let issue = merged_spec(&mut t, "").await;
     t.llm.push_tool_call(
         "run_command",
-        json!({"command": "ln -s /etc/passwd leak && ln -s /etc etc && mkdir -p .github/workflows target && echo 'on: push' > .github/workflows/evil.yml && echo built > target/out.txt && echo 'pub fn made() {}' > src/made.rs"}),
+        json!({"command": "ln -s /etc/passwd leak && ln -s /etc etc && mkdir -p .github/workflows target && echo 'on: push' > .github/workflows/evil.yml && echo built > target/out.txt && echo 'pub fn made() {}' > src/made.rs && printf 'echo hi\\n' > run.sh && chmod +x run.sh"}),
     );
     t.llm.push_reply(calls(vec![
         ("read_file", json!({"path": "leak"})),
@@ -371,6 +371,15 @@ async fn what_a_command_leaves_behind_is_neither_read_through_nor_pushed_uncheck
             .file(REPO, &branch, "src/lib.rs")
             .unwrap_or_default()
             .contains("root:")
+    );
+    // A script a command made executable is pushed executable; other new files are not.
+    assert_eq!(
+        t.world.file_mode(REPO, &branch, "run.sh").as_deref(),
+        Some("100755")
+    );
+    assert_eq!(
+        t.world.file_mode(REPO, &branch, "src/made.rs").as_deref(),
+        Some("100644")
     );
     let body = the_pull(&t, issue).body.unwrap_or_default();
     assert!(body.contains("`.github/workflows/evil.yml`"), "{body}");

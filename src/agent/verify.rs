@@ -255,8 +255,10 @@ pub(crate) fn disk_changes(
     let mut changes = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for entry in &listing.entries {
-        let path = match entry {
-            WorkspaceEntry::File { path, .. } => path,
+        let (path, executable) = match entry {
+            WorkspaceEntry::File {
+                path, executable, ..
+            } => (path, *executable),
             WorkspaceEntry::Symlink { path, .. } => {
                 let skipped = RepoPath::parse(path)
                     .ok()
@@ -307,6 +309,7 @@ pub(crate) fn disk_changes(
         changes.push(FileChange {
             path: repo_path.to_string(),
             content: Some(text),
+            executable,
         });
     }
     for path in workspace.original_paths() {
@@ -323,6 +326,7 @@ pub(crate) fn disk_changes(
         changes.push(FileChange {
             path: path.to_string(),
             content: None,
+            executable: false,
         });
     }
     changes.sort_by(|a, b| a.path.cmp(&b.path));
