@@ -12,7 +12,7 @@ mod ci_logs;
 pub use ci_fix::{ci_fix_failed, ci_fix_nothing, ci_fix_pushed, ci_gave_up, ci_marker};
 mod progress;
 pub use ci_logs::{LogGapKind, ci_log_gaps};
-pub use progress::{Doing, LiveWork, SpecPhase, implement_live, spec_phase};
+pub use progress::{Doing, LiveWork, SpecPhase, TestResult, implement_live, spec_phase};
 mod verification;
 pub use verification::{
     Verification, setup_network_unavailable, tests_status, verification_section,

@@ -290,10 +290,12 @@ async fn a_whole_session_in_both_formats() {
                 FileChange {
                     path: "src/lib.rs".into(),
                     content: Some(NEW_LIB.into()),
+                    executable: false,
                 },
                 FileChange {
                     path: "tests/add.rs".into(),
                     content: Some(NEW_TEST.into()),
+                    executable: false,
                 },
             ],
             "{at}"
@@ -433,6 +435,7 @@ async fn tool_errors_tell_the_model_what_to_do() {
         vec![FileChange {
             path: "README.md".into(),
             content: None,
+            executable: false,
         }]
     );
     assert!(out.refusals.is_empty(), "ordinary errors are not refusals");
@@ -550,6 +553,7 @@ async fn guardrails_refuse_with_reasons_and_the_run_still_finishes() {
         vec![FileChange {
             path: "ok.txt".into(),
             content: Some("fine\n".into()),
+            executable: false,
         }],
         "only the legal change"
     );
@@ -1079,6 +1083,7 @@ async fn edits_keep_crlf_line_endings() {
         vec![FileChange {
             path: "win.txt".into(),
             content: Some("one\r\n2\r\nthree\r\n".into()),
+            executable: false,
         }]
     );
 }

@@ -29,6 +29,7 @@ fn write(path: &str, content: &str) -> FileChange {
     FileChange {
         path: path.into(),
         content: Some(content.into()),
+        executable: false,
     }
 }
 
@@ -36,6 +37,7 @@ fn delete(path: &str) -> FileChange {
     FileChange {
         path: path.into(),
         content: None,
+        executable: false,
     }
 }
 

@@ -20,6 +20,12 @@ const TEST_SH: &str = "if grep -q dark src/lib.rs; then echo 'all 1 tests passed
 
 /// A tester whose app runs commands under bubblewrap; `None` (skip) where it cannot.
 async fn sandboxed() -> Option<Tester> {
+    sandboxed_with(|_| {}).await
+}
+
+async fn sandboxed_with(
+    more: impl FnOnce(&mut specbot::config::Settings) + 'static,
+) -> Option<Tester> {
     let settings = specbot::sandbox::SandboxSettings {
         mode: Some(specbot::sandbox::SandboxMode::Bubblewrap),
         timeout: Duration::from_secs(120),
@@ -34,7 +40,10 @@ async fn sandboxed() -> Option<Tester> {
     }
     Some(
         Tester::builder()
-            .settings(move |s| s.sandbox = settings)
+            .settings(move |s| {
+                s.sandbox = settings;
+                more(s);
+            })
             .start()
             .await,
     )
@@ -155,7 +164,12 @@ async fn the_engineer_sees_the_failing_test_fixes_it_and_the_pr_shows_both_runs(
 
 #[tokio::test]
 async fn tests_that_stay_failing_give_a_draft_pr_and_a_status_that_says_so() {
-    let Some(mut t) = sandboxed().await else {
+    let Some(mut t) = sandboxed_with(|s| {
+        // Every progress event edits the status comment: no wall-time throttle in the test.
+        s.github.status_edit_gap = Some(Duration::ZERO);
+    })
+    .await
+    else {
         return;
     };
     let issue = merged_spec(&mut t, "implement:\n  test: sh test.sh\n  test_rounds: 1\n").await;
@@ -187,6 +201,21 @@ async fn tests_that_stay_failing_give_a_draft_pr_and_a_status_that_says_so() {
     );
     let status = status(&mut t, issue);
     assert!(status.contains("they fail"), "{status}");
+    // While it worked, the status comment showed specbot's own test run.
+    let comment = t
+        .world
+        .comments(REPO, issue)
+        .into_iter()
+        .find(|c| c.body.contains("specbot:implement-status"))
+        .expect("the status comment");
+    let bodies = t.world.comment_bodies(REPO, comment.id);
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b
+                .contains("**Last test run** (by specbot): `sh test.sh` → ❌ fail (exit code 1")),
+        "{bodies:#?}"
+    );
     t.finish();
 }
 
@@ -304,7 +333,7 @@ async fn what_a_command_leaves_behind_is_neither_read_through_nor_pushed_uncheck
     let issue = merged_spec(&mut t, "").await;
     t.llm.push_tool_call(
         "run_command",
-        json!({"command": "ln -s /etc/passwd leak && ln -s /etc etc && mkdir -p .github/workflows target && echo 'on: push' > .github/workflows/evil.yml && echo built > target/out.txt && echo 'pub fn made() {}' > src/made.rs"}),
+        json!({"command": "ln -s /etc/passwd leak && ln -s /etc etc && mkdir -p .github/workflows target && echo 'on: push' > .github/workflows/evil.yml && echo built > target/out.txt && echo 'pub fn made() {}' > src/made.rs && printf 'echo hi\\n' > run.sh && chmod +x run.sh"}),
     );
     t.llm.push_reply(calls(vec![
         ("read_file", json!({"path": "leak"})),
@@ -342,6 +371,15 @@ async fn what_a_command_leaves_behind_is_neither_read_through_nor_pushed_uncheck
             .file(REPO, &branch, "src/lib.rs")
             .unwrap_or_default()
             .contains("root:")
+    );
+    // A script a command made executable is pushed executable; other new files are not.
+    assert_eq!(
+        t.world.file_mode(REPO, &branch, "run.sh").as_deref(),
+        Some("100755")
+    );
+    assert_eq!(
+        t.world.file_mode(REPO, &branch, "src/made.rs").as_deref(),
+        Some("100644")
     );
     let body = the_pull(&t, issue).body.unwrap_or_default();
     assert!(body.contains("`.github/workflows/evil.yml`"), "{body}");

@@ -27,6 +27,13 @@ pub enum ProgressEvent {
         ok: bool,
         first_line: String,
     },
+    /// specbot ran the repository's tests itself (after the engineer's `finish`).
+    Tested {
+        command: String,
+        passed: bool,
+        /// How it ended (`exit code 1 after 0.2 s`).
+        result: String,
+    },
 }
 
 /// Where the loop sends its [`ProgressEvent`]s.

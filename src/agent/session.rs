@@ -409,6 +409,11 @@ impl Turn<'_> {
                 };
                 let passed = test.record.succeeded();
                 let answer = verify::describe(&test.record);
+                self.config.report(ProgressEvent::Tested {
+                    command: test.record.command.clone(),
+                    passed,
+                    result: verify::outcome_line(&test.record),
+                });
                 debug_assert_eq!(test.kind, RunKind::Test);
                 run.runs.push(test);
                 run.tests_pass = Some(passed);

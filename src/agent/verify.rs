@@ -24,6 +24,12 @@ use crate::sandbox::{
 
 pub const RUN_COMMAND: &str = "run_command";
 
+/// How a run ended and how long it took: `exit code 1 after 0.2 s`.
+pub fn outcome_line(record: &RunRecord) -> String {
+    let seconds = record.duration_ms as f64 / 1000.0;
+    format!("{} after {seconds:.1} s", outcome_words(&record.outcome))
+}
+
 /// How the engineer's commands run for one job.
 #[derive(Debug, Clone)]
 pub struct Runner {
@@ -208,12 +214,7 @@ pub fn outcome_words(outcome: &RunOutcome) -> String {
 
 /// A run as the model reads it: how it ended, how long it took, and its output.
 pub fn describe(record: &RunRecord) -> String {
-    let seconds = record.duration_ms as f64 / 1000.0;
-    let mut out = format!(
-        "`{}`: {} after {seconds:.1} s\n",
-        record.command,
-        outcome_words(&record.outcome)
-    );
+    let mut out = format!("`{}`: {}\n", record.command, outcome_line(record));
     let text = record.output.text();
     if text.trim().is_empty() {
         out.push_str("(no output)\n");
@@ -254,8 +255,10 @@ pub(crate) fn disk_changes(
     let mut changes = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for entry in &listing.entries {
-        let path = match entry {
-            WorkspaceEntry::File { path, .. } => path,
+        let (path, executable) = match entry {
+            WorkspaceEntry::File {
+                path, executable, ..
+            } => (path, *executable),
             WorkspaceEntry::Symlink { path, .. } => {
                 let skipped = RepoPath::parse(path)
                     .ok()
@@ -306,6 +309,7 @@ pub(crate) fn disk_changes(
         changes.push(FileChange {
             path: repo_path.to_string(),
             content: Some(text),
+            executable,
         });
     }
     for path in workspace.original_paths() {
@@ -322,6 +326,7 @@ pub(crate) fn disk_changes(
         changes.push(FileChange {
             path: path.to_string(),
             content: None,
+            executable: false,
         });
     }
     changes.sort_by(|a, b| a.path.cmp(&b.path));

@@ -81,6 +81,10 @@ pub struct SkippedEntry {
 pub struct FileChange {
     pub path: String,
     pub content: Option<String>,
+    /// A new file a command made executable (pushed as mode `100755`); a changed file keeps
+    /// the mode it had either way.
+    #[serde(default)]
+    pub executable: bool,
 }
 
 /// What the agent did to a path.
@@ -417,6 +421,7 @@ impl Workspace {
             out.push(FileChange {
                 path: path.to_string(),
                 content,
+                executable: false,
             });
         }
         Ok(out)

@@ -18,6 +18,8 @@ pub struct FileChange {
     pub path: String,
     /// `None` deletes the file.
     pub content: Option<String>,
+    /// Written as an executable (mode `100755`); otherwise a replaced file keeps its mode.
+    pub executable: bool,
 }
 
 /// What [`Repo::commit_files`] did.
@@ -356,7 +358,7 @@ impl Repo {
     }
 
     /// The tree of `base_tree` with `files` applied; its hash. A written file keeps the mode of
-    /// the file it replaces (an executable stays executable); deleting a path that is not there
+    /// the file it replaces (an executable stays executable) or is made executable when asked; deleting a path that is not there
     /// is dropped (GitHub refuses it with a 422).
     async fn write_tree(
         &self,
@@ -372,6 +374,7 @@ impl Repo {
                 match &f.content {
                     Some(content) => {
                         let mode = match mode {
+                            _ if f.executable => "100755",
                             Some("100755") => "100755",
                             _ => "100644",
                         };

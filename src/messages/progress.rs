@@ -20,6 +20,15 @@ pub enum Doing {
     Finishing,
 }
 
+/// A run of the repository's tests by specbot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestResult {
+    pub command: String,
+    pub passed: bool,
+    /// `exit code 1 after 0.2 s`.
+    pub result: String,
+}
+
 /// The live part of an implement job's status comment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LiveWork {
@@ -28,6 +37,8 @@ pub struct LiveWork {
     pub doing: Option<Doing>,
     /// The last command the engineer ran and how it ended (`exit code 1`).
     pub last_command: Option<(String, String)>,
+    /// The last time specbot ran the repository's tests itself.
+    pub last_test: Option<TestResult>,
     pub tokens: u64,
     /// `None` when the model's price is unknown.
     pub cost_usd: Option<f64>,
@@ -76,6 +87,14 @@ pub fn implement_live(status: &ImplementStatus, live: &LiveWork) -> String {
             "\n**Last command:** {} → {}\n",
             code(command),
             one_line(result)
+        ));
+    }
+    if let Some(t) = &live.last_test {
+        let verdict = if t.passed { "✅ pass" } else { "❌ fail" };
+        out.push_str(&format!(
+            "\n**Last test run** (by specbot): {} → {verdict} ({})\n",
+            code(&t.command),
+            one_line(&t.result)
         ));
     }
     let cost = live
@@ -140,6 +159,11 @@ mod tests {
             max_steps: 60,
             doing: Some(Doing::Editing("src/lib.rs".into())),
             last_command: Some(("cargo test".into(), "exit code 1 after 4.2 s".into())),
+            last_test: Some(TestResult {
+                command: "cargo test".into(),
+                passed: false,
+                result: "exit code 101 after 12.0 s".into(),
+            }),
             tokens: 48_210,
             cost_usd: Some(0.2113),
             elapsed_secs: 185,

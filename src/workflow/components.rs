@@ -31,6 +31,7 @@ pub fn changes(files: Vec<(String, String)>) -> Vec<FileChange> {
         .map(|(path, content)| FileChange {
             path,
             content: Some(content),
+            executable: false,
         })
         .collect()
 }

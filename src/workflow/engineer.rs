@@ -432,6 +432,7 @@ pub fn to_github(changes: &[crate::agent::FileChange]) -> Vec<FileChange> {
         .map(|c| FileChange {
             path: c.path.clone(),
             content: c.content.clone(),
+            executable: c.executable,
         })
         .collect()
 }

@@ -13,11 +13,12 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::agent::progress::ProgressEvent;
 use crate::agent::tools;
+use crate::agent::verify::RUN_COMMAND;
 use crate::app::App;
 use crate::github::Repo;
 use crate::jobs::Millis;
 use crate::llm::ModelPrice;
-use crate::messages::{Doing, LiveWork, SpecPhase};
+use crate::messages::{Doing, LiveWork, SpecPhase, TestResult};
 
 /// At most one edit per `gap`, on a clock the caller passes in (the bot's clock in the job, a
 /// fake one in tests).
@@ -137,7 +138,7 @@ pub fn apply(live: &mut LiveWork, event: ProgressEvent, price: Option<&ModelPric
                 tools::WRITE_FILE | tools::EDIT_FILE => Doing::Editing(target),
                 tools::DELETE_FILE => Doing::Deleting(target),
                 tools::FINISH => Doing::Finishing,
-                "run_command" => Doing::Running(target),
+                RUN_COMMAND => Doing::Running(target),
                 other => Doing::Tool(other.to_string()),
             });
         }
@@ -147,10 +148,21 @@ pub fn apply(live: &mut LiveWork, event: ProgressEvent, price: Option<&ModelPric
             first_line,
             ..
         } => {
-            if name == "run_command" {
+            if name == RUN_COMMAND {
                 live.last_command = Some((target.unwrap_or_default(), first_line));
                 live.doing = Some(Doing::Thinking);
             }
+        }
+        ProgressEvent::Tested {
+            command,
+            passed,
+            result,
+        } => {
+            live.last_test = Some(TestResult {
+                command,
+                passed,
+                result,
+            });
         }
     }
 }
