@@ -102,23 +102,7 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
         eprintln!("warning: {}: {p}", crate::config::repo::PATH);
     }
     let tree = walk(&job.repo);
-    let mut docs = Vec::new();
-    for path in crate::prompt::context::wanted_paths(&tree, &config.context) {
-        let full = job.repo.join(&path);
-        if std::fs::metadata(&full)
-            .map(|m| m.len() > MAX_DOC_BYTES)
-            .unwrap_or(true)
-        {
-            continue;
-        }
-        if let Ok(text) = std::fs::read_to_string(&full) {
-            docs.push(RepoDoc {
-                kind: DocKind::for_path(&path),
-                path,
-                text,
-            });
-        }
-    }
+    let docs = repo_docs(&job.repo, &tree, &config);
     let input = ContextInput {
         issue_number: number,
         title: title.clone(),
@@ -151,25 +135,8 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
     let llm = crate::app::llm_settings(&settings.llm, config.model.as_deref())?
         .ok_or("no model configured: set LLM_API_KEY (or LLM_BASE_URL for a local server)")?;
     let model = crate::llm::connect(&llm, reqwest::Client::new()).map_err(|e| e.to_string())?;
-    let mut session = ArchitectSession::new(&prompt, &config.artifacts);
-    let cancel = CancellationToken::new();
     let mut usage = crate::llm::Usage::default();
-    let answer = loop {
-        let response = model
-            .chat(session.request(), &cancel)
-            .await
-            .map_err(|e| e.to_string())?;
-        usage += response.usage;
-        match session.answer(&response) {
-            Draft::Ready(answer) => break *answer,
-            Draft::Repair(problems) => {
-                eprintln!("the draft did not validate ({problems}); asking for a repair")
-            }
-            Draft::Unusable(problems) => {
-                return Err(format!("the model's answer was not usable: {problems}"));
-            }
-        }
-    };
+    let answer = draft(&*model, &prompt, &config, &mut usage).await?;
     // SOURCE_DATE_EPOCH (seconds), as reproducible builds use it, pins the date.
     let now_ms = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
@@ -198,6 +165,68 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
         std::fs::write(&target, content).map_err(|e| format!("{}: {e}", target.display()))?;
         println!("wrote {}", target.display());
     }
+    print_components(&answer);
+    let cost = crate::llm::PriceTable::default().cost(model.model(), &usage);
+    println!(
+        "\n{} input + {} output tokens, ${cost:.4}",
+        usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+        usage.output_tokens
+    );
+    Ok(())
+}
+
+/// The repository's documents the architect reads (as the context globs pick them), each
+/// under the size cap.
+fn repo_docs(repo: &Path, tree: &[String], config: &RepoConfig) -> Vec<RepoDoc> {
+    let mut docs = Vec::new();
+    for path in crate::prompt::context::wanted_paths(tree, &config.context) {
+        let full = repo.join(&path);
+        if std::fs::metadata(&full)
+            .map(|m| m.len() > MAX_DOC_BYTES)
+            .unwrap_or(true)
+        {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(&full) {
+            docs.push(RepoDoc {
+                kind: DocKind::for_path(&path),
+                path,
+                text,
+            });
+        }
+    }
+    docs
+}
+
+/// Ask the architect, with the one repair round, until a valid spec or a clear failure.
+async fn draft(
+    model: &dyn crate::llm::ChatModel,
+    prompt: &crate::prompt::templates::RenderedPrompt,
+    config: &RepoConfig,
+    usage: &mut crate::llm::Usage,
+) -> Result<crate::spec::SpecAnswer, String> {
+    let mut session = ArchitectSession::new(prompt, &config.artifacts);
+    let cancel = CancellationToken::new();
+    loop {
+        let response = model
+            .chat(session.request(), &cancel)
+            .await
+            .map_err(|e| e.to_string())?;
+        *usage += response.usage;
+        match session.answer(&response) {
+            Draft::Ready(answer) => return Ok(*answer),
+            Draft::Repair(problems) => {
+                eprintln!("the draft did not validate ({problems}); asking for a repair")
+            }
+            Draft::Unusable(problems) => {
+                return Err(format!("the model's answer was not usable: {problems}"));
+            }
+        }
+    }
+}
+
+/// The component issues the bot would file, printed.
+fn print_components(answer: &crate::spec::SpecAnswer) {
     println!("\ncomponent issues that would be filed:");
     for c in &answer.components {
         println!("\n## {}\n{}", c.title, c.summary);
@@ -208,13 +237,6 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
             println!("depends on: {}", c.depends_on.join(", "));
         }
     }
-    let cost = crate::llm::PriceTable::default().cost(model.model(), &usage);
-    println!(
-        "\n{} input + {} output tokens, ${cost:.4}",
-        usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
-        usage.output_tokens
-    );
-    Ok(())
 }
 
 /// The checked-out commit of a local repository, read from `.git` without running git.

@@ -293,53 +293,7 @@ impl Workspace {
                 });
             }
 
-            use tar::EntryType as T;
-            let skip = match kind {
-                T::Directory => {
-                    self.mkdirs(&path)?;
-                    None
-                }
-                T::Regular | T::Continuous if size > limits.max_file_bytes => Some(format!(
-                    "larger than {} bytes ({size} bytes)",
-                    limits.max_file_bytes
-                )),
-                T::Regular | T::Continuous => {
-                    let mut content =
-                        Vec::with_capacity(usize::try_from(size.min(1 << 20)).unwrap_or(0));
-                    (&mut entry)
-                        .take(limits.max_file_bytes + 1)
-                        .read_to_end(&mut content)
-                        .map_err(malformed)?;
-                    if content.len() as u64 != size {
-                        return Err(WorkspaceError::Malformed(format!(
-                            "{rel}: the entry's size does not match its header"
-                        )));
-                    }
-                    self.put(&path, &content)?;
-                    // Executable scripts stay executable, so a repository's commands run.
-                    if entry.header().mode().is_ok_and(|m| m & 0o111 != 0) {
-                        fs::set_permissions(self.disk(&path), fs::Permissions::from_mode(0o700))?;
-                    }
-                    self.original.insert(path.clone(), sha256(&content));
-                    None
-                }
-                T::Symlink | T::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .unwrap_or_default();
-                    Some(if kind == T::Link {
-                        format!("hard link to `{target}`")
-                    } else if link_leaves(&path, &target) {
-                        format!("symbolic link to `{target}`, outside the repository")
-                    } else {
-                        // Recreated for the repository's commands; the tools never follow it.
-                        self.link(&path, &target)?;
-                        format!("symbolic link to `{target}`")
-                    })
-                }
-                other => Some(format!("special file ({other:?})")),
-            };
+            let skip = self.place(&mut entry, &path, &rel, limits)?;
             if let Some(reason) = skip {
                 self.skipped.insert(path.clone(), reason.clone());
                 self.skipped_list.push(SkippedEntry {
@@ -352,6 +306,67 @@ impl Workspace {
             return Err(WorkspaceError::Malformed("the archive is empty".into()));
         }
         Ok(())
+    }
+
+    /// Put one archive entry in place: a directory, a file (its executable bit kept), or a
+    /// symlink that stays inside. `Some(reason)` when the entry is left out.
+    fn place<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        path: &RepoPath,
+        rel: &str,
+        limits: &WorkspaceLimits,
+    ) -> Result<Option<String>, WorkspaceError> {
+        let malformed = |e: io::Error| WorkspaceError::Malformed(e.to_string());
+        let kind = entry.header().entry_type();
+        let size = entry.size();
+        use tar::EntryType as T;
+        Ok(match kind {
+            T::Directory => {
+                self.mkdirs(path)?;
+                None
+            }
+            T::Regular | T::Continuous if size > limits.max_file_bytes => Some(format!(
+                "larger than {} bytes ({size} bytes)",
+                limits.max_file_bytes
+            )),
+            T::Regular | T::Continuous => {
+                let mut content =
+                    Vec::with_capacity(usize::try_from(size.min(1 << 20)).unwrap_or(0));
+                (&mut *entry)
+                    .take(limits.max_file_bytes + 1)
+                    .read_to_end(&mut content)
+                    .map_err(malformed)?;
+                if content.len() as u64 != size {
+                    return Err(WorkspaceError::Malformed(format!(
+                        "{rel}: the entry's size does not match its header"
+                    )));
+                }
+                self.put(path, &content)?;
+                // Executable scripts stay executable, so a repository's commands run.
+                if entry.header().mode().is_ok_and(|m| m & 0o111 != 0) {
+                    fs::set_permissions(self.disk(path), fs::Permissions::from_mode(0o700))?;
+                }
+                self.original.insert(path.clone(), sha256(&content));
+                None
+            }
+            T::Symlink | T::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                Some(if kind == T::Link {
+                    format!("hard link to `{target}`")
+                } else if link_leaves(path, &target) {
+                    format!("symbolic link to `{target}`, outside the repository")
+                } else {
+                    // Recreated for the repository's commands; the tools never follow it.
+                    self.link(path, &target)?;
+                    format!("symbolic link to `{target}`")
+                })
+            }
+            other => Some(format!("special file ({other:?})")),
+        })
     }
 
     /// Recreate a symlink whose target stays inside the repository (checked by the caller).

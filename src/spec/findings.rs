@@ -403,6 +403,19 @@ pub fn check_spec_file(file: &str) -> SpecCheck {
             });
         }
     }
+    let coverage = coverage(&p, &mut findings);
+    references(&p, &criteria, &mut findings);
+    findings.extend(
+        p.open_questions
+            .into_iter()
+            .filter(|q| !q.eq_ignore_ascii_case("none."))
+            .map(|text| Finding::OpenQuestion { text }),
+    );
+    SpecCheck { findings, coverage }
+}
+
+/// Each criterion with the components and tests that cite it; an uncovered one is a finding.
+fn coverage(p: &Parsed, findings: &mut Vec<Finding>) -> Vec<Coverage> {
     let mut coverage = Vec::new();
     for (rid, cs) in &p.requirements {
         for (cid, _) in cs {
@@ -429,6 +442,11 @@ pub fn check_spec_file(file: &str) -> SpecCheck {
             });
         }
     }
+    coverage
+}
+
+/// Components that cover nothing, tests that cite nothing, and IDs that name no criterion.
+fn references(p: &Parsed, criteria: &BTreeSet<&str>, findings: &mut Vec<Finding>) {
     for (component, ids) in &p.components {
         if ids.is_empty() {
             findings.push(Finding::ComponentCoversNothing {
@@ -453,11 +471,4 @@ pub fn check_spec_file(file: &str) -> SpecCheck {
             });
         }
     }
-    findings.extend(
-        p.open_questions
-            .into_iter()
-            .filter(|q| !q.eq_ignore_ascii_case("none."))
-            .map(|text| Finding::OpenQuestion { text }),
-    );
-    SpecCheck { findings, coverage }
 }
