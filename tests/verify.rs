@@ -389,3 +389,75 @@ async fn what_a_command_leaves_behind_is_neither_read_through_nor_pushed_uncheck
     assert!(status.contains("✅ Implemented"), "{status}");
     t.finish();
 }
+
+/// A CI fix round runs the repository's tests in the sandbox before it pushes: a fix that
+/// breaks them goes back to the model, and only the mended work is pushed.
+#[tokio::test]
+async fn a_ci_fix_round_runs_the_tests_before_it_pushes() {
+    let Some(mut t) = sandboxed().await else {
+        return;
+    };
+    let issue = merged_spec(&mut t, "implement:\n  test: sh test.sh\n").await;
+    make_dark(&t);
+    t.llm.push_reply(calls(vec![finish()]));
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+    let pull = the_pull(&t, issue);
+    let branch = pull.head.clone();
+    let before = t.llm.requests().len();
+
+    // CI fails on the PR. The fix round's first try breaks the tests, its second mends them.
+    let sha = t.world.ref_sha(REPO, &branch).expect("the branch");
+    let run = t.world.add_check_run(
+        REPO,
+        &sha,
+        "lint",
+        Some("failure"),
+        "",
+        vec![support::github_world::Annotation {
+            path: "src/lib.rs".into(),
+            start_line: 1,
+            end_line: 1,
+            level: "failure".into(),
+            title: None,
+            message: "style: a trailing comment is missing".into(),
+        }],
+    );
+    t.llm.push_tool_call(
+        "edit_file",
+        json!({"path": "src/lib.rs", "old": "\"dark\"", "new": "\"light\""}),
+    );
+    t.llm.push_reply(calls(vec![finish()]));
+    t.llm.push_tool_call(
+        "edit_file",
+        json!({"path": "src/lib.rs", "old": "\"light\"", "new": "\"dark\" // the theme"}),
+    );
+    t.llm.push_reply(calls(vec![finish()]));
+    t.send_check_suite(run, &branch).await;
+    t.run_jobs().await;
+
+    let after: Vec<String> = t.llm.requests()[before..]
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect();
+    assert!(
+        after.iter().any(
+            |r| r.contains("not finished yet: the repository's tests fail")
+                && r.contains("FAIL: theme() is not dark yet")
+        ),
+        "the broken fix went back to the model: {after:#?}"
+    );
+    let lib = t
+        .world
+        .file(REPO, &branch, "src/lib.rs")
+        .unwrap_or_default();
+    assert!(
+        lib.contains("\"dark\""),
+        "only mended work is pushed: {lib}"
+    );
+    let reply = t.expect_one_comment(pull.number);
+    assert!(reply.contains("I pushed a fix"), "{reply}");
+    let status = status(&mut t, issue);
+    assert!(status.contains("✅ Implemented"), "{status}");
+    t.finish();
+}
