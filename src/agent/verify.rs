@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ignore::Match;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +19,6 @@ use super::guard::{Policy, Refusal};
 use super::path::RepoPath;
 use super::workspace::{FileChange, Workspace};
 use crate::llm::Tool;
-use crate::prompt::glob::Glob;
 use crate::sandbox::{
     self, Command, Outcome as RunOutcome, RunDirs, RunRecord, Sandbox, WorkspaceEntry,
 };
@@ -344,16 +345,17 @@ pub(crate) fn disk_changes(
     Ok(changes)
 }
 
-/// The repository's `.gitignore` files, enough of git's rules for build outputs: `#` comments,
-/// `!` negation (the last matching line wins), a trailing `/`, patterns anchored by a `/`, and
-/// `*`, `?`, `**`. Each file applies below its own directory.
+/// The repository's `.gitignore` files, read with git's own rules (the `ignore` crate, as
+/// ripgrep uses it). Each file applies below its own directory; a deeper file overrides a
+/// shallower one.
 struct GitIgnore {
-    rules: Vec<(Glob, bool)>,
+    /// `(directory, its rules)`, shallowest first; the directory is `""` or ends in `/`.
+    files: Vec<(String, Gitignore)>,
 }
 
 impl GitIgnore {
     fn read(workspace: &Workspace, entries: &[WorkspaceEntry]) -> GitIgnore {
-        let mut rules = Vec::new();
+        let mut files = Vec::new();
         for entry in entries {
             let WorkspaceEntry::File { path, .. } = entry else {
                 continue;
@@ -367,52 +369,36 @@ impl GitIgnore {
             let Ok(bytes) = sandbox::files::read_workspace_file(workspace.root(), path) else {
                 continue;
             };
-            for line in String::from_utf8_lossy(&bytes).lines().take(1_000) {
-                if let Some(rule) = rule(dir, line) {
-                    rules.push(rule);
-                }
-            }
+            let text = String::from_utf8_lossy(&bytes);
+            files.push((dir.to_string(), rules(text.lines().take(1_000))));
         }
-        GitIgnore { rules }
+        files.sort_by_key(|(dir, _)| dir.matches('/').count());
+        GitIgnore { files }
     }
 
     fn ignored(&self, path: &str) -> bool {
         let mut ignored = false;
-        for (glob, negated) in &self.rules {
-            if glob.is_match(path) {
-                ignored = !negated;
+        for (dir, rules) in &self.files {
+            let Some(below) = path.strip_prefix(dir.as_str()) else {
+                continue;
+            };
+            match rules.matched_path_or_any_parents(below, false) {
+                Match::Ignore(_) => ignored = true,
+                Match::Whitelist(_) => ignored = false,
+                Match::None => {}
             }
         }
         ignored
     }
 }
 
-/// One `.gitignore` line of the file in `dir` (`""` or ending in `/`) as a glob.
-fn rule(dir: &str, line: &str) -> Option<(Glob, bool)> {
-    let line = line.trim_end();
-    if line.is_empty() || line.starts_with('#') {
-        return None;
+/// One `.gitignore` file's lines; a line git would not read is passed over.
+fn rules<'a>(lines: impl Iterator<Item = &'a str>) -> Gitignore {
+    let mut builder = GitignoreBuilder::new("");
+    for line in lines {
+        let _ = builder.add_line(None, line);
     }
-    let (negated, pattern) = match line.strip_prefix('!') {
-        Some(rest) => (true, rest),
-        None => (false, line),
-    };
-    let body = pattern.trim_end_matches('/');
-    let anchored = body.contains('/');
-    let body = body.trim_start_matches('/');
-    if body.is_empty() {
-        return None;
-    }
-    let mut glob = String::from(dir);
-    if !anchored {
-        glob.push_str("**/");
-    }
-    glob.push_str(body);
-    // The match itself and everything below it (a trailing `/` would also keep files named
-    // like the directory; not telling them apart only leaves out more build output).
-    glob.push_str("/**");
-    let compiled = Glob::new(&glob)?;
-    Some((compiled, negated))
+    builder.build().unwrap_or_else(|_| Gitignore::empty())
 }
 
 #[cfg(test)]
@@ -420,8 +406,8 @@ mod tests {
     use super::*;
 
     fn ignores(lines: &[&str], path: &str) -> bool {
-        let rules = lines.iter().filter_map(|l| rule("", l)).collect();
-        GitIgnore { rules }.ignored(path)
+        let files = vec![(String::new(), rules(lines.iter().copied()))];
+        GitIgnore { files }.ignored(path)
     }
 
     #[test]
