@@ -9,7 +9,12 @@ use crate::config::repo::Attribution;
 
 mod ci_fix;
 mod ci_logs;
+mod coverage;
 pub use ci_fix::{ci_fix_failed, ci_fix_nothing, ci_fix_pushed, ci_gave_up, ci_marker};
+pub use coverage::{
+    COVERAGE_CHECK, CoverageReport, also_open_questions, coverage_report, open_questions_section,
+    questions_not_answered, with_coverage_section, with_open_questions,
+};
 mod progress;
 pub use ci_logs::{LogGapKind, ci_log_gaps};
 pub use progress::{Doing, LiveWork, SpecPhase, TestResult, implement_live, spec_phase};
@@ -148,6 +153,9 @@ pub struct SpecStatus {
     pub cost_usd: f64,
     pub config_problems: Vec<String>,
     pub error: Option<String>,
+    /// The spec's open questions and its file, shown once it is ready.
+    pub open_questions: Vec<String>,
+    pub spec_path: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -198,6 +206,16 @@ pub fn spec_status(s: &SpecStatus) -> String {
             out.push_str(&format!("- #{number} {title}\n"));
         }
     }
+    if s.stage == SpecStage::Done {
+        let pull = s.pr.as_ref().map(|p| p.0);
+        out.push('\n');
+        out.push_str(&open_questions_section(
+            &s.open_questions,
+            pull,
+            &s.spec_path,
+        ));
+        out.push('\n');
+    }
     spend_note(&mut out, s.tokens, s.cost_usd);
     config_problems(&mut out, &s.config_problems);
     out
@@ -210,12 +228,14 @@ fn what_went_wrong(out: &mut String, error: &str, try_again: &str) {
 }
 
 /// The spec PR's description. `Refs`, not `Closes`: merging a spec must not close the issue.
+/// Its open questions sit between markers, kept up to date by the coverage job.
 pub fn spec_pull_body(
     issue: u64,
     spec_path: &str,
     components: &[crate::spec::Component],
     dropped: &[String],
     gaps: &[String],
+    open_questions: &[String],
 ) -> String {
     let mut out = format!(
         "Refs #{issue}\n\nThis PR adds the implementation specification for #{issue} at `{spec_path}`, drafted by specbot from the issue and the repository's context.\n\n"
@@ -241,6 +261,8 @@ pub fn spec_pull_body(
         }
         out.push('\n');
     }
+    out.push_str(&open_questions_section(open_questions, None, spec_path));
+    out.push_str("\n\n");
     out.push_str(
         "Review it like any other PR: **Request changes** (or comment `/revise <what to change>`) and I will revise it. Once it is merged, comment `/implement` on the issue.\n",
     );
@@ -713,6 +735,7 @@ mod tests {
                         .into()
                 ],
                 &[],
+                &[],
             )
         );
     }
@@ -778,6 +801,9 @@ mod tests {
                 .into(),
         ];
         insta::assert_snapshot!("status_done", spec_status(&s));
+        s.open_questions = vec!["Which team owns the theme tokens?".into()];
+        s.spec_path = "specs/IMPLEMENT-7.md".into();
+        insta::assert_snapshot!("status_done_open_questions", spec_status(&s));
         let failed = SpecStatus {
             issue: 7,
             stage: SpecStage::Failed,

@@ -12,8 +12,8 @@ use crate::jobs::NewJob;
 use crate::workflow::Workflow;
 use crate::workflow::branch::BotBranch;
 use crate::workflow::job::{
-    CiFixRequest, CommandRequest, FeedbackSource, RepoTarget, ReviseRequest, SpecChange, SpecEvent,
-    SpecRequest, SpecTrigger,
+    CiFixRequest, CommandRequest, CoverageRequest, FeedbackSource, RepoTarget, ReviseRequest,
+    SpecChange, SpecEvent, SpecRequest, SpecTrigger,
 };
 
 /// The jobs a delivery queues, and a line per decision for logs and `specbot replay`.
@@ -64,6 +64,11 @@ pub fn plan(event: &Event, delivery_id: &str, max_attempts: i32) -> Plan {
     // CI results come from bots (GitHub Actions, the App's own push): they are not commands,
     // so the bot filter does not apply; the fix job's per-head record and cap stop loops.
     if let Some(plan) = ci_failure(event, envelope, max_attempts) {
+        return plan;
+    }
+    // A push to a spec PR's branch (the bot's own revisions included) is checked for coverage:
+    // the coverage job writes no commit, so it cannot set off another push.
+    if let Some(plan) = spec_push(event, envelope, max_attempts) {
         return plan;
     }
     if envelope.sender.is_bot() {
@@ -130,28 +135,16 @@ pub fn plan(event: &Event, delivery_id: &str, max_attempts: i32) -> Plan {
             };
             reviewed(origin, &review)
         }
-        Event::PullRequest { pull_request, .. } if action == "closed" || action == "reopened" => {
+        Event::PullRequest { pull_request, .. } if action == "closed" => {
             let Some(issue_number) = spec_pull_issue(pull_request, envelope) else {
                 return Plan::skip("not a spec PR");
             };
-            let what = match (action, pull_request.merged) {
-                ("closed", Some(true)) => SpecChange::Merged,
-                ("closed", _) => SpecChange::Closed,
-                _ => SpecChange::Reopened,
+            let what = match pull_request.merged {
+                Some(true) => SpecChange::Merged,
+                _ => SpecChange::Closed,
             };
-            let input = SpecEvent {
-                repo: origin.repo,
-                pull_number: pull_request.number,
-                issue_number,
-                what,
-                by: envelope.sender.login.clone(),
-            };
-            let note = format!(
-                "spec PR #{} {}: spec_event job",
-                pull_request.number,
-                what.as_str()
-            );
-            Plan::one(input.into_job(max_attempts), note)
+            let (job, note) = spec_event(origin.repo, pull_request, issue_number, what, envelope);
+            Plan::one(job.into_job(max_attempts), note)
         }
         other => Plan::skip(format!("`{}.{action}` queues no jobs", other.name())),
     }
@@ -283,6 +276,65 @@ fn reviewed(origin: Origin<'_>, review: &Review<'_>) -> Plan {
     }
 }
 
+/// A spec PR moved (merged, closed, reopened): the spec_event job, and why.
+fn spec_event(
+    repo: RepoTarget,
+    pull: &PullRequest,
+    issue_number: u64,
+    what: SpecChange,
+    envelope: &Envelope,
+) -> (SpecEvent, String) {
+    let note = format!("spec PR #{} {}: spec_event job", pull.number, what.as_str());
+    let input = SpecEvent {
+        repo,
+        pull_number: pull.number,
+        issue_number,
+        what,
+        by: envelope.sender.login.clone(),
+    };
+    (input, note)
+}
+
+/// A spec PR opened, pushed to (`synchronize`) or reopened, by anyone (the bot included) →
+/// the coverage job for its head; a reopening by a person also moves the spec's state.
+fn spec_push(event: &Event, envelope: &Envelope, max_attempts: i32) -> Option<Plan> {
+    let Event::PullRequest { pull_request, .. } = event else {
+        return None;
+    };
+    let action = envelope.action.as_str();
+    if !matches!(action, "opened" | "synchronize" | "reopened") {
+        return None;
+    }
+    let issue_number = spec_pull_issue(pull_request, envelope)?;
+    let Some(repo) = target(envelope) else {
+        return Some(Plan::skip(
+            "delivery has no installation: the App cannot act on it",
+        ));
+    };
+    let head = &pull_request.head.sha;
+    let coverage = CoverageRequest {
+        repo: repo.clone(),
+        pull_number: pull_request.number,
+        issue_number,
+        head_sha: head.clone(),
+    };
+    let mut plan = Plan::one(
+        coverage.into_job(max_attempts),
+        format!(
+            "spec PR #{} {action} at {}: coverage job",
+            pull_request.number,
+            head.chars().take(7).collect::<String>()
+        ),
+    );
+    if action == "reopened" && !envelope.sender.is_bot() {
+        let what = SpecChange::Reopened;
+        let (job, note) = spec_event(repo, pull_request, issue_number, what, envelope);
+        plan.jobs.push(job.into_job(max_attempts));
+        plan.notes.push(note);
+    }
+    Some(plan)
+}
+
 /// A completed, failed check suite or check run on an implementation branch → one CI-fix job.
 fn ci_failure(event: &Event, envelope: &Envelope, max_attempts: i32) -> Option<Plan> {
     let (branch, sha, conclusion, what) = match event {
@@ -408,6 +460,71 @@ mod tests {
             .jobs
             .is_empty()
         );
+    }
+
+    /// GitHub's own `pull_request` example for `action`, moved onto `branch` (of a fork when
+    /// not `here`).
+    fn pull_event(action: &str, branch: &str, here: bool, sender_type: &str) -> Event {
+        let fixture = match action {
+            "synchronize" => {
+                include_str!("../tests/fixtures/github-webhooks/pull_request.synchronize.1.json")
+            }
+            "reopened" => {
+                include_str!("../tests/fixtures/github-webhooks/pull_request.reopened.1.json")
+            }
+            _ => include_str!("../tests/fixtures/github-webhooks/pull_request.opened.1.json"),
+        };
+        let mut p: serde_json::Value = serde_json::from_str(fixture).unwrap();
+        p["action"] = json!(action);
+        p["pull_request"]["head"]["ref"] = json!(branch);
+        p["pull_request"]["head"]["repo"]["id"] = if here {
+            p["repository"]["id"].clone()
+        } else {
+            json!(1)
+        };
+        p["sender"]["type"] = json!(sender_type);
+        p["installation"] = json!({"id": 77});
+        Event::parse("pull_request", &serde_json::to_vec(&p).unwrap())
+    }
+
+    #[test]
+    fn a_push_to_a_spec_pr_queues_its_coverage_check_whoever_pushed() {
+        for (action, sender) in [
+            ("synchronize", "Bot"),
+            ("synchronize", "User"),
+            ("opened", "Bot"),
+        ] {
+            let p = plan_of(&pull_event(action, "specbot/spec-9", true, sender), "d");
+            assert_eq!(p.jobs.len(), 1, "{action} by a {sender}: {:?}", p.notes);
+            assert_eq!(p.jobs[0].kind, "coverage");
+            let req: CoverageRequest = serde_json::from_value(p.jobs[0].payload.clone()).unwrap();
+            assert_eq!(req.issue_number, 9);
+            let key = p.jobs[0].dedupe_key.clone().unwrap();
+            assert!(
+                key.ends_with(&format!("@{}", req.head_sha)),
+                "one job per head: {key}"
+            );
+        }
+        // Reopened by a person: the state moves too; by the bot (the spec job), only the check.
+        let p = plan_of(&pull_event("reopened", "specbot/spec-9", true, "User"), "d");
+        let kinds: Vec<&str> = p.jobs.iter().map(|j| j.kind.as_str()).collect();
+        assert_eq!(kinds, ["coverage", "spec_event"]);
+        let p = plan_of(&pull_event("reopened", "specbot/spec-9", true, "Bot"), "d");
+        assert_eq!(p.jobs.len(), 1);
+        // Not a spec PR (another branch, or a fork's branch of the same name): nothing.
+        for (branch, here) in [("feature/x", true), ("specbot/spec-9", false)] {
+            let p = plan_of(&pull_event("synchronize", branch, here, "User"), "d");
+            assert!(p.jobs.is_empty(), "{branch} (here: {here}): {:?}", p.notes);
+        }
+    }
+
+    #[test]
+    fn the_coverage_check_run_on_a_spec_branch_queues_no_ci_fix() {
+        let mut run = failed_check_run("specbot/spec-9", "failure", "Bot");
+        if let Event::CheckRun { check_run, .. } = &mut run {
+            check_run.name = "spec coverage".into();
+        }
+        assert!(plan_of(&run, "d").jobs.is_empty());
     }
 
     /// GitHub's own `check_run.completed` example, moved onto an implementation branch.

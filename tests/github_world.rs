@@ -1248,3 +1248,102 @@ async fn an_actions_job_log_is_a_redirect_to_a_signed_url_that_takes_no_token() 
     assert_eq!(body["message"], "Resource not accessible by integration");
     world.assert_no_violations();
 }
+
+#[tokio::test]
+async fn check_runs_are_the_apps_own_and_need_checks_write() {
+    let world = GitHubWorld::start().await;
+    world.add_repo(REPO);
+    let api = Api::new(&world).await;
+    let head = world.put_file(REPO, "main", "spec.md", "# Spec\n");
+    let runs = format!("/repos/{REPO}/check-runs");
+    let done = json!({"name": "spec coverage", "head_sha": head, "conclusion": "failure",
+        "output": {"title": "1 of 2 criteria not covered", "summary": "AC-1.2"}});
+
+    // Created completed, as the App's own run, in the App's own suite.
+    let (status, run) = api.post(&runs, done.clone()).await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["conclusion"], "failure");
+    assert_eq!(run["app"]["id"], json!(world.app_id()));
+    assert!(run["completed_at"].is_string());
+    let id = run["id"].as_u64().unwrap();
+
+    // Listed by name and App; `filter=latest` keeps the newest run of each name.
+    let ci = world.add_check_run(REPO, &head, "spec coverage", Some("success"), "", vec![]);
+    let list = format!(
+        "/repos/{REPO}/commits/{head}/check-runs?check_name=spec%20coverage&app_id={}",
+        world.app_id()
+    );
+    let (_, listed) = api.get(&list).await;
+    assert_eq!(listed["total_count"], 1);
+    assert_eq!(listed["check_runs"][0]["id"], json!(id));
+    let (_, all) = api
+        .get(&format!(
+            "/repos/{REPO}/commits/{head}/check-runs?filter=all"
+        ))
+        .await;
+    assert_eq!(all["total_count"], 2);
+    let (status, again) = api.post(&runs, done.clone()).await;
+    assert_eq!(
+        status, 201,
+        "GitHub makes a second run if asked twice: callers look first"
+    );
+    let (_, latest) = api.get(&list).await;
+    assert_eq!(latest["total_count"], 1);
+    assert_eq!(latest["check_runs"][0]["id"], again["id"]);
+
+    // Updated in place by its App; another App's run cannot be touched.
+    let one = format!("/repos/{REPO}/check-runs/{id}");
+    let (status, updated) = api
+        .patch(
+            &one,
+            json!({"conclusion": "success", "output": {"title": "All covered", "summary": "ok"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["conclusion"], "success");
+    assert_eq!(updated["output"]["title"], "All covered");
+    let (status, body) = api
+        .patch(
+            &format!("/repos/{REPO}/check-runs/{ci}"),
+            json!({"conclusion": "failure"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+
+    // GitHub's refusals: a head that is not a commit, `completed` without a conclusion, an
+    // output over 65,535 characters.
+    let (status, _) = api
+        .post(&runs, json!({"name": "x", "head_sha": "main"}))
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = api
+        .post(
+            &runs,
+            json!({"name": "x", "head_sha": head, "status": "completed"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = api
+        .patch(
+            &one,
+            json!({"output": {"title": "t", "summary": "s".repeat(65_536)}}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        world.violations().len(),
+        1,
+        "the checker refused the long summary"
+    );
+
+    // Without `checks: write` (an installation that kept `checks: read`): reads only.
+    world.set_app_permission("checks", "read");
+    let (status, body) = api.post(&runs, done).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["message"], "Resource not accessible by integration");
+    let (status, _) = api.patch(&one, json!({"conclusion": "failure"})).await;
+    assert_eq!(status, 403);
+    assert_eq!(api.get(&list).await.0, 200);
+    world.assert_responses_conform();
+}

@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 use super::model::*;
 use super::request::{Answer, GitHubError, Installation, Retry, decode};
 
+mod checks;
+pub use checks::CheckRunOutcome;
+
 /// A file to write (or delete) in a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {

@@ -169,6 +169,11 @@ impl Installation {
         self.inner.id
     }
 
+    /// The id of the App behind the installation (`None` for the App's own client).
+    pub fn app_id(&self) -> Option<u64> {
+        self.inner.identity.as_ref().map(|i| i.app_id)
+    }
+
     /// Whether the App itself wrote a comment (never trust a marker someone else posted).
     pub async fn wrote(&self, comment: &super::model::Comment) -> Result<bool, GitHubError> {
         match &self.inner.identity {

@@ -54,9 +54,9 @@ you back here with its credentials, which specbot saves to <code>.env</code>.</p
 <input id="ghes" name="ghes" placeholder="github.example.com" autocomplete="off">
 <button id="register-button" type="submit">Register GitHub App</button>
 </form>
-<p class="fine">The App asks for write access to contents, pull requests and issues, and read
-access to metadata and checks. It never asks to edit GitHub Actions files, so it cannot change
-your CI.</p>"#
+<p class="fine">The App asks for write access to contents, pull requests, issues and checks,
+and read access to metadata and Actions logs. It never asks to edit GitHub Actions files, so it
+cannot change your CI.</p>"#
     )
 }
 

@@ -114,6 +114,8 @@ impl Finding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coverage {
     pub criterion: String,
+    /// The criterion's wording.
+    pub text: String,
     pub requirement: String,
     pub components: Vec<String>,
     pub tests: Vec<String>,
@@ -148,6 +150,22 @@ impl SpecCheck {
             .collect()
     }
 
+    /// The criteria no component covers.
+    pub fn uncovered(&self) -> impl Iterator<Item = &Coverage> {
+        self.coverage.iter().filter(|c| c.components.is_empty())
+    }
+
+    /// The open questions (the unticked items of `## Open questions`), in the file's order.
+    pub fn open_questions(&self) -> Vec<String> {
+        self.findings
+            .iter()
+            .filter_map(|f| match f {
+                Finding::OpenQuestion { text } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The findings and the coverage table, as `specbot check-spec` prints them.
     pub fn report(&self) -> String {
         let mut out = String::new();
@@ -159,8 +177,21 @@ impl SpecCheck {
             };
             out.push_str(&format!("{tag}: {f}\n"));
         }
-        out.push_str(
-            "\n| Criterion | Requirement | Components | Tests |\n| --- | --- | --- | --- |\n",
+        out.push('\n');
+        out.push_str(&self.coverage_table());
+        let covered = self.coverage.len() - self.uncovered().count();
+        out.push_str(&format!(
+            "\n{covered} of {} criteria covered; {}\n",
+            self.coverage.len(),
+            if self.passes() { "passes" } else { "fails" }
+        ));
+        out
+    }
+
+    /// Every criterion with its requirement, components and tests, as a markdown table.
+    pub fn coverage_table(&self) -> String {
+        let mut out = String::from(
+            "| Criterion | Requirement | Components | Tests |\n| --- | --- | --- | --- |\n",
         );
         for c in &self.coverage {
             let or_dash = |v: &[String]| {
@@ -178,16 +209,6 @@ impl SpecCheck {
                 or_dash(&c.tests)
             ));
         }
-        let covered = self
-            .coverage
-            .iter()
-            .filter(|c| !c.components.is_empty())
-            .count();
-        out.push_str(&format!(
-            "\n{covered} of {} criteria covered; {}\n",
-            self.coverage.len(),
-            if self.passes() { "passes" } else { "fails" }
-        ));
         out
     }
 }
@@ -297,19 +318,26 @@ fn parse(file: &str) -> Parsed {
                 }
             }
             "open questions" => {
-                let item = t
-                    .trim_start_matches(['-', '*', '+'])
-                    .trim()
-                    .trim_start_matches("[ ]")
-                    .trim();
-                if t.starts_with(['-', '*', '+']) && !item.is_empty() && !t.contains("[x]") {
-                    p.open_questions.push(item.to_string());
+                if let Some(question) = open_question(t) {
+                    p.open_questions.push(question.to_string());
                 }
             }
             _ => {}
         }
     }
     p
+}
+
+/// An open question: a bullet of `## Open questions` that is not ticked (`- [x]` or `- [X]`
+/// resolves it, as GitHub renders both as a ticked box).
+fn open_question(line: &str) -> Option<&str> {
+    let item = line.strip_prefix(['-', '*', '+'])?.trim();
+    let lower = item.get(..3).map(str::to_ascii_lowercase);
+    if lower.as_deref() == Some("[x]") {
+        return None;
+    }
+    let item = item.strip_prefix("[ ]").unwrap_or(item).trim();
+    (!item.is_empty()).then_some(item)
 }
 
 /// Whether a criterion is in EARS or Given/When/Then form.
@@ -418,7 +446,7 @@ pub fn check_spec_file(file: &str) -> SpecCheck {
 fn coverage(p: &Parsed, findings: &mut Vec<Finding>) -> Vec<Coverage> {
     let mut coverage = Vec::new();
     for (rid, cs) in &p.requirements {
-        for (cid, _) in cs {
+        for (cid, text) in cs {
             let components: Vec<String> = p
                 .components
                 .iter()
@@ -436,6 +464,7 @@ fn coverage(p: &Parsed, findings: &mut Vec<Finding>) -> Vec<Coverage> {
             }
             coverage.push(Coverage {
                 criterion: cid.clone(),
+                text: text.clone(),
                 requirement: rid.clone(),
                 components,
                 tests,

@@ -82,6 +82,12 @@ pub struct SpecAnswer {
 }
 
 impl SpecAnswer {
+    /// The open questions as the committed spec file lists them: what the spec check (and so
+    /// the coverage job) reads back from it.
+    pub fn filed_open_questions(&self) -> Vec<String> {
+        check_spec_file(&render_spec_file(self, &SpecFileMeta::default())).open_questions()
+    }
+
     /// Drop the artifacts the repository did not enable.
     pub fn retain_artifacts(&mut self, enabled: &[ArtifactKind]) {
         for kind in ArtifactKind::ALL {

@@ -152,15 +152,8 @@ async fn implement(
     let key = issue_key(req.repo.repo_id, target.spec_issue);
     let record: Option<SpecRecord> = records::load(&*ctx.app.store, &key).await?;
     let state = record.as_ref().map(|r| r.state);
-    if !state.is_some_and(SpecState::is_accepted) && !force {
-        let info = repo.info().await?;
-        let (config, _) = crate::workflow::spec::load_config(repo, &info.default_branch).await?;
-        return Ok(Err(messages::spec_not_ready(
-            req.comment_id,
-            state.map(SpecState::words),
-            record.as_ref().and_then(|r| r.pull),
-            &config.trigger_label,
-        )));
+    if !force && let Some(reply) = not_yet(repo, req, record.as_ref()).await? {
+        return Ok(Err(reply));
     }
     Ok(Ok(ImplementRequest {
         repo: req.repo.clone(),
@@ -172,6 +165,58 @@ async fn implement(
         comment_id: req.comment_id,
         delivery_id: req.delivery_id.clone(),
     }))
+}
+
+/// Why `/implement` without `--force` waits, if it does: the spec is not approved or merged
+/// yet, or it has open questions (those of the record; once merged, those of the file on the
+/// default branch, where no spec PR follows it any more).
+async fn not_yet(
+    repo: &Repo,
+    req: &CommandRequest,
+    record: Option<&SpecRecord>,
+) -> StepResult<Option<String>> {
+    let state = record.map(|r| r.state);
+    let accepted = state.is_some_and(SpecState::is_accepted);
+    let mut questions = record.map(|r| r.open_questions.clone()).unwrap_or_default();
+    let mut file_ref = "the spec branch".to_string();
+    let merged = record.filter(|r| r.state == SpecState::Merged && !r.path.is_empty());
+    if accepted && questions.is_empty() && merged.is_none() {
+        return Ok(None);
+    }
+    let info = repo.info().await?;
+    if let Some(r) = merged {
+        file_ref = format!("`{}`", info.default_branch.replace('`', "'"));
+        questions = match repo.file(&r.path, &info.default_branch).await? {
+            Some(text) => crate::spec::check_spec_file(&text).open_questions(),
+            None => Vec::new(),
+        };
+    }
+    if accepted && questions.is_empty() {
+        return Ok(None);
+    }
+    // `/revise` answers them while the spec PR is open.
+    let pull = record
+        .filter(|r| !r.state.is_finished())
+        .and_then(|r| r.pull);
+    let path = record.map(|r| r.path.as_str()).unwrap_or_default();
+    if accepted {
+        return Ok(Some(messages::questions_not_answered(
+            req.comment_id,
+            &questions,
+            pull,
+            path,
+            &file_ref,
+        )));
+    }
+    let (config, _) = crate::workflow::spec::load_config(repo, &info.default_branch).await?;
+    Ok(Some(
+        messages::spec_not_ready(
+            req.comment_id,
+            state.map(SpecState::words),
+            record.and_then(|r| r.pull),
+            &config.trigger_label,
+        ) + &messages::also_open_questions(&questions, pull, path, &file_ref),
+    ))
 }
 
 /// `/cancel`: the issue's spec or implementation job; on an implementation PR, its issue's.

@@ -145,6 +145,18 @@ pub struct CiFixRequest {
     pub head_sha: String,
 }
 
+/// Check the spec file on a spec PR's head commit: the "spec coverage" check run, and the open
+/// questions it lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageRequest {
+    pub repo: RepoTarget,
+    pub pull_number: u64,
+    /// The feature issue the spec is for (from the branch name).
+    pub issue_number: u64,
+    /// The commit checked.
+    pub head_sha: String,
+}
+
 /// The dedupe key of an issue's implementation job (`/cancel` finds it by this key).
 pub fn implement_job_key(repo_id: u64, issue_number: u64) -> String {
     format!("implement:{repo_id}#{issue_number}")

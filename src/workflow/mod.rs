@@ -10,6 +10,7 @@ pub mod ci_fix;
 pub mod command;
 pub mod components;
 pub mod context;
+pub mod coverage;
 pub mod engineer;
 pub mod implement;
 pub mod job;
@@ -34,8 +35,8 @@ use crate::github::GitHubError;
 use crate::jobs::{Job, NewJob};
 
 pub use job::{
-    CiFixRequest, CommandRequest, FeedbackSource, ImplementRequest, RepoTarget, ReviseRequest,
-    SpecChange, SpecEvent, SpecRequest, SpecTrigger,
+    CiFixRequest, CommandRequest, CoverageRequest, FeedbackSource, ImplementRequest, RepoTarget,
+    ReviseRequest, SpecChange, SpecEvent, SpecRequest, SpecTrigger,
 };
 pub use step::{JobCtx, JobError, Outcome, StepError, StepResult, StopReason};
 
@@ -104,13 +105,14 @@ pub struct Kind {
 }
 
 /// Every job kind the bot runs.
-pub static KINDS: [Kind; 6] = [
+pub static KINDS: [Kind; 7] = [
     Kind::of::<SpecRequest>(),
     Kind::of::<CommandRequest>(),
     Kind::of::<ReviseRequest>(),
     Kind::of::<SpecEvent>(),
     Kind::of::<ImplementRequest>(),
     Kind::of::<CiFixRequest>(),
+    Kind::of::<CoverageRequest>(),
 ];
 
 /// A job's input, decoded from its payload.

@@ -115,6 +115,10 @@ pub struct SpecRecord {
     /// The components as the current spec defines them.
     pub designed: Vec<Component>,
     pub pull_url: Option<String>,
+    /// The spec's open questions (unticked items of its `## Open questions`), as the spec job,
+    /// the revise job or the coverage job last read them; `/implement` waits while there are
+    /// any.
+    pub open_questions: Vec<String>,
 }
 
 impl Record for SpecRecord {

@@ -27,7 +27,7 @@ use crate::workflow::records::{self, ActedRecord, SpecRecord, SpecState, issue_k
 use crate::workflow::spec::load_config;
 use crate::workflow::spend::{self, Spend};
 use crate::workflow::step::{JobCtx, StepError, StepResult, repo_client};
-use crate::workflow::{Ending, Workflow};
+use crate::workflow::{Ending, Workflow, coverage};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -238,6 +238,17 @@ async fn finish(
         rec.components = components::numbers(&progress.components);
     }
     records::save(store, &key, &rec, ctx.app.now()).await?;
+    let questions = answer.filed_open_questions();
+    coverage::record_questions(
+        ctx,
+        desk.repo,
+        &req.repo,
+        req.issue_number,
+        questions,
+        desk.spec_path,
+    )
+    .await?;
+    coverage::queue(ctx, &req.repo, req.issue_number, req.pull_number, &head).await?;
     ctx.save("revise:done", progress).await
 }
 

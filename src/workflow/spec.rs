@@ -30,7 +30,7 @@ use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::spend::Spend;
 use crate::workflow::step::{JobCtx, StepResult, latest_progress, repo_client, show_status};
 use crate::workflow::watch::{PhaseBoard, Throttle};
-use crate::workflow::{Ending, Workflow, context};
+use crate::workflow::{Ending, Workflow, context, coverage};
 
 /// What the job has done so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -38,6 +38,8 @@ use crate::workflow::{Ending, Workflow, context};
 pub struct SpecProgress {
     pub status_comment: Option<u64>,
     pub config_problems: Vec<String>,
+    /// Where the spec file goes (from the repository's config).
+    pub spec_path: String,
     pub answer: Option<SpecAnswer>,
     #[serde(flatten)]
     pub spend: Spend,
@@ -112,6 +114,7 @@ async fn run(ctx: &mut JobCtx, req: SpecRequest) -> StepResult {
     }
     let mut progress: SpecProgress = ctx.progress()?;
     progress.config_problems = problems;
+    progress.spec_path = config.spec_path_for(req.issue_number);
     let issue = repo.issue(req.issue_number).await?;
     let comments = repo.comments(req.issue_number, 100).await?;
     let desk = Desk {
@@ -273,6 +276,7 @@ async fn publish(
             &answer.components,
             &answer.dropped,
             &answer.gaps,
+            &answer.filed_open_questions(),
         );
         let (pull, _) = desk
             .repo
@@ -313,10 +317,14 @@ async fn finish(
         components: components::numbers(&progress.components),
         designed: answer.components.clone(),
         pull_url: progress.pull.as_ref().map(|p| p.1.clone()),
+        open_questions: answer.filed_open_questions(),
     };
     let key = issue_key(req.repo.repo_id, req.issue_number);
     records::save(&*ctx.app.store, &key, &record, ctx.app.now()).await?;
     show(desk.repo, req, progress, SpecStage::Done, None).await?;
+    if let (Some((pull, _)), Some(head)) = (&progress.pull, &progress.head) {
+        coverage::queue(ctx, &req.repo, req.issue_number, *pull, head).await?;
+    }
     ctx.save("done", progress).await
 }
 
@@ -353,11 +361,15 @@ fn status(
     error: Option<String>,
 ) -> SpecStatus {
     let mut components: Vec<(u64, String)> = Vec::new();
+    let mut open_questions = Vec::new();
     if let Some(answer) = &p.answer {
         for c in &answer.components {
             if let Some((number, _)) = p.components.get(&c.slug()) {
                 components.push((*number, c.title.clone()));
             }
+        }
+        if stage == SpecStage::Done {
+            open_questions = answer.filed_open_questions();
         }
     }
     SpecStatus {
@@ -369,6 +381,8 @@ fn status(
         cost_usd: p.spend.cost_usd,
         config_problems: p.config_problems.clone(),
         error,
+        open_questions,
+        spec_path: p.spec_path.clone(),
     }
 }
 

@@ -313,6 +313,25 @@ impl Tester {
         assert!(status.is_success());
     }
 
+    /// The `pull_request` delivery GitHub sends when PR `pr` is `opened`, `reopened` or pushed
+    /// to (`synchronize`, with the heads before and after the push) by `sender`.
+    pub async fn send_pull_request(&mut self, pr: u64, action: &str, sender: &str) {
+        let mut p = self.envelope(action, sender);
+        p["number"] = json!(pr);
+        p["pull_request"] = self.world.pull_json(REPO, pr);
+        if action == "synchronize" {
+            let head = self.world.pull(REPO, pr).expect("pull exists").head;
+            let commits = self.world.commits_on(REPO, &head);
+            p["after"] = json!(commits[0].sha);
+            p["before"] = json!(commits[0].parents.first());
+        }
+        let status = self.send("pull_request", p).await;
+        assert!(
+            status.is_success(),
+            "pull_request delivery answered {status}"
+        );
+    }
+
     /// CI fails on `branch`'s head: a failing check run `check` whose output is `log`, with
     /// one annotation, then the `check_suite.completed` delivery GitHub would send (from
     /// GitHub Actions, a bot). Returns (head sha, check run id).

@@ -670,19 +670,28 @@ impl View<'_> {
                 })
             })
             .collect();
+        let (details_url, app) = if c.by_app {
+            // No details URL given: GitHub shows the App's homepage.
+            ("https://example.com/specbot".to_string(), self.app())
+        } else {
+            // An Actions job: its check run shares the job's id; the workflow run is the suite.
+            (
+                format!("{HTML}/{full}/actions/runs/{}/job/{id}", c.suite),
+                self.ci_app(),
+            )
+        };
         json!({
             "id": id,
             "node_id": node_id("CR", id),
             "head_sha": c.head_sha,
-            "external_id": "",
+            "external_id": c.external_id,
             "url": format!("{}/repos/{full}/check-runs/{id}", self.base),
             "html_url": format!("{HTML}/{full}/runs/{id}"),
-            // An Actions job: its check run shares the job's id; the workflow run is the suite.
-            "details_url": format!("{HTML}/{full}/actions/runs/{}/job/{id}", c.suite),
-            "status": if c.conclusion.is_some() { "completed" } else { "in_progress" },
+            "details_url": details_url,
+            "status": c.status,
             "conclusion": c.conclusion,
             "started_at": iso(c.started_at),
-            "completed_at": if c.conclusion.is_some() { json!(iso(c.started_at + 60)) } else { Value::Null },
+            "completed_at": c.completed_at.map(iso),
             "output": {
                 "title": c.title,
                 "summary": c.summary,
@@ -692,7 +701,7 @@ impl View<'_> {
             },
             "name": c.name,
             "check_suite": { "id": suite.map(|s| s.id).unwrap_or(c.suite) },
-            "app": self.ci_app(),
+            "app": app,
             "pull_requests": pulls
         })
     }

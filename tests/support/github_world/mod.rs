@@ -30,12 +30,12 @@ use serde_json::{Value, json};
 pub use faults::{Fault, FaultRule};
 pub use openapi::Violation;
 pub use routes_web::RegisteredManifest;
-pub use state::{Annotation, Comment, Issue, Pull, RequestRecord, ReviewComment, State};
+pub use state::{Annotation, CheckRun, Comment, Issue, Pull, RequestRecord, ReviewComment, State};
 
 use git::{Commit, Signature};
 use json::View;
 use server::Shared;
-use state::{CheckRun, CheckSuite, ReactionTarget};
+use state::{CheckSuite, ReactionTarget};
 
 const PRIVATE_KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -568,7 +568,11 @@ impl GitHubWorld {
             .iter()
             .find(|(_, s)| *s == head_sha)
             .and_then(|(k, _)| k.strip_prefix("refs/heads/").map(String::from));
-        let suite = match r.check_suites.values().find(|s| s.head_sha == head_sha) {
+        let suite = match r
+            .check_suites
+            .values()
+            .find(|s| s.head_sha == head_sha && !s.by_app)
+        {
             Some(s) => s.id,
             None => {
                 r.check_suites.insert(
@@ -577,6 +581,7 @@ impl GitHubWorld {
                         id: new_suite,
                         head_sha: head_sha.into(),
                         head_branch,
+                        by_app: false,
                     },
                 );
                 new_suite
@@ -596,9 +601,40 @@ impl GitHubWorld {
                 annotations,
                 started_at: t,
                 log: Some(job_log(t, name, output_text)),
+                by_app: false,
+                status: if conclusion.is_some() {
+                    "completed"
+                } else {
+                    "in_progress"
+                }
+                .into(),
+                external_id: String::new(),
+                completed_at: conclusion.map(|_| t + 60),
             },
         );
         run_id
+    }
+
+    /// The check runs on commit `sha`, oldest first (the App's own and the CI system's).
+    pub fn check_runs(&self, repo: &str, sha: &str) -> Vec<CheckRun> {
+        self.st()
+            .repo(repo)
+            .map(|r| {
+                r.check_runs
+                    .values()
+                    .filter(|c| c.head_sha == sha)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Set one of the permissions the installation granted the App: `("checks", "read")` is an
+    /// installation that has not accepted `checks: write` yet.
+    pub fn set_app_permission(&self, permission: &str, level: &str) {
+        self.st()
+            .app_permissions
+            .insert(permission.into(), level.into());
     }
 
     /// Replace the GitHub Actions job log of check run `run_id` (plain lines; timestamps are

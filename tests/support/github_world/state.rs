@@ -124,6 +124,9 @@ pub struct CheckSuite {
     pub id: u64,
     pub head_sha: String,
     pub head_branch: Option<String>,
+    /// The suite belongs to the App under test (GitHub keeps one suite per App and commit);
+    /// otherwise to the CI system (GitHub Actions).
+    pub by_app: bool,
 }
 
 /// An annotation of a check run.
@@ -152,6 +155,13 @@ pub struct CheckRun {
     pub started_at: i64,
     /// The GitHub Actions job log (timestamped lines); `None` once it expired (`410`).
     pub log: Option<String>,
+    /// Made by the App under test through the checks API (only it may update the run); else a
+    /// GitHub Actions job a test added.
+    pub by_app: bool,
+    /// `queued`, `in_progress` or `completed` (completed whenever there is a conclusion).
+    pub status: String,
+    pub external_id: String,
+    pub completed_at: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -258,8 +268,9 @@ pub struct State {
     /// A recursive tree with more entries than this comes back `truncated` (GitHub's limit is
     /// 100,000 entries or 7 MB).
     pub tree_entry_limit: usize,
-    /// The permissions the installation granted the App (`actions: read` can be taken away,
-    /// as for an installation that has not accepted a new permission yet).
+    /// The permissions the installation granted the App, as its manifest asks (tests take
+    /// `actions: read` away or lower `checks` to `read`, as for an installation that has not
+    /// accepted a new permission yet).
     pub app_permissions: BTreeMap<String, String>,
 }
 
@@ -292,7 +303,7 @@ impl State {
             tree_entry_limit: 100_000,
             app_permissions: [
                 ("actions", "read"),
-                ("checks", "read"),
+                ("checks", "write"),
                 ("contents", "write"),
                 ("issues", "write"),
                 ("metadata", "read"),

@@ -1,0 +1,184 @@
+//! The coverage job: the spec file on a spec PR's head commit, checked by the same code as
+//! `specbot check-spec` ([`crate::spec::check_spec_file`]), becomes the "spec coverage" check
+//! run on that commit (conclusion `success` when every criterion is covered and the core is
+//! usable, `failure` otherwise), and its open questions become the spec's record and the
+//! checklists in the spec PR's body and the status comment.
+//!
+//! It runs for every push to the spec branch (`pull_request` `opened`, `synchronize` and
+//! `reopened` of the recorded spec PR: the bot's own revisions and people's commits alike) and
+//! is queued by the spec and revise jobs for the head they pushed, so it does not wait for
+//! GitHub's webhook. One job per head (the dedupe key holds the commit), and one check run per
+//! head (found again by name and App before one is created). It writes nothing to the branch,
+//! so it causes no push; its check run is on a spec branch, which the CI-fix job never acts on.
+//!
+//! Without the `checks: write` permission (an installation that has not accepted it yet
+//! answers 403) the coverage goes into the spec PR's body between hidden markers, with a note
+//! saying so, and the job still succeeds. The PR body and the record follow the branch's head
+//! only: a job for an older commit writes that commit's check run and nothing else.
+
+use crate::github::Repo;
+use crate::github::repo::CheckRunOutcome;
+use crate::messages::{self, COVERAGE_CHECK, CoverageReport};
+use crate::workflow::Workflow;
+use crate::workflow::branch::BotBranch;
+use crate::workflow::job::{CoverageRequest, RepoTarget, spec_branch_key};
+use crate::workflow::records::{self, SpecRecord, issue_key};
+use crate::workflow::spec::load_config;
+use crate::workflow::step::{JobCtx, StepResult};
+
+/// Open questions kept in the record at most (a person may add many to the file).
+const MAX_QUESTIONS: usize = 50;
+
+impl Workflow for CoverageRequest {
+    const KIND: &'static str = "coverage";
+
+    /// One check per head commit.
+    fn dedupe_key(&self) -> String {
+        format!(
+            "coverage:{}#{}@{}",
+            self.repo.repo_id, self.issue_number, self.head_sha
+        )
+    }
+
+    /// In turn with the jobs that write the spec branch and its record: the check reads what
+    /// they left.
+    fn serial_key(&self) -> Option<String> {
+        Some(spec_branch_key(self.repo.repo_id, self.issue_number))
+    }
+
+    async fn run(self, ctx: &mut JobCtx) -> StepResult {
+        run(ctx, self).await
+    }
+}
+
+/// Queue the coverage job for `head` of the spec PR `pull` (the spec and revise jobs call this
+/// for the head they pushed).
+pub async fn queue(
+    ctx: &JobCtx,
+    target: &RepoTarget,
+    issue_number: u64,
+    pull_number: u64,
+    head: &str,
+) -> StepResult {
+    let job = CoverageRequest {
+        repo: target.clone(),
+        pull_number,
+        issue_number,
+        head_sha: head.to_string(),
+    }
+    .into_job(ctx.app.settings.job_max_attempts);
+    ctx.app.store.enqueue(&job, ctx.app.now()).await?;
+    ctx.app.kick();
+    Ok(())
+}
+
+async fn run(ctx: &mut JobCtx, req: CoverageRequest) -> StepResult {
+    let key = issue_key(req.repo.repo_id, req.issue_number);
+    let Some(rec) = records::load::<SpecRecord>(&*ctx.app.store, &key).await? else {
+        tracing::info!(
+            pull = req.pull_number,
+            "no spec recorded for this PR's issue"
+        );
+        return Ok(());
+    };
+    if rec.pull != Some(req.pull_number) {
+        tracing::warn!(pull = req.pull_number, spec_pull = ?rec.pull, "a PR named like a spec branch that is not the spec's PR: ignored");
+        return Ok(());
+    }
+    let repo = ctx.repo(&req.repo)?;
+    let path = if rec.path.is_empty() {
+        let info = repo.info().await?;
+        let (config, _) = load_config(&repo, &info.default_branch).await?;
+        config.spec_path_for(req.issue_number)
+    } else {
+        rec.path.clone()
+    };
+    let check = repo
+        .file(&path, &req.head_sha)
+        .await?
+        .map(|text| crate::spec::check_spec_file(&text));
+    let report = messages::coverage_report(check.as_ref(), &path);
+    let outcome = CheckRunOutcome {
+        name: COVERAGE_CHECK,
+        conclusion: report.conclusion,
+        title: &report.title,
+        summary: &report.summary,
+        text: &report.text,
+    };
+    let in_body = match repo.show_check_run(&req.head_sha, &outcome).await {
+        Ok(run) => {
+            tracing::info!(check_run = run.id, conclusion = report.conclusion, head = %req.head_sha, "spec coverage shown");
+            None
+        }
+        Err(e) if e.status() == Some(403) => {
+            tracing::warn!(error = %e, "no `checks: write`: the coverage goes into the spec PR's body");
+            Some(&report)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let branch = BotBranch::Spec(req.issue_number).to_string();
+    if repo.branch_head(&branch).await?.as_deref() != Some(req.head_sha.as_str()) {
+        tracing::info!(head = %req.head_sha, "not the spec branch's head any more: its check run is all this job writes");
+        return Ok(());
+    }
+    let questions = match &check {
+        Some(check) => {
+            let mut questions = check.open_questions();
+            questions.truncate(MAX_QUESTIONS);
+            questions
+        }
+        // No file, no questions to read: the last ones known stand.
+        None => rec.open_questions.clone(),
+    };
+    show_in_pull_body(&repo, &req, &path, &questions, in_body).await?;
+    record_questions(ctx, &repo, &req.repo, req.issue_number, questions, &path).await
+}
+
+/// The spec PR's body with its open questions and, without a check run, its coverage.
+async fn show_in_pull_body(
+    repo: &Repo,
+    req: &CoverageRequest,
+    path: &str,
+    questions: &[String],
+    coverage: Option<&CoverageReport>,
+) -> StepResult {
+    let pull = repo.pull(req.pull_number).await?;
+    let body = pull.body.unwrap_or_default();
+    let new = messages::with_open_questions(&body, questions, None, path);
+    let new = messages::with_coverage_section(&new, &req.head_sha, coverage);
+    if new != body {
+        repo.update_pull(req.pull_number, &serde_json::json!({ "body": new }))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Record the spec's open questions; when they changed, the status comment's checklist on the
+/// feature issue follows (the spec PR's body is the coverage job's).
+pub async fn record_questions(
+    ctx: &JobCtx,
+    repo: &Repo,
+    target: &RepoTarget,
+    issue_number: u64,
+    questions: Vec<String>,
+    spec_path: &str,
+) -> StepResult {
+    let key = issue_key(target.repo_id, issue_number);
+    let store = &*ctx.app.store;
+    let Some(mut rec) = records::load::<SpecRecord>(store, &key).await? else {
+        return Ok(());
+    };
+    if rec.open_questions == questions {
+        return Ok(());
+    }
+    let marker = messages::status_marker(issue_number);
+    if let Some(status) = repo.find_comment(issue_number, &marker).await? {
+        let body = status.body.unwrap_or_default();
+        let new = messages::with_open_questions(&body, &questions, rec.pull, spec_path);
+        if new != body {
+            repo.update_comment(status.id, &new).await?;
+        }
+    }
+    rec.open_questions = questions;
+    records::save(store, &key, &rec, ctx.app.now()).await
+}
