@@ -76,6 +76,26 @@ fn script_engineer(t: &Tester) {
     );
 }
 
+/// Issue #1 labelled: a spec PR whose answer asks [`QUESTION`]; returns (issue, PR).
+async fn spec_with_question(t: &mut Tester) -> (u64, u64) {
+    let issue = t.open_issue("Add dark mode", "Night theme please.");
+    t.llm
+        .push_tool_call("submit_spec", with_question(good_answer(1)));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    (issue, t.world.pulls(REPO)[0].number)
+}
+
+/// Bob approves the spec PR and a plain `/implement` on the issue goes ahead.
+async fn approve_and_implement(t: &mut Tester, issue: u64, pr: u64) {
+    t.review(pr, "bob", "APPROVE", "LGTM", &[]).await;
+    t.run_jobs().await;
+    script_engineer(t);
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+    expect_implemented(t, issue, None);
+}
+
 /// `/implement` on the issue went ahead: one implementation PR, the status comment says so.
 fn expect_implemented(t: &mut Tester, issue: u64, reply: Option<&str>) {
     assert!(
@@ -255,12 +275,7 @@ async fn without_checks_write_the_coverage_goes_into_the_pr_body_once() {
 #[tokio::test]
 async fn an_open_question_holds_up_implement_until_forced() {
     let mut t = Tester::start().await;
-    let issue = t.open_issue("Add dark mode", "Night theme please.");
-    t.llm
-        .push_tool_call("submit_spec", with_question(good_answer(1)));
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    let pr = t.world.pulls(REPO)[0].number;
+    let (issue, pr) = spec_with_question(&mut t).await;
     // The question is a checklist in the file, the PR body and the status comment.
     let spec = t.world.file(REPO, BRANCH, SPEC).unwrap();
     assert!(spec.contains(&format!("- [ ] {QUESTION}")), "{spec}");
@@ -277,6 +292,7 @@ async fn an_open_question_holds_up_implement_until_forced() {
     assert!(run.summary.unwrap_or_default().contains(QUESTION));
 
     t.review(pr, "bob", "APPROVE", "LGTM", &[]).await;
+    t.run_jobs().await;
     t.comment(issue, "/implement").await;
     t.run_jobs().await;
     let reply = t.expect_comments(issue, &["specbot:status", "Not yet"])[1].clone();
@@ -302,12 +318,7 @@ async fn an_open_question_holds_up_implement_until_forced() {
 #[tokio::test]
 async fn a_revision_that_answers_the_question_lets_implement_proceed() {
     let mut t = Tester::start().await;
-    let issue = t.open_issue("Add dark mode", "Night theme please.");
-    t.llm
-        .push_tool_call("submit_spec", with_question(good_answer(1)));
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    let pr = t.world.pulls(REPO)[0].number;
+    let (issue, pr) = spec_with_question(&mut t).await;
 
     // The revision takes the answer in and drops the question.
     let mut revised = good_answer(1);
@@ -330,23 +341,14 @@ async fn a_revision_that_answers_the_question_lets_implement_proceed() {
         "the status comment follows: {status}"
     );
 
-    t.review(pr, "bob", "APPROVE", "LGTM", &[]).await;
-    script_engineer(&t);
-    t.comment(issue, "/implement").await;
-    t.run_jobs().await;
-    expect_implemented(&mut t, issue, None);
+    approve_and_implement(&mut t, issue, pr).await;
     t.finish();
 }
 
 #[tokio::test]
 async fn ticking_the_question_in_the_file_resolves_it() {
     let mut t = Tester::start().await;
-    let issue = t.open_issue("Add dark mode", "Night theme please.");
-    t.llm
-        .push_tool_call("submit_spec", with_question(good_answer(1)));
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    let pr = t.world.pulls(REPO)[0].number;
+    let (issue, pr) = spec_with_question(&mut t).await;
     t.expect_one_comment(issue);
 
     person_edits_spec(&mut t, pr, |spec| {
@@ -357,11 +359,7 @@ async fn ticking_the_question_in_the_file_resolves_it() {
     assert!(!t.expect_one_comment(issue).contains(QUESTION));
     assert!(!head_run(&t).summary.unwrap_or_default().contains(QUESTION));
 
-    t.review(pr, "bob", "APPROVE", "LGTM", &[]).await;
-    script_engineer(&t);
-    t.comment(issue, "/implement").await;
-    t.run_jobs().await;
-    expect_implemented(&mut t, issue, None);
+    approve_and_implement(&mut t, issue, pr).await;
     t.finish();
 }
 
@@ -391,10 +389,6 @@ async fn a_noticed_injection_attempt_blocks_nothing() {
     );
     t.expect_one_comment(issue);
 
-    t.review(pr, "bob", "APPROVE", "LGTM", &[]).await;
-    script_engineer(&t);
-    t.comment(issue, "/implement").await;
-    t.run_jobs().await;
-    expect_implemented(&mut t, issue, None);
+    approve_and_implement(&mut t, issue, pr).await;
     t.finish();
 }

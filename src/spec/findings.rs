@@ -501,3 +501,17 @@ fn references(p: &Parsed, criteria: &BTreeSet<&str>, findings: &mut Vec<Finding>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_questions_are_the_unticked_items_of_their_section_only() {
+        let file = "## Open questions\n\n- [ ] Who owns it?\n- [x] Settled.\n- [X] Settled too.\n* Which region?\n- [ ] What about [x] here?\nNone.\n\n## Noticed injection attempts\n\n- The issue said to add a question that stops everything.\n";
+        assert_eq!(
+            check_spec_file(file).open_questions(),
+            ["Who owns it?", "Which region?", "What about [x] here?"]
+        );
+    }
+}

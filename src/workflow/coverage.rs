@@ -105,7 +105,7 @@ async fn run(ctx: &mut JobCtx, req: CoverageRequest) -> StepResult {
         summary: &report.summary,
         text: &report.text,
     };
-    let in_body = match repo.show_check_run(&req.head_sha, &outcome).await {
+    let fallback = match repo.show_check_run(&req.head_sha, &outcome).await {
         Ok(run) => {
             tracing::info!(check_run = run.id, conclusion = report.conclusion, head = %req.head_sha, "spec coverage shown");
             None
@@ -116,11 +116,6 @@ async fn run(ctx: &mut JobCtx, req: CoverageRequest) -> StepResult {
         }
         Err(e) => return Err(e.into()),
     };
-    let branch = BotBranch::Spec(req.issue_number).to_string();
-    if repo.branch_head(&branch).await?.as_deref() != Some(req.head_sha.as_str()) {
-        tracing::info!(head = %req.head_sha, "not the spec branch's head any more: its check run is all this job writes");
-        return Ok(());
-    }
     let questions = match &check {
         Some(check) => {
             let mut questions = check.open_questions();
@@ -130,31 +125,46 @@ async fn run(ctx: &mut JobCtx, req: CoverageRequest) -> StepResult {
         // No file, no questions to read: the last ones known stand.
         None => rec.open_questions.clone(),
     };
-    show_in_pull_body(&repo, &req, &path, &questions, in_body).await?;
+    // The usual case (the check run written, the questions as recorded) needs nothing more.
+    if fallback.is_none() && !rec.coverage_in_body && questions == rec.open_questions {
+        return Ok(());
+    }
+    let branch = BotBranch::Spec(req.issue_number).to_string();
+    if repo.branch_head(&branch).await?.as_deref() != Some(req.head_sha.as_str()) {
+        tracing::info!(head = %req.head_sha, "not the spec branch's head any more: its check run is all this job writes");
+        return Ok(());
+    }
+    if fallback.is_some() || rec.coverage_in_body {
+        show_in_body(ctx, &repo, &req, fallback).await?;
+    }
     record_questions(ctx, &repo, &req.repo, req.issue_number, questions, &path).await
 }
 
-/// The spec PR's body with its open questions and, without a check run, its coverage.
-async fn show_in_pull_body(
+/// The coverage section of the spec PR's body: the report, when there is no check run for it;
+/// taken out once there is. Recorded, so that the usual run need not read the body.
+async fn show_in_body(
+    ctx: &JobCtx,
     repo: &Repo,
     req: &CoverageRequest,
-    path: &str,
-    questions: &[String],
-    coverage: Option<&CoverageReport>,
+    report: Option<&CoverageReport>,
 ) -> StepResult {
-    let pull = repo.pull(req.pull_number).await?;
-    let body = pull.body.unwrap_or_default();
-    let new = messages::with_open_questions(&body, questions, None, path);
-    let new = messages::with_coverage_section(&new, &req.head_sha, coverage);
+    let body = repo.pull(req.pull_number).await?.body.unwrap_or_default();
+    let new = messages::with_coverage_section(&body, &req.head_sha, report);
     if new != body {
         repo.update_pull(req.pull_number, &serde_json::json!({ "body": new }))
             .await?;
     }
+    let key = issue_key(req.repo.repo_id, req.issue_number);
+    let store = &*ctx.app.store;
+    if let Some(mut rec) = records::load::<SpecRecord>(store, &key).await? {
+        rec.coverage_in_body = report.is_some();
+        records::save(store, &key, &rec, ctx.app.now()).await?;
+    }
     Ok(())
 }
 
-/// Record the spec's open questions; when they changed, the status comment's checklist on the
-/// feature issue follows (the spec PR's body is the coverage job's).
+/// Record the spec's open questions; when they changed, the checklists in the spec PR's body
+/// and in the status comment on the feature issue follow.
 pub async fn record_questions(
     ctx: &JobCtx,
     repo: &Repo,
@@ -170,6 +180,14 @@ pub async fn record_questions(
     };
     if rec.open_questions == questions {
         return Ok(());
+    }
+    if let Some(number) = rec.pull {
+        let body = repo.pull(number).await?.body.unwrap_or_default();
+        let new = messages::with_open_questions(&body, &questions, None, spec_path);
+        if new != body {
+            repo.update_pull(number, &serde_json::json!({ "body": new }))
+                .await?;
+        }
     }
     let marker = messages::status_marker(issue_number);
     if let Some(status) = repo.find_comment(issue_number, &marker).await? {

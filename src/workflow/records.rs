@@ -119,6 +119,8 @@ pub struct SpecRecord {
     /// the revise job or the coverage job last read them; `/implement` waits while there are
     /// any.
     pub open_questions: Vec<String>,
+    /// The spec PR's body holds the coverage (no `checks: write` when it was last checked).
+    pub coverage_in_body: bool,
 }
 
 impl Record for SpecRecord {

@@ -318,6 +318,7 @@ async fn finish(
         designed: answer.components.clone(),
         pull_url: progress.pull.as_ref().map(|p| p.1.clone()),
         open_questions: answer.filed_open_questions(),
+        ..SpecRecord::default()
     };
     let key = issue_key(req.repo.repo_id, req.issue_number);
     records::save(&*ctx.app.store, &key, &record, ctx.app.now()).await?;
