@@ -110,7 +110,8 @@ async fn run(ctx: &mut JobCtx, req: CoverageRequest) -> StepResult {
             tracing::info!(check_run = run.id, conclusion = report.conclusion, head = %req.head_sha, "spec coverage shown");
             None
         }
-        Err(e) if e.status() == Some(403) => {
+        // A 403 that is not a rate limit: the installation has not granted `checks: write`.
+        Err(e) if e.status() == Some(403) && !e.message().to_lowercase().contains("rate limit") => {
             tracing::warn!(error = %e, "no `checks: write`: the coverage goes into the spec PR's body");
             Some(&report)
         }
