@@ -64,6 +64,14 @@ async fn person_edits_spec(t: &mut Tester, pr: u64, edit: impl Fn(&str) -> Strin
     head
 }
 
+/// Component 2 of a two-component spec moved off AC-1.2, which no component covers then.
+fn uncover_ac_1_2(spec: &str) -> String {
+    spec.replace(
+        "| Component 2 | [AC-1.2](#ac-1-2) |",
+        "| Component 2 | [AC-1.1](#ac-1-1) |",
+    )
+}
+
 /// The engineer writes one file and finishes.
 fn script_engineer(t: &Tester) {
     t.llm.push_tool_call(
@@ -153,13 +161,7 @@ async fn a_covered_spec_is_green_and_a_persons_commit_that_uncovers_it_turns_it_
     let first_head = t.world.ref_sha(REPO, BRANCH).unwrap();
 
     // Bob moves component 2 off AC-1.2 and pushes: GitHub says `synchronize`.
-    let new_head = person_edits_spec(&mut t, pr, |spec| {
-        spec.replace(
-            "| Component 2 | [AC-1.2](#ac-1-2) |",
-            "| Component 2 | [AC-1.1](#ac-1-1) |",
-        )
-    })
-    .await;
+    let new_head = person_edits_spec(&mut t, pr, uncover_ac_1_2).await;
     let red = head_run(&t);
     assert_eq!(red.head_sha, new_head);
     assert_eq!(red.conclusion.as_deref(), Some("failure"));
@@ -246,13 +248,7 @@ async fn without_checks_write_the_coverage_goes_into_the_pr_body_once() {
         body,
         "the same section, not a second one"
     );
-    person_edits_spec(&mut t, pr, |spec| {
-        spec.replace(
-            "| Component 2 | [AC-1.2](#ac-1-2) |",
-            "| Component 2 | [AC-1.1](#ac-1-1) |",
-        )
-    })
-    .await;
+    person_edits_spec(&mut t, pr, uncover_ac_1_2).await;
     let body = pull_body(&t, pr);
     assert_eq!(
         body.matches("<!-- specbot:coverage -->").count(),
