@@ -35,9 +35,7 @@ use crate::workflow::quota::{Admission, admit};
 use crate::workflow::records::{self, ImplementationRecord, SpecRecord, SpecState, issue_key};
 use crate::workflow::spec::load_config;
 use crate::workflow::spend::Spend;
-use crate::workflow::step::{
-    JobCtx, StepError, StepResult, latest_progress, repo_client, show_status,
-};
+use crate::workflow::step::{JobCtx, StepError, StepResult, last_progress, show_status};
 use crate::workflow::watch::StatusBoard;
 use crate::workflow::{Ending, Workflow};
 
@@ -72,14 +70,12 @@ impl Workflow for ImplementRequest {
 
     /// Say so in the status comment.
     async fn report(&self, app: &App, job: &Job, end: Ending<'_>) -> Result<(), GitHubError> {
-        let Some(repo) = repo_client(app, &self.repo)? else {
+        let Some((repo, progress)) =
+            last_progress::<ImplementProgress>(app, job, &self.repo).await?
+        else {
             return Ok(());
         };
-        let progress: ImplementProgress = latest_progress(app, job).await;
-        let (stage, error) = match end {
-            Ending::Failed(error) => (ImplementStage::Failed, Some(error)),
-            Ending::Cancelled => (ImplementStage::Cancelled, None),
-        };
+        let (stage, error) = end.shown_as(ImplementStage::Failed, ImplementStage::Cancelled);
         // The component's title is not needed to say what went wrong.
         show(&repo, self, &progress, None, stage, error).await
     }

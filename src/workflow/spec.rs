@@ -28,7 +28,7 @@ use crate::workflow::job::{SpecRequest, SpecTrigger, spec_branch_key, spec_job_k
 use crate::workflow::quota::{self, Admission, admit};
 use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::spend::Spend;
-use crate::workflow::step::{JobCtx, StepResult, latest_progress, repo_client, show_status};
+use crate::workflow::step::{JobCtx, StepResult, last_progress, show_status};
 use crate::workflow::watch::{PhaseBoard, Throttle};
 use crate::workflow::{Ending, Workflow, context};
 
@@ -64,14 +64,11 @@ impl Workflow for SpecRequest {
 
     /// Say so in the status comment, in plain words.
     async fn report(&self, app: &App, job: &Job, end: Ending<'_>) -> Result<(), GitHubError> {
-        let Some(repo) = repo_client(app, &self.repo)? else {
+        let Some((repo, progress)) = last_progress::<SpecProgress>(app, job, &self.repo).await?
+        else {
             return Ok(());
         };
-        let progress: SpecProgress = latest_progress(app, job).await;
-        let (stage, error) = match end {
-            Ending::Failed(error) => (SpecStage::Failed, Some(error)),
-            Ending::Cancelled => (SpecStage::Cancelled, None),
-        };
+        let (stage, error) = end.shown_as(SpecStage::Failed, SpecStage::Cancelled);
         show(&repo, self, &progress, stage, error).await
     }
 }
