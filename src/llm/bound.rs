@@ -7,7 +7,7 @@
 //! output limit, every answer the server completes is whole. The required top-level strings
 //! (the specification itself) share half of the room; every other string the rest.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Items allowed in an array that names no `maxItems`.
 const MAX_ITEMS: u64 = 3;
@@ -82,11 +82,7 @@ fn skeleton_bytes(v: &Value) -> u64 {
     match v.get("type").and_then(Value::as_str) {
         Some("string") => 2,
         Some("array") => {
-            let n = v
-                .get("maxItems")
-                .and_then(Value::as_u64)
-                .unwrap_or(MAX_ITEMS)
-                .min(MAX_ITEMS);
+            let n = v.as_object().map_or(MAX_ITEMS, max_items);
             2 + n * (v.get("items").map_or(4, skeleton_bytes) + 1)
         }
         Some("object") => {
@@ -102,17 +98,23 @@ fn skeleton_bytes(v: &Value) -> u64 {
     }
 }
 
+/// The most items an array schema allows once bounded: its own `maxItems`, at most
+/// [`MAX_ITEMS`].
+fn max_items(schema: &Map<String, Value>) -> u64 {
+    schema
+        .get("maxItems")
+        .and_then(Value::as_u64)
+        .map_or(MAX_ITEMS, |n| n.min(MAX_ITEMS))
+}
+
 /// How many strings an instance of `v` can hold at most, once arrays are bounded.
 fn slots(v: &Value) -> u64 {
     match v.get("type").and_then(Value::as_str) {
         Some("string") => 1,
-        Some("array") => {
-            let n = v
-                .get("maxItems")
-                .and_then(Value::as_u64)
-                .unwrap_or(MAX_ITEMS);
-            n.saturating_mul(v.get("items").map_or(0, slots))
-        }
+        Some("array") => v
+            .as_object()
+            .map_or(MAX_ITEMS, max_items)
+            .saturating_mul(v.get("items").map_or(0, slots)),
         Some("object") => v
             .get("properties")
             .and_then(Value::as_object)
@@ -138,11 +140,7 @@ fn apply(v: &mut Value, chars: u64) {
             obj.insert("maxLength".into(), json!(own.min(chars)));
         }
         Some("array") => {
-            let own = obj
-                .get("maxItems")
-                .and_then(Value::as_u64)
-                .unwrap_or(MAX_ITEMS);
-            obj.insert("maxItems".into(), json!(own.min(MAX_ITEMS)));
+            obj.insert("maxItems".into(), json!(max_items(obj)));
             if let Some(items) = obj.get_mut("items") {
                 apply(items, chars);
             }
