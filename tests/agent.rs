@@ -148,6 +148,7 @@ fn prompt() -> RenderedPrompt {
             spec_path: "specs/IMPLEMENT-7.md".into(),
             spec: "# Safe add\n\nMake `add` never overflow; test it.\n".into(),
             component: None,
+            criteria: Vec::new(),
             context_blocks: Vec::new(),
             tools: tool_notes(),
         },
@@ -306,6 +307,7 @@ async fn a_whole_session_in_both_formats() {
             vec![CriterionMet {
                 criterion: "add never overflows".into(),
                 how_met: "saturating_add, tested".into(),
+                ..CriterionMet::default()
             }],
             "{at}"
         );
