@@ -648,7 +648,7 @@ fn finish(
     }
     for c in &f.criteria {
         let text = c.texts().collect::<Vec<_>>().join("\n");
-        if let Err(reason) = policy.check_message("criteria", &text) {
+        if let Err(reason) = policy.check_message("report on the criteria", &text) {
             return refuse(None, reason);
         }
     }
