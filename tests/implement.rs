@@ -55,6 +55,17 @@ fn finish(summary: &str) -> (&'static str, Value) {
 fn script_good_session(t: &Tester) {
     t.llm
         .push_tool_call("read_file", json!({"path": "src/lib.rs"}));
+    script_dark_files(t);
+    t.llm.push_tool_call(
+        "edit_file",
+        json!({"path": "src/lib.rs", "old": "\"light\"", "new": "dark::DARK"}),
+    );
+    t.llm
+        .push_reply(calls(vec![finish("Adds the dark theme and its test.")]));
+}
+
+/// The engineer writes `src/dark.rs` and `tests/theme.rs` in one answer.
+fn script_dark_files(t: &Tester) {
     t.llm.push_reply(calls(vec![
         (
             "write_file",
@@ -65,12 +76,6 @@ fn script_good_session(t: &Tester) {
             json!({"path": "tests/theme.rs", "content": "#[test]\nfn dark() { assert_eq!(widgets::theme(), \"dark\"); }\n"}),
         ),
     ]));
-    t.llm.push_tool_call(
-        "edit_file",
-        json!({"path": "src/lib.rs", "old": "\"light\"", "new": "dark::DARK"}),
-    );
-    t.llm
-        .push_reply(calls(vec![finish("Adds the dark theme and its test.")]));
 }
 
 #[tokio::test]
@@ -303,18 +308,6 @@ async fn implement_on_a_component_issue_implements_that_component_from_the_spec_
     t.finish();
 }
 
-/// The body of the one PR from `branch`.
-fn pull_body(t: &Tester, branch: &str) -> String {
-    let pulls: Vec<_> = t
-        .world
-        .pulls(REPO)
-        .into_iter()
-        .filter(|p| p.head == branch)
-        .collect();
-    assert_eq!(pulls.len(), 1, "one PR from {branch}");
-    pulls[0].body.clone().unwrap_or_default()
-}
-
 /// The table row of one criterion (`| **AC-1.1** …`).
 fn row<'a>(body: &'a str, id: &str) -> &'a str {
     body.lines()
@@ -327,16 +320,7 @@ async fn the_pr_holds_the_engineer_to_the_specs_criterion_ids() {
     let mut t = Tester::start().await;
     let issue = merged_spec(&mut t, 2).await;
     t.expect_comments(issue, &["specbot:status"]);
-    t.llm.push_reply(calls(vec![
-        (
-            "write_file",
-            json!({"path": "src/dark.rs", "content": "pub const DARK: &str = \"dark\";\n"}),
-        ),
-        (
-            "write_file",
-            json!({"path": "tests/theme.rs", "content": "#[test]\nfn dark() {}\n"}),
-        ),
-    ]));
+    script_dark_files(&t);
     // AC-1.1 done (one file it never touched), AC-1.2 left out, AC-9.9 not in the spec.
     t.llm.push_tool_call(
         "finish",
@@ -366,7 +350,7 @@ async fn the_pr_holds_the_engineer_to_the_specs_criterion_ids() {
             "{id} in the prompt: {prompt}"
         );
     }
-    let body = pull_body(&t, &format!("specbot/implement-{issue}"));
+    let body = t.implementation_pull(issue).body.unwrap_or_default();
     assert!(body.contains("**1 of 2 criteria done**"), "{body}");
     let done = row(&body, "AC-1.1");
     assert!(done.contains("✅ done"), "{done}");
@@ -431,7 +415,7 @@ async fn a_component_answers_only_for_the_criteria_it_covers() {
         !prompt.contains("- AC-1.1: WHEN"),
         "only what the component covers: {prompt}"
     );
-    let body = pull_body(&t, &format!("specbot/implement-{second}"));
+    let body = t.implementation_pull(second).body.unwrap_or_default();
     assert!(body.contains("**1 of 1 criterion done**"), "{body}");
     let covered = row(&body, "AC-1.2");
     assert!(
@@ -470,7 +454,7 @@ async fn a_spec_without_ids_keeps_its_free_text_criteria() {
     let prompt = t.llm.requests()[0].body.to_string();
     assert!(prompt.contains("The toggle persists."), "{prompt}");
     assert!(!prompt.contains("report each one by its ID"), "{prompt}");
-    let body = pull_body(&t, &format!("specbot/implement-{issue}"));
+    let body = t.implementation_pull(issue).body.unwrap_or_default();
     assert!(
         body.contains(
             "## Acceptance criteria\n\n| Criterion | How it is met |\n| --- | --- |\n| The toggle persists. | `theme()` reads the saved choice; `tests/theme.rs` checks it. |\n"
