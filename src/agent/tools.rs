@@ -2,7 +2,9 @@
 //! execution over the [`Workspace`], every change going through the [`Policy`] first.
 //!
 //! Owns: [`tool_definitions`], [`tool_notes`], the output bounds ([`MAX_READ_LINES`],
-//! [`MAX_READ_BYTES`], [`MAX_SEARCH_MATCHES`], …) and `execute` (crate-private). Every
+//! [`MAX_READ_BYTES`], [`MAX_SEARCH_MATCHES`], …), the report `finish` carries per criterion
+//! ([`CriterionMet`]: by ID, with status, files and tests; bounded and normalised here) and
+//! `execute` (crate-private). Every
 //! failure is an `Err(String)` written for the model; policy refusals are also pushed to the
 //! refusal list.
 
@@ -656,7 +658,7 @@ fn finish(
 }
 
 static CRITERION_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[^\w]{0,4}(?i:(AC)-(\d{1,4})\.(\d{1,4}))\b").expect("static regex")
+    Regex::new(r"^[^\w]{0,4}(?i:AC)-(\d{1,4})\.(\d{1,4})\b").expect("static regex")
 });
 
 /// The criteria's reports within bounds, each ID in its usual form (`ac-1.2` → `AC-1.2`; an ID
@@ -676,7 +678,7 @@ fn check_criteria(criteria: &mut [CriterionMet]) -> Result<(), String> {
             c.id.clone()
         };
         if let Some(m) = CRITERION_ID.captures(&from) {
-            c.id = format!("AC-{}.{}", &m[2], &m[3]);
+            c.id = format!("AC-{}.{}", &m[1], &m[2]);
         } else {
             c.id = c.id.trim().to_uppercase();
         }
