@@ -7,7 +7,8 @@
 //! [`dependency_order`], [`repair_prompt`], [`drop_unusable_artifacts`]); the committed files and component issue bodies
 //! ([`files_for`], [`render_spec_file`], [`Component::render_issue_body`]); the structured
 //! requirements and their IDs ([`Requirement`], [`assign_ids`]); the check of a committed spec
-//! file ([`check_spec_file`]). Pure: no I/O.
+//! file ([`check_spec_file`]); the criteria `/implement` is held to ([`criteria_in_scope`]).
+//! Pure: no I/O.
 //!
 //! Parsing never panics and does bounded work on any input; answers over
 //! [`MAX_ANSWER_BYTES`] are refused.
@@ -18,6 +19,7 @@ mod findings;
 mod parse;
 mod render;
 mod requirements;
+mod scope;
 mod tool;
 mod validate;
 
@@ -31,6 +33,7 @@ pub use findings::{
 pub use parse::{MAX_OPEN_QUESTIONS, SpecError, parse_text_answer, parse_tool_input};
 pub use render::{SpecFileMeta, files_for, render_spec_file, strip_spec_header, utc_date};
 pub use requirements::{Criterion, IssuedIds, NonFunctional, Requirement, anchor, assign_ids};
+pub use scope::criteria_in_scope;
 pub use tool::{SUBMIT_SPEC_TOOL, ToolSpec, submit_spec_tool};
 pub use validate::{
     DependencyError, MAX_ARTIFACT_BYTES, MAX_COMPONENTS, MAX_SPEC_BYTES, REQUIRED_SECTIONS,

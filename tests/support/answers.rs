@@ -136,3 +136,25 @@ the column stays.
         }
     })
 }
+
+/// The engineer's `finish`, reporting each criterion by ID: `(id, status, files, tests)`, with
+/// `how_met` (and, for `not_done`, the reason) made from the ID.
+pub fn finish_by_id(summary: &str, reports: &[(&str, &str, &[&str], &[&str])]) -> Value {
+    let criteria: Vec<Value> = reports
+        .iter()
+        .map(|(id, status, files, tests)| {
+            json!({
+                "id": id,
+                "status": status,
+                "how_met": format!("{id}: how the change meets it"),
+                "reason": if *status == "done" { String::new() } else { format!("{id}: why it is not done") },
+                "files": files,
+                "tests": tests,
+            })
+        })
+        .collect();
+    json!({"summary": summary, "criteria": criteria})
+}
+
+/// A spec written before criteria had IDs (or by hand): free-text criteria only.
+pub const SPEC_WITHOUT_IDS: &str = "# Dark mode\n\n## Summary\nAdd a dark theme.\n\n## Design\nA CSS class on `<html>`.\n\n## Acceptance criteria\n- The toggle persists.\n";

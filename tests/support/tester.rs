@@ -221,6 +221,19 @@ impl Tester {
         (issue, pr)
     }
 
+    /// The one implementation PR of `issue` (from `specbot/implement-<issue>`).
+    pub fn implementation_pull(&self, issue: u64) -> super::github_world::PullInfo {
+        let branch = format!("specbot/implement-{issue}");
+        let pulls: Vec<_> = self
+            .world
+            .pulls(REPO)
+            .into_iter()
+            .filter(|p| p.head == branch)
+            .collect();
+        assert_eq!(pulls.len(), 1, "one implementation PR");
+        pulls[0].clone()
+    }
+
     pub fn open_issue(&self, title: &str, body: &str) -> u64 {
         self.world.add_issue(REPO, title, body, "alice")
     }
