@@ -24,7 +24,10 @@ mod validate;
 use serde::{Deserialize, Serialize};
 
 pub use artifact::{ArtifactKind, Artifacts};
-pub use component::{Component, component_marker, parse_component_marker, slugify};
+pub use component::{
+    Component, IssueLinks, component_marker, parallel_components, parse_component_marker, slugify,
+    spec_permalink,
+};
 pub use findings::{
     Coverage, Finding, Severity, SpecCheck, TEMPLATE_SECTIONS, VAGUE_WORDS, check_spec_file,
 };
