@@ -322,7 +322,9 @@ fn criterion_ids(spec: &str) -> Vec<String> {
 /// The component issues, updated in place, cite the new IDs at the newest spec commit.
 #[tokio::test]
 async fn a_revision_keeps_the_ids_it_keeps_and_never_reuses_a_dropped_one() {
-    use support::answers::{answer_with, requirement, three_requirements};
+    use support::answers::{
+        REMEMBERED, Req, answer_with, requirements, theme_and_toggle, three_requirements,
+    };
     let mut t = Tester::start().await;
     let issue = t.open_issue("Add dark mode", "Night theme please.");
     t.llm.push_tool_call("submit_spec", three_requirements());
@@ -343,36 +345,32 @@ async fn a_revision_keeps_the_ids_it_keeps_and_never_reuses_a_dropped_one() {
 
     // New first (labelled as the model likes), REQ-3 kept, REQ-1 kept without AC-1.1 and with
     // a new criterion; REQ-2 dropped.
-    let components = json!([
-        {"title": "Theme", "summary": "The palettes.", "acceptance_criteria": ["Both palettes exist"],
-         "depends_on": [], "covers": ["AC-1.2", "AC-1.9", "AC-9.1"],
-         "tests": ["AC-1.2, AC-1.9: the OS preferences show", "AC-9.1: contrast is 7:1"]},
-        {"title": "Toggle", "summary": "The control.", "acceptance_criteria": ["It toggles"],
-         "depends_on": [{"title": "Theme", "reason": "it switches the palettes"}],
-         "covers": ["AC-3.1"], "tests": ["AC-3.1: a reload keeps it"]}
-    ]);
+    let contrast: Req = (
+        "REQ-9",
+        "a high-contrast variant",
+        &[("AC-9.1", "high contrast is on")],
+    );
+    let dark: Req = (
+        "REQ-1",
+        "a dark theme",
+        &[
+            ("AC-1.2", "the OS prefers dark"),
+            ("AC-1.9", "the OS prefers more contrast"),
+        ],
+    );
+    let toggle: (&[&str], &[&str]) = (&["AC-3.1"], &["AC-3.1: a reload keeps it"]);
     let mut revised = answer_with(
-        json!([
-            requirement(
-                "REQ-9",
-                "a high-contrast variant",
-                &[("AC-9.1", "high contrast is on")]
-            ),
-            requirement(
-                "REQ-3",
-                "a remembered choice",
-                &[("AC-3.1", "the page reloads")]
-            ),
-            requirement(
-                "REQ-1",
-                "a dark theme",
+        requirements(&[contrast, REMEMBERED, dark]),
+        theme_and_toggle(
+            (
+                &["AC-1.2", "AC-1.9", "AC-9.1"],
                 &[
-                    ("AC-1.2", "the OS prefers dark"),
-                    ("AC-1.9", "the OS prefers more contrast")
-                ]
+                    "AC-1.2, AC-1.9: the OS preferences show",
+                    "AC-9.1: contrast is 7:1",
+                ],
             ),
-        ]),
-        components.clone(),
+            toggle,
+        ),
     );
     revised["changes"] = json!("Added high contrast; dropped the three-state toggle.");
     t.llm.push_tool_call("submit_spec", revised);
@@ -432,36 +430,33 @@ async fn a_revision_keeps_the_ids_it_keeps_and_never_reuses_a_dropped_one() {
 
     // The next revision adds a requirement: REQ-5, although REQ-2 is no longer written in the
     // file it revises.
+    // The model echoes the IDs it was shown.
+    let contrast: Req = (
+        "REQ-4",
+        "a high-contrast variant",
+        &[("AC-4.1", "high contrast is on")],
+    );
+    let dark: Req = (
+        "REQ-1",
+        "a dark theme",
+        &[
+            ("AC-1.2", "the OS prefers dark"),
+            ("AC-1.3", "the OS prefers more contrast"),
+        ],
+    );
+    let sepia: Req = ("new", "a sepia mode", &[("new-1", "sepia is on")]);
     let mut again = answer_with(
-        json!([
-            requirement(
-                "REQ-4",
-                "a high-contrast variant",
-                &[("AC-4.1", "high contrast is on")]
-            ),
-            requirement(
-                "REQ-3",
-                "a remembered choice",
-                &[("AC-3.1", "the page reloads")]
-            ),
-            requirement(
-                "REQ-1",
-                "a dark theme",
+        requirements(&[contrast, REMEMBERED, dark, sepia]),
+        theme_and_toggle(
+            (
+                &["AC-1.2", "AC-1.3", "AC-4.1", "new-1"],
                 &[
-                    ("AC-1.2", "the OS prefers dark"),
-                    ("AC-1.3", "the OS prefers more contrast")
-                ]
+                    "AC-1.2, AC-1.3: the OS preferences show",
+                    "AC-4.1: contrast is 7:1",
+                ],
             ),
-            requirement("new", "a sepia mode", &[("new-1", "sepia is on")]),
-        ]),
-        json!([
-            {"title": "Theme", "summary": "The palettes.", "acceptance_criteria": ["Both palettes exist"],
-             "depends_on": [], "covers": ["AC-1.2", "AC-1.3", "AC-4.1", "new-1"],
-             "tests": ["AC-1.2, AC-1.3: the OS preferences show", "AC-4.1: contrast is 7:1"]},
-            {"title": "Toggle", "summary": "The control.", "acceptance_criteria": ["It toggles"],
-             "depends_on": [{"title": "Theme", "reason": "it switches the palettes"}],
-             "covers": ["AC-3.1"], "tests": ["AC-3.1: a reload keeps it"]}
-        ]),
+            toggle,
+        ),
     );
     again["changes"] = json!("Added a sepia mode.");
     t.llm.push_tool_call("submit_spec", again);

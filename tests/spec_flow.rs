@@ -669,7 +669,9 @@ async fn the_documented_example_is_what_the_pipeline_writes() {
 /// updated in place and cite the new commit.
 #[tokio::test]
 async fn a_rerun_keeps_the_ids_of_the_spec_on_its_branch() {
-    use support::answers::{answer_with, requirement, three_requirements};
+    use support::answers::{
+        DARK, REMEMBERED, answer_with, requirements, theme_and_toggle, three_requirements,
+    };
     let mut t = Tester::start().await;
     let issue = t.open_issue("Add dark mode", "Night theme please.");
     t.llm.push_tool_call("submit_spec", three_requirements());
@@ -678,31 +680,25 @@ async fn a_rerun_keeps_the_ids_of_the_spec_on_its_branch() {
     let subs = t.world.sub_issues(REPO, issue);
 
     let rerun = answer_with(
-        json!([
-            requirement(
-                "REQ-1",
-                "a dark theme",
-                &[("AC-1.1", "dark is on"), ("AC-1.2", "the OS prefers dark")]
-            ),
-            requirement(
-                "REQ-3",
-                "a remembered choice",
-                &[("AC-3.1", "the page reloads")]
-            ),
-            requirement(
+        requirements(&[
+            DARK,
+            REMEMBERED,
+            (
                 "REQ-7",
                 "a high-contrast variant",
-                &[("AC-7.1", "high contrast is on")]
+                &[("AC-7.1", "high contrast is on")],
             ),
         ]),
-        json!([
-            {"title": "Theme", "summary": "The palettes.", "acceptance_criteria": ["Both palettes exist"],
-             "depends_on": [], "covers": ["AC-1.1", "AC-1.2", "AC-7.1"],
-             "tests": ["AC-1.1, AC-1.2: both palettes render", "AC-7.1: contrast is 7:1"]},
-            {"title": "Toggle", "summary": "The control.", "acceptance_criteria": ["It toggles"],
-             "depends_on": [{"title": "Theme", "reason": "it switches the palettes"}],
-             "covers": ["AC-3.1"], "tests": ["AC-3.1: a reload keeps it"]}
-        ]),
+        theme_and_toggle(
+            (
+                &["AC-1.1", "AC-1.2", "AC-7.1"],
+                &[
+                    "AC-1.1, AC-1.2: both palettes render",
+                    "AC-7.1: contrast is 7:1",
+                ],
+            ),
+            (&["AC-3.1"], &["AC-3.1: a reload keeps it"]),
+        ),
     );
     t.llm.push_tool_call("submit_spec", rerun);
     t.comment(issue, "/spec").await;

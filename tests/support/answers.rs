@@ -55,36 +55,61 @@ pub fn requirement(id: &str, title: &str, criteria: &[(&str, &str)]) -> Value {
         "acceptance_criteria": criteria})
 }
 
+/// A requirement as `requirements` takes it: (id, title, criteria as (id, trigger)).
+pub type Req<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+pub const DARK: Req = (
+    "REQ-1",
+    "a dark theme",
+    &[("AC-1.1", "dark is on"), ("AC-1.2", "the OS prefers dark")],
+);
+pub const TOGGLE: Req = (
+    "REQ-2",
+    "a three-state toggle",
+    &[("AC-2.1", "the toggle is pressed")],
+);
+pub const REMEMBERED: Req = (
+    "REQ-3",
+    "a remembered choice",
+    &[("AC-3.1", "the page reloads")],
+);
+
+/// The requirements as the tool takes them.
+pub fn requirements(list: &[Req]) -> Value {
+    let list: Vec<Value> = list
+        .iter()
+        .map(|(id, title, criteria)| requirement(id, title, criteria))
+        .collect();
+    json!(list)
+}
+
+/// The two components of the ID tests, "Theme" and "Toggle" (which needs the theme), each as
+/// (the criteria it covers, its tests).
+pub fn theme_and_toggle(theme: (&[&str], &[&str]), toggle: (&[&str], &[&str])) -> Value {
+    json!([
+        {"title": "Theme", "summary": "The palettes.", "acceptance_criteria": ["Both palettes exist"],
+         "depends_on": [], "covers": theme.0, "tests": theme.1},
+        {"title": "Toggle", "summary": "The control.", "acceptance_criteria": ["It toggles"],
+         "depends_on": [{"title": "Theme", "reason": "it switches the palettes"}],
+         "covers": toggle.0, "tests": toggle.1}
+    ])
+}
+
 /// A design with three requirements — REQ-1 (AC-1.1, AC-1.2), REQ-2 (AC-2.1), REQ-3 (AC-3.1) —
-/// and two components, "Theme" and "Toggle" (which needs the theme).
+/// and two components, "Theme" and "Toggle".
 pub fn three_requirements() -> Value {
     answer_with(
-        json!([
-            requirement(
-                "REQ-1",
-                "a dark theme",
-                &[("AC-1.1", "dark is on"), ("AC-1.2", "the OS prefers dark")]
+        requirements(&[DARK, TOGGLE, REMEMBERED]),
+        theme_and_toggle(
+            (
+                &["AC-1.1", "AC-1.2"],
+                &["AC-1.1, AC-1.2: both palettes render"],
             ),
-            requirement(
-                "REQ-2",
-                "a three-state toggle",
-                &[("AC-2.1", "the toggle is pressed")]
+            (
+                &["AC-2.1", "AC-3.1"],
+                &["AC-2.1: pressing cycles", "AC-3.1: a reload keeps it"],
             ),
-            requirement(
-                "REQ-3",
-                "a remembered choice",
-                &[("AC-3.1", "the page reloads")]
-            ),
-        ]),
-        json!([
-            {"title": "Theme", "summary": "The palettes.", "acceptance_criteria": ["Both palettes exist"],
-             "depends_on": [], "covers": ["AC-1.1", "AC-1.2"],
-             "tests": ["AC-1.1, AC-1.2: both palettes render"]},
-            {"title": "Toggle", "summary": "The control.", "acceptance_criteria": ["It toggles"],
-             "depends_on": [{"title": "Theme", "reason": "it switches the palettes"}],
-             "covers": ["AC-2.1", "AC-3.1"],
-             "tests": ["AC-2.1: pressing cycles", "AC-3.1: a reload keeps it"]}
-        ]),
+        ),
     )
 }
 
