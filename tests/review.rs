@@ -326,12 +326,7 @@ async fn a_revision_keeps_the_ids_it_keeps_and_never_reuses_a_dropped_one() {
         REMEMBERED, Req, answer_with, requirements, theme_and_toggle, three_requirements,
     };
     let mut t = Tester::start().await;
-    let issue = t.open_issue("Add dark mode", "Night theme please.");
-    t.llm.push_tool_call("submit_spec", three_requirements());
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    t.expect_comments(issue, &["ready for review"]);
-    let pr = t.world.pulls(REPO)[0].number;
+    let (issue, pr) = t.spec_pr_from(three_requirements()).await;
     let subs = t.world.sub_issues(REPO, issue);
     let spec = |t: &Tester| {
         t.world

@@ -673,10 +673,7 @@ async fn a_rerun_keeps_the_ids_of_the_spec_on_its_branch() {
         DARK, REMEMBERED, answer_with, requirements, theme_and_toggle, three_requirements,
     };
     let mut t = Tester::start().await;
-    let issue = t.open_issue("Add dark mode", "Night theme please.");
-    t.llm.push_tool_call("submit_spec", three_requirements());
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
+    let (issue, _) = t.spec_pr_from(three_requirements()).await;
     let subs = t.world.sub_issues(REPO, issue);
 
     let rerun = answer_with(
