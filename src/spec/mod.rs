@@ -5,7 +5,8 @@
 //! tool ([`submit_spec_tool`], [`parse_tool_input`]); the tolerant text parser
 //! ([`parse_text_answer`]); validation and the repair prompt ([`validate`],
 //! [`dependency_order`], [`repair_prompt`], [`drop_unusable_artifacts`]); the committed files and component issue bodies
-//! ([`files_for`], [`render_spec_file`], [`Component::render_issue_body`]); the structured
+//! ([`files_for`], [`render_spec_file`], [`Component::render_issue_body`] with its [`IssueLinks`],
+//! [`spec_permalink`] and [`parallel_components`]); the structured
 //! requirements and their IDs ([`Requirement`], [`assign_ids`]); the check of a committed spec
 //! file ([`check_spec_file`]). Pure: no I/O.
 //!
