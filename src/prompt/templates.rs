@@ -371,8 +371,9 @@ pub fn render_revise(
     let instructions = builtin(REVISE_INSTRUCTIONS, &vars)?;
     let contract = builtin(ARCHITECT_CONTRACT, &vars)?;
     let spec_text = crate::spec::strip_spec_header(&input.current_spec);
-    let components_json = serde_json::to_string_pretty(&input.current_components)
-        .unwrap_or_else(|_| "[]".to_string());
+    let components_json =
+        serde_json::to_string_pretty(&components_as_submitted(&input.current_components))
+            .unwrap_or_else(|_| "[]".to_string());
     let none = "(No written feedback: the reviewers requested changes without comments. Improve the specification where it is weakest.)";
     let feedback = blocks(&input.feedback, none, |f| {
         let mut label = format!("review comment by @{}", one_line(&f.author, 100));
@@ -400,6 +401,30 @@ pub fn render_revise(
     })
 }
 
+/// The components in the shape the `submit_spec` tool takes them: each dependency as its title
+/// and, where known, the reason it is needed first.
+fn components_as_submitted(components: &[Component]) -> Vec<serde_json::Value> {
+    components
+        .iter()
+        .map(|c| {
+            let mut v = serde_json::to_value(c).unwrap_or_default();
+            let deps: Vec<serde_json::Value> = c
+                .depends_on
+                .iter()
+                .map(|d| match c.reason_for(d) {
+                    Some(why) => serde_json::json!({"title": d, "reason": why}),
+                    None => serde_json::json!(d),
+                })
+                .collect();
+            if let Some(obj) = v.as_object_mut() {
+                obj.remove("dependency_reasons");
+                obj.insert("depends_on".into(), deps.into());
+            }
+            v
+        })
+        .collect()
+}
+
 /// Each item as a block, blank lines between; `none` when there are no items.
 fn blocks<T>(items: &[T], none: &str, block: impl Fn(&T) -> String) -> String {
     if items.is_empty() {
@@ -420,9 +445,17 @@ fn component_text(c: &Component) -> String {
         }
     }
     if !c.depends_on.is_empty() {
+        let deps: Vec<String> = c
+            .depends_on
+            .iter()
+            .map(|d| match c.reason_for(d) {
+                Some(why) => format!("{d} ({})", one_line(why, 300)),
+                None => d.clone(),
+            })
+            .collect();
         out.push_str(&format!(
             "\nDepends on (already done or done separately): {}\n",
-            c.depends_on.join(", ")
+            deps.join(", ")
         ));
     }
     out

@@ -211,9 +211,15 @@ impl Tester {
     /// Issue "Add dark mode" labelled `needs-spec` → a spec PR designed with `components`
     /// components (its status comment asserted); returns (issue, pr).
     pub async fn spec_pr(&mut self, components: usize) -> (u64, u64) {
+        self.spec_pr_from(super::answers::good_answer(components))
+            .await
+    }
+
+    /// Issue "Add dark mode" labelled `needs-spec` → a spec PR from the architect's `answer`
+    /// (its status comment asserted); returns (issue, pr).
+    pub async fn spec_pr_from(&mut self, answer: Value) -> (u64, u64) {
         let issue = self.open_issue("Add dark mode", "Night theme please.");
-        self.llm
-            .push_tool_call("submit_spec", super::answers::good_answer(components));
+        self.llm.push_tool_call("submit_spec", answer);
         self.label_issue(issue, "needs-spec").await;
         self.run_jobs().await;
         let _ = self.expect_one_comment(issue);
