@@ -136,7 +136,9 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
         .ok_or("no model configured: set LLM_API_KEY (or LLM_BASE_URL for a local server)")?;
     let model = crate::llm::connect(&llm, reqwest::Client::new()).map_err(|e| e.to_string())?;
     let mut usage = crate::llm::Usage::default();
-    let answer = draft(&*model, &prompt, &config, &mut usage).await?;
+    // A spec written by an earlier run is the record of the requirement IDs issued so far.
+    let previous = std::fs::read_to_string(job.out.join(&spec_path)).ok();
+    let answer = draft(&*model, &prompt, &config, previous.as_deref(), &mut usage).await?;
     // SOURCE_DATE_EPOCH (seconds), as reproducible builds use it, pins the date.
     let now_ms = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
@@ -150,7 +152,7 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
         date: Some(crate::spec::utc_date(now_ms)),
         model: Some(model.model().to_string()),
         requested_by: None,
-        previous: std::fs::read_to_string(job.out.join(&spec_path)).ok(),
+        previous,
     };
     for (path, content) in crate::spec::files_for(&answer, &spec_path, &meta) {
         if !crate::config::repo::safe_repo_path(&path) {
@@ -165,7 +167,7 @@ pub async fn run(settings: &Settings, job: LocalSpec) -> Result<(), String> {
         std::fs::write(&target, content).map_err(|e| format!("{}: {e}", target.display()))?;
         println!("wrote {}", target.display());
     }
-    print_components(&answer);
+    print_components(&answer, number, &spec_path);
     let cost = crate::llm::PriceTable::default().cost(model.model(), &usage);
     println!(
         "\n{} input + {} output tokens, ${cost:.4}",
@@ -203,9 +205,13 @@ async fn draft(
     model: &dyn crate::llm::ChatModel,
     prompt: &crate::prompt::templates::RenderedPrompt,
     config: &RepoConfig,
+    previous: Option<&str>,
     usage: &mut crate::llm::Usage,
 ) -> Result<crate::spec::SpecAnswer, String> {
     let mut session = ArchitectSession::new(prompt, &config.artifacts);
+    if let Some(previous) = previous {
+        session = session.revising(previous);
+    }
     let cancel = CancellationToken::new();
     loop {
         let response = model
@@ -225,17 +231,30 @@ async fn draft(
     }
 }
 
-/// The component issues the bot would file, printed.
-fn print_components(answer: &crate::spec::SpecAnswer) {
+/// The component issues the bot would file, printed: each title, then the body it would have
+/// (without its hidden marker; criteria named, not linked, as there is no commit to link to).
+fn print_components(answer: &crate::spec::SpecAnswer, issue: u64, spec_path: &str) {
     println!("\ncomponent issues that would be filed:");
-    for c in &answer.components {
-        println!("\n## {}\n{}", c.title, c.summary);
-        for a in &c.acceptance_criteria {
-            println!("- [ ] {a}");
-        }
-        if !c.depends_on.is_empty() {
-            println!("depends on: {}", c.depends_on.join(", "));
-        }
+    let parallel = crate::spec::parallel_components(&answer.components);
+    for (c, parallel) in answer.components.iter().zip(parallel) {
+        let deps: Vec<(String, Option<u64>)> =
+            c.depends_on.iter().map(|d| (d.clone(), None)).collect();
+        let parallel: Vec<(String, Option<u64>)> = parallel
+            .iter()
+            .map(|&j| (answer.components[j].title.clone(), None))
+            .collect();
+        let body = c.render_issue_body(&crate::spec::IssueLinks {
+            parent_issue: issue,
+            spec_path,
+            spec_url: None,
+            requirements: &answer.requirements,
+            deps: &deps,
+            parallel: &parallel,
+        });
+        let body = body
+            .split_once('\n')
+            .map_or(body.as_str(), |(_, rest)| rest);
+        println!("\n# {}\n{}", c.title, body.trim_end());
     }
 }
 

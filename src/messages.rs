@@ -10,11 +10,13 @@ use crate::config::repo::Attribution;
 mod ci_fix;
 mod ci_logs;
 mod coverage;
+mod criteria;
 pub use ci_fix::{ci_fix_failed, ci_fix_nothing, ci_fix_pushed, ci_gave_up, ci_marker};
 pub use coverage::{
     COVERAGE_CHECK, CoverageReport, also_open_questions, coverage_report, open_questions_section,
     questions_not_answered, with_coverage_section, with_open_questions,
 };
+pub use criteria::{CriteriaTally, criteria_section, criteria_tally};
 mod progress;
 pub use ci_logs::{LogGapKind, ci_log_gaps};
 pub use progress::{Doing, LiveWork, SpecPhase, TestResult, implement_live, spec_phase};
@@ -319,6 +321,8 @@ pub struct ImplementStatus {
     pub left_out_files: Vec<String>,
     /// What is wrong in `.github/specbot.yml` (defaults used).
     pub config_problems: Vec<String>,
+    /// The criteria of the scope done, once the engineer finished (`None`: a spec without IDs).
+    pub criteria: Option<CriteriaTally>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -340,7 +344,13 @@ pub fn implement_status(s: &ImplementStatus) -> String {
         ImplementStage::Working => out.push_str(&format!(
             "🛠️ Implementing {what}… I will open a pull request when the code and its tests are written.\n"
         )),
-        ImplementStage::Done => out.push_str(&format!("✅ Implemented {what}.\n")),
+        ImplementStage::Done => match &s.criteria {
+            Some(tally) => out.push_str(&format!(
+                "✅ Implemented {what}: {}.\n",
+                criteria::tally_line(tally)
+            )),
+            None => out.push_str(&format!("✅ Implemented {what}.\n")),
+        },
         ImplementStage::Failed => out.push_str(&format!("❌ I could not implement {what}.\n")),
         ImplementStage::Cancelled => out.push_str(
             "⏹️ Cancelled. Nothing was pushed; comment `/implement` to start again.\n",
@@ -407,6 +417,9 @@ pub struct ImplementPull {
     pub spec_ref: String,
     pub component: Option<String>,
     pub summary: String,
+    /// The criteria the PR answers for, from the spec file (empty: a spec without IDs).
+    pub scope: Vec<crate::spec::Criterion>,
+    /// The criteria as the engineer reported them.
     pub criteria: Vec<crate::agent::CriterionMet>,
     /// (path, deleted)
     pub files: Vec<(String, bool)>,
@@ -425,8 +438,9 @@ fn one_line(text: &str) -> String {
     flat.chars().take(300).collect()
 }
 
-/// The implementation PR's description: `Closes #n`, the spec, what was done per acceptance
-/// criterion, the files, what the guardrails refused, and the model's tokens and cost.
+/// The implementation PR's description: `Closes #n`, the spec, each acceptance criterion with
+/// its status, files and tests, the files, what the guardrails refused, what the bot ran, and
+/// the model's tokens and cost.
 pub fn implement_pull_body(p: &ImplementPull) -> String {
     let mut out = format!("<!-- specbot:implementation issue={} -->\n", p.issue);
     out.push_str(&format!("Closes #{}\n\n", p.issue));
@@ -444,17 +458,7 @@ pub fn implement_pull_body(p: &ImplementPull) -> String {
         out.push_str(&summary.chars().take(4000).collect::<String>());
         out.push_str("\n\n");
     }
-    if !p.criteria.is_empty() {
-        out.push_str("## Acceptance criteria\n\n| Criterion | How it is met |\n| --- | --- |\n");
-        for c in p.criteria.iter().take(50) {
-            out.push_str(&format!(
-                "| {} | {} |\n",
-                table_cell(&c.criterion),
-                table_cell(&c.how_met)
-            ));
-        }
-        out.push('\n');
-    }
+    out.push_str(&criteria_section(&p.scope, &p.criteria, &p.files));
     out.push_str(&format!("## Files changed ({})\n\n", p.files.len()));
     for (path, deleted) in p.files.iter().take(200) {
         let path = one_line(path).replace('`', "'");
@@ -508,10 +512,6 @@ pub fn implement_pull_body(p: &ImplementPull) -> String {
         p.tokens
     ));
     out
-}
-
-fn table_cell(text: &str) -> String {
-    crate::prompt::sanitize::defuse_for_posting(&one_line(text)).replace('|', "\\|")
 }
 
 /// Text the model wrote, as the bot posts it: sanitised, mentions defused, images as links.
@@ -760,9 +760,11 @@ mod tests {
             spec_ref: "main".into(),
             component: Some("Token store".into()),
             summary: "Adds the token store and its tests.".into(),
+            scope: vec![],
             criteria: vec![crate::agent::CriterionMet {
                 criterion: "Tokens expire | after 1 h".into(),
                 how_met: "`expire()` and `tests/store.rs`".into(),
+                ..Default::default()
             }],
             files: vec![("src/store.rs".into(), false), ("old.rs".into(), true)],
             refusals: vec![crate::agent::Refusal {

@@ -148,6 +148,7 @@ fn prompt() -> RenderedPrompt {
             spec_path: "specs/IMPLEMENT-7.md".into(),
             spec: "# Safe add\n\nMake `add` never overflow; test it.\n".into(),
             component: None,
+            criteria: Vec::new(),
             context_blocks: Vec::new(),
             tools: tool_notes(),
         },
@@ -306,6 +307,7 @@ async fn a_whole_session_in_both_formats() {
             vec![CriterionMet {
                 criterion: "add never overflows".into(),
                 how_met: "saturating_add, tested".into(),
+                ..CriterionMet::default()
             }],
             "{at}"
         );
@@ -541,6 +543,11 @@ async fn guardrails_refuse_with_reasons_and_the_run_still_finishes() {
         "finish",
         json!({"summary": format!("Done; the secret is {BOT_SECRET}."), "criteria": []}),
     );
+    // A criterion's report is posted too: its files and tests are scanned like the summary.
+    fake.push_tool_call(
+        "finish",
+        json!({"summary": "Done.", "criteria": [{"id": "AC-1.1", "status": "done", "how_met": "x", "files": [format!("src/{GHP}.rs")]}]}),
+    );
     let (name, input) = finish_call();
     fake.push_tool_call(name, input);
 
@@ -587,6 +594,14 @@ async fn guardrails_refuse_with_reasons_and_the_run_still_finishes() {
         "{}",
         finish_refused.0
     );
+    let criteria_refused = &tool_results(&reqs[3])[0];
+    assert!(
+        criteria_refused
+            .0
+            .starts_with("refused: the report on the criteria contains what looks like a secret"),
+        "{}",
+        criteria_refused.0
+    );
 
     // Every refusal is recorded for the PR body, none quotes a secret.
     let refused: Vec<(&str, Option<&str>)> = out
@@ -608,6 +623,7 @@ async fn guardrails_refuse_with_reasons_and_the_run_still_finishes() {
             ("write_file", Some("src/token.rs")),
             ("edit_file", Some("README.md")),
             ("write_file", Some("bin.dat")),
+            ("finish", None),
             ("finish", None),
         ]
     );

@@ -5,6 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
+use support::answers;
 use support::llm_fake::{Fault, Reply};
 use support::tester::{REPO, Tester};
 
@@ -54,6 +55,17 @@ fn finish(summary: &str) -> (&'static str, Value) {
 fn script_good_session(t: &Tester) {
     t.llm
         .push_tool_call("read_file", json!({"path": "src/lib.rs"}));
+    script_dark_files(t);
+    t.llm.push_tool_call(
+        "edit_file",
+        json!({"path": "src/lib.rs", "old": "\"light\"", "new": "dark::DARK"}),
+    );
+    t.llm
+        .push_reply(calls(vec![finish("Adds the dark theme and its test.")]));
+}
+
+/// The engineer writes `src/dark.rs` and `tests/theme.rs` in one answer.
+fn script_dark_files(t: &Tester) {
     t.llm.push_reply(calls(vec![
         (
             "write_file",
@@ -64,12 +76,6 @@ fn script_good_session(t: &Tester) {
             json!({"path": "tests/theme.rs", "content": "#[test]\nfn dark() { assert_eq!(widgets::theme(), \"dark\"); }\n"}),
         ),
     ]));
-    t.llm.push_tool_call(
-        "edit_file",
-        json!({"path": "src/lib.rs", "old": "\"light\"", "new": "dark::DARK"}),
-    );
-    t.llm
-        .push_reply(calls(vec![finish("Adds the dark theme and its test.")]));
 }
 
 #[tokio::test]
@@ -299,6 +305,165 @@ async fn implement_on_a_component_issue_implements_that_component_from_the_spec_
     let status = t.expect_one_comment(second);
     assert!(status.contains("Component 2"), "{status}");
     t.expect_comments(issue, &["specbot:status"]);
+    t.finish();
+}
+
+/// The table row of one criterion (`| **AC-1.1** …`).
+fn row<'a>(body: &'a str, id: &str) -> &'a str {
+    body.lines()
+        .find(|l| l.starts_with(&format!("| **{id}**")))
+        .unwrap_or_else(|| panic!("no row for {id} in {body}"))
+}
+
+#[tokio::test]
+async fn the_pr_holds_the_engineer_to_the_specs_criterion_ids() {
+    let mut t = Tester::start().await;
+    let issue = merged_spec(&mut t, 2).await;
+    t.expect_comments(issue, &["specbot:status"]);
+    script_dark_files(&t);
+    // AC-1.1 done (one file it never touched), AC-1.2 left out, AC-9.9 not in the spec.
+    t.llm.push_tool_call(
+        "finish",
+        answers::finish_by_id(
+            "Adds the dark theme.",
+            &[
+                (
+                    "AC-1.1",
+                    "done",
+                    &["src/dark.rs", "src/ghost.rs"],
+                    &["tests/theme.rs"],
+                ),
+                ("AC-9.9", "done", &["src/dark.rs"], &[]),
+            ],
+        ),
+    );
+    t.comment(issue, "/implement").await;
+    t.run_jobs().await;
+
+    // The engineer was given each criterion with its ID and text.
+    let prompt = t.llm.requests()[1].body.to_string();
+    for id in ["AC-1.1", "AC-1.2"] {
+        assert!(
+            prompt.contains(&format!(
+                "- {id}: WHEN the user picks a theme THE SYSTEM SHALL"
+            )),
+            "{id} in the prompt: {prompt}"
+        );
+    }
+    let body = t.implementation_pull(issue).body.unwrap_or_default();
+    assert!(body.contains("**1 of 2 criteria done**"), "{body}");
+    let done = row(&body, "AC-1.1");
+    assert!(done.contains("✅ done"), "{done}");
+    assert!(done.contains("`src/dark.rs`<br>"), "{done}");
+    assert!(
+        done.contains("`src/ghost.rs` ⚠️ not among the files changed"),
+        "a file the change did not touch is marked: {done}"
+    );
+    assert!(done.contains("tests/theme.rs"), "{done}");
+    assert!(done.contains("AC-1.1: how the change meets it"), "{done}");
+    let left_out = row(&body, "AC-1.2");
+    assert!(
+        left_out.contains("❌ **not done**: the engineer did not report it"),
+        "{left_out}"
+    );
+    assert!(
+        body.contains("- `AC-9.9`, not a criterion of this scope"),
+        "flagged: {body}"
+    );
+    assert!(!body.contains("| **AC-9.9**"), "never a row: {body}");
+    let status = t.expect_comments(issue, &["specbot:status", "specbot:implement-status"]);
+    assert!(
+        status[1].contains("✅ Implemented the spec: 1 of 2 criteria done; not done: AC-1.2."),
+        "{}",
+        status[1]
+    );
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_component_answers_only_for_the_criteria_it_covers() {
+    let mut t = Tester::start().await;
+    let (issue, _pr) = spec_pr(&mut t, 2).await;
+    let second = t.world.sub_issues(REPO, issue)[1];
+    t.llm.push_reply(calls(vec![
+        (
+            "write_file",
+            json!({"path": "src/part2.rs", "content": "pub fn part2() {}\n"}),
+        ),
+        (
+            "finish",
+            answers::finish_by_id(
+                "Part 2.",
+                &[
+                    (
+                        "AC-1.2",
+                        "done",
+                        &["src/part2.rs"],
+                        &["part2 keeps the theme"],
+                    ),
+                    ("AC-1.1", "done", &["src/part2.rs"], &[]),
+                ],
+            ),
+        ),
+    ]));
+    t.comment(second, "/implement --force").await;
+    t.run_jobs().await;
+
+    let prompt = t.llm.requests()[1].body.to_string();
+    assert!(prompt.contains("- AC-1.2: WHEN"), "{prompt}");
+    assert!(
+        !prompt.contains("- AC-1.1: WHEN"),
+        "only what the component covers: {prompt}"
+    );
+    let body = t.implementation_pull(second).body.unwrap_or_default();
+    assert!(body.contains("**1 of 1 criterion done**"), "{body}");
+    let covered = row(&body, "AC-1.2");
+    assert!(
+        covered.contains("✅ done") && covered.contains("`src/part2.rs`"),
+        "{covered}"
+    );
+    assert!(
+        !body.contains("| **AC-1.1**"),
+        "not this component's: {body}"
+    );
+    assert!(
+        body.contains("- `AC-1.1`, not a criterion of this scope"),
+        "another component's criterion is flagged: {body}"
+    );
+    let status = t.expect_one_comment(second);
+    assert!(status.contains("1 of 1 criterion done."), "{status}");
+    t.expect_comments(issue, &["specbot:status"]);
+    t.finish();
+}
+
+#[tokio::test]
+async fn a_spec_without_ids_keeps_its_free_text_criteria() {
+    let mut t = Tester::start().await;
+    t.world.put_file(REPO, "main", "src/lib.rs", LIB);
+    t.world.put_file(
+        REPO,
+        "main",
+        "specs/IMPLEMENT-1.md",
+        answers::SPEC_WITHOUT_IDS,
+    );
+    let issue = t.open_issue("Add dark mode", "Night theme please.");
+    script_good_session(&t);
+    t.comment(issue, "/implement --force").await;
+    t.run_jobs().await;
+
+    let prompt = t.llm.requests()[0].body.to_string();
+    assert!(prompt.contains("The toggle persists."), "{prompt}");
+    assert!(!prompt.contains("report each one by its ID"), "{prompt}");
+    let body = t.implementation_pull(issue).body.unwrap_or_default();
+    assert!(
+        body.contains(
+            "## Acceptance criteria\n\n| Criterion | How it is met |\n| --- | --- |\n| The toggle persists. | `theme()` reads the saved choice; `tests/theme.rs` checks it. |\n"
+        ),
+        "today's table: {body}"
+    );
+    let status = t.expect_one_comment(issue);
+    assert!(status.contains("✅ Implemented the spec.\n"), "{status}");
+    assert!(!status.contains("criteria done"), "{status}");
     t.finish();
 }
 

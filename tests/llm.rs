@@ -880,3 +880,62 @@ async fn a_small_window_bounds_the_tool_schema_to_the_output_limit() {
             .is_none()
     );
 }
+
+/// The engineer's tools go out as valid JSON Schemas on both providers, and bounded for a small
+/// window too: a `finish` reporting criteria by ID still passes the schema the server enforces.
+#[tokio::test]
+async fn the_engineers_tools_stay_valid_schemas_bounded_or_not() {
+    let report = json!({"summary": "Adds the dark theme.", "criteria": [
+        {"id": "AC-1.1", "status": "done", "how_met": "apply()", "files": ["src/a.rs"], "tests": ["t1"]},
+        {"id": "AC-1.2", "status": "not_done", "how_met": "", "reason": "no API"},
+    ]});
+    for (provider, window) in [
+        (Provider::Anthropic, None),
+        (Provider::OpenAi, None),
+        (Provider::OpenAi, Some(4096)),
+    ] {
+        let at = format!("{provider} window={window:?}");
+        let fake = LlmFake::start().await;
+        let mut s = settings(&fake, provider, false);
+        s.context_tokens = window;
+        fake.push_text("ok");
+        let mut req = hello();
+        req.tools = specbot::agent::tool_definitions();
+        ask(&model(&s), &req).await.expect("answer");
+        let body = &fake.requests()[0].body;
+        let tools = body["tools"].as_array().expect("tools");
+        assert_eq!(tools.len(), req.tools.len(), "{at}");
+        for tool in tools {
+            let schema = match provider {
+                Provider::Anthropic => &tool["input_schema"],
+                Provider::OpenAi => &tool["function"]["parameters"],
+            };
+            let validator =
+                jsonschema::validator_for(schema).unwrap_or_else(|e| panic!("{at}: {tool}: {e}"));
+            let name = tool["name"]
+                .as_str()
+                .or(tool["function"]["name"].as_str())
+                .unwrap_or_default();
+            if name == "finish" {
+                assert!(validator.is_valid(&report), "{at}: {schema}");
+                let status = &schema["properties"]["criteria"]["items"]["properties"]["status"];
+                assert_eq!(status["enum"], json!(["done", "not_done"]), "{at}");
+                assert!(
+                    !validator.is_valid(&json!({"summary": "x", "criteria": [{"id": "AC-1.1", "status": "maybe", "how_met": "x"}]})),
+                    "{at}: the status is one of two"
+                );
+                if window.is_some() {
+                    assert!(
+                        schema["properties"]["criteria"]["maxItems"].is_u64(),
+                        "{at}"
+                    );
+                    assert!(
+                        schema["properties"]["criteria"]["items"]["properties"]["files"]["items"]["maxLength"]
+                            .is_u64(),
+                        "{at}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -296,3 +296,187 @@ async fn an_edit_that_adds_help_runs_only_help() {
     assert!(t.world.pulls(REPO).is_empty());
     t.finish();
 }
+
+/// The headings of the requirements in a committed spec, in order: `REQ-4: a high-contrast
+/// variant`, …
+fn requirement_headings(spec: &str) -> Vec<String> {
+    spec.lines()
+        .filter_map(|l| l.strip_prefix("### <a id=\""))
+        .filter_map(|l| l.split_once("</a>").map(|(_, h)| h.to_string()))
+        .collect()
+}
+
+/// The criterion IDs of a committed spec, in order.
+fn criterion_ids(spec: &str) -> Vec<String> {
+    spec.lines()
+        .filter_map(|l| l.strip_prefix("- <a id=\""))
+        .filter_map(|l| l.split_once("**").and_then(|(_, r)| r.split_once("**")))
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
+/// Requirement IDs survive revisions: a revision that reorders the requirements, keeps two,
+/// drops one (and a criterion of a kept one) and adds a new one keeps the kept IDs; the new
+/// requirement and criterion take fresh numbers, never a dropped one, and so does the next
+/// revision's new requirement although the file it revises no longer mentions the dropped ID.
+/// The component issues, updated in place, cite the new IDs at the newest spec commit.
+#[tokio::test]
+async fn a_revision_keeps_the_ids_it_keeps_and_never_reuses_a_dropped_one() {
+    use support::answers::{
+        REMEMBERED, Req, answer_with, requirements, theme_and_toggle, three_requirements,
+    };
+    let mut t = Tester::start().await;
+    let (issue, pr) = t.spec_pr_from(three_requirements()).await;
+    let subs = t.world.sub_issues(REPO, issue);
+    let spec = |t: &Tester| {
+        t.world
+            .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
+            .unwrap()
+    };
+    assert_eq!(
+        criterion_ids(&spec(&t)),
+        ["AC-1.1", "AC-1.2", "AC-2.1", "AC-3.1"]
+    );
+
+    // New first (labelled as the model likes), REQ-3 kept, REQ-1 kept without AC-1.1 and with
+    // a new criterion; REQ-2 dropped.
+    let contrast: Req = (
+        "REQ-9",
+        "a high-contrast variant",
+        &[("AC-9.1", "high contrast is on")],
+    );
+    let dark: Req = (
+        "REQ-1",
+        "a dark theme",
+        &[
+            ("AC-1.2", "the OS prefers dark"),
+            ("AC-1.9", "the OS prefers more contrast"),
+        ],
+    );
+    let toggle: (&[&str], &[&str]) = (&["AC-3.1"], &["AC-3.1: a reload keeps it"]);
+    let mut revised = answer_with(
+        requirements(&[contrast, REMEMBERED, dark]),
+        theme_and_toggle(
+            (
+                &["AC-1.2", "AC-1.9", "AC-9.1"],
+                &[
+                    "AC-1.2, AC-1.9: the OS preferences show",
+                    "AC-9.1: contrast is 7:1",
+                ],
+            ),
+            toggle,
+        ),
+    );
+    revised["changes"] = json!("Added high contrast; dropped the three-state toggle.");
+    t.llm.push_tool_call("submit_spec", revised);
+    t.comment_as(
+        pr,
+        "bob",
+        "/revise add high contrast, drop the three-state toggle",
+    )
+    .await;
+    t.run_jobs().await;
+    let reply = t.expect_one_comment(pr);
+    assert!(reply.contains("I revised the spec"), "{reply}");
+
+    let first = spec(&t);
+    assert_eq!(
+        requirement_headings(&first),
+        [
+            "REQ-4: a high-contrast variant",
+            "REQ-3: a remembered choice",
+            "REQ-1: a dark theme"
+        ],
+        "{first}"
+    );
+    assert_eq!(
+        criterion_ids(&first),
+        ["AC-4.1", "AC-3.1", "AC-1.2", "AC-1.3"],
+        "{first}"
+    );
+    assert!(
+        !first.contains("REQ-2") && !first.contains("AC-1.1") && !first.contains("AC-2.1"),
+        "{first}"
+    );
+    assert!(
+        first.starts_with("<!-- specbot:spec issue=1 req=4 nfr=0 ac=1.3,2.1,3.1,4.1 -->\n"),
+        "the record keeps what was issued: {first}"
+    );
+    // The same issues, updated in place, cite the new IDs at the newest spec commit.
+    assert_eq!(t.world.sub_issues(REPO, issue), subs);
+    let head = t.world.ref_sha(REPO, "specbot/spec-1").unwrap();
+    let theme = t
+        .world
+        .issue(REPO, subs[0])
+        .unwrap()
+        .body
+        .unwrap_or_default();
+    let at = format!("https://github.com/acme/widgets/blob/{head}/specs/IMPLEMENT-1.md");
+    assert!(
+        theme.contains(&format!(
+            "**Covers** [AC-1.2]({at}#ac-1-2), [AC-1.3]({at}#ac-1-3), [AC-4.1]({at}#ac-4-1)\n"
+        )),
+        "{theme}"
+    );
+    assert!(
+        theme.contains(&format!("- [ ] [AC-4.1]({at}#ac-4-1): contrast is 7:1")),
+        "{theme}"
+    );
+
+    // The next revision adds a requirement: REQ-5, although REQ-2 is no longer written in the
+    // file it revises.
+    // The model echoes the IDs it was shown.
+    let contrast: Req = (
+        "REQ-4",
+        "a high-contrast variant",
+        &[("AC-4.1", "high contrast is on")],
+    );
+    let dark: Req = (
+        "REQ-1",
+        "a dark theme",
+        &[
+            ("AC-1.2", "the OS prefers dark"),
+            ("AC-1.3", "the OS prefers more contrast"),
+        ],
+    );
+    let sepia: Req = ("new", "a sepia mode", &[("new-1", "sepia is on")]);
+    let mut again = answer_with(
+        requirements(&[contrast, REMEMBERED, dark, sepia]),
+        theme_and_toggle(
+            (
+                &["AC-1.2", "AC-1.3", "AC-4.1", "new-1"],
+                &[
+                    "AC-1.2, AC-1.3: the OS preferences show",
+                    "AC-4.1: contrast is 7:1",
+                ],
+            ),
+            toggle,
+        ),
+    );
+    again["changes"] = json!("Added a sepia mode.");
+    t.llm.push_tool_call("submit_spec", again);
+    t.review(pr, "bob", "REQUEST_CHANGES", "Add a sepia mode.", &[])
+        .await;
+    t.run_jobs().await;
+    assert_eq!(t.bot_comments(pr).len(), 2, "one reply per revision");
+    let second = spec(&t);
+    assert_eq!(
+        requirement_headings(&second),
+        [
+            "REQ-4: a high-contrast variant",
+            "REQ-3: a remembered choice",
+            "REQ-1: a dark theme",
+            "REQ-5: a sepia mode"
+        ],
+        "{second}"
+    );
+    assert_eq!(
+        criterion_ids(&second),
+        ["AC-4.1", "AC-3.1", "AC-1.2", "AC-1.3", "AC-5.1"]
+    );
+    assert!(!second.contains("REQ-2"), "{second}");
+    for n in subs {
+        t.expect_no_comment(n);
+    }
+    t.finish();
+}

@@ -496,3 +496,242 @@ async fn an_empty_specification_field_goes_to_the_repair_round() {
     assert!(status.contains("ready for review"), "{status}");
     t.finish();
 }
+
+/// The spec and component issues of `docs/examples/dark-mode/`, with what changes from run to
+/// run (commit SHAs, the date) put in words, so that the comparison sees only the pipeline's
+/// output.
+fn without_run_details(text: &str) -> String {
+    let sha = regex::Regex::new(r"\b[0-9a-f]{40}\b").unwrap();
+    let date = regex::Regex::new(r"\| Date \| \d{4}-\d{2}-\d{2} \|").unwrap();
+    let text = sha.replace_all(text, "<commit>");
+    date.replace_all(&text, "| Date | <date> |").into_owned()
+}
+
+/// The component issues as `docs/examples/dark-mode/component-issues.md` shows them.
+fn component_issues_page(t: &Tester, feature: u64) -> String {
+    let mut page = format!(
+        "# Component issues\n\nThe issues specbot filed for the spec of #{feature}, each a sub-issue of it, as their bodies read\non GitHub (the first line is a hidden marker).\n"
+    );
+    for n in t.world.sub_issues(REPO, feature) {
+        let issue = t.world.issue(REPO, n).expect("component issue");
+        page.push_str(&format!(
+            "\n---\n\n## #{n} {}\n\n{}",
+            issue.title,
+            issue.body.unwrap_or_default()
+        ));
+    }
+    page
+}
+
+/// `docs/examples/dark-mode/` is what the whole flow writes for the example answer: label →
+/// spec commit → PR → component issues. The spec passes `specbot check-spec`, and every
+/// criterion an issue cites links to an anchor that exists in the spec file at the linked
+/// commit. Regenerate the files with
+/// `SPECBOT_WRITE_EXAMPLE=1 cargo nextest run --test spec_flow -E 'test(documented_example)'`.
+#[tokio::test]
+async fn the_documented_example_is_what_the_pipeline_writes() {
+    let mut t = Tester::builder()
+        .settings(|s| s.llm.model = Some(specbot::llm::DEFAULT_ANTHROPIC_MODEL.into()))
+        .start()
+        .await;
+    t.world
+        .put_file(REPO, "main", "README.md", "# Widgets\nThe widget shop.\n");
+    t.world.put_file(
+        REPO,
+        "main",
+        "research/themes.md",
+        "38 % of sessions start after 20:00.\n",
+    );
+    // The feature is the repository's seventh issue.
+    t.world
+        .with_state(|st| st.repo_mut(REPO).map(|r| r.next_number = 7));
+    let issue = t.open_issue(
+        "Add dark mode",
+        "Customers browse at night and find the white pages glaring.",
+    );
+    assert_eq!(issue, 7);
+    t.llm
+        .push_tool_call("submit_spec", support::answers::example_answer());
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    t.expect_comments(issue, &["ready for review"]);
+
+    let head = t
+        .world
+        .ref_sha(REPO, "specbot/spec-7")
+        .expect("spec branch");
+    let spec = t
+        .world
+        .file(REPO, &head, "specs/IMPLEMENT-7.md")
+        .expect("the spec");
+    let main = t.world.commits_on(REPO, "main")[0].sha.clone();
+    assert!(
+        spec.contains(&format!("| Base commit | `{main}` |")),
+        "the base commit is the default branch's head the context was read at:\n{spec}"
+    );
+    let issues = component_issues_page(&t, issue);
+    let written = [
+        ("IMPLEMENT-7.md", spec.clone()),
+        (
+            "IMPLEMENT-7.diagram.mmd",
+            t.world
+                .file(REPO, &head, "specs/IMPLEMENT-7.diagram.mmd")
+                .expect("the diagram"),
+        ),
+        ("component-issues.md", issues.clone()),
+    ];
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/dark-mode");
+    if std::env::var_os("SPECBOT_WRITE_EXAMPLE").is_some() {
+        std::fs::create_dir_all(&examples).unwrap();
+        for (name, text) in &written {
+            std::fs::write(examples.join(name), text).unwrap();
+        }
+    }
+    for (name, text) in &written {
+        let documented = std::fs::read_to_string(examples.join(name)).unwrap_or_default();
+        assert_eq!(
+            without_run_details(text),
+            without_run_details(&documented),
+            "docs/examples/dark-mode/{name} is stale: regenerate it (see this test's doc comment)"
+        );
+    }
+
+    // The documented spec, and the one just written, pass the offline check.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::write(fresh.path().join("IMPLEMENT-7.md"), &spec).unwrap();
+    for file in [
+        examples.join("IMPLEMENT-7.md"),
+        fresh.path().join("IMPLEMENT-7.md"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_specbot"))
+            .arg("check-spec")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    // Every criterion an issue cites links to the spec at the commit that holds it, to an
+    // anchor that exists there; each issue covers what the spec's traceability says.
+    let link = regex::Regex::new(
+        r"\]\(https://github\.com/acme/widgets/blob/([0-9a-f]{40})/(specs/IMPLEMENT-7\.md)#(ac-\d+-\d+)\)",
+    )
+    .unwrap();
+    let subs = t.world.sub_issues(REPO, issue);
+    assert_eq!(subs.len(), 3);
+    for n in &subs {
+        let body = t.world.issue(REPO, *n).unwrap().body.unwrap_or_default();
+        let cited: Vec<_> = link.captures_iter(&body).collect();
+        assert!(!cited.is_empty(), "#{n} cites no criterion:\n{body}");
+        for c in cited {
+            assert_eq!(&c[1], head, "#{n} links the newest spec commit");
+            let file = t.world.file(REPO, &c[1], &c[2]).expect("file at commit");
+            assert!(
+                file.contains(&format!("<a id=\"{}\"></a>", &c[3])),
+                "#{n} links #{}, which is not an anchor in the spec at {}",
+                &c[3],
+                &c[1]
+            );
+        }
+        assert!(body.contains("## Definition of done"), "{body}");
+    }
+    let [tokens, profile, toggle] = [subs[0], subs[1], subs[2]];
+    let body = |n: u64| t.world.issue(REPO, n).unwrap().body.unwrap_or_default();
+    assert!(
+        body(tokens).contains(&format!(
+            "## Can run in parallel with\n\n- #{profile} Profile preference\n"
+        )),
+        "{}",
+        body(tokens)
+    );
+    assert!(
+        body(toggle).contains(&format!(
+            "- #{tokens} Theme tokens: it switches between the palettes the tokens define\n"
+        )),
+        "{}",
+        body(toggle)
+    );
+    assert!(!body(toggle).contains("parallel"), "{}", body(toggle));
+    assert_eq!(t.world.blocked_by(REPO, toggle), vec![tokens, profile]);
+    assert!(issues.contains("**Covers** [AC-3.2]"), "{issues}");
+    t.finish();
+}
+
+/// `/spec` again on an issue whose branch holds a spec: that file is the record of the IDs
+/// issued (and the architect is shown it), so the requirements the new answer keeps keep their
+/// IDs and a new one takes a fresh number, never the dropped REQ-2. The component issues are
+/// updated in place and cite the new commit.
+#[tokio::test]
+async fn a_rerun_keeps_the_ids_of_the_spec_on_its_branch() {
+    use support::answers::{
+        DARK, REMEMBERED, answer_with, requirements, theme_and_toggle, three_requirements,
+    };
+    let mut t = Tester::start().await;
+    let (issue, _) = t.spec_pr_from(three_requirements()).await;
+    let subs = t.world.sub_issues(REPO, issue);
+
+    let rerun = answer_with(
+        requirements(&[
+            DARK,
+            REMEMBERED,
+            (
+                "REQ-7",
+                "a high-contrast variant",
+                &[("AC-7.1", "high contrast is on")],
+            ),
+        ]),
+        theme_and_toggle(
+            (
+                &["AC-1.1", "AC-1.2", "AC-7.1"],
+                &[
+                    "AC-1.1, AC-1.2: both palettes render",
+                    "AC-7.1: contrast is 7:1",
+                ],
+            ),
+            (&["AC-3.1"], &["AC-3.1: a reload keeps it"]),
+        ),
+    );
+    t.llm.push_tool_call("submit_spec", rerun);
+    t.comment(issue, "/spec").await;
+    t.run_jobs().await;
+    t.expect_comments(issue, &["ready for review"]);
+
+    // The architect was shown the spec on the branch.
+    let sent = t.llm.requests()[1].body.to_string();
+    assert!(sent.contains("REQ-2: a three-state toggle"), "{sent}");
+    let spec = t
+        .world
+        .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
+        .unwrap();
+    for kept in ["REQ-1: a dark theme", "REQ-3: a remembered choice"] {
+        assert!(spec.contains(kept), "{kept}: {spec}");
+    }
+    assert!(
+        spec.contains("REQ-4: a high-contrast variant") && spec.contains("**AC-4.1**"),
+        "{spec}"
+    );
+    assert!(!spec.contains("REQ-2") && !spec.contains("REQ-7"), "{spec}");
+    assert!(spec.starts_with("<!-- specbot:spec issue=1 req=4 nfr=0 ac=1.2,2.1,3.1,4.1 -->\n"));
+    assert_eq!(t.world.pulls(REPO).len(), 1);
+    assert_eq!(t.world.sub_issues(REPO, issue), subs, "updated in place");
+    let head = t.world.ref_sha(REPO, "specbot/spec-1").unwrap();
+    let theme = t
+        .world
+        .issue(REPO, subs[0])
+        .unwrap()
+        .body
+        .unwrap_or_default();
+    assert!(
+        theme.contains(&format!(
+            "[AC-4.1](https://github.com/acme/widgets/blob/{head}/specs/IMPLEMENT-1.md#ac-4-1)"
+        )),
+        "{theme}"
+    );
+    t.finish();
+}

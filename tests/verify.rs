@@ -89,19 +89,6 @@ fn make_dark(t: &Tester) {
     );
 }
 
-/// The one implementation PR of `issue`.
-fn the_pull(t: &Tester, issue: u64) -> support::github_world::PullInfo {
-    let branch = format!("specbot/implement-{issue}");
-    let pulls: Vec<_> = t
-        .world
-        .pulls(REPO)
-        .into_iter()
-        .filter(|p| p.head == branch)
-        .collect();
-    assert_eq!(pulls.len(), 1, "one implementation PR");
-    pulls[0].clone()
-}
-
 fn status(t: &mut Tester, issue: u64) -> String {
     t.bot_comments(issue)
         .into_iter()
@@ -141,7 +128,7 @@ async fn the_engineer_sees_the_failing_test_fixes_it_and_the_pr_shows_both_runs(
         requests[first + 1]
     );
 
-    let pull = the_pull(&t, issue);
+    let pull = t.implementation_pull(issue);
     assert!(!pull.draft, "green tests: a normal PR");
     let body = pull.body.clone().unwrap_or_default();
     let section = &body[body
@@ -189,7 +176,7 @@ async fn tests_that_stay_failing_give_a_draft_pr_and_a_status_that_says_so() {
             .contains("not finished yet: the repository's tests fail")
     });
     assert!(sent_back, "the failing run went back to the model");
-    let pull = the_pull(&t, issue);
+    let pull = t.implementation_pull(issue);
     assert!(pull.draft, "failing tests: a draft PR");
     let body = pull.body.clone().unwrap_or_default();
     assert!(body.contains("Tests fail"), "{body}");
@@ -235,7 +222,7 @@ async fn with_the_sandbox_off_there_is_no_run_tool_and_the_pr_says_nothing_ran()
             .all(|r| !r.body.to_string().contains("run_command")),
         "no run tool offered"
     );
-    let body = the_pull(&t, issue).body.unwrap_or_default();
+    let body = t.implementation_pull(issue).body.unwrap_or_default();
     assert!(body.contains("**Nothing was run.**"), "{body}");
     assert!(body.contains("SANDBOX=off"), "{body}");
     let status = status(&mut t, issue);
@@ -257,7 +244,7 @@ async fn setup_runs_first_and_config_mistakes_are_explained() {
     t.llm.push_reply(calls(vec![finish()]));
     t.comment(issue, "/implement").await;
     t.run_jobs().await;
-    let body = the_pull(&t, issue).body.unwrap_or_default();
+    let body = t.implementation_pull(issue).body.unwrap_or_default();
     assert!(
         body.contains("| 1 | setup | `echo prepared > setup.txt` | exit code 0 |"),
         "{body}"
@@ -381,7 +368,7 @@ async fn what_a_command_leaves_behind_is_neither_read_through_nor_pushed_uncheck
         t.world.file_mode(REPO, &branch, "src/made.rs").as_deref(),
         Some("100644")
     );
-    let body = the_pull(&t, issue).body.unwrap_or_default();
+    let body = t.implementation_pull(issue).body.unwrap_or_default();
     assert!(body.contains("`.github/workflows/evil.yml`"), "{body}");
     assert!(body.contains("`leak`"), "{body}");
     assert!(!body.contains("`target/out.txt`"), "{body}");
@@ -402,7 +389,7 @@ async fn a_ci_fix_round_runs_the_tests_before_it_pushes() {
     t.llm.push_reply(calls(vec![finish()]));
     t.comment(issue, "/implement").await;
     t.run_jobs().await;
-    let pull = the_pull(&t, issue);
+    let pull = t.implementation_pull(issue);
     let branch = pull.head.clone();
     let before = t.llm.requests().len();
 

@@ -72,7 +72,7 @@ pub use guard::{InvalidGlob, Policy, Refusal, WORKFLOWS_DIR};
 pub use path::{PathError, RepoPath};
 pub use secrets::{SecretFinding, SecretScanner};
 pub use session::run_agent;
-pub use tools::{CriterionMet, tool_definitions, tool_notes};
+pub use tools::{CriterionMet, CriterionStatus, tool_definitions, tool_notes};
 pub use verify::{CommandRun, RunKind, Runner, TestChoice};
 pub use workspace::{
     FileChange, SkippedEntry, Workspace, WorkspaceError, WorkspaceLimits, remove_abandoned,
@@ -137,7 +137,7 @@ pub struct AgentOutcome {
     pub changes: Vec<FileChange>,
     /// The model's summary (checked free of secrets), for the PR body.
     pub summary: String,
-    /// How each acceptance criterion is met, as the model states it (checked free of secrets).
+    /// Each acceptance criterion as the model reports it (checked free of secrets).
     pub criteria: Vec<CriterionMet>,
     /// Calls the guardrails refused, in order.
     pub refusals: Vec<Refusal>,

@@ -2,13 +2,16 @@
 //! execution over the [`Workspace`], every change going through the [`Policy`] first.
 //!
 //! Owns: [`tool_definitions`], [`tool_notes`], the output bounds ([`MAX_READ_LINES`],
-//! [`MAX_READ_BYTES`], [`MAX_SEARCH_MATCHES`], …) and `execute` (crate-private). Every
+//! [`MAX_READ_BYTES`], [`MAX_SEARCH_MATCHES`], …), the report `finish` carries per criterion
+//! ([`CriterionMet`]: by ID, with status, files and tests; bounded and normalised here) and
+//! `execute` (crate-private). Every
 //! failure is an `Err(String)` written for the model; policy refusals are also pushed to the
 //! refusal list.
 
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 
-use regex::RegexBuilder;
+use regex::{Regex, RegexBuilder};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -49,11 +52,63 @@ pub const EDIT_FILE: &str = "edit_file";
 pub const DELETE_FILE: &str = "delete_file";
 pub const FINISH: &str = "finish";
 
-/// One acceptance criterion and how the change meets it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Most criteria one `finish` reports.
+pub const MAX_REPORTED_CRITERIA: usize = 200;
+/// Most files, and most tests, one criterion's report names.
+pub const MAX_CRITERION_REFS: usize = 50;
+/// Longest text of one criterion's report (its criterion, how it is met, the reason).
+pub const MAX_CRITERION_CHARS: usize = 4_000;
+
+/// Whether the engineer says a criterion is met.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CriterionStatus {
+    /// Met by the change (also what a report without a status means, as before statuses).
+    #[default]
+    Done,
+    #[serde(
+        alias = "not done",
+        alias = "notdone",
+        alias = "partial",
+        alias = "partially_done"
+    )]
+    NotDone,
+}
+
+/// One acceptance criterion as the engineer reports it in `finish`: by its ID when the spec's
+/// criteria have IDs (`AC-1.2`), else by its text; whether it is done (and why not); how the
+/// change meets it; the files that implement it and the tests that check it. The model's
+/// words, checked free of secrets, never trusted: the PR body holds them against the scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CriterionMet {
+    /// The criterion's ID, upper case (`AC-1.2`); empty for a free-text criterion.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// The criterion's text (free-text criteria; optional beside an ID).
     pub criterion: String,
+    pub status: CriterionStatus,
     pub how_met: String,
+    /// Why it is not done.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Files that implement it, as the model names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// Tests that check it, as the model names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<String>,
+}
+
+impl CriterionMet {
+    /// Every text of the report, for the secret scan.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        [&self.id, &self.criterion, &self.how_met, &self.reason]
+            .into_iter()
+            .chain(&self.files)
+            .chain(&self.tests)
+            .map(String::as_str)
+    }
 }
 
 /// What `finish` carries.
@@ -142,7 +197,7 @@ pub fn tool_definitions() -> Vec<Tool> {
         },
         Tool {
             name: FINISH.into(),
-            description: "Finish the work: a summary for the pull request description (what changed and why, the tests added, anything left out) and how each acceptance criterion is met. Call it once, last.".into(),
+            description: "Finish the work: a summary for the pull request description (what changed and why, the tests added, anything left out) and a report on every acceptance criterion you were given: by its ID (`AC-1.2`) when it has one, else by its text; `done` or `not_done` (with the reason); how the change meets it; the files that implement it; the tests that check it. Call it once, last.".into(),
             input_schema: json!({
                 "type": "object",
                 "properties": {
@@ -152,10 +207,15 @@ pub fn tool_definitions() -> Vec<Tool> {
                         "items": {
                             "type": "object",
                             "properties": {
-                                "criterion": {"type": "string"},
-                                "how_met": {"type": "string"},
+                                "id": {"type": "string", "description": "The criterion's ID, e.g. `AC-1.2`; empty when the criteria have no IDs."},
+                                "criterion": {"type": "string", "description": "The criterion's text, when it has no ID."},
+                                "status": {"type": "string", "enum": ["done", "not_done"]},
+                                "how_met": {"type": "string", "description": "How the change meets it."},
+                                "reason": {"type": "string", "description": "Why it is not done (for `not_done`)."},
+                                "files": {"type": "array", "items": {"type": "string"}, "description": "Paths of the files that implement it."},
+                                "tests": {"type": "array", "items": {"type": "string"}, "description": "The tests that check it (test names or test files)."},
                             },
-                            "required": ["criterion", "how_met"],
+                            "required": ["status", "how_met"],
                         },
                     },
                 },
@@ -571,7 +631,7 @@ fn search(ws: &Workspace, a: &SearchArgs) -> Result<String, String> {
 
 fn finish(
     policy: &Policy,
-    f: Finish,
+    mut f: Finish,
     refuse: &mut impl FnMut(Option<String>, String) -> Outcome,
 ) -> Outcome {
     if f.summary.trim().is_empty() {
@@ -585,13 +645,71 @@ fn finish(
     if let Err(reason) = policy.check_message("summary", &f.summary) {
         return refuse(None, reason);
     }
+    if let Err(problem) = check_criteria(&mut f.criteria) {
+        return Outcome::Err(problem);
+    }
     for c in &f.criteria {
-        let text = format!("{}\n{}", c.criterion, c.how_met);
-        if let Err(reason) = policy.check_message("criteria", &text) {
+        let text = c.texts().collect::<Vec<_>>().join("\n");
+        if let Err(reason) = policy.check_message("report on the criteria", &text) {
             return refuse(None, reason);
         }
     }
     Outcome::Finish(f)
+}
+
+static CRITERION_ID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[^\w]{0,4}(?i:AC)-(\d{1,4})\.(\d{1,4})\b").expect("static regex")
+});
+
+/// The criteria's reports within bounds, each ID in its usual form (`ac-1.2` → `AC-1.2`; an ID
+/// written at the start of the criterion's text is taken as its ID), and a reason for every
+/// criterion that is not done; else what to fix, for the model.
+fn check_criteria(criteria: &mut [CriterionMet]) -> Result<(), String> {
+    if criteria.len() > MAX_REPORTED_CRITERIA {
+        return Err(format!(
+            "{} criteria reported; at most {MAX_REPORTED_CRITERIA} are accepted",
+            criteria.len()
+        ));
+    }
+    for c in criteria.iter_mut() {
+        let from = if c.id.trim().is_empty() {
+            c.criterion.clone()
+        } else {
+            c.id.clone()
+        };
+        if let Some(m) = CRITERION_ID.captures(&from) {
+            c.id = format!("AC-{}.{}", &m[1], &m[2]);
+        } else {
+            c.id = c.id.trim().to_uppercase();
+        }
+        let name = if c.id.is_empty() {
+            format!(
+                "the criterion \"{}\"",
+                c.criterion.chars().take(60).collect::<String>()
+            )
+        } else {
+            c.id.clone()
+        };
+        if c.id.is_empty() && c.criterion.trim().is_empty() {
+            return Err("a criterion's report has neither `id` nor `criterion`; give the criterion's ID (or its text when it has none)".into());
+        }
+        if c.status == CriterionStatus::NotDone && c.reason.trim().is_empty() {
+            return Err(format!(
+                "{name} is `not_done` without a `reason`; say why it is not done"
+            ));
+        }
+        if c.files.len() > MAX_CRITERION_REFS || c.tests.len() > MAX_CRITERION_REFS {
+            return Err(format!(
+                "{name} names more than {MAX_CRITERION_REFS} files or tests; name the main ones"
+            ));
+        }
+        if c.texts().any(|t| t.chars().count() > MAX_CRITERION_CHARS) {
+            return Err(format!(
+                "a text in the report on {name} is longer than {MAX_CRITERION_CHARS} characters; shorten it"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -609,6 +727,50 @@ mod tests {
             assert_eq!(occurrences(text, needle), want, "{needle} in {text}");
         }
         assert_eq!(occurrences("abc", "x"), 0);
+    }
+
+    fn finish_with(criteria: Value) -> Result<Finish, String> {
+        let f: Finish = args(&json!({"summary": "Done.", "criteria": criteria}))?;
+        let mut criteria = f.criteria;
+        check_criteria(&mut criteria).map(|()| Finish {
+            summary: f.summary,
+            criteria,
+        })
+    }
+
+    #[test]
+    fn finish_reports_each_criterion_by_id() {
+        let f = finish_with(json!([
+            {"id": "ac-1.1 ", "status": "done", "how_met": "`apply()`", "files": ["src/theme.rs"], "tests": ["tests/theme.rs"]},
+            {"criterion": "**AC-1.2** WHEN the page reloads …", "status": "not_done", "how_met": "", "reason": "needs the profile API"},
+            {"criterion": "The toggle persists.", "how_met": "saved"},
+        ]))
+        .expect("accepted");
+        let ids: Vec<&str> = f.criteria.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["AC-1.1", "AC-1.2", ""]);
+        assert_eq!(f.criteria[0].files, ["src/theme.rs"]);
+        assert_eq!(f.criteria[1].status, CriterionStatus::NotDone);
+        // The old shape (no status) means done.
+        assert_eq!(f.criteria[2].status, CriterionStatus::Done);
+        assert_eq!(f.criteria[2].criterion, "The toggle persists.");
+    }
+
+    #[test]
+    fn finish_asks_again_for_what_it_cannot_use() {
+        let not_done = finish_with(json!([{"id": "AC-1.2", "status": "not_done", "how_met": ""}]));
+        assert!(
+            not_done
+                .as_ref()
+                .is_err_and(|e| e.contains("AC-1.2 is `not_done` without a `reason`")),
+            "{not_done:?}"
+        );
+        let nameless = finish_with(json!([{"status": "done", "how_met": "somehow"}]));
+        assert!(nameless.is_err_and(|e| e.contains("neither `id` nor `criterion`")));
+        let unknown = finish_with(json!([{"id": "AC-1.1", "status": "maybe", "how_met": "x"}]));
+        assert!(unknown.is_err_and(|e| e.starts_with("invalid arguments")));
+        let many =
+            finish_with(json!([{"id": "AC-1.1", "how_met": "x", "files": vec!["a.rs"; 51]}]));
+        assert!(many.is_err_and(|e| e.contains("more than 50 files or tests")));
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct Repository {
     pub default_branch: String,
     #[serde(default)]
     pub private: bool,
+    /// The repository's web address (`https://github.com/o/r`, or the Enterprise Server's host).
+    #[serde(default, deserialize_with = "or_default")]
+    pub html_url: String,
 }
 
 /// The App's own description (`GET /app`), or the App behind a check suite or run.

@@ -7,7 +7,7 @@
 //! output limit, every answer the server completes is whole. The required top-level strings
 //! (the specification itself) share half of the room; every other string the rest.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Items allowed in an array that names no `maxItems`.
 const MAX_ITEMS: u64 = 3;
@@ -77,16 +77,21 @@ pub fn bound(schema: &Value, output_tokens: u32) -> Value {
 }
 
 /// The bytes of the fullest instance of `v` (arrays full, optional properties present) with
-/// every string empty: what its keys and punctuation cost whatever the strings hold.
+/// every string empty: what its keys and punctuation cost whatever the strings hold (and an
+/// enum's longest value, which the model does not choose the length of).
 fn skeleton_bytes(v: &Value) -> u64 {
+    if let Some(values) = v.get("enum").and_then(Value::as_array) {
+        // An enum's longest value, whatever its type: fixed, not a string the model writes.
+        return values
+            .iter()
+            .map(|e| e.to_string().len() as u64)
+            .max()
+            .unwrap_or(2);
+    }
     match v.get("type").and_then(Value::as_str) {
         Some("string") => 2,
         Some("array") => {
-            let n = v
-                .get("maxItems")
-                .and_then(Value::as_u64)
-                .unwrap_or(MAX_ITEMS)
-                .min(MAX_ITEMS);
+            let n = v.as_object().map_or(MAX_ITEMS, max_items);
             2 + n * (v.get("items").map_or(4, skeleton_bytes) + 1)
         }
         Some("object") => {
@@ -102,17 +107,27 @@ fn skeleton_bytes(v: &Value) -> u64 {
     }
 }
 
-/// How many strings an instance of `v` can hold at most, once arrays are bounded.
+/// The most items an array schema allows once bounded: its own `maxItems`, at most
+/// [`MAX_ITEMS`].
+fn max_items(schema: &Map<String, Value>) -> u64 {
+    schema
+        .get("maxItems")
+        .and_then(Value::as_u64)
+        .map_or(MAX_ITEMS, |n| n.min(MAX_ITEMS))
+}
+
+/// How many strings an instance of `v` can hold at most, once arrays are bounded (an enum's
+/// value is not one: its length is fixed).
 fn slots(v: &Value) -> u64 {
+    if v.get("enum").is_some() {
+        return 0;
+    }
     match v.get("type").and_then(Value::as_str) {
         Some("string") => 1,
-        Some("array") => {
-            let n = v
-                .get("maxItems")
-                .and_then(Value::as_u64)
-                .unwrap_or(MAX_ITEMS);
-            n.saturating_mul(v.get("items").map_or(0, slots))
-        }
+        Some("array") => v
+            .as_object()
+            .map_or(MAX_ITEMS, max_items)
+            .saturating_mul(v.get("items").map_or(0, slots)),
         Some("object") => v
             .get("properties")
             .and_then(Value::as_object)
@@ -129,6 +144,10 @@ fn apply(v: &mut Value, chars: u64) {
     let Some(obj) = v.as_object_mut() else {
         return;
     };
+    if obj.contains_key("enum") {
+        // Its values bound it already, and counted in the skeleton.
+        return;
+    }
     match obj.get("type").and_then(Value::as_str) {
         Some("string") => {
             let own = obj
@@ -138,11 +157,7 @@ fn apply(v: &mut Value, chars: u64) {
             obj.insert("maxLength".into(), json!(own.min(chars)));
         }
         Some("array") => {
-            let own = obj
-                .get("maxItems")
-                .and_then(Value::as_u64)
-                .unwrap_or(MAX_ITEMS);
-            obj.insert("maxItems".into(), json!(own.min(MAX_ITEMS)));
+            obj.insert("maxItems".into(), json!(max_items(obj)));
             if let Some(items) = obj.get_mut("items") {
                 apply(items, chars);
             }
@@ -224,5 +239,36 @@ mod tests {
         let b = bound(&schema, 4096);
         let validator = jsonschema::validator_for(&b).expect("valid schema");
         assert!(validator.is_valid(&longest(&b)));
+    }
+
+    /// A report of the engineer's kind (items with an enum status, nested arrays): its longest
+    /// bounded answer fits too, and the enum keeps its values, taking no string's room.
+    #[test]
+    fn the_longest_report_fits_the_output_limit() {
+        let schema = &json!({"type": "object", "required": ["summary", "criteria"], "properties": {
+            "summary": {"type": "string"},
+            "criteria": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"},
+                "status": {"type": "string", "enum": ["done", "not_done"]},
+                "how_met": {"type": "string"},
+                "files": {"type": "array", "items": {"type": "string"}},
+            }}},
+        }});
+        assert_eq!(slots(schema), 1 + 3 * (2 + 3));
+        let skeleton = skeleton_bytes(schema);
+        for limit in [2048u32, 4096, 16_384] {
+            let b = bound(schema, limit);
+            let text = longest(&b).to_string();
+            let letters = text.len() as u64 - skeleton;
+            assert!(
+                skeleton + letters * 2 <= u64::from(limit),
+                "{limit}: {text}"
+            );
+            let item = &b["properties"]["criteria"]["items"]["properties"];
+            assert!(item["status"].get("maxLength").is_none(), "{limit}");
+            assert!(item["how_met"]["maxLength"].as_u64() >= Some(MIN_CHARS));
+            let validator = jsonschema::validator_for(&b).expect("valid schema");
+            assert!(validator.is_valid(&longest(&b)), "{limit}");
+        }
     }
 }

@@ -181,11 +181,12 @@ pub fn tests_status(test: Option<&TestChoice>, tests_pass: Option<bool>) -> Stri
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::sandbox::{AppliedLimits, Output, RunRecord};
 
-    fn run(kind: RunKind, code: i32, tail: &str) -> CommandRun {
+    /// A run of `sh test.sh` that ended with `code`.
+    pub(in crate::messages) fn run(kind: RunKind, code: i32, tail: &str) -> CommandRun {
         CommandRun {
             kind,
             record: RunRecord {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::context::{ContextBlock, render_blocks, thousands};
 use super::sanitize::{fence, fence_untrusted, label_text, one_line, sanitize};
-use crate::spec::{ArtifactKind, Component};
+use crate::spec::{ArtifactKind, Component, Criterion};
 
 /// Largest repository template source, in bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
@@ -141,6 +141,10 @@ pub struct EngineerInput {
     pub spec: String,
     /// The component, when `/implement` was on a component issue.
     pub component: Option<Component>,
+    /// The acceptance criteria the engineer answers for, with their IDs (the spec's, or the
+    /// component's); empty for a spec without IDs.
+    #[serde(default)]
+    pub criteria: Vec<Criterion>,
     /// Extra repository context (already fenced), often empty: the engineer reads files itself.
     pub context_blocks: Vec<ContextBlock>,
     pub tools: Vec<ToolNote>,
@@ -367,8 +371,9 @@ pub fn render_revise(
     let instructions = builtin(REVISE_INSTRUCTIONS, &vars)?;
     let contract = builtin(ARCHITECT_CONTRACT, &vars)?;
     let spec_text = crate::spec::strip_spec_header(&input.current_spec);
-    let components_json = serde_json::to_string_pretty(&input.current_components)
-        .unwrap_or_else(|_| "[]".to_string());
+    let components_json =
+        serde_json::to_string_pretty(&components_as_submitted(&input.current_components))
+            .unwrap_or_else(|_| "[]".to_string());
     let none = "(No written feedback: the reviewers requested changes without comments. Improve the specification where it is weakest.)";
     let feedback = blocks(&input.feedback, none, |f| {
         let mut label = format!("review comment by @{}", one_line(&f.author, 100));
@@ -396,6 +401,30 @@ pub fn render_revise(
     })
 }
 
+/// The components in the shape the `submit_spec` tool takes them: each dependency as its title
+/// and, where known, the reason it is needed first.
+fn components_as_submitted(components: &[Component]) -> Vec<serde_json::Value> {
+    components
+        .iter()
+        .map(|c| {
+            let mut v = serde_json::to_value(c).unwrap_or_default();
+            let deps: Vec<serde_json::Value> = c
+                .depends_on
+                .iter()
+                .map(|d| match c.reason_for(d) {
+                    Some(why) => serde_json::json!({"title": d, "reason": why}),
+                    None => serde_json::json!(d),
+                })
+                .collect();
+            if let Some(obj) = v.as_object_mut() {
+                obj.remove("dependency_reasons");
+                obj.insert("depends_on".into(), deps.into());
+            }
+            v
+        })
+        .collect()
+}
+
 /// Each item as a block, blank lines between; `none` when there are no items.
 fn blocks<T>(items: &[T], none: &str, block: impl Fn(&T) -> String) -> String {
     if items.is_empty() {
@@ -416,12 +445,30 @@ fn component_text(c: &Component) -> String {
         }
     }
     if !c.depends_on.is_empty() {
+        let deps: Vec<String> = c
+            .depends_on
+            .iter()
+            .map(|d| match c.reason_for(d) {
+                Some(why) => format!("{d} ({})", one_line(why, 300)),
+                None => d.clone(),
+            })
+            .collect();
         out.push_str(&format!(
             "\nDepends on (already done or done separately): {}\n",
-            c.depends_on.join(", ")
+            deps.join(", ")
         ));
     }
     out
+}
+
+/// The criteria as a list, one `- AC-1.2: text` line each (`None` when there are none).
+fn criteria_text(criteria: &[Criterion]) -> Option<String> {
+    (!criteria.is_empty()).then(|| {
+        criteria
+            .iter()
+            .map(|c| format!("- {}: {}\n", one_line(&c.id, 20), one_line(&c.text, 2_000)))
+            .collect()
+    })
 }
 
 fn tool_vars(tools: &[ToolNote]) -> Vec<ToolNote> {
@@ -466,6 +513,7 @@ pub fn render_engineer(
         component_title => component_title.replace('"', "'"),
         spec => fence_untrusted(&spec_path, &crate::spec::strip_spec_header(&input.spec)),
         component => input.component.as_ref().map(|c| fence_untrusted("component issue", &component_text(c))).unwrap_or_default(),
+        criteria => criteria_text(&input.criteria).map(|t| fence_untrusted("acceptance criteria", &t)).unwrap_or_default(),
         context => render_blocks(&input.context_blocks),
     };
     Ok(RenderedPrompt {
@@ -542,6 +590,7 @@ pub fn check_template(source: &str, engineer: bool) -> Result<(), TemplateError>
             spec_path: "specs/IMPLEMENT-1.md".into(),
             spec: "# Sample".into(),
             component: None,
+            criteria: Vec::new(),
             context_blocks: Vec::new(),
             tools: Vec::new(),
         };
@@ -760,6 +809,10 @@ mod tests {
                 depends_on: vec!["Store".into()],
                 ..Component::default()
             }),
+            criteria: vec![Criterion {
+                id: "AC-2.1".into(),
+                text: "WHEN a client sends 11 requests in 1 s THE SYSTEM SHALL answer 429".into(),
+            }],
             context_blocks: vec![],
             tools: vec![ToolNote {
                 name: "read_file".into(),
@@ -778,6 +831,19 @@ mod tests {
         assert!(prompt.user.contains("# Rate limiting"));
         assert!(!prompt.user.contains("Generated."));
         assert!(prompt.user.contains("- 429 after 10 req/s"));
+        assert!(prompt.user.contains(
+            "- AC-2.1: WHEN a client sends 11 requests in 1 s THE SYSTEM SHALL answer 429"
+        ));
+        assert!(prompt.user.contains("report each one by its ID"));
+        let without = render_engineer(
+            &EngineerInput {
+                criteria: Vec::new(),
+                ..input.clone()
+            },
+            None,
+        )
+        .expect("renders");
+        assert!(!without.user.contains("by its ID"), "{}", without.user);
         let custom =
             render_engineer(&input, Some("Our engineer. {{ component_title }}")).expect("renders");
         assert!(custom.system.starts_with("Our engineer. Limiter"));

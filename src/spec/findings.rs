@@ -229,13 +229,13 @@ static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d").expect("stat
 
 /// The document read into its parts.
 #[derive(Default)]
-struct Parsed {
+pub(super) struct Parsed {
     sections: Vec<String>,
     /// (requirement ID, criteria (ID, text)).
-    requirements: Vec<(String, Vec<(String, String)>)>,
+    pub(super) requirements: Vec<(String, Vec<(String, String)>)>,
     nfrs: Vec<(String, String)>,
     /// (component, cited IDs).
-    components: Vec<(String, Vec<String>)>,
+    pub(super) components: Vec<(String, Vec<String>)>,
     /// (test, cited IDs).
     tests: Vec<(String, Vec<String>)>,
     open_questions: Vec<String>,
@@ -256,7 +256,7 @@ fn row_cells(line: &str) -> Option<Vec<String>> {
     )
 }
 
-fn parse(file: &str) -> Parsed {
+pub(super) fn parse(file: &str) -> Parsed {
     let mut p = Parsed::default();
     let mut section = String::new();
     let mut sub = String::new();

@@ -5,9 +5,11 @@
 //! tool ([`submit_spec_tool`], [`parse_tool_input`]); the tolerant text parser
 //! ([`parse_text_answer`]); validation and the repair prompt ([`validate`],
 //! [`dependency_order`], [`repair_prompt`], [`drop_unusable_artifacts`]); the committed files and component issue bodies
-//! ([`files_for`], [`render_spec_file`], [`Component::render_issue_body`]); the structured
+//! ([`files_for`], [`render_spec_file`], [`Component::render_issue_body`] with its [`IssueLinks`],
+//! [`spec_permalink`] and [`parallel_components`]); the structured
 //! requirements and their IDs ([`Requirement`], [`assign_ids`]); the check of a committed spec
-//! file ([`check_spec_file`]). Pure: no I/O.
+//! file ([`check_spec_file`]); the criteria `/implement` is held to ([`criteria_in_scope`]).
+//! Pure: no I/O.
 //!
 //! Parsing never panics and does bounded work on any input; answers over
 //! [`MAX_ANSWER_BYTES`] are refused.
@@ -18,19 +20,24 @@ mod findings;
 mod parse;
 mod render;
 mod requirements;
+mod scope;
 mod tool;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 
 pub use artifact::{ArtifactKind, Artifacts};
-pub use component::{Component, component_marker, parse_component_marker, slugify};
+pub use component::{
+    Component, IssueLinks, component_marker, parallel_components, parse_component_marker, slugify,
+    spec_permalink,
+};
 pub use findings::{
     Coverage, Finding, Severity, SpecCheck, TEMPLATE_SECTIONS, VAGUE_WORDS, check_spec_file,
 };
 pub use parse::{MAX_OPEN_QUESTIONS, SpecError, parse_text_answer, parse_tool_input};
 pub use render::{SpecFileMeta, files_for, render_spec_file, strip_spec_header, utc_date};
 pub use requirements::{Criterion, IssuedIds, NonFunctional, Requirement, anchor, assign_ids};
+pub use scope::criteria_in_scope;
 pub use tool::{SUBMIT_SPEC_TOOL, ToolSpec, submit_spec_tool};
 pub use validate::{
     DependencyError, MAX_ARTIFACT_BYTES, MAX_COMPONENTS, MAX_SPEC_BYTES, REQUIRED_SECTIONS,

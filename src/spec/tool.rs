@@ -38,7 +38,18 @@ pub fn submit_spec_tool() -> ToolSpec {
                             "title": text("A short, unique title (it becomes the issue title)."),
                             "summary": text("What this component is and does, in a few sentences."),
                             "acceptance_criteria": list("Concrete, testable acceptance criteria."),
-                            "depends_on": list("Titles of the other components this one needs first (exactly as written in their `title`)."),
+                            "depends_on": {
+                                "type": "array",
+                                "description": "The other components this one needs first, each with why.",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "title": text("The other component's title, exactly as written in its `title`."),
+                                        "reason": text("Why this component needs it first, in one line (what it uses from it).")
+                                    },
+                                    "required": ["title", "reason"]
+                                }
+                            },
                             "covers": list("The IDs of the acceptance criteria (`AC-1.2`) this component satisfies, as written in `requirements`."),
                             "touches": list("The files or modules it creates or changes."),
                             "tests": list("The tests it adds, each naming the criterion IDs it checks (`AC-1.2: toggling twice restores the theme`).")
@@ -118,7 +129,11 @@ mod tests {
             "specification": "# S",
             "requirements": [{"title": "R", "priority": "must", "user_story": "As a user, I want x, so that y.",
                 "acceptance_criteria": [{"text": "WHEN x THE SYSTEM SHALL y"}]}],
-            "components": [{"title": "A", "summary": "s", "acceptance_criteria": ["x"], "depends_on": [], "covers": ["AC-1.1"]}],
+            "components": [
+                {"title": "A", "summary": "s", "acceptance_criteria": ["x"], "depends_on": [], "covers": ["AC-1.1"]},
+                {"title": "B", "summary": "s", "acceptance_criteria": ["y"], "covers": ["AC-1.1"],
+                 "depends_on": [{"title": "A", "reason": "B reads what A stores"}]}
+            ],
             "artifacts": {"diagram": "graph TD"}
         });
         assert!(validator.is_valid(&good));
@@ -130,5 +145,17 @@ mod tests {
             "WHEN x THE SYSTEM SHALL y"
         );
         assert_eq!(parsed.components[0].covers, ["AC-1.1"]);
+        assert_eq!(parsed.components[1].depends_on, ["A"]);
+        assert_eq!(
+            parsed.components[1].reason_for("A"),
+            Some("B reads what A stores")
+        );
+        // An older answer's plain titles still read.
+        let mut old = good.clone();
+        old["components"][1]["depends_on"] = json!(["A"]);
+        assert!(!validator.is_valid(&old), "the schema asks for reasons");
+        let parsed = crate::spec::parse_tool_input(&old).expect("parses");
+        assert_eq!(parsed.components[1].depends_on, ["A"]);
+        assert_eq!(parsed.components[1].reason_for("A"), None);
     }
 }

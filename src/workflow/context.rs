@@ -17,14 +17,15 @@ const MAX_DOC_BYTES: usize = 200 * 1024;
 /// Token budget for the context blocks.
 const CONTEXT_TOKENS: usize = 60_000;
 
-/// Fetch the issue, its human comments and the repository documents the gatherer wants.
+/// Fetch the issue, its human comments and the repository documents the gatherer wants; with
+/// the commit of the default branch they were read at (the spec's base commit).
 pub async fn gather_for_spec(
     repo: &Repo,
     issue: &crate::github::model::Issue,
     comments: &[crate::github::model::Comment],
     config: &RepoConfig,
     default_branch: &str,
-) -> StepResult<ContextInput> {
+) -> StepResult<(ContextInput, String)> {
     let issue_number = issue.number;
     let head = repo.branch_head(default_branch).await?.ok_or_else(|| {
         JobError::permanent(format!(
@@ -58,7 +59,7 @@ pub async fn gather_for_spec(
             });
         }
     }
-    Ok(ContextInput {
+    let input = ContextInput {
         issue_number,
         title: issue.title.clone(),
         body: issue.body.clone().unwrap_or_default(),
@@ -70,7 +71,23 @@ pub async fn gather_for_spec(
             .collect(),
         docs,
         tree: paths,
-    })
+    };
+    Ok((input, head))
+}
+
+/// Show the architect the spec a re-run replaces (from the spec branch, where it differs from
+/// the default branch's copy), first among the existing specifications, so that it can echo
+/// the IDs of what it keeps.
+pub fn show_current_spec(input: &mut ContextInput, spec_path: &str, current: &str) {
+    input.docs.retain(|d| d.path != spec_path);
+    input.docs.insert(
+        0,
+        RepoDoc {
+            kind: DocKind::Spec,
+            path: spec_path.to_string(),
+            text: crate::spec::strip_spec_header(current),
+        },
+    );
 }
 
 pub fn artifact_kinds(list: &[Artifact]) -> Vec<ArtifactKind> {
@@ -281,13 +298,11 @@ impl ArchitectSession {
 pub async fn ask_architect(
     ctx: &mut JobCtx,
     model: &dyn ChatModel,
-    prompt: &RenderedPrompt,
-    artifacts: &[Artifact],
+    mut session: ArchitectSession,
     budget_usd: f64,
     spend: &mut Spend,
     board: Option<&crate::workflow::watch::PhaseBoard<'_>>,
 ) -> StepResult<SpecAnswer> {
-    let mut session = ArchitectSession::new(prompt, artifacts);
     loop {
         let response = spend::call(ctx, model, session.request(), budget_usd, spend).await?;
         match session.answer(&response) {

@@ -405,12 +405,10 @@ pub fn check_clean(scanner: &SecretScanner, result: &Engineered) -> StepResult {
         }
     }
     for (what, text) in std::iter::once(("the summary", result.summary.as_str())).chain(
-        result.criteria.iter().flat_map(|c| {
-            [
-                ("a criterion", c.criterion.as_str()),
-                ("a criterion", c.how_met.as_str()),
-            ]
-        }),
+        result
+            .criteria
+            .iter()
+            .flat_map(|c| c.texts().map(|t| ("a criterion", t))),
     ) {
         if !scanner.is_clean(text) {
             found.push(format!("a secret in {what}"));

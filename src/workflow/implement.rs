@@ -5,7 +5,9 @@
 //! continues where it stopped:
 //!
 //! 1. `ack` — the one status comment on the issue ("Implementing…"), found again by marker.
-//! 2. `spec` — the spec read (default branch, or the spec PR's branch) and named in the status.
+//! 2. `spec` — the spec read (default branch, or the spec PR's branch) and named in the status;
+//!    the criteria of the scope read from it with their IDs (every criterion, or the
+//!    component's), which the engineer answers for by ID.
 //! 3. `engineer` — the component, the repository's conventions files and what people with
 //!    write access wrote on the issue (the rest is left out, and the status says how much); a
 //!    snapshot of the
@@ -15,7 +17,8 @@
 //!    after this never pays the model twice.
 //! 4. `commit` — a last secret scan over everything to be pushed, then every change in one
 //!    commit (Git Data API) with the attribution trailer.
-//! 5. `pull` — find or open the PR from that branch (`Closes #<n>`), body per criterion.
+//! 5. `pull` — find or open the PR from that branch (`Closes #<n>`), body per criterion: each
+//!    criterion of the scope with its status, files and tests as reported, held to the scope.
 //! 6. `done` — the implementation's record (for CI fixes) and the final status.
 
 use serde::{Deserialize, Serialize};
@@ -35,9 +38,7 @@ use crate::workflow::quota::{Admission, admit};
 use crate::workflow::records::{self, ImplementationRecord, SpecRecord, SpecState, issue_key};
 use crate::workflow::spec::load_config;
 use crate::workflow::spend::Spend;
-use crate::workflow::step::{
-    JobCtx, StepError, StepResult, latest_progress, repo_client, show_status,
-};
+use crate::workflow::step::{JobCtx, StepError, StepResult, last_progress, show_status};
 use crate::workflow::watch::StatusBoard;
 use crate::workflow::{Ending, Workflow};
 
@@ -48,6 +49,8 @@ pub struct ImplementProgress {
     pub status_comment: Option<u64>,
     /// (spec path, ref it was read from)
     pub spec: Option<(String, String)>,
+    /// The criteria the engineer answers for, read from that spec file (empty: no IDs in it).
+    pub criteria: Vec<crate::spec::Criterion>,
     pub result: Option<Engineered>,
     #[serde(flatten)]
     pub spend: Spend,
@@ -72,14 +75,12 @@ impl Workflow for ImplementRequest {
 
     /// Say so in the status comment.
     async fn report(&self, app: &App, job: &Job, end: Ending<'_>) -> Result<(), GitHubError> {
-        let Some(repo) = repo_client(app, &self.repo)? else {
+        let Some((repo, progress)) =
+            last_progress::<ImplementProgress>(app, job, &self.repo).await?
+        else {
             return Ok(());
         };
-        let progress: ImplementProgress = latest_progress(app, job).await;
-        let (stage, error) = match end {
-            Ending::Failed(error) => (ImplementStage::Failed, Some(error)),
-            Ending::Cancelled => (ImplementStage::Cancelled, None),
-        };
+        let (stage, error) = end.shown_as(ImplementStage::Failed, ImplementStage::Cancelled);
         // The component's title is not needed to say what went wrong.
         show(&repo, self, &progress, None, stage, error).await
     }
@@ -210,6 +211,7 @@ async fn engineer_step(
         ))
     })?;
     progress.spec = Some((spec_path.clone(), spec_ref));
+    progress.criteria = crate::spec::criteria_in_scope(&spec_text, desk.component);
     desk.show(progress, ImplementStage::Working).await?;
     ctx.save("implement:spec", progress).await?;
     let branch = BotBranch::Implementation(req.issue_number).to_string();
@@ -229,6 +231,7 @@ async fn engineer_step(
         spec_path,
         spec: spec_text,
         component: desk.component.cloned(),
+        criteria: progress.criteria.clone(),
         context_blocks: engineer::conventions(&workspace, heard),
         tools: crate::agent::tool_notes(),
     };
@@ -304,6 +307,7 @@ async fn publish(
             spec_ref,
             component: desk.component.map(|c| c.title.clone()),
             summary: result.summary.clone(),
+            scope: progress.criteria.clone(),
             criteria: result.criteria.clone(),
             files: result
                 .changes
@@ -410,5 +414,9 @@ fn status(
             .map(|e| format!("`{}`: {}", e.path.replace('`', "'"), e.reason))
             .collect(),
         config_problems: p.config_problems.clone(),
+        criteria: p
+            .result
+            .as_ref()
+            .and_then(|r| messages::criteria_tally(&p.criteria, &r.criteria)),
     }
 }

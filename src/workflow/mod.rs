@@ -94,6 +94,16 @@ pub enum Ending<'a> {
     Cancelled,
 }
 
+impl<'a> Ending<'a> {
+    /// The stage a status comment shows for this ending, and the error it prints.
+    pub fn shown_as<S>(self, failed: S, cancelled: S) -> (S, Option<&'a str>) {
+        match self {
+            Ending::Failed(error) => (failed, Some(error)),
+            Ending::Cancelled => (cancelled, None),
+        }
+    }
+}
+
 type ReportFuture<'a> = BoxFuture<'a, Result<(), GitHubError>>;
 
 /// A row of the dispatch table: one job kind, with its input decoded from the payload.

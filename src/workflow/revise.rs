@@ -186,12 +186,14 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
         ctx.save("revise:commit", &progress).await?;
     }
     if !progress.reconciled && config.follow_up_issues {
+        let spec_url = components::spec_url(&info, progress.head.as_deref(), &spec_path);
         let at = components::Filing {
             repo: &repo,
             target: &req.repo,
             spec_issue: req.issue_number,
             config: &config,
             spec_path: &spec_path,
+            spec_url: spec_url.as_deref(),
             board: None,
         };
         components::file(ctx, &at, &answer, &mut progress, |p| &mut p.components).await?;

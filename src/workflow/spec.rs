@@ -28,7 +28,7 @@ use crate::workflow::job::{SpecRequest, SpecTrigger, spec_branch_key, spec_job_k
 use crate::workflow::quota::{self, Admission, admit};
 use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::spend::Spend;
-use crate::workflow::step::{JobCtx, StepResult, latest_progress, repo_client, show_status};
+use crate::workflow::step::{JobCtx, StepResult, last_progress, show_status};
 use crate::workflow::watch::{PhaseBoard, Throttle};
 use crate::workflow::{Ending, Workflow, context, coverage};
 
@@ -43,6 +43,10 @@ pub struct SpecProgress {
     pub answer: Option<SpecAnswer>,
     #[serde(flatten)]
     pub spend: Spend,
+    /// The default branch's commit the context was read at (the spec's base commit).
+    pub base_commit: Option<String>,
+    /// The spec file a re-run replaces: the record of the requirement IDs issued so far.
+    pub previous: Option<String>,
     pub head: Option<String>,
     pub pull: Option<(u64, String)>,
     /// Component slug → (issue number, issue id).
@@ -66,14 +70,11 @@ impl Workflow for SpecRequest {
 
     /// Say so in the status comment, in plain words.
     async fn report(&self, app: &App, job: &Job, end: Ending<'_>) -> Result<(), GitHubError> {
-        let Some(repo) = repo_client(app, &self.repo)? else {
+        let Some((repo, progress)) = last_progress::<SpecProgress>(app, job, &self.repo).await?
+        else {
             return Ok(());
         };
-        let progress: SpecProgress = latest_progress(app, job).await;
-        let (stage, error) = match end {
-            Ending::Failed(error) => (SpecStage::Failed, Some(error)),
-            Ending::Cancelled => (SpecStage::Cancelled, None),
-        };
+        let (stage, error) = end.shown_as(SpecStage::Failed, SpecStage::Cancelled);
         show(&repo, self, &progress, stage, error).await
     }
 }
@@ -150,8 +151,9 @@ async fn draft(
     if let Some(b) = &board {
         b.show(SpecPhase::ReadingContext).await;
     }
-    let input =
+    let (mut input, base_commit) =
         context::gather_for_spec(repo, desk.issue, comments, config, default_branch).await?;
+    let previous = previous_spec(ctx, desk, &mut input).await?;
     let model = ctx.model(config.model.as_deref())?;
     let prompt =
         context::architect_prompt(repo, config, default_branch, &input, model.context_tokens())
@@ -159,11 +161,16 @@ async fn draft(
     if let Some(b) = &board {
         b.show(SpecPhase::Drafting).await;
     }
+    let mut session = context::ArchitectSession::new(&prompt, &config.artifacts);
+    if let Some(previous) = &previous {
+        session = session.revising(previous);
+    }
+    progress.base_commit = Some(base_commit);
+    progress.previous = previous;
     let drafted = context::ask_architect(
         ctx,
         &*model,
-        &prompt,
-        &config.artifacts,
+        session,
         config.max_cost_usd,
         &mut progress.spend,
         board.as_ref(),
@@ -171,6 +178,37 @@ async fn draft(
     .await?;
     ctx.keep("draft", progress, |p| &mut p.answer, drafted)
         .await
+}
+
+/// The spec file a re-run replaces, the record of the requirement IDs issued so far: the one on
+/// the spec branch when an earlier run made it (shown to the architect too, so that it can keep
+/// their IDs), else the default branch's copy (a merged spec) among the documents read. A first
+/// run asks GitHub for nothing more.
+async fn previous_spec(
+    ctx: &JobCtx,
+    desk: &Desk<'_>,
+    input: &mut crate::prompt::context::ContextInput,
+) -> StepResult<Option<String>> {
+    let number = desk.req.issue_number;
+    let spec_path = desk.config.spec_path_for(number);
+    let key = issue_key(desk.req.repo.repo_id, number);
+    if let Some(rec) = records::load::<SpecRecord>(&*ctx.app.store, &key).await? {
+        let path = if rec.path.is_empty() {
+            &spec_path
+        } else {
+            &rec.path
+        };
+        let branch = BotBranch::Spec(number).to_string();
+        if let Some(text) = desk.repo.file(path, &branch).await? {
+            context::show_current_spec(input, path, &text);
+            return Ok(Some(text));
+        }
+    }
+    Ok(input
+        .docs
+        .iter()
+        .find(|d| d.path == spec_path)
+        .map(|d| d.text.clone()))
 }
 
 /// Whether the job goes ahead: the label is the repository's trigger label (a label job), and
@@ -244,15 +282,14 @@ async fn publish(
         let meta = crate::spec::SpecFileMeta {
             issue_number: req.issue_number,
             issue_title: desk.issue.title.clone(),
-            // Not yet known without one more request; recorded by a later change.
-            base_commit: None,
+            base_commit: progress.base_commit.clone(),
             date: Some(crate::spec::utc_date(ctx.app.now())),
             model: ctx
                 .model(desk.config.model.as_deref())
                 .ok()
                 .map(|m| m.model().to_string()),
             requested_by: Some(req.requested_by.clone()),
-            previous: None,
+            previous: progress.previous.clone(),
         };
         let files = crate::spec::files_for(answer, &spec_path, &meta);
         let message = messages::spec_commit(req.issue_number, &desk.issue.title);
@@ -288,12 +325,14 @@ async fn publish(
     }
     if desk.config.follow_up_issues {
         let board = phase_board(&app, desk, progress);
+        let spec_url = components::spec_url(desk.info, progress.head.as_deref(), &spec_path);
         let at = components::Filing {
             repo: desk.repo,
             target: &req.repo,
             spec_issue: req.issue_number,
             config: desk.config,
             spec_path: &spec_path,
+            spec_url: spec_url.as_deref(),
             board: board.as_ref(),
         };
         components::file(ctx, &at, answer, progress, |p| &mut p.components).await?;

@@ -274,13 +274,24 @@ pub async fn show_status(
     }
 }
 
-/// A job's latest progress, for reporting how it ended (the claimed copy of the job predates
-/// this attempt's checkpoints). Progress that cannot be read reports as none: the report is
-/// the last word on a job that has already failed.
-pub async fn latest_progress<T: DeserializeOwned + Default>(app: &App, job: &Job) -> T {
+/// For a job's report on how it ended: the repository's client (`None` when the App has no
+/// GitHub credentials) and the job's latest progress. The claimed copy of the job predates this
+/// attempt's checkpoints, so the store is read again; progress that cannot be read reports as
+/// none: the report is the last word on a job that has already failed.
+pub async fn last_progress<T: DeserializeOwned + Default>(
+    app: &App,
+    job: &Job,
+    target: &RepoTarget,
+) -> Result<Option<(Repo, T)>, GitHubError> {
+    let Some(repo) = repo_client(app, target)? else {
+        return Ok(None);
+    };
     let checkpoint = match app.store.job(job.id).await {
         Ok(Some(fresh)) => fresh.checkpoint,
         _ => job.checkpoint.clone(),
     };
-    serde_json::from_value(checkpoint).unwrap_or_default()
+    Ok(Some((
+        repo,
+        serde_json::from_value(checkpoint).unwrap_or_default(),
+    )))
 }

@@ -211,14 +211,33 @@ impl Tester {
     /// Issue "Add dark mode" labelled `needs-spec` → a spec PR designed with `components`
     /// components (its status comment asserted); returns (issue, pr).
     pub async fn spec_pr(&mut self, components: usize) -> (u64, u64) {
+        self.spec_pr_from(super::answers::good_answer(components))
+            .await
+    }
+
+    /// Issue "Add dark mode" labelled `needs-spec` → a spec PR from the architect's `answer`
+    /// (its status comment asserted); returns (issue, pr).
+    pub async fn spec_pr_from(&mut self, answer: Value) -> (u64, u64) {
         let issue = self.open_issue("Add dark mode", "Night theme please.");
-        self.llm
-            .push_tool_call("submit_spec", super::answers::good_answer(components));
+        self.llm.push_tool_call("submit_spec", answer);
         self.label_issue(issue, "needs-spec").await;
         self.run_jobs().await;
         let _ = self.expect_one_comment(issue);
         let pr = self.world.pulls(REPO)[0].number;
         (issue, pr)
+    }
+
+    /// The one implementation PR of `issue` (from `specbot/implement-<issue>`).
+    pub fn implementation_pull(&self, issue: u64) -> super::github_world::PullInfo {
+        let branch = format!("specbot/implement-{issue}");
+        let pulls: Vec<_> = self
+            .world
+            .pulls(REPO)
+            .into_iter()
+            .filter(|p| p.head == branch)
+            .collect();
+        assert_eq!(pulls.len(), 1, "one implementation PR");
+        pulls[0].clone()
     }
 
     pub fn open_issue(&self, title: &str, body: &str) -> u64 {

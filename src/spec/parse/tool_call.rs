@@ -118,7 +118,8 @@ fn component_from_value(value: &Value) -> Option<Component> {
     )
     .map(string_list)
     .unwrap_or_default();
-    let depends_on = first_field(obj, &["depends_on", "dependsOn", "dependencies"])
+    let deps = first_field(obj, &["depends_on", "dependsOn", "dependencies"]);
+    let depends_on = deps
         .map(string_list)
         .unwrap_or_default()
         .into_iter()
@@ -131,10 +132,32 @@ fn component_from_value(value: &Value) -> Option<Component> {
         summary,
         acceptance_criteria,
         depends_on,
+        dependency_reasons: deps.map(dependency_reasons).unwrap_or_default(),
         covers: list(&["covers"]),
         touches: list(&["touches", "files", "modules"]),
         tests: list(&["tests"]),
     })
+}
+
+/// Why each dependency is needed, from the items given as objects (`{"title": …, "reason": …}`),
+/// keyed by the title as [`string_list`] and [`clean_title`] read it. Plain titles (older
+/// answers) have none.
+fn dependency_reasons(value: &Value) -> std::collections::BTreeMap<String, String> {
+    let Value::Array(items) = value else {
+        return Default::default();
+    };
+    items
+        .iter()
+        .take(MAX_LIST_ITEMS)
+        .filter_map(|item| {
+            let o = item.as_object()?;
+            let title = first_field(o, &["title", "name"])?.as_str()?;
+            let reason = first_field(o, &["reason", "why", "because"])?.as_str()?;
+            let title = clean_title(&one_line(strip_bullet(title), 2_000));
+            let reason = one_line(&strip_invisible(reason), 1_000);
+            (!title.is_empty() && !reason.is_empty()).then_some((title, reason))
+        })
+        .collect()
 }
 
 /// A list of strings from an array (non-strings stringified) or a newline-separated string.
