@@ -24,8 +24,8 @@ use crate::workflow::engineer::{self, Assignment, Engineered};
 use crate::workflow::job::CiFixRequest;
 use crate::workflow::quota::{Admission, admit};
 use crate::workflow::records::{self, ImplementationRecord, issue_key};
-use crate::workflow::spec::load_config;
 use crate::workflow::spend::Spend;
+use crate::workflow::step::load_config;
 use crate::workflow::step::{JobCtx, StepError, StepResult, repo_client};
 use crate::workflow::{Ending, Workflow};
 

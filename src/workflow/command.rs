@@ -208,7 +208,7 @@ async fn not_yet(
             &file_ref,
         )));
     }
-    let (config, _) = crate::workflow::spec::load_config(repo, &info.default_branch).await?;
+    let (config, _) = crate::workflow::step::load_config(repo, &info.default_branch).await?;
     Ok(Some(
         messages::spec_not_ready(
             req.comment_id,

@@ -23,7 +23,7 @@ use crate::workflow::Workflow;
 use crate::workflow::branch::BotBranch;
 use crate::workflow::job::{CoverageRequest, RepoTarget, spec_branch_key};
 use crate::workflow::records::{self, SpecRecord, issue_key};
-use crate::workflow::spec::load_config;
+use crate::workflow::step::load_config;
 use crate::workflow::step::{JobCtx, StepResult};
 
 /// Open questions kept in the record at most (a person may add many to the file).

@@ -24,8 +24,8 @@ use crate::workflow::context::{self, ArchitectSession, Draft};
 use crate::workflow::job::{FeedbackSource, ReviseRequest, spec_branch_key};
 use crate::workflow::quota::{self, Admission, admit};
 use crate::workflow::records::{self, ActedRecord, SpecRecord, SpecState, issue_key};
-use crate::workflow::spec::load_config;
 use crate::workflow::spend::{self, Spend};
+use crate::workflow::step::load_config;
 use crate::workflow::step::{JobCtx, StepError, StepResult, repo_client};
 use crate::workflow::{Ending, Workflow, coverage};
 

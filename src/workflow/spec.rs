@@ -28,7 +28,7 @@ use crate::workflow::job::{SpecRequest, SpecTrigger, spec_branch_key, spec_job_k
 use crate::workflow::quota::{self, Admission, admit};
 use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::spend::Spend;
-use crate::workflow::step::{JobCtx, StepResult, last_progress, show_status};
+use crate::workflow::step::{JobCtx, StepResult, last_progress, load_config, show_status};
 use crate::workflow::watch::{PhaseBoard, Throttle};
 use crate::workflow::{Ending, Workflow, context, coverage};
 
@@ -77,19 +77,6 @@ impl Workflow for SpecRequest {
         let (stage, error) = end.shown_as(SpecStage::Failed, SpecStage::Cancelled);
         show(&repo, self, &progress, stage, error).await
     }
-}
-
-/// The repository's config from its default branch (defaults and problems when absent/bad).
-pub async fn load_config(
-    repo: &Repo,
-    default_branch: &str,
-) -> StepResult<(RepoConfig, Vec<String>)> {
-    let text = repo
-        .file(crate::config::repo::PATH, default_branch)
-        .await?
-        .unwrap_or_default();
-    let (cfg, problems) = RepoConfig::parse(&text);
-    Ok((cfg, problems.into_iter().map(|p| p.0).collect()))
 }
 
 /// Where the job works: the repository, its settings, and the issue.

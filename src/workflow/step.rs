@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::config::repo::RepoConfig;
 use crate::github::{GitHubError, Repo};
 use crate::jobs::{Job, StoreError};
 use crate::llm::ChatModel;
@@ -294,4 +295,17 @@ pub async fn last_progress<T: DeserializeOwned + Default>(
         repo,
         serde_json::from_value(checkpoint).unwrap_or_default(),
     )))
+}
+
+/// The repository's config from its default branch (defaults and problems when absent/bad).
+pub async fn load_config(
+    repo: &Repo,
+    default_branch: &str,
+) -> StepResult<(RepoConfig, Vec<String>)> {
+    let text = repo
+        .file(crate::config::repo::PATH, default_branch)
+        .await?
+        .unwrap_or_default();
+    let (cfg, problems) = RepoConfig::parse(&text);
+    Ok((cfg, problems.into_iter().map(|p| p.0).collect()))
 }
