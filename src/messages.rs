@@ -14,7 +14,7 @@ mod criteria;
 pub use ci_fix::{ci_fix_failed, ci_fix_nothing, ci_fix_pushed, ci_gave_up, ci_marker};
 pub use coverage::{
     COVERAGE_CHECK, CoverageReport, also_open_questions, coverage_report, open_questions_section,
-    questions_not_answered, with_coverage_section, with_open_questions,
+    questions_not_answered, with_coverage_section, with_open_questions, with_spec_status,
 };
 pub use criteria::{CriteriaTally, criteria_section, criteria_tally};
 mod progress;

@@ -388,3 +388,49 @@ async fn a_noticed_injection_attempt_blocks_nothing() {
     approve_and_implement(&mut t, issue, pr).await;
     t.finish();
 }
+
+#[tokio::test]
+async fn the_specs_live_status_follows_the_review_in_the_pr_body_and_the_check() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Night theme please.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let pr = t.world.pulls(REPO)[0].number;
+    let spec_before = t.world.file(REPO, BRANCH, SPEC).unwrap();
+    assert!(pull_body(&t, pr).contains("**Spec status:** in review"));
+    let run = head_run(&t);
+    assert!(
+        run.summary
+            .as_deref()
+            .unwrap_or("")
+            .contains("**Spec status:** in review"),
+        "{run:#?}"
+    );
+
+    t.review(pr, "bob", "APPROVE", "LGTM", &[]).await;
+    t.run_jobs().await;
+    let body = pull_body(&t, pr);
+    assert!(body.contains("**Spec status:** approved"), "{body}");
+    assert_eq!(
+        body.matches("<!-- specbot:spec-status -->").count(),
+        1,
+        "{body}"
+    );
+    let approved = head_run(&t);
+    assert_eq!(
+        approved.id, run.id,
+        "the head's run is updated, not doubled"
+    );
+    assert!(
+        approved
+            .summary
+            .as_deref()
+            .unwrap_or("")
+            .contains("**Spec status:** approved"),
+        "{approved:#?}"
+    );
+    // Nothing was committed for it: an approval stays valid under branch protection.
+    assert_eq!(t.world.file(REPO, BRANCH, SPEC).unwrap(), spec_before);
+    t.expect_one_comment(issue);
+}

@@ -85,24 +85,26 @@ async fn request_changes_gives_one_commit_one_reply_and_reconciled_issues() {
 }
 
 #[tokio::test]
-async fn an_approval_triggers_nothing_visible() {
+async fn an_approval_posts_nothing_and_updates_only_the_live_status() {
     let mut t = Tester::start().await;
     let (_, pr) = t.spec_pr(2).await;
-    let writes_before = t
-        .world
-        .requests()
-        .iter()
-        .filter(|r| r.method != "GET")
-        .count();
+    let before = t.world.requests().len();
     t.review(pr, "bob", "APPROVE", "LGTM", &[]).await;
     t.run_jobs().await;
-    let writes_after = t
-        .world
-        .requests()
+    let writes: Vec<String> = t.world.requests()[before..]
         .iter()
         .filter(|r| r.method != "GET")
-        .count();
-    assert_eq!(writes_before, writes_after, "no GitHub writes on approval");
+        .map(|r| format!("{} {}", r.method, r.route.as_deref().unwrap_or(&r.path)))
+        .collect();
+    // The spec's status in the PR body and in its coverage check: no comment, no commit.
+    assert_eq!(
+        writes,
+        [
+            "PATCH /repos/{owner}/{repo}/pulls/{pull_number}",
+            "PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}",
+        ],
+        "only the live status is written on approval"
+    );
     t.expect_no_comment(pr);
     assert_eq!(t.llm.requests().len(), 1);
     t.finish();

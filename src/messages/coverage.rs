@@ -22,6 +22,8 @@ const QUESTIONS_START: &str = "<!-- specbot:open-questions -->";
 const QUESTIONS_END: &str = "<!-- /specbot:open-questions -->";
 const COVERAGE_START: &str = "<!-- specbot:coverage -->";
 const COVERAGE_END: &str = "<!-- /specbot:coverage -->";
+const STATUS_START: &str = "<!-- specbot:spec-status -->";
+const STATUS_END: &str = "<!-- /specbot:spec-status -->";
 
 /// What the "spec coverage" check run says about one commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,20 +35,34 @@ pub struct CoverageReport {
     pub text: String,
 }
 
-/// The check run for the spec file at `path` as checked (`None`: the commit has no such file).
-pub fn coverage_report(check: Option<&SpecCheck>, path: &str) -> CoverageReport {
+/// The spec's live status line ("in review", "approved", "merged" …): kept in the check run and
+/// the spec PR's body, never committed (a commit after an approval would dismiss it).
+fn status_line(state: &str) -> String {
+    format!("**Spec status:** {state}\n")
+}
+
+/// The spec PR's body with the spec's live status in its section, replaced in place.
+pub fn with_spec_status(body: &str, state: &str) -> String {
+    let section = format!("{STATUS_START}\n{}{STATUS_END}", status_line(state));
+    with_section(body, STATUS_START, STATUS_END, Some(&section))
+}
+
+/// The check run for the spec file at `path` as checked (`None`: the commit has no such file),
+/// for a spec whose live status is `state`.
+pub fn coverage_report(check: Option<&SpecCheck>, path: &str, state: &str) -> CoverageReport {
     let file = format!("`{}`", one_line(path, 300).replace('`', "'"));
     let Some(check) = check else {
         return CoverageReport {
             conclusion: "failure",
             title: "No spec file on this commit".into(),
             summary: format!(
-                "{file} is not in this commit, so no criterion can be covered. Restore it, or comment `/spec` on the feature issue to draft it again."
+                "{}\n{file} is not in this commit, so no criterion can be covered. Restore it, or comment `/spec` on the feature issue to draft it again.",
+                status_line(state)
             ),
             text: String::new(),
         };
     };
-    let mut summary = coverage_summary(check, &file);
+    let mut summary = status_line(state) + "\n" + &coverage_summary(check, &file);
     let questions = check.open_questions();
     if !questions.is_empty() {
         summary.push_str("\n### Open questions\n\n");
@@ -305,15 +321,19 @@ mod tests {
     #[test]
     fn the_check_run_names_what_is_not_covered_and_the_questions() {
         let check = crate::spec::check_spec_file(SPEC);
-        let report = coverage_report(Some(&check), "specs/IMPLEMENT-7.md");
+        let report = coverage_report(Some(&check), "specs/IMPLEMENT-7.md", "in review");
         assert_eq!(report.conclusion, "failure");
         insta::assert_snapshot!("coverage_title_red", report.title);
         insta::assert_snapshot!("coverage_summary_red", report.summary);
         let covered = SPEC.replace("[AC-1.1](#ac-1-1)", "AC-1.1, AC-1.2");
-        let green = coverage_report(Some(&crate::spec::check_spec_file(&covered)), "x.md");
+        let green = coverage_report(
+            Some(&crate::spec::check_spec_file(&covered)),
+            "x.md",
+            "in review",
+        );
         assert_eq!(green.conclusion, "success");
         assert_eq!(green.title, "All 2 criteria covered; 1 open question");
-        let missing = coverage_report(None, "specs/IMPLEMENT-7.md");
+        let missing = coverage_report(None, "specs/IMPLEMENT-7.md", "in review");
         assert_eq!(missing.conclusion, "failure");
         assert!(
             missing
@@ -345,7 +365,11 @@ mod tests {
                 })
                 .collect::<String>(),
         );
-        let report = coverage_report(Some(&crate::spec::check_spec_file(&rows)), "x.md");
+        let report = coverage_report(
+            Some(&crate::spec::check_spec_file(&rows)),
+            "x.md",
+            "in review",
+        );
         assert!(
             report.text.len() <= CHECK_OUTPUT_MAX,
             "{}",
@@ -373,7 +397,7 @@ mod tests {
             body
         );
 
-        let report = coverage_report(None, "specs/IMPLEMENT-7.md");
+        let report = coverage_report(None, "specs/IMPLEMENT-7.md", "in review");
         let with = with_coverage_section(body, "0123456789", Some(&report));
         let again = with_coverage_section(&with, "0123456789", Some(&report));
         assert_eq!(with, again);

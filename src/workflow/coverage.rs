@@ -97,7 +97,7 @@ async fn run(ctx: &mut JobCtx, req: CoverageRequest) -> StepResult {
         .file(&path, &req.head_sha)
         .await?
         .map(|text| crate::spec::check_spec_file(&text));
-    let report = messages::coverage_report(check.as_ref(), &path);
+    let report = messages::coverage_report(check.as_ref(), &path, rec.state.words());
     let outcome = CheckRunOutcome {
         name: COVERAGE_CHECK,
         conclusion: report.conclusion,

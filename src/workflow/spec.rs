@@ -294,13 +294,16 @@ async fn publish(
     }
     if progress.pull.is_none() {
         let title = messages::spec_pull_title(req.issue_number, &desk.issue.title);
-        let body = messages::spec_pull_body(
-            req.issue_number,
-            &spec_path,
-            &answer.components,
-            &answer.dropped,
-            &answer.gaps,
-            &answer.filed_open_questions(),
+        let body = messages::with_spec_status(
+            &messages::spec_pull_body(
+                req.issue_number,
+                &spec_path,
+                &answer.components,
+                &answer.dropped,
+                &answer.gaps,
+                &answer.filed_open_questions(),
+            ),
+            SpecState::InReview.words(),
         );
         let (pull, _) = desk
             .repo

@@ -1,14 +1,18 @@
 //! The spec_event job: a spec PR was approved, merged, closed or reopened, and the spec's state
 //! follows; on merge the component issues are labelled "spec accepted".
 //!
+//! The new state is shown in the spec PR's body and in its "spec coverage" check run.
+//!
 //! Only the spec's own PR moves it (the PR number recorded when the bot opened it: a fork's PR
 //! from a branch named like the spec branch is not it), and only people with write access.
 
+use crate::github::Repo;
 use crate::github::model::Permission;
-use crate::workflow::Workflow;
+use crate::messages;
 use crate::workflow::job::{SpecChange, SpecEvent};
-use crate::workflow::records::{self, SpecRecord, issue_key};
+use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::step::{JobCtx, StepResult};
+use crate::workflow::{Workflow, coverage};
 
 /// The label a component issue gets once its spec is merged.
 const ACCEPTED_LABEL: &str = "spec accepted";
@@ -64,5 +68,27 @@ async fn run(ctx: &mut JobCtx, event: SpecEvent) -> StepResult {
                 .await?;
         }
     }
-    records::save(store, &key, &rec, ctx.app.now()).await
+    records::save(store, &key, &rec, ctx.app.now()).await?;
+    show_status(ctx, &repo, &event, rec.state).await
+}
+
+/// The spec's live status where people look for it and no commit is needed: the spec PR's body
+/// and the "spec coverage" check run on its head (recomputed by the coverage job, which reads
+/// the status from the record).
+async fn show_status(ctx: &JobCtx, repo: &Repo, event: &SpecEvent, state: SpecState) -> StepResult {
+    let pull = repo.pull(event.pull_number).await?;
+    let body = pull.body.unwrap_or_default();
+    let new = messages::with_spec_status(&body, state.words());
+    if new != body {
+        repo.update_pull(event.pull_number, &serde_json::json!({ "body": new }))
+            .await?;
+    }
+    coverage::queue(
+        ctx,
+        &event.repo,
+        event.issue_number,
+        event.pull_number,
+        &pull.head.sha,
+    )
+    .await
 }
