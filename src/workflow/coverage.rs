@@ -73,18 +73,11 @@ pub async fn queue(
 }
 
 async fn run(ctx: &mut JobCtx, req: CoverageRequest) -> StepResult {
-    let key = issue_key(req.repo.repo_id, req.issue_number);
-    let Some(rec) = records::load::<SpecRecord>(&*ctx.app.store, &key).await? else {
-        tracing::info!(
-            pull = req.pull_number,
-            "no spec recorded for this PR's issue"
-        );
+    let store = &*ctx.app.store;
+    let found = records::spec_of_pull(store, req.repo.repo_id, req.issue_number, req.pull_number);
+    let Some(rec) = found.await? else {
         return Ok(());
     };
-    if rec.pull != Some(req.pull_number) {
-        tracing::warn!(pull = req.pull_number, spec_pull = ?rec.pull, "a PR named like a spec branch that is not the spec's PR: ignored");
-        return Ok(());
-    }
     let repo = ctx.repo(&req.repo)?;
     let path = if rec.path.is_empty() {
         let info = repo.info().await?;

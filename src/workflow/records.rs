@@ -31,6 +31,26 @@ pub async fn load<R: Record>(store: &dyn Store, key: &str) -> StepResult<Option<
     })
 }
 
+/// The spec record of `issue` when `pull` is its spec PR. `None` (and a log line) when the
+/// issue has no spec, or when the PR only looks like its spec PR: a fork's PR may copy the
+/// branch name, never the recorded PR number.
+pub async fn spec_of_pull(
+    store: &dyn Store,
+    repo_id: u64,
+    issue: u64,
+    pull: u64,
+) -> StepResult<Option<SpecRecord>> {
+    let Some(rec) = load::<SpecRecord>(store, &issue_key(repo_id, issue)).await? else {
+        tracing::info!(pull, "no spec recorded for this PR's issue");
+        return Ok(None);
+    };
+    if rec.pull != Some(pull) {
+        tracing::warn!(pull, spec_pull = ?rec.pull, "a PR named like a spec branch that is not the spec's PR: ignored");
+        return Ok(None);
+    }
+    Ok(Some(rec))
+}
+
 /// Store `record` under `key`, replacing what was there.
 pub async fn save<R: Record>(store: &dyn Store, key: &str, record: &R, now: Millis) -> StepResult {
     let value = serde_json::to_value(record).map_err(|e| {

@@ -113,19 +113,11 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
     }
     let info = repo.info().await?;
     let (config, _) = load_config(&repo, &info.default_branch).await?;
-    let key = issue_key(req.repo.repo_id, req.issue_number);
     let store = &*ctx.app.store;
-    let Some(rec) = records::load::<SpecRecord>(store, &key).await? else {
-        tracing::info!(
-            pull = req.pull_number,
-            "no spec recorded for this PR's issue"
-        );
+    let found = records::spec_of_pull(store, req.repo.repo_id, req.issue_number, req.pull_number);
+    let Some(rec) = found.await? else {
         return Ok(());
     };
-    if rec.pull != Some(req.pull_number) {
-        tracing::warn!(pull = req.pull_number, spec_pull = ?rec.pull, "feedback on a PR named like a spec branch that is not the spec's PR: ignored");
-        return Ok(());
-    }
     let acted = match req.source {
         FeedbackSource::Review { review_id } => {
             let key = ActedRecord::key(req.repo.repo_id, "review", review_id, "revise");

@@ -10,7 +10,7 @@ use crate::github::Repo;
 use crate::github::model::Permission;
 use crate::messages;
 use crate::workflow::job::{SpecChange, SpecEvent};
-use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
+use crate::workflow::records::{self, SpecState, issue_key};
 use crate::workflow::step::{JobCtx, StepResult};
 use crate::workflow::{Workflow, coverage};
 
@@ -37,21 +37,15 @@ impl Workflow for SpecEvent {
 async fn run(ctx: &mut JobCtx, event: SpecEvent) -> StepResult {
     let key = issue_key(event.repo.repo_id, event.issue_number);
     let store = &*ctx.app.store;
-    let Some(mut rec) = records::load::<SpecRecord>(store, &key).await? else {
-        tracing::info!(
-            pull = event.pull_number,
-            "no spec recorded for this PR's issue"
-        );
+    let found = records::spec_of_pull(
+        store,
+        event.repo.repo_id,
+        event.issue_number,
+        event.pull_number,
+    );
+    let Some(mut rec) = found.await? else {
         return Ok(());
     };
-    if rec.pull != Some(event.pull_number) {
-        tracing::warn!(
-            pull = event.pull_number,
-            spec_pull = ?rec.pull,
-            "a PR named like a spec branch that is not the spec's PR: ignored"
-        );
-        return Ok(());
-    }
     let repo = ctx.repo(&event.repo)?;
     let permission = match event.by.as_str() {
         "" => Permission::None,
