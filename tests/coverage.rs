@@ -330,7 +330,9 @@ async fn a_revision_that_answers_the_question_lets_implement_proceed() {
     );
     assert!(sent.contains(QUESTION), "the model saw the open question");
     t.expect_comments(pr, &["I revised the spec"]);
-    assert!(!pull_body(&t, pr).contains(QUESTION));
+    let body = pull_body(&t, pr);
+    assert!(!body.contains(QUESTION));
+    assert!(body.contains("**Spec status:** revised"), "{body}");
     let status = t.expect_one_comment(issue);
     assert!(
         !status.contains(QUESTION),

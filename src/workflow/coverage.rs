@@ -22,7 +22,7 @@ use crate::messages::{self, COVERAGE_CHECK, CoverageReport};
 use crate::workflow::Workflow;
 use crate::workflow::branch::BotBranch;
 use crate::workflow::job::{CoverageRequest, RepoTarget, spec_branch_key};
-use crate::workflow::records::{self, SpecRecord, issue_key};
+use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::step::load_config;
 use crate::workflow::step::{JobCtx, StepResult};
 
@@ -155,6 +155,18 @@ async fn show_in_body(
         records::save(store, &key, &rec, ctx.app.now()).await?;
     }
     Ok(())
+}
+
+/// The spec's live status in its PR's body, edited only when it changed; the PR's head commit.
+pub async fn show_spec_status(repo: &Repo, pull: u64, state: SpecState) -> StepResult<String> {
+    let pr = repo.pull(pull).await?;
+    let body = pr.body.unwrap_or_default();
+    let new = messages::with_spec_status(&body, state.words());
+    if new != body {
+        repo.update_pull(pull, &serde_json::json!({ "body": new }))
+            .await?;
+    }
+    Ok(pr.head.sha)
 }
 
 /// Record the spec's open questions; when they changed, the checklists in the spec PR's body

@@ -232,6 +232,7 @@ async fn finish(
         rec.components = components::numbers(&progress.components);
     }
     records::save(store, &key, &rec, ctx.app.now()).await?;
+    coverage::show_spec_status(desk.repo, req.pull_number, rec.state).await?;
     let questions = answer.filed_open_questions();
     coverage::record_questions(
         ctx,

@@ -8,7 +8,6 @@
 
 use crate::github::Repo;
 use crate::github::model::Permission;
-use crate::messages;
 use crate::workflow::job::{SpecChange, SpecEvent};
 use crate::workflow::records::{self, SpecState, issue_key};
 use crate::workflow::step::{JobCtx, StepResult};
@@ -70,19 +69,13 @@ async fn run(ctx: &mut JobCtx, event: SpecEvent) -> StepResult {
 /// and the "spec coverage" check run on its head (recomputed by the coverage job, which reads
 /// the status from the record).
 async fn show_status(ctx: &JobCtx, repo: &Repo, event: &SpecEvent, state: SpecState) -> StepResult {
-    let pull = repo.pull(event.pull_number).await?;
-    let body = pull.body.unwrap_or_default();
-    let new = messages::with_spec_status(&body, state.words());
-    if new != body {
-        repo.update_pull(event.pull_number, &serde_json::json!({ "body": new }))
-            .await?;
-    }
+    let head = coverage::show_spec_status(repo, event.pull_number, state).await?;
     coverage::queue(
         ctx,
         &event.repo,
         event.issue_number,
         event.pull_number,
-        &pull.head.sha,
+        &head,
     )
     .await
 }
