@@ -70,11 +70,21 @@ fn cell(text: &str) -> String {
 
 /// A linked list of IDs: `[AC-1.1](#ac-1-1), …`, or `—`.
 fn links(ids: &[String]) -> String {
-    if ids.is_empty() {
+    listed(
+        ids.iter()
+            .map(|id| format!("[{id}](#{})", anchor(id)))
+            .collect(),
+    )
+}
+
+/// A table cell's list: the items joined by commas, or `—` when there are none.
+fn listed<T: AsRef<str>>(items: Vec<T>) -> String {
+    if items.is_empty() {
         return "—".into();
     }
-    ids.iter()
-        .map(|id| format!("[{id}](#{})", anchor(id)))
+    items
+        .iter()
+        .map(AsRef::as_ref)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -318,16 +328,8 @@ fn closing_sections(answer: &SpecAnswer) -> String {
                 "| {} | {} | {} | {} |\n",
                 links(std::slice::from_ref(&c.id)),
                 links(std::slice::from_ref(&r.id)),
-                if comps.is_empty() {
-                    "—".into()
-                } else {
-                    comps.join(", ")
-                },
-                if ts.is_empty() {
-                    "—".into()
-                } else {
-                    ts.join(", ")
-                },
+                listed(comps),
+                listed(ts),
             ));
         }
     }
@@ -349,16 +351,8 @@ fn closing_sections(answer: &SpecAnswer) -> String {
             "| {} | {} | {} | {} |\n",
             cell(&c.title),
             links(&c.covers),
-            if touches.is_empty() {
-                "—".into()
-            } else {
-                touches.join(", ")
-            },
-            if ts.is_empty() {
-                "—".into()
-            } else {
-                ts.join(", ")
-            },
+            listed(touches),
+            listed(ts),
         ));
     }
     out.push_str("\n## Open questions\n\n");
