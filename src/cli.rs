@@ -185,9 +185,12 @@ async fn print_delivery(database_url: &str, id: &str) -> i32 {
         Err(e) => Err(e),
     };
     match found {
-        Ok(Some(delivery)) => {
+        Ok(Some(stored)) => {
             let mut out = std::io::stdout().lock();
-            match out.write_all(&delivery.body).and_then(|()| out.flush()) {
+            match out
+                .write_all(&stored.delivery.body)
+                .and_then(|()| out.flush())
+            {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("specbot: {e}");

@@ -254,8 +254,8 @@ async fn every_real_payload_is_accepted_and_decodes() {
         assert_eq!(status, StatusCode::ACCEPTED, "{name}");
         // Stored packed, read back byte for byte as GitHub sent it.
         let stored = t.app.store.delivery(&id).await.unwrap().expect("stored");
-        assert_eq!(stored.body, body, "{name}");
-        assert_eq!(stored.event, event);
+        assert_eq!(stored.delivery.body, body, "{name}");
+        assert_eq!(stored.delivery.event, event);
         let parsed = Event::parse(&event, &body);
         if acted_on.contains(&event.as_str()) {
             assert!(

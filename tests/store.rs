@@ -314,11 +314,11 @@ async fn deliveries_read_back_as_github_sent_them(db: &TestDb) {
             .await
             .expect("read")
             .expect("stored");
-        assert_eq!(stored.body, *body, "body {i}");
-        assert_eq!(stored.event, "issues");
-        assert_eq!(stored.action.as_deref(), Some("labeled"));
-        assert_eq!(stored.installation_id, Some(42));
-        assert_eq!(stored.repository.as_deref(), Some("octo/repo"));
+        assert_eq!(stored.delivery.body, *body, "body {i}");
+        assert_eq!(stored.delivery.event, "issues");
+        assert_eq!(stored.delivery.action.as_deref(), Some("labeled"));
+        assert_eq!(stored.delivery.installation_id, Some(42));
+        assert_eq!(stored.delivery.repository.as_deref(), Some("octo/repo"));
         assert_eq!(stored.received_at, T0);
     }
     assert_eq!(store.delivery("never").await.expect("read"), None);
@@ -357,7 +357,7 @@ async fn deliveries_read_back_as_github_sent_them(db: &TestDb) {
         insert_raw!(sqlx::SqliteConnection);
     }
     let old = store.delivery("old").await.expect("read").expect("stored");
-    assert_eq!(old.body, b"{\"raw\":true}");
+    assert_eq!(old.delivery.body, b"{\"raw\":true}");
     for id in ["huge", "zstd"] {
         match store.delivery(id).await {
             Err(StoreError::Decode(message)) => assert!(message.contains("body"), "{message}"),

@@ -40,9 +40,10 @@ use tokio::sync::{Notify, watch};
 /// Unix time in milliseconds.
 pub type Millis = i64;
 
-/// A verified webhook delivery as it is stored.
-#[derive(Debug, Clone)]
-pub struct Delivery {
+/// A verified webhook delivery: what its headers and payload name, and its body — packed for
+/// storage on the way in, the bytes GitHub sent once read back (in a [`StoredDelivery`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery<Body = PackedBody> {
     /// `X-GitHub-Delivery`, unique.
     pub id: String,
     /// `X-GitHub-Event`.
@@ -51,8 +52,7 @@ pub struct Delivery {
     pub installation_id: Option<i64>,
     /// `owner/name` where the payload has a repository.
     pub repository: Option<String>,
-    /// The body GitHub sent, packed for storage.
-    pub body: PackedBody,
+    pub body: Body,
 }
 
 /// The largest body stored: GitHub caps a delivery's payload at 25 MB, and the webhook route
@@ -104,16 +104,10 @@ pub fn unpack_body(stored: Vec<u8>, encoding: Option<&str>) -> Result<Vec<u8>> {
     }
 }
 
-/// A delivery as [`Store::delivery`] reads it back.
+/// A delivery as [`Store::delivery`] reads it back: the bytes GitHub sent, and when they came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDelivery {
-    pub id: String,
-    pub event: String,
-    pub action: Option<String>,
-    pub installation_id: Option<i64>,
-    pub repository: Option<String>,
-    /// The bytes GitHub sent.
-    pub body: Vec<u8>,
+    pub delivery: Delivery<Vec<u8>>,
     pub received_at: Millis,
 }
 

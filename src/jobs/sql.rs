@@ -324,12 +324,14 @@ pub(super) const SELECT_DELIVERY: &str = "SELECT id, event, action, installation
 impl DeliveryRow {
     pub(super) fn into_delivery(self) -> Result<StoredDelivery> {
         Ok(StoredDelivery {
-            body: unpack_body(self.body, self.body_encoding.as_deref())?,
-            id: self.id,
-            event: self.event,
-            action: self.action,
-            installation_id: self.installation_id,
-            repository: self.repository,
+            delivery: Delivery {
+                body: unpack_body(self.body, self.body_encoding.as_deref())?,
+                id: self.id,
+                event: self.event,
+                action: self.action,
+                installation_id: self.installation_id,
+                repository: self.repository,
+            },
             received_at: self.received_at,
         })
     }
