@@ -311,10 +311,17 @@ async fn a_whole_session_in_both_formats() {
             }],
             "{at}"
         );
-        assert!(out.refusals.is_empty(), "{at}: {:?}", out.refusals);
-        assert_eq!(out.steps, 5, "{at}");
-        assert_eq!(out.usage, seen, "{at}: the callback saw every answer");
-        assert!(out.usage.output_tokens > 0, "{at}");
+        assert!(
+            out.record.refusals.is_empty(),
+            "{at}: {:?}",
+            out.record.refusals
+        );
+        assert_eq!(out.record.steps, 5, "{at}");
+        assert_eq!(
+            out.record.usage, seen,
+            "{at}: the callback saw every answer"
+        );
+        assert!(out.record.usage.output_tokens > 0, "{at}");
         assert_eq!(out.cost_usd, None, "{at}: no price given");
         assert_eq!(fake.remaining(), 0, "{at}");
 
@@ -363,6 +370,7 @@ async fn a_whole_session_in_both_formats() {
 
         // The transcript: prompt, every call and result, in order.
         let kinds: Vec<&str> = out
+            .record
             .transcript
             .iter()
             .map(|e| match e {
@@ -392,7 +400,7 @@ async fn a_whole_session_in_both_formats() {
             ],
             "{at}"
         );
-        let stored = serde_json::to_string(&out.transcript).expect("serialisable");
+        let stored = serde_json::to_string(&out.record.transcript).expect("serialisable");
         assert!(stored.contains("\"type\":\"tool_call\""), "{at}");
     }
 }
@@ -440,7 +448,10 @@ async fn tool_errors_tell_the_model_what_to_do() {
             executable: false,
         }]
     );
-    assert!(out.refusals.is_empty(), "ordinary errors are not refusals");
+    assert!(
+        out.record.refusals.is_empty(),
+        "ordinary errors are not refusals"
+    );
 
     let results = tool_results(&fake.requests()[1]);
     let want: &[(&str, bool)] = &[
@@ -605,6 +616,7 @@ async fn guardrails_refuse_with_reasons_and_the_run_still_finishes() {
 
     // Every refusal is recorded for the PR body, none quotes a secret.
     let refused: Vec<(&str, Option<&str>)> = out
+        .record
         .refusals
         .iter()
         .map(|r| (r.tool.as_str(), r.path.as_deref()))
@@ -627,11 +639,11 @@ async fn guardrails_refuse_with_reasons_and_the_run_still_finishes() {
             ("finish", None),
         ]
     );
-    let all = format!("{:?}", out.refusals);
+    let all = format!("{:?}", out.record.refusals);
     assert!(!all.contains(GHP) && !all.contains(BOT_SECRET));
 
     // The stored transcript is redacted.
-    let stored = serde_json::to_string(&out.transcript).expect("json");
+    let stored = serde_json::to_string(&out.record.transcript).expect("json");
     assert!(!stored.contains(GHP), "GitHub token in the transcript");
     assert!(!stored.contains(BOT_SECRET), "own secret in the transcript");
     assert!(stored.contains("[REDACTED: GitHub token]"));
@@ -662,7 +674,7 @@ async fn a_secret_already_in_a_file_does_not_block_an_unrelated_edit() {
     let mut ws = workspace(&repo);
     let out = run(&m, &mut ws, &config()).await.0.expect("finishes");
     assert_eq!(out.changes.len(), 1);
-    assert!(out.refusals.is_empty(), "{:?}", out.refusals);
+    assert!(out.record.refusals.is_empty(), "{:?}", out.record.refusals);
 }
 
 #[tokio::test]
@@ -700,7 +712,7 @@ async fn change_caps_count_files_and_bytes() {
             .contains("this would bring the new content to 16 bytes")
     );
     assert!(results[4].0.contains("this would change 3 files"));
-    assert_eq!(out.refusals.len(), 3);
+    assert_eq!(out.record.refusals.len(), 3);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -741,8 +753,8 @@ async fn cancelling_mid_loop_aborts_the_request_and_leaves_nothing() {
     let (result, ()) = tokio::join!(running, canceller);
     let failure = result.expect_err("cancelled");
     assert!(matches!(failure.error, AgentError::Cancelled), "{failure}");
-    assert_eq!(failure.steps, 3);
-    assert_eq!(failure.usage, seen);
+    assert_eq!(failure.record.steps, 3);
+    assert_eq!(failure.record.usage, seen);
     assert_eq!(fake.requests().len(), 3);
     assert_eq!(failure.to_string(), "the run was cancelled (after 3 steps)");
 }
@@ -766,7 +778,7 @@ async fn the_step_cap_stops_the_run_clearly() {
         "{failure}"
     );
     assert_eq!(fake.requests().len(), 2);
-    assert!(failure.transcript.iter().any(
+    assert!(failure.record.transcript.iter().any(
         |e| matches!(e, TranscriptEntry::ToolResult { name, .. } if name == "list_directory")
     ));
 }

@@ -40,7 +40,7 @@
 //!   that file, and the bot's own secret values anywhere) and every text the bot will post (the
 //!   summary and the criteria); a hit refuses the call.
 //! - **Feedback.** A refusal is returned to the model as a tool error saying why, so it can
-//!   adapt, and recorded in [`AgentOutcome::refusals`] for the PR body. Refusal texts never
+//!   adapt, and recorded in [`RunRecord::refusals`] for the PR body. Refusal texts never
 //!   quote a secret.
 //! - **Records.** The transcript is redacted by the scanner before it is returned for storage.
 //!   On any failure ([`AgentFailure`]) there is nothing to push.
@@ -139,13 +139,20 @@ pub struct AgentOutcome {
     pub summary: String,
     /// Each acceptance criterion as the model reports it (checked free of secrets).
     pub criteria: Vec<CriterionMet>,
-    /// Calls the guardrails refused, in order.
-    pub refusals: Vec<Refusal>,
-    pub usage: Usage,
     /// `None` when the model's price is unknown.
     pub cost_usd: Option<f64>,
+    pub record: RunRecord,
+}
+
+/// What a run gathered, finished or not: its totals, refusals, transcript and commands, for
+/// the PR body, storage and accounting.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunRecord {
     /// Model calls made.
     pub steps: u32,
+    pub usage: Usage,
+    /// Calls the guardrails refused, in order.
+    pub refusals: Vec<Refusal>,
     /// The conversation, redacted.
     pub transcript: Vec<TranscriptEntry>,
     /// Every command that ran (setup, the engineer's, the bot's test runs), in order.
@@ -231,16 +238,12 @@ fn last_words(text: &str) -> String {
 #[derive(Debug)]
 pub struct AgentFailure {
     pub error: AgentError,
-    pub steps: u32,
-    pub usage: Usage,
-    pub refusals: Vec<Refusal>,
-    /// The conversation so far, redacted.
-    pub transcript: Vec<TranscriptEntry>,
+    pub record: RunRecord,
 }
 
 impl fmt::Display for AgentFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (after {} steps)", self.error, self.steps)
+        write!(f, "{} (after {} steps)", self.error, self.record.steps)
     }
 }
 

@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::progress::{ProgressEvent, first_line, tool_target};
 use super::tools::{self, Finish, Outcome, tool_definitions};
-use super::verify::{self, CommandRun, RUN_COMMAND, RunKind};
+use super::verify::{self, RUN_COMMAND, RunKind};
 use super::{
-    AgentConfig, AgentError, AgentFailure, AgentLimits, AgentOutcome, FileChange, Refusal,
+    AgentConfig, AgentError, AgentFailure, AgentLimits, AgentOutcome, FileChange, RunRecord,
     TranscriptEntry, Workspace,
 };
 use crate::llm::{
@@ -27,14 +27,9 @@ use crate::prompt::templates::RenderedPrompt;
 
 /// What the loop has gathered so far.
 struct Run {
-    steps: u32,
-    usage: Usage,
-    refusals: Vec<Refusal>,
-    transcript: Vec<TranscriptEntry>,
-    runs: Vec<CommandRun>,
+    record: RunRecord,
     /// Failing test runs that may still go back to the model.
     test_rounds_left: u32,
-    tests_pass: Option<bool>,
 }
 
 impl Run {
@@ -48,23 +43,15 @@ impl Run {
             changes,
             summary: finish.summary,
             criteria: finish.criteria,
-            refusals: self.refusals,
-            cost_usd: config.price.map(|p| p.cost(&self.usage)),
-            usage: self.usage,
-            steps: self.steps,
-            transcript: self.transcript,
-            runs: self.runs,
-            tests_pass: self.tests_pass,
+            cost_usd: config.price.map(|p| p.cost(&self.record.usage)),
+            record: self.record,
         }
     }
 
     fn fail(self, error: AgentError) -> AgentFailure {
         AgentFailure {
             error,
-            steps: self.steps,
-            usage: self.usage,
-            refusals: self.refusals,
-            transcript: self.transcript,
+            record: self.record,
         }
     }
 }
@@ -87,24 +74,22 @@ pub async fn run_agent(
 ) -> Result<AgentOutcome, AgentFailure> {
     let scanner = &config.policy.secrets;
     let mut run = Run {
-        steps: 0,
-        usage: Usage::default(),
-        refusals: Vec::new(),
-        transcript: vec![
-            TranscriptEntry::System {
-                text: scanner.redact(&prompt.system),
-            },
-            TranscriptEntry::User {
-                text: scanner.redact(&prompt.user),
-            },
-        ],
-        runs: Vec::new(),
+        record: RunRecord {
+            transcript: vec![
+                TranscriptEntry::System {
+                    text: scanner.redact(&prompt.system),
+                },
+                TranscriptEntry::User {
+                    text: scanner.redact(&prompt.user),
+                },
+            ],
+            ..RunRecord::default()
+        },
         test_rounds_left: config.runner.as_ref().map_or(0, |r| r.test_rounds),
-        tests_pass: None,
     };
     let mut first = prompt.user.clone();
     if let Some(runner) = &config.runner {
-        run.runs = runner.setup(workspace, &config.policy, cancel).await;
+        run.record.runs = runner.setup(workspace, &config.policy, cancel).await;
         if cancel.is_cancelled() {
             return Err(run.fail(AgentError::Cancelled));
         }
@@ -114,7 +99,7 @@ pub async fn run_agent(
                  them again after you call `finish`, and the pull request shows the result."
             ));
         }
-        for failed in run.runs.iter().filter(|r| !r.record.succeeded()) {
+        for failed in run.record.runs.iter().filter(|r| !r.record.succeeded()) {
             first.push_str(&format!(
                 "\n\nNote: the repository's setup command failed before you started:\n{}",
                 verify::describe(&failed.record)
@@ -181,14 +166,14 @@ impl Turn<'_> {
         on_usage: &mut (dyn FnMut(&Usage) + Send),
     ) -> Result<Option<Finish>, AgentError> {
         self.check_before_call(run)?;
-        run.steps += 1;
+        run.record.steps += 1;
         let resp = self.ask().await?;
-        run.usage += resp.usage;
+        run.record.usage += resp.usage;
         on_usage(&resp.usage);
         self.config.report(ProgressEvent::Answered {
-            step: run.steps,
+            step: run.record.steps,
             max_steps: self.limits().max_steps,
-            usage: run.usage,
+            usage: run.record.usage,
         });
         self.record_answer(run, &resp);
         self.paused = false;
@@ -234,7 +219,7 @@ impl Turn<'_> {
                 max: limits.max_wall_time,
             });
         }
-        if run.steps >= limits.max_steps {
+        if run.record.steps >= limits.max_steps {
             return Err(AgentError::StepLimit {
                 max: limits.max_steps,
             });
@@ -273,7 +258,7 @@ impl Turn<'_> {
     fn record_answer(&mut self, run: &mut Run, resp: &ChatResponse) {
         let scanner = &self.config.policy.secrets;
         for part in &resp.content {
-            run.transcript.push(match part {
+            run.record.transcript.push(match part {
                 Content::Text(t) => TranscriptEntry::Assistant {
                     text: scanner.redact(t),
                 },
@@ -318,7 +303,7 @@ impl Turn<'_> {
              `finish` with your summary and how each acceptance criterion is met. If you \
              are done, call `finish` now; otherwise continue with the tools."
         };
-        run.transcript.push(TranscriptEntry::User {
+        run.record.transcript.push(TranscriptEntry::User {
             text: nudge.to_owned(),
         });
         self.messages.push(Message::user(nudge));
@@ -358,7 +343,7 @@ impl Turn<'_> {
             if self.cancel.is_cancelled() {
                 return Err(AgentError::Cancelled);
             }
-            run.transcript.push(TranscriptEntry::ToolResult {
+            run.record.transcript.push(TranscriptEntry::ToolResult {
                 id: call.id.to_owned(),
                 name: call.name.to_owned(),
                 content: self.config.policy.secrets.redact(&content),
@@ -389,13 +374,19 @@ impl Turn<'_> {
                 .await
             {
                 Ok((record, answer)) => {
-                    run.runs.push(record);
+                    run.record.runs.push(record);
                     (answer, false)
                 }
                 Err(e) => (e, true),
             };
         }
-        match tools::execute(workspace, policy, &mut run.refusals, call.name, call.input) {
+        match tools::execute(
+            workspace,
+            policy,
+            &mut run.record.refusals,
+            call.name,
+            call.input,
+        ) {
             Outcome::Ok(text) => (text, false),
             Outcome::Err(text) => (text, true),
             Outcome::Finish(f) => {
@@ -415,8 +406,8 @@ impl Turn<'_> {
                     result: verify::outcome_line(&test.record),
                 });
                 debug_assert_eq!(test.kind, RunKind::Test);
-                run.runs.push(test);
-                run.tests_pass = Some(passed);
+                run.record.runs.push(test);
+                run.record.tests_pass = Some(passed);
                 if passed || run.test_rounds_left == 0 {
                     *finished = Some(f);
                     return ("finished".to_owned(), false);
@@ -437,7 +428,7 @@ impl Turn<'_> {
     /// The token and cost caps, after a step.
     fn check_spend(&self, run: &Run) -> Result<(), AgentError> {
         let limits = self.limits();
-        let tokens = run.usage.prompt_tokens() + run.usage.output_tokens;
+        let tokens = run.record.usage.prompt_tokens() + run.record.usage.output_tokens;
         if tokens > limits.max_tokens {
             return Err(AgentError::TokenLimit {
                 used: tokens,
@@ -445,7 +436,7 @@ impl Turn<'_> {
             });
         }
         if let (Some(max), Some(price)) = (limits.max_cost_usd, self.config.price) {
-            let spent = price.cost(&run.usage);
+            let spent = price.cost(&run.record.usage);
             if spent > max {
                 return Err(AgentError::CostLimit { spent, max });
             }
@@ -459,8 +450,8 @@ impl Turn<'_> {
         if self.cancel.is_cancelled() {
             return Err(AgentError::Cancelled);
         }
-        if self.config.runner.is_some() && !run.runs.is_empty() {
-            return verify::disk_changes(workspace, &self.config.policy, &mut run.refusals)
+        if self.config.runner.is_some() && !run.record.runs.is_empty() {
+            return verify::disk_changes(workspace, &self.config.policy, &mut run.record.refusals)
                 .map_err(|e| AgentError::Workspace(e.into()));
         }
         workspace.changes().map_err(AgentError::Workspace)

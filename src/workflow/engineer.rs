@@ -300,8 +300,8 @@ pub async fn engineer(
     let ((outcome, usage), ()) = tokio::join!(agent, watcher);
     spend::account(ctx, model, &usage, spend).await?;
     let transcript = match &outcome {
-        Ok(o) => &o.transcript,
-        Err(f) => &f.transcript,
+        Ok(o) => &o.record.transcript,
+        Err(f) => &f.record.transcript,
     };
     let key = format!(
         "{}#{}/job-{}/attempt-{}",
@@ -314,13 +314,13 @@ pub async fn engineer(
             changes: o.changes,
             summary: o.summary,
             criteria: o.criteria,
-            refusals: o.refusals,
+            refusals: o.record.refusals,
             skipped: workspace.skipped().to_vec(),
-            steps: o.steps,
+            steps: o.record.steps,
             model: model.model().to_string(),
             cost_known: price.is_some(),
-            runs: o.runs,
-            tests_pass: o.tests_pass,
+            runs: o.record.runs,
+            tests_pass: o.record.tests_pass,
             test,
             not_run,
         }),
