@@ -188,17 +188,7 @@ pub fn spec_status(s: &SpecStatus) -> String {
             "⏹️ Cancelled. Nothing half-written was pushed; comment `/spec` to start again.\n",
         ),
     }
-    if let Some(error) = &s.error {
-        what_went_wrong(
-            &mut out,
-            error,
-            if s.pr.is_none() {
-                "Nothing was committed. Comment `/spec` to try again.\n"
-            } else {
-                "Comment `/spec` to try again: it continues where this run stopped, without duplicating anything.\n"
-            },
-        );
-    }
+    what_went_wrong(&mut out, s.error.as_deref(), s.pr.is_some(), SPEC_AGAIN);
     if let Some((number, url)) = &s.pr {
         out.push_str(&format!("\n**Spec PR:** #{number} ({url})\n"));
     }
@@ -224,9 +214,27 @@ pub fn spec_status(s: &SpecStatus) -> String {
 }
 
 /// A status comment's failure: what went wrong, then how to try again.
-fn what_went_wrong(out: &mut String, error: &str, try_again: &str) {
+/// How a status comment says to try again: before the job's pull request exists, and after.
+struct TryAgain {
+    no_pr: &'static str,
+    with_pr: &'static str,
+}
+
+const SPEC_AGAIN: TryAgain = TryAgain {
+    no_pr: "Nothing was committed. Comment `/spec` to try again.\n",
+    with_pr: "Comment `/spec` to try again: it continues where this run stopped, without duplicating anything.\n",
+};
+
+const IMPLEMENT_AGAIN: TryAgain = TryAgain {
+    no_pr: "Nothing was pushed. Comment `/implement` to try again.\n",
+    with_pr: "Comment `/implement` to try again: it updates the same branch and pull request.\n",
+};
+
+/// The error a job stopped on, if any, and how to try again.
+fn what_went_wrong(out: &mut String, error: Option<&str>, has_pr: bool, again: TryAgain) {
+    let Some(error) = error else { return };
     out.push_str(&format!("\n**What went wrong:** {error}\n\n"));
-    out.push_str(try_again);
+    out.push_str(if has_pr { again.with_pr } else { again.no_pr });
 }
 
 /// The spec PR's description. `Refs`, not `Closes`: merging a spec must not close the issue.
@@ -356,17 +364,12 @@ pub fn implement_status(s: &ImplementStatus) -> String {
             "⏹️ Cancelled. Nothing was pushed; comment `/implement` to start again.\n",
         ),
     }
-    if let Some(error) = &s.error {
-        what_went_wrong(
-            &mut out,
-            error,
-            if s.pr.is_none() {
-                "Nothing was pushed. Comment `/implement` to try again.\n"
-            } else {
-                "Comment `/implement` to try again: it updates the same branch and pull request.\n"
-            },
-        );
-    }
+    what_went_wrong(
+        &mut out,
+        s.error.as_deref(),
+        s.pr.is_some(),
+        IMPLEMENT_AGAIN,
+    );
     if let Some((path, git_ref)) = &s.spec {
         out.push_str(&format!("\n**Spec:** `{path}` on `{git_ref}`\n"));
     }

@@ -221,16 +221,17 @@ fn squeeze_blank_lines(text: &str) -> String {
     out.trim_end().to_string()
 }
 
+/// The HTML anchor that links to an ID (`<a id="ac-1-2"></a>` for `AC-1.2`).
+fn anchor_tag(id: &str) -> String {
+    format!("<a id=\"{}\"></a>", anchor(id))
+}
+
 /// Requirements, non-functional requirements, assumptions and risks.
 fn requirements_sections(answer: &SpecAnswer) -> String {
     let mut out = String::from("\n## Requirements\n");
     for r in &answer.requirements {
-        out.push_str(&format!(
-            "\n### <a id=\"{}\"></a>{}: {}\n\n",
-            anchor(&r.id),
-            r.id,
-            one_line(&r.title, 300)
-        ));
+        let title = one_line(&r.title, 300);
+        out.push_str(&format!("\n### {}{}: {title}\n\n", anchor_tag(&r.id), r.id));
         let priority = if r.priority.is_empty() {
             "—"
         } else {
@@ -242,20 +243,16 @@ fn requirements_sections(answer: &SpecAnswer) -> String {
         }
         out.push_str("\n\n");
         for c in &r.criteria {
-            out.push_str(&format!(
-                "- <a id=\"{}\"></a>**{}** {}\n",
-                anchor(&c.id),
-                c.id,
-                one_line(&c.text, 2_000)
-            ));
+            let text = one_line(&c.text, 2_000);
+            out.push_str(&format!("- {}**{}** {text}\n", anchor_tag(&c.id), c.id));
         }
     }
     if !answer.non_functional.is_empty() {
         out.push_str("\n## Non-functional requirements\n\n");
         for n in &answer.non_functional {
             out.push_str(&format!(
-                "- <a id=\"{}\"></a>**{}** {} Threshold: {}.\n",
-                anchor(&n.id),
+                "- {}**{}** {} Threshold: {}.\n",
+                anchor_tag(&n.id),
                 n.id,
                 one_line(&n.text, 2_000),
                 if n.threshold.is_empty() {
