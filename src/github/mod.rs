@@ -21,7 +21,7 @@ use octocrab::models::{AppId, InstallationId};
 use secrecy::ExposeSecret;
 
 use crate::config::{AppCredentials, GitHubPolicy};
-pub use repo::Repo;
+pub use repo::{ReactOn, Repo};
 pub use request::{GitHubError, Installation};
 
 /// The App: its JWT-authenticated client and the per-installation clients.

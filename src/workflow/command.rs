@@ -3,8 +3,8 @@
 //! comment with one reply, however many commands it held.
 
 use crate::command::{self, Command};
-use crate::github::Repo;
 use crate::github::model::Permission;
+use crate::github::{ReactOn, Repo};
 use crate::messages;
 use crate::workflow::Workflow;
 use crate::workflow::branch::BotBranch;
@@ -52,7 +52,7 @@ async fn run(ctx: &mut JobCtx, req: CommandRequest) -> StepResult {
         return quota::refuse(ctx, &repo, req.issue_number, &req.author, &marker).await;
     }
     // Acknowledge that the comment was seen.
-    repo.react_to_comment(req.comment_id, "eyes").await?;
+    repo.react(ReactOn::Comment(req.comment_id), "eyes").await?;
     let mut replies: Vec<String> = Vec::new();
     if !req.errors.is_empty() {
         replies.push(messages::parse_errors(req.comment_id, &req.errors));

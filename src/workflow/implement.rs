@@ -38,7 +38,7 @@ use crate::workflow::quota::{Admission, admit};
 use crate::workflow::records::{self, ImplementationRecord, SpecRecord, SpecState, issue_key};
 use crate::workflow::spend::Spend;
 use crate::workflow::step::load_config;
-use crate::workflow::step::{JobCtx, StepError, StepResult, last_progress, show_status};
+use crate::workflow::step::{JobCtx, StepError, StepResult, last_progress};
 use crate::workflow::watch::StatusBoard;
 use crate::workflow::{Ending, Workflow};
 
@@ -115,14 +115,8 @@ async fn show(
     let status = status(req, progress, component, stage, error.map(str::to_string));
     let marker = messages::implement_marker(req.issue_number);
     let body = messages::implement_status(&status);
-    show_status(
-        repo,
-        progress.status_comment,
-        req.issue_number,
-        &marker,
-        &body,
-    )
-    .await
+    repo.show_status(progress.status_comment, req.issue_number, &marker, &body)
+        .await
 }
 
 async fn run(ctx: &mut JobCtx, req: ImplementRequest) -> StepResult {

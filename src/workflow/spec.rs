@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::config::repo::RepoConfig;
 use crate::github::model::{Comment, Issue, Permission, Repository};
-use crate::github::{GitHubError, Repo};
+use crate::github::{GitHubError, ReactOn, Repo};
 use crate::jobs::Job;
 use crate::messages::{self, SpecPhase, SpecStage, SpecStatus};
 use crate::spec::SpecAnswer;
@@ -28,7 +28,7 @@ use crate::workflow::job::{SpecRequest, SpecTrigger, spec_branch_key, spec_job_k
 use crate::workflow::quota::{self, Admission, admit};
 use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
 use crate::workflow::spend::Spend;
-use crate::workflow::step::{JobCtx, StepResult, last_progress, load_config, show_status};
+use crate::workflow::step::{JobCtx, StepResult, last_progress, load_config};
 use crate::workflow::watch::{PhaseBoard, Throttle};
 use crate::workflow::{Ending, Workflow, context, coverage};
 
@@ -235,7 +235,7 @@ async fn acknowledge(
         return Ok(());
     }
     let issue = desk.req.issue_number;
-    desk.repo.react_to_issue(issue, "eyes").await?;
+    desk.repo.react(ReactOn::Issue(issue), "eyes").await?;
     let status = status(desk.req, progress, SpecStage::Drafting, None);
     let comment = desk
         .repo
@@ -426,12 +426,6 @@ async fn show(
 ) -> Result<(), GitHubError> {
     let body = messages::spec_status(&status(req, progress, stage, error.map(str::to_string)));
     let marker = messages::status_marker(req.issue_number);
-    show_status(
-        repo,
-        progress.status_comment,
-        req.issue_number,
-        &marker,
-        &body,
-    )
-    .await
+    repo.show_status(progress.status_comment, req.issue_number, &marker, &body)
+        .await
 }

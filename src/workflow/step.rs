@@ -260,21 +260,6 @@ impl JobCtx {
     }
 }
 
-/// Show a status comment: edit it when its id is known, else post it once (found again by
-/// its marker, so a re-run edits rather than duplicates).
-pub async fn show_status(
-    repo: &Repo,
-    comment_id: Option<u64>,
-    issue: u64,
-    marker: &str,
-    body: &str,
-) -> Result<(), GitHubError> {
-    match comment_id {
-        Some(id) => repo.update_comment(id, body).await.map(|_| ()),
-        None => repo.comment_once(issue, marker, body).await.map(|_| ()),
-    }
-}
-
 /// For a job's report on how it ended: the repository's client (`None` when the App has no
 /// GitHub credentials) and the job's latest progress. The claimed copy of the job predates this
 /// attempt's checkpoints, so the store is read again; progress that cannot be read reports as
