@@ -191,3 +191,38 @@ async fn a_pr_github_will_not_reopen_and_a_merged_one_are_followed_by_new_prs() 
     );
     world.assert_no_violations();
 }
+
+#[tokio::test]
+async fn a_body_longer_than_github_takes_is_cut_and_still_found_again() {
+    let world = GitHubWorld::start().await;
+    world.add_repo(REPO);
+    let issue = world.add_issue(REPO, "Big", "b", "alice");
+    let repo = client(&world);
+    let marker = "<!-- specbot:test big -->";
+    let line = "A line of the verification section, repeated.\n";
+    let body = format!("{marker}\n{}", line.repeat(2_000));
+    assert!(body.chars().count() > specbot::messages::BODY_MAX_CHARS);
+    let first = repo
+        .comment_once(issue, marker, &body)
+        .await
+        .expect("cut, not refused");
+    let again = repo
+        .comment_once(issue, marker, &body)
+        .await
+        .expect("again");
+    assert_eq!(first.id, again.id, "found again by the marker at its top");
+    let stored = world.comments(REPO, issue);
+    assert_eq!(stored.len(), 1);
+    let text = &stored[0].body;
+    assert!(text.chars().count() <= specbot::messages::BODY_MAX_CHARS);
+    assert!(text.starts_with(marker));
+    assert!(text.contains("cut here: GitHub takes at most 65,536 characters"));
+
+    let made = repo
+        .create_issue("Component", &body, &["specbot".to_string()], marker)
+        .await
+        .expect("an issue's body is cut too");
+    let filed = world.issue(REPO, made.number).expect("filed");
+    assert!(filed.body.unwrap_or_default().chars().count() <= specbot::messages::BODY_MAX_CHARS);
+    world.assert_no_violations();
+}

@@ -1347,3 +1347,50 @@ async fn check_runs_are_the_apps_own_and_need_checks_write() {
     assert_eq!(api.get(&list).await.0, 200);
     world.assert_responses_conform();
 }
+
+#[tokio::test]
+async fn a_body_over_65536_characters_is_refused_like_github_does() {
+    let world = GitHubWorld::start().await;
+    world.add_repo(REPO);
+    let issue = world.add_issue(REPO, "Big", "b", "alice");
+    let api = Api::new(&world).await;
+    let longest = "é".repeat(65_536);
+    let comments = format!("/repos/{REPO}/issues/{issue}/comments");
+    let (status, made) = api.post(&comments, json!({ "body": longest })).await;
+    assert_eq!(status, 201, "65,536 characters (not bytes) are taken");
+    let (status, refused) = api
+        .post(&comments, json!({ "body": format!("{longest}x") }))
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["message"], "Validation Failed");
+    assert_eq!(refused["errors"][0]["resource"], "IssueComment");
+    assert_eq!(refused["errors"][0]["field"], "body");
+    assert_eq!(
+        refused["errors"][0]["message"],
+        "body is too long (maximum is 65536 characters)"
+    );
+    let too_long = json!({ "body": "x".repeat(65_537) });
+    let one = format!("/repos/{REPO}/issues/comments/{}", made["id"]);
+    for (path, resource) in [
+        (one.as_str(), "IssueComment"),
+        (&format!("/repos/{REPO}/issues/{issue}"), "Issue"),
+    ] {
+        let (status, refused) = api.patch(path, too_long.clone()).await;
+        assert_eq!(status, 422, "{path}");
+        assert_eq!(refused["errors"][0]["resource"], resource);
+    }
+    let (status, refused) = api
+        .post(
+            &format!("/repos/{REPO}/issues"),
+            json!({"title": "t", "body": "x".repeat(65_537)}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["errors"][0]["resource"], "Issue");
+    assert_eq!(
+        world.comments(REPO, issue).len(),
+        1,
+        "nothing refused was kept"
+    );
+    world.assert_no_violations();
+}

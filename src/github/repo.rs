@@ -2,6 +2,7 @@
 //! redelivered webhook calling them again finds what the first call made instead of making it
 //! twice.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use base64::Engine;
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::model::*;
 use super::request::{Answer, GitHubError, Installation, Retry, decode};
+use crate::messages::fit_body;
 
 mod checks;
 mod issues;
@@ -79,6 +81,21 @@ fn location(route: &'static str, answer: &Answer) -> Result<String, GitHubError>
         })
 }
 
+/// A request's payload with its `body` (an issue's, a pull request's, a comment's or a
+/// review's: no other write GitHub takes has one) cut to what GitHub takes.
+fn fitted(payload: &Value) -> Cow<'_, Value> {
+    let Some(Cow::Owned(cut)) = payload.get("body").and_then(Value::as_str).map(fit_body) else {
+        return Cow::Borrowed(payload);
+    };
+    tracing::warn!(
+        chars = payload["body"].as_str().map_or(0, |b| b.chars().count()),
+        "a body longer than GitHub takes was cut"
+    );
+    let mut payload = payload.clone();
+    payload["body"] = Value::String(cut);
+    Cow::Owned(payload)
+}
+
 /// Percent-encode one path segment (branch names and file paths keep their `/`).
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
@@ -127,6 +144,7 @@ impl Repo {
     ) -> Result<Answer, GitHubError> {
         let method = route.split(' ').next().unwrap_or("GET");
         let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+        let body = body.map(fitted);
         self.gh
             .send(
                 route,
@@ -160,9 +178,10 @@ impl Repo {
         existing: impl AsyncFnOnce() -> Result<Option<T>, GitHubError>,
     ) -> Result<(T, bool), GitHubError> {
         let path = self.path(rest);
+        let payload = fitted(payload);
         let send = || {
             self.gh
-                .send_json::<T>(route, Method::POST, &path, payload, Retry::Never)
+                .send_json::<T>(route, Method::POST, &path, &payload, Retry::Never)
         };
         match send().await {
             Err(GitHubError::Uncertain { .. }) => match existing().await? {

@@ -241,7 +241,45 @@ fn check_auth(st: &State, public_key: &str, kind: Auth, headers: &HeaderMap) -> 
     }
 }
 
+/// The most characters github.com takes in the `body` of an issue, a pull request, a comment
+/// or a review; a longer one is refused with 422 whatever the OpenAPI description says.
+const MAX_BODY_CHARS: usize = 65_536;
+
+/// What github.com calls the resource a write of `body` makes, for the bodies it limits.
+fn body_resource(method: &str, template: &str) -> Option<&'static str> {
+    Some(match (method, template) {
+        ("POST", "/repos/{owner}/{repo}/issues")
+        | ("PATCH", "/repos/{owner}/{repo}/issues/{issue_number}") => "Issue",
+        ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments")
+        | ("PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}") => "IssueComment",
+        ("POST", "/repos/{owner}/{repo}/pulls")
+        | ("PATCH", "/repos/{owner}/{repo}/pulls/{pull_number}") => "PullRequest",
+        ("POST", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews") => "PullRequestReview",
+        ("POST", "/repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies") => {
+            "PullRequestReviewComment"
+        }
+        _ => return None,
+    })
+}
+
+/// github.com's answer to a body over [`MAX_BODY_CHARS`] characters.
+fn refuse_long_body(cx: &Cx) -> Result<(), Resp> {
+    let Some(resource) = body_resource(&cx.req.method, &cx.req.template) else {
+        return Ok(());
+    };
+    match cx.req.body.get("body").and_then(Value::as_str) {
+        Some(body) if body.chars().count() > MAX_BODY_CHARS => Err(Resp::validation(
+            resource,
+            "body",
+            "custom",
+            Some("body is too long (maximum is 65536 characters)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn dispatch(cx: &mut Cx) -> HR {
+    refuse_long_body(cx)?;
     let m = cx.req.method.clone();
     let t = cx.req.template.clone();
     routes_apps::route(cx, &m, &t)

@@ -1,0 +1,61 @@
+//! What GitHub takes in one body, and how a text too long for it is cut.
+
+use std::borrow::Cow;
+
+/// The most characters github.com takes in the body of an issue, a pull request, a comment or
+/// a review; a longer one is refused with `422` ("body is too long (maximum is 65536
+/// characters)").
+pub const BODY_MAX_CHARS: usize = 65_536;
+
+/// Said at the end of a body that was cut.
+const CUT_NOTE: &str = "\n\n… _(cut here: GitHub takes at most 65,536 characters in one body)_\n";
+
+/// `body` as GitHub takes it. A longer one keeps its head, where the hidden markers that find
+/// a comment or an issue again stand, up to the last whole line that fits, then says it was cut.
+pub fn fit_body(body: &str) -> Cow<'_, str> {
+    if body.chars().count() <= BODY_MAX_CHARS {
+        return Cow::Borrowed(body);
+    }
+    let keep = BODY_MAX_CHARS - CUT_NOTE.chars().count();
+    let end = body.char_indices().nth(keep).map_or(body.len(), |(i, _)| i);
+    let head = &body[..end];
+    let head = head.rfind('\n').map_or(head, |line_end| &head[..line_end]);
+    Cow::Owned(format!("{head}{CUT_NOTE}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_fits_is_kept_as_it_is() {
+        let body = "é".repeat(BODY_MAX_CHARS);
+        assert!(matches!(fit_body(&body), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_longer_body_keeps_its_head_and_whole_lines_and_says_it_was_cut() {
+        let line = format!("{}\n", "ü".repeat(99));
+        let body = format!("<!-- marker -->\n{}", line.repeat(1_000));
+        let cut = fit_body(&body);
+        assert!(
+            cut.chars().count() <= BODY_MAX_CHARS,
+            "{}",
+            cut.chars().count()
+        );
+        assert!(cut.starts_with("<!-- marker -->\n"));
+        assert!(cut.ends_with(CUT_NOTE));
+        let kept = cut.strip_suffix(CUT_NOTE).unwrap_or_default();
+        assert!(
+            kept.lines().skip(1).all(|l| l == line.trim_end()),
+            "no line is halved"
+        );
+    }
+
+    #[test]
+    fn one_long_line_is_cut_on_a_character() {
+        let body = "🎉".repeat(BODY_MAX_CHARS + 1);
+        let cut = fit_body(&body);
+        assert_eq!(cut.chars().count(), BODY_MAX_CHARS);
+    }
+}
