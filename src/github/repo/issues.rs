@@ -14,6 +14,34 @@ pub enum ReactOn {
     Comment(u64),
 }
 
+/// A link from one issue to another, listed on the first.
+#[derive(Debug, Clone, Copy)]
+enum IssueLink {
+    SubIssue,
+    BlockedBy,
+}
+
+impl IssueLink {
+    /// The routes that add and list it, its path below the issue, and the field naming the
+    /// other issue.
+    fn api(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            IssueLink::SubIssue => (
+                "POST /repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
+                "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
+                "sub_issues",
+                "sub_issue_id",
+            ),
+            IssueLink::BlockedBy => (
+                "POST /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
+                "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
+                "dependencies/blocked_by",
+                "issue_id",
+            ),
+        }
+    }
+}
+
 impl Repo {
     /// Add labels to an issue or PR (GitHub creates missing labels; adding twice is harmless).
     pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), GitHubError> {
@@ -226,72 +254,35 @@ impl Repo {
         }
     }
 
-    /// Sub-issues of `parent` (their issue numbers).
-    pub async fn sub_issues(&self, parent: u64) -> Result<Vec<Issue>, GitHubError> {
-        self.get(
-            "GET /repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
-            &format!("/issues/{parent}/sub_issues?per_page=100"),
-        )
-        .await
-    }
-
     /// Make `child_id` (an issue **id**, not its number) a sub-issue of `parent`. Linking twice
     /// is fine. `Ok(false)` when this GitHub has no sub-issues (older GitHub Enterprise Server).
     pub async fn link_sub_issue(&self, parent: u64, child_id: u64) -> Result<bool, GitHubError> {
-        let linked = self
-            .send(
-                "POST /repos/{owner}/{repo}/issues/{issue_number}/sub_issues",
-                &format!("/issues/{parent}/sub_issues"),
-                Some(&json!({"sub_issue_id": child_id})),
-            )
-            .await;
-        match linked {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => self.api_missing(parent, e).await,
-            Err(e) if e.status() == Some(422) => {
-                // Already linked (to this parent) is success; check rather than guess.
-                let linked = self.sub_issues(parent).await?;
-                if linked.iter().any(|i| i.id == child_id) {
-                    Ok(true)
-                } else {
-                    Err(e)
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// After a 404 on a route about `issue`: `Ok(false)` when the issue is there (so the route
-    /// is what this GitHub lacks), the error when the issue itself is missing.
-    async fn api_missing(&self, issue: u64, error: GitHubError) -> Result<bool, GitHubError> {
-        match unless_missing(self.issue(issue).await)? {
-            Some(_) => Ok(false),
-            None => Err(error),
-        }
+        self.link(IssueLink::SubIssue, parent, child_id).await
     }
 
     /// Record that `issue` is blocked by `blocker_id` (an issue id). `Ok(false)` where the API
     /// is missing. Recording twice is fine; any other refusal is an error.
     pub async fn add_blocked_by(&self, issue: u64, blocker_id: u64) -> Result<bool, GitHubError> {
-        let rest = format!("/issues/{issue}/dependencies/blocked_by");
-        let recorded = self
-            .send(
-                "POST /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
-                &rest,
-                Some(&json!({"issue_id": blocker_id})),
-            )
-            .await;
-        match recorded {
+        self.link(IssueLink::BlockedBy, issue, blocker_id).await
+    }
+
+    /// Link `issue` to the issue with id `other_id`. A 422 is success only when the link is
+    /// listed afterwards (it was there already); a 404 is `Ok(false)` when the issue exists,
+    /// since then the route is what this GitHub lacks.
+    async fn link(&self, link: IssueLink, issue: u64, other_id: u64) -> Result<bool, GitHubError> {
+        let (add, list, below, field) = link.api();
+        let rest = format!("/issues/{issue}/{below}");
+        let mut payload = serde_json::Map::new();
+        payload.insert(field.to_string(), other_id.into());
+        match self.send(add, &rest, Some(&Value::Object(payload))).await {
             Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => self.api_missing(issue, e).await,
+            Err(e) if e.is_not_found() => match unless_missing(self.issue(issue).await)? {
+                Some(_) => Ok(false),
+                None => Err(e),
+            },
             Err(e) if e.status() == Some(422) => {
-                let blockers: Vec<Issue> = self
-                    .get(
-                        "GET /repos/{owner}/{repo}/issues/{issue_number}/dependencies/blocked_by",
-                        &format!("{rest}?per_page=100"),
-                    )
-                    .await?;
-                if blockers.iter().any(|i| i.id == blocker_id) {
+                let linked: Vec<Issue> = self.get(list, &format!("{rest}?per_page=100")).await?;
+                if linked.iter().any(|i| i.id == other_id) {
                     Ok(true)
                 } else {
                     Err(e)
