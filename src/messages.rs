@@ -14,8 +14,9 @@ mod criteria;
 mod limits;
 pub use ci_fix::{ci_fix_failed, ci_fix_nothing, ci_fix_pushed, ci_gave_up, ci_marker};
 pub use coverage::{
-    COVERAGE_CHECK, CoverageReport, also_open_questions, coverage_report, open_questions_section,
-    questions_not_answered, with_coverage_section, with_open_questions, with_spec_status,
+    COVERAGE_CHECK, CoverageReport, also_open_questions, coverage_not_checked, coverage_report,
+    open_questions_section, questions_not_answered, with_coverage_section, with_open_questions,
+    with_spec_status,
 };
 pub use criteria::{CriteriaTally, criteria_section, criteria_tally};
 pub use limits::{BODY_MAX_CHARS, fit_body};

@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::answers::good_answer;
-use support::github_world::CheckRun;
+use support::github_world::{CheckRun, Fault, FaultRule};
 use support::tester::{REPO, Tester};
 
 const BRANCH: &str = "specbot/spec-1";
@@ -435,4 +435,32 @@ async fn the_specs_live_status_follows_the_review_in_the_pr_body_and_the_check()
     // Nothing was committed for it: an approval stays valid under branch protection.
     assert_eq!(t.world.file(REPO, BRANCH, SPEC).unwrap(), spec_before);
     t.expect_one_comment(issue);
+}
+
+#[tokio::test]
+async fn a_coverage_that_cannot_be_checked_is_a_red_check_that_says_why() {
+    let mut t = Tester::builder()
+        .settings(|s| s.job_max_attempts = 1)
+        .start()
+        .await;
+    let (_, pr) = t.spec_pr(1).await;
+    // The spec file cannot be read on the next head, however often it is asked for.
+    t.world.inject(FaultRule::new(
+        "GET",
+        "/repos/{owner}/{repo}/contents/{path}",
+        usize::MAX,
+        Fault::Status(500),
+    ));
+    let head = person_edits_spec(&mut t, pr, |spec| format!("{spec}\nOne more line.\n")).await;
+    let runs = coverage_runs(&t, &head);
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].conclusion.as_deref(), Some("failure"));
+    assert_eq!(
+        runs[0].title.as_deref(),
+        Some("The coverage could not be checked")
+    );
+    let summary = runs[0].summary.clone().unwrap_or_default();
+    assert!(summary.contains("specbot stopped on: GitHub"), "{summary}");
+    assert!(summary.contains("Push a commit"), "{summary}");
+    t.finish();
 }

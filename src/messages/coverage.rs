@@ -3,7 +3,7 @@
 //! keeps in the spec PR's body and in the status comment, between hidden markers and replaced in
 //! place; and the `/implement` reply while questions are open.
 
-use crate::prompt::sanitize::{defuse_for_posting, one_line, truncate_bytes};
+use crate::prompt::sanitize::{defuse_for_posting, one_line};
 use crate::spec::{Finding, Severity, SpecCheck};
 
 /// The check run's name.
@@ -161,15 +161,24 @@ fn cell(text: &str) -> String {
     one_line(text, 1_000).replace('|', "\\|")
 }
 
-/// `text` cut to at most `max` bytes, on a line boundary where there is one, saying so.
+/// The check run of a commit whose coverage could not be checked (the job failed for good):
+/// red, saying why and how to check again, so that a required check never waits unexplained.
+pub fn coverage_not_checked(error: &str) -> CoverageReport {
+    CoverageReport {
+        conclusion: "failure",
+        title: "The coverage could not be checked".into(),
+        summary: format!(
+            "specbot stopped on: {}\n\nPush a commit to the spec branch to check again; `specbot check-spec <file>` checks the spec file on your machine.",
+            defuse_for_posting(&one_line(error, 2_000))
+        ),
+        text: String::new(),
+    }
+}
+
+/// `text` cut to at most `max` characters, on a line boundary where there is one, saying so.
 fn fit(text: &str, max: usize) -> String {
     const CUT: &str = "\n\n… (cut here: GitHub shows at most 65,535 characters; `specbot check-spec` on the file prints everything)\n";
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let head = truncate_bytes(text, max.saturating_sub(CUT.len()));
-    let head = head.rfind('\n').map_or(head, |i| &head[..i]);
-    format!("{head}{CUT}")
+    super::limits::cut_to(text, max, CUT).into_owned()
 }
 
 /// The questions as an unticked checklist (the first ones, then how many more).
@@ -346,7 +355,7 @@ mod tests {
     fn output_is_cut_within_githubs_limit_on_a_character_boundary() {
         let long = "é".repeat(40_000) + "\n" + &"ü".repeat(40_000);
         let cut = fit(&long, CHECK_OUTPUT_MAX);
-        assert!(cut.len() <= CHECK_OUTPUT_MAX && cut.chars().count() <= CHECK_OUTPUT_MAX);
+        assert!(cut.chars().count() <= CHECK_OUTPUT_MAX);
         assert!(
             cut.ends_with("prints everything)\n"),
             "{}",
@@ -371,9 +380,9 @@ mod tests {
             "in review",
         );
         assert!(
-            report.text.len() <= CHECK_OUTPUT_MAX,
+            report.text.chars().count() <= CHECK_OUTPUT_MAX,
             "{}",
-            report.text.len()
+            report.text.chars().count()
         );
         assert!(
             report.summary.contains("… and 2900 more."),

@@ -1,4 +1,4 @@
-//! What GitHub takes in one body, and how a text too long for it is cut.
+//! What GitHub takes in one body, and how a text too long for its limit is cut.
 
 use std::borrow::Cow;
 
@@ -11,16 +11,22 @@ pub const BODY_MAX_CHARS: usize = 65_536;
 const CUT_NOTE: &str = "\n\n… _(cut here: GitHub takes at most 65,536 characters in one body)_\n";
 
 /// `body` as GitHub takes it. A longer one keeps its head, where the hidden markers that find
-/// a comment or an issue again stand, up to the last whole line that fits, then says it was cut.
+/// a comment or an issue again stand, and says it was cut.
 pub fn fit_body(body: &str) -> Cow<'_, str> {
-    if body.chars().count() <= BODY_MAX_CHARS {
-        return Cow::Borrowed(body);
+    cut_to(body, BODY_MAX_CHARS, CUT_NOTE)
+}
+
+/// `text` as it fits in `max` characters: itself, or its head up to the last whole line that
+/// fits before `note`, then `note`.
+pub(super) fn cut_to<'a>(text: &'a str, max: usize, note: &str) -> Cow<'a, str> {
+    if text.chars().count() <= max {
+        return Cow::Borrowed(text);
     }
-    let keep = BODY_MAX_CHARS - CUT_NOTE.chars().count();
-    let end = body.char_indices().nth(keep).map_or(body.len(), |(i, _)| i);
-    let head = &body[..end];
+    let keep = max.saturating_sub(note.chars().count());
+    let end = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
+    let head = &text[..end];
     let head = head.rfind('\n').map_or(head, |line_end| &head[..line_end]);
-    Cow::Owned(format!("{head}{CUT_NOTE}"))
+    Cow::Owned(format!("{head}{note}"))
 }
 
 #[cfg(test)]

@@ -16,15 +16,16 @@
 //! saying so, and the job still succeeds. The PR body and the record follow the branch's head
 //! only: a job for an older commit writes that commit's check run and nothing else.
 
-use crate::github::Repo;
+use crate::app::App;
 use crate::github::repo::CheckRunOutcome;
+use crate::github::{GitHubError, Repo};
+use crate::jobs::Job;
 use crate::messages::{self, COVERAGE_CHECK, CoverageReport};
-use crate::workflow::Workflow;
 use crate::workflow::branch::BotBranch;
 use crate::workflow::job::{CoverageRequest, RepoTarget, spec_branch_key};
 use crate::workflow::records::{self, SpecRecord, SpecState, issue_key};
-use crate::workflow::step::load_config;
-use crate::workflow::step::{JobCtx, StepResult};
+use crate::workflow::step::{JobCtx, StepResult, load_config, repo_client};
+use crate::workflow::{Ending, Workflow};
 
 /// Open questions kept in the record at most (a person may add many to the file).
 const MAX_QUESTIONS: usize = 50;
@@ -48,6 +49,26 @@ impl Workflow for CoverageRequest {
 
     async fn run(self, ctx: &mut JobCtx) -> StepResult {
         run(ctx, self).await
+    }
+
+    /// A coverage that failed for good before its check run was written is a red check run on
+    /// its commit, saying why: a required check must not wait for ever with nothing said. A
+    /// check run the job did write stands.
+    async fn report(&self, app: &App, _job: &Job, end: Ending<'_>) -> Result<(), GitHubError> {
+        let (Ending::Failed(error), Some(repo)) = (end, repo_client(app, &self.repo)?) else {
+            return Ok(());
+        };
+        if repo
+            .own_check_run(&self.head_sha, COVERAGE_CHECK)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let report = messages::coverage_not_checked(error);
+        repo.show_check_run(&self.head_sha, &check_run(&report))
+            .await?;
+        Ok(())
     }
 }
 
@@ -91,14 +112,10 @@ async fn run(ctx: &mut JobCtx, req: CoverageRequest) -> StepResult {
         .await?
         .map(|text| crate::spec::check_spec_file(&text));
     let report = messages::coverage_report(check.as_ref(), &path, rec.state.words());
-    let outcome = CheckRunOutcome {
-        name: COVERAGE_CHECK,
-        conclusion: report.conclusion,
-        title: &report.title,
-        summary: &report.summary,
-        text: &report.text,
-    };
-    let fallback = match repo.show_check_run(&req.head_sha, &outcome).await {
+    let fallback = match repo
+        .show_check_run(&req.head_sha, &check_run(&report))
+        .await
+    {
         Ok(run) => {
             tracing::info!(check_run = run.id, conclusion = report.conclusion, head = %req.head_sha, "spec coverage shown");
             None
@@ -132,6 +149,17 @@ async fn run(ctx: &mut JobCtx, req: CoverageRequest) -> StepResult {
         show_in_body(ctx, &repo, &req, fallback).await?;
     }
     record_questions(ctx, &repo, &req.repo, req.issue_number, questions, &path).await
+}
+
+/// The "spec coverage" check run that shows `report`.
+fn check_run(report: &CoverageReport) -> CheckRunOutcome<'_> {
+    CheckRunOutcome {
+        name: COVERAGE_CHECK,
+        conclusion: report.conclusion,
+        title: &report.title,
+        summary: &report.summary,
+        text: &report.text,
+    }
 }
 
 /// The coverage section of the spec PR's body: the report, when there is no check run for it;
