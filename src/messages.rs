@@ -638,6 +638,19 @@ pub fn component_dropped(spec_pull: u64) -> String {
     )
 }
 
+/// Marker of the note on a component issue that a revision brought back.
+pub fn component_restored_marker() -> String {
+    "<!-- specbot:restored -->".to_string()
+}
+
+/// The note on a component issue that a revision brought back after an earlier one dropped it.
+pub fn component_restored() -> String {
+    with_marker(
+        &component_restored_marker(),
+        "This component is part of the spec again after a later revision. Reopened, with its description brought up to date.".to_string(),
+    )
+}
+
 /// `/implement` where the spec is not where it should be.
 pub fn no_spec_at(path: &str, git_ref: &str, spec_issue: u64, trigger_label: &str) -> String {
     format!(

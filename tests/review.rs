@@ -85,6 +85,59 @@ async fn request_changes_gives_one_commit_one_reply_and_reconciled_issues() {
 }
 
 #[tokio::test]
+async fn a_component_a_later_revision_brings_back_reopens_its_own_issue() {
+    let mut t = Tester::start().await;
+    let (issue, pr) = t.spec_pr(2).await;
+    let two = t.world.sub_issues(REPO, issue)[1];
+    t.llm.push_tool_call("submit_spec", revised_answer());
+    t.comment_as(pr, "bob", "/revise drop component 2").await;
+    t.run_jobs().await;
+    assert_eq!(t.world.issue(REPO, two).unwrap().state, "closed");
+    t.bot_comments(pr);
+
+    // The next revision brings component 2 back (and drops component 3).
+    let mut back = good_answer(2);
+    back["changes"] = json!("Brought component 2 back.");
+    t.llm.push_tool_call("submit_spec", back);
+    t.comment_as(pr, "bob", "/revise we do need component 2")
+        .await;
+    t.run_jobs().await;
+    let reopened = t.world.issue(REPO, two).unwrap();
+    assert_eq!(reopened.state, "open", "its own issue, reopened");
+    assert_eq!(reopened.state_reason.as_deref(), Some("reopened"));
+    let titled_two = t
+        .world
+        .issues(REPO)
+        .into_iter()
+        .filter(|i| i.title == "Component 2")
+        .count();
+    assert_eq!(titled_two, 1, "no second issue for it");
+    let said = t.bot_comments(two);
+    assert_eq!(said.len(), 2, "{said:#?}");
+    assert!(said[0].contains("no longer part of the spec"));
+    assert!(said[1].contains("part of the spec again"), "{}", said[1]);
+    let three = t.world.sub_issues(REPO, issue)[2];
+    assert_eq!(t.world.issue(REPO, three).unwrap().state, "closed");
+    t.expect_dropped_or_silent(three);
+
+    // Someone closes component 1's issue: a revision that keeps the component leaves it so.
+    let one = t.world.sub_issues(REPO, issue)[0];
+    t.world.close_issue(REPO, one, "alice");
+    let mut again = good_answer(2);
+    again["changes"] = json!("Reworded.");
+    t.llm.push_tool_call("submit_spec", again);
+    t.comment_as(pr, "bob", "/revise reword it").await;
+    t.run_jobs().await;
+    assert_eq!(
+        t.world.issue(REPO, one).unwrap().state,
+        "closed",
+        "a person's decision stands"
+    );
+    t.bot_comments(pr);
+    t.finish();
+}
+
+#[tokio::test]
 async fn an_approval_posts_nothing_and_updates_only_the_live_status() {
     let mut t = Tester::start().await;
     let (_, pr) = t.spec_pr(2).await;

@@ -1,6 +1,7 @@
 //! A spec's component issues: filed once each (found again by store record, then by marker),
 //! linked as sub-issues of the feature issue, blocked by the components they depend on; after a
-//! revision, the ones the design dropped are closed with a note (never deleted).
+//! revision, the ones the design dropped are closed with a note (never deleted), and reopened
+//! when a later revision brings them back.
 
 use std::collections::BTreeMap;
 
@@ -199,12 +200,18 @@ async fn file_one(
     let store = &*ctx.app.store;
     let issue = match records::load::<ComponentRecord>(store, &key).await? {
         Some(known) => {
-            at.repo
-                .update_issue(
-                    known.number,
-                    &serde_json::json!({"title": component.title, "body": body}),
-                )
-                .await?
+            let mut patch = serde_json::json!({"title": component.title, "body": body});
+            if known.dropped {
+                patch["state"] = "open".into();
+            }
+            let issue = at.repo.update_issue(known.number, &patch).await?;
+            if known.dropped {
+                let marker = messages::component_restored_marker();
+                at.repo
+                    .comment_once(issue.number, &marker, &messages::component_restored())
+                    .await?;
+            }
+            issue
         }
         None => {
             // Only an earlier attempt of this job can have filed it without recording it.
@@ -232,31 +239,42 @@ async fn file_one(
     let record = ComponentRecord {
         number: issue.number,
         id: issue.id,
+        dropped: false,
     };
     records::save(store, &key, &record, ctx.app.now()).await?;
     Ok(issue)
 }
 
-/// Close the issues of components a revision dropped from the design, each with a note.
+/// Close the issues of components a revision dropped from the design, each with a note, and
+/// remember that the bot closed them (a later revision that brings one back reopens it).
 pub async fn close_dropped(
-    repo: &Repo,
+    ctx: &JobCtx,
+    at: &Filing<'_>,
     before: &BTreeMap<String, u64>,
     answer: &SpecAnswer,
     spec_pull: u64,
 ) -> StepResult {
     let kept: Vec<String> = answer.components.iter().map(|c| c.slug()).collect();
+    let store = &*ctx.app.store;
     for (slug, number) in before {
         if kept.contains(slug) {
             continue;
         }
         let marker = messages::component_dropped_marker(spec_pull);
-        repo.comment_once(*number, &marker, &messages::component_dropped(spec_pull))
+        at.repo
+            .comment_once(*number, &marker, &messages::component_dropped(spec_pull))
             .await?;
-        repo.update_issue(
-            *number,
-            &serde_json::json!({"state": "closed", "state_reason": "not_planned"}),
-        )
-        .await?;
+        at.repo
+            .update_issue(
+                *number,
+                &serde_json::json!({"state": "closed", "state_reason": "not_planned"}),
+            )
+            .await?;
+        let key = ComponentRecord::key(at.target.repo_id, at.spec_issue, slug);
+        if let Some(mut record) = records::load::<ComponentRecord>(store, &key).await? {
+            record.dropped = true;
+            records::save(store, &key, &record, ctx.app.now()).await?;
+        }
     }
     Ok(())
 }

@@ -173,6 +173,10 @@ impl Record for ImplementationRecord {
 pub struct ComponentRecord {
     pub number: u64,
     pub id: u64,
+    /// A revision dropped the component and the bot closed its issue: a later revision that
+    /// brings it back reopens it (an issue someone else closed stays closed).
+    #[serde(default)]
+    pub dropped: bool,
 }
 
 impl Record for ComponentRecord {

@@ -189,7 +189,7 @@ async fn run(ctx: &mut JobCtx, req: ReviseRequest) -> StepResult {
             board: None,
         };
         components::file(ctx, &at, &answer, &mut progress, |p| &mut p.components).await?;
-        components::close_dropped(&repo, &rec.components, &answer, req.pull_number).await?;
+        components::close_dropped(ctx, &at, &rec.components, &answer, req.pull_number).await?;
         progress.reconciled = true;
         ctx.save("revise:components", &progress).await?;
     }
