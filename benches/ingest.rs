@@ -59,7 +59,7 @@ async fn main() {
     let database_url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
     settings.database_url = database_url.clone().into();
-    settings.workers = 0;
+    settings.jobs.workers = 0;
     let app = specbot::app::build(settings).await.expect("app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

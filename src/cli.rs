@@ -228,7 +228,7 @@ fn replay(path: &std::path::Path, event: &str) -> i32 {
     let plan = crate::trigger::plan(
         &parsed,
         "replay",
-        crate::config::Settings::base().job_max_attempts,
+        crate::config::Settings::base().jobs.max_attempts,
     );
     for note in &plan.notes {
         println!("why: {note}");

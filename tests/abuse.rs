@@ -13,7 +13,7 @@ const LLM_KEY: &str = "sk-test-llm-key-never-logged";
 #[tokio::test]
 async fn a_flood_from_one_person_is_capped_with_one_explanation() {
     let mut t = Tester::builder()
-        .settings(|s| s.user_jobs_per_hour = 3)
+        .settings(|s| s.quotas.user_jobs_per_hour = 3)
         .start()
         .await;
     let issues: Vec<u64> = (0..6)
@@ -53,7 +53,7 @@ async fn a_flood_from_one_person_is_capped_with_one_explanation() {
 #[tokio::test]
 async fn a_flood_on_one_repository_is_capped_across_people() {
     let mut t = Tester::builder()
-        .settings(|s| s.repo_jobs_per_hour = 2)
+        .settings(|s| s.quotas.repo_jobs_per_hour = 2)
         .start()
         .await;
     let a = t.open_issue("A", "Please.");
@@ -77,7 +77,7 @@ async fn a_flood_on_one_repository_is_capped_across_people() {
 #[tokio::test]
 async fn the_global_spend_cap_stops_model_calls() {
     let mut t = Tester::builder()
-        .settings(|s| s.llm_daily_budget_usd = Some(0.000_001))
+        .settings(|s| s.quotas.llm_daily_budget_usd = Some(0.000_001))
         .start()
         .await;
     let a = t.open_issue("A", "Please.");
@@ -784,7 +784,7 @@ async fn draft_with_unpriced_model(model: &str, base_url: Option<&str>) -> (Test
             s.llm.base_url = base_url.or(s.llm.base_url.take());
             s.llm.model = Some(model);
             s.llm.prices = None;
-            s.llm_daily_budget_usd = Some(0.01);
+            s.quotas.llm_daily_budget_usd = Some(0.01);
         })
         .start()
         .await;

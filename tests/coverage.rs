@@ -440,7 +440,7 @@ async fn the_specs_live_status_follows_the_review_in_the_pr_body_and_the_check()
 #[tokio::test]
 async fn a_coverage_that_cannot_be_checked_is_a_red_check_that_says_why() {
     let mut t = Tester::builder()
-        .settings(|s| s.job_max_attempts = 1)
+        .settings(|s| s.jobs.max_attempts = 1)
         .start()
         .await;
     let (_, pr) = t.spec_pr(1).await;

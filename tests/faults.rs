@@ -145,7 +145,7 @@ async fn a_rate_limit_that_does_not_clear_ends_in_one_failure_comment() {
             .settings(|s| {
                 s.github.max_retries = 3;
                 s.github.secondary_limit_wait = Duration::from_millis(1);
-                s.job_max_attempts = 2;
+                s.jobs.max_attempts = 2;
             })
             .start()
             .await;

@@ -51,14 +51,17 @@ async fn an_expired_token_is_replaced_mid_flight() {
 
 #[tokio::test]
 async fn queued_jobs_run_after_a_restart() {
-    let mut t = Tester::builder().settings(|s| s.workers = 0).start().await;
+    let mut t = Tester::builder()
+        .settings(|s| s.jobs.workers = 0)
+        .start()
+        .await;
     let issue = t.open_issue("Add dark mode", "Please.");
     t.llm
         .push_tool_call("submit_spec", spec_answers::good_answer(1));
     t.label_issue(issue, "needs-spec").await;
     // Nobody works here: the job waits in the store.
     assert_eq!(t.app().store.pending_jobs(t.app().now()).await.unwrap(), 1);
-    t.crash_and_restart(|s| s.workers = 2).await;
+    t.crash_and_restart(|s| s.jobs.workers = 2).await;
     t.run_jobs().await;
     assert_eq!(t.world.pulls(REPO).len(), 1);
     let _ = t.expect_one_comment(issue);

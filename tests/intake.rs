@@ -31,7 +31,7 @@ async fn start_with(db: TestDb, workers: usize) -> Intake {
     ];
     settings.database_url = db.url.clone().into();
     // No workers: queued jobs stay queued so the test can count them.
-    settings.workers = workers;
+    settings.jobs.workers = workers;
     let app = specbot::app::build(settings).await.expect("app builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = specbot::runtime::start(app.clone(), listener).unwrap();

@@ -27,7 +27,7 @@ async fn start(world: &GitHubWorld, with_credentials: bool) -> Setup {
     s.webhook_secrets = vec!["x".to_string().into()];
     s.database_url = db.url.clone().into();
     s.github_api_url = world.base_url();
-    s.workers = 0;
+    s.jobs.workers = 0;
     s.env_file = dir.path().join(".env");
     s.metrics_token = Some(METRICS_TOKEN.to_string().into());
     s.setup_token = Some(TOKEN.to_string().into());

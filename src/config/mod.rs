@@ -185,28 +185,15 @@ pub struct Settings {
     pub database_url: SecretString,
     pub llm: LlmConfig,
     pub log_format: LogFormat,
-    pub workers: usize,
     pub github: GitHubPolicy,
-    pub shutdown_grace: Duration,
-    /// How long a job's lease lasts before another worker may take it over.
-    pub job_lease: Duration,
-    /// How often a running job renews its lease (and notices `/cancel`).
-    pub heartbeat: Duration,
-    /// First retry delay of a failed job; doubles per attempt.
-    pub job_retry_base: Duration,
-    pub job_max_attempts: i32,
-    /// Model-calling jobs per person per hour (per installation).
-    pub user_jobs_per_hour: u32,
-    /// Model-calling jobs per repository per hour.
-    pub repo_jobs_per_hour: u32,
-    /// Global model spend cap over 24 hours, in USD (`None`: no cap).
-    pub llm_daily_budget_usd: Option<f64>,
+    /// How jobs run: workers, leases, retries.
+    pub jobs: JobSettings,
+    /// How much one person, one repository and the whole installation may ask of the model.
+    pub quotas: Quotas,
     /// Deliveries written per database transaction at most.
     pub intake_batch: usize,
-    /// How long stored deliveries are kept (`None`: forever).
-    pub delivery_retention: Option<Duration>,
-    /// How long finished jobs, their model usage and transcripts are kept (`None`: forever).
-    pub job_retention: Option<Duration>,
+    /// How long what the store holds is kept.
+    pub retention: Retention,
     /// Where the setup page writes the credentials it receives.
     pub env_file: std::path::PathBuf,
     /// The token of the setup link `serve` logs in setup mode (`None`: a random one at each
@@ -224,6 +211,43 @@ pub struct Settings {
     pub crash_mode: CrashMode,
     /// `SANDBOX*`: how the engineer's commands run (the repository's setup, its tests).
     pub sandbox: crate::sandbox::SandboxSettings,
+}
+
+/// How jobs run (`WORKERS`, `JOB_LEASE_SECS`, …).
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Jobs run at once by this process.
+    pub workers: usize,
+    /// How long a graceful shutdown waits for running jobs to reach a checkpoint.
+    pub shutdown_grace: Duration,
+    /// How long a job's lease lasts before another worker may take it over.
+    pub lease: Duration,
+    /// How often a running job renews its lease (and notices `/cancel`).
+    pub heartbeat: Duration,
+    /// First retry delay of a failed job; doubles per attempt.
+    pub retry_base: Duration,
+    /// Tries of one job, the first included.
+    pub max_attempts: i32,
+}
+
+/// Model-calling jobs allowed, so that no one person or repository spends for everyone.
+#[derive(Debug, Clone)]
+pub struct Quotas {
+    /// Per person per hour (per installation).
+    pub user_jobs_per_hour: u32,
+    /// Per repository per hour.
+    pub repo_jobs_per_hour: u32,
+    /// Global model spend cap over 24 hours, in USD (`None`: no cap).
+    pub llm_daily_budget_usd: Option<f64>,
+}
+
+/// How long the store keeps what it holds (`None`: forever).
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Stored deliveries.
+    pub deliveries: Option<Duration>,
+    /// Finished jobs, their model usage and transcripts.
+    pub jobs: Option<Duration>,
 }
 
 /// How a fault point "crashes": the real binary aborts; in-process tests panic the worker.
@@ -339,6 +363,7 @@ impl Settings {
             "anthropic" => args.anthropic_api_key,
             _ => args.openai_api_key,
         });
+        let base = Settings::base();
         Ok(Settings {
             host: args.host,
             port: args.port,
@@ -357,28 +382,35 @@ impl Settings {
                 context_tokens: args.llm_context_tokens.filter(|n| *n > 0),
             },
             log_format,
-            workers: args.workers.max(1),
             github: GitHubPolicy {
                 write_gap: Duration::from_millis(args.github_write_gap_ms),
                 ..GitHubPolicy::default()
             },
-            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
-            job_lease: Duration::from_secs(args.job_lease_secs.max(1)),
-            heartbeat: (Duration::from_secs(args.job_lease_secs.max(1)) / 3)
-                .min(Duration::from_secs(10)),
+            jobs: JobSettings {
+                workers: args.workers.max(1),
+                shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+                lease: Duration::from_secs(args.job_lease_secs.max(1)),
+                heartbeat: (Duration::from_secs(args.job_lease_secs.max(1)) / 3)
+                    .min(Duration::from_secs(10)),
+                ..base.jobs
+            },
             crash_at: args.crash_at.filter(|s| !s.is_empty()),
             crash_mode: CrashMode::Abort,
-            user_jobs_per_hour: args.user_jobs_per_hour,
-            repo_jobs_per_hour: args.repo_jobs_per_hour,
-            llm_daily_budget_usd: Some(args.llm_daily_budget_usd)
-                .filter(|b| b.is_finite() && *b > 0.0),
-            delivery_retention: days(args.delivery_retention_days),
+            quotas: Quotas {
+                user_jobs_per_hour: args.user_jobs_per_hour,
+                repo_jobs_per_hour: args.repo_jobs_per_hour,
+                llm_daily_budget_usd: Some(args.llm_daily_budget_usd)
+                    .filter(|b| b.is_finite() && *b > 0.0),
+            },
+            retention: Retention {
+                deliveries: days(args.delivery_retention_days),
+                jobs: days(args.job_retention_days),
+            },
             metrics_token: args
                 .metrics_token
                 .filter(|t| !t.expose_secret().trim().is_empty()),
-            job_retention: days(args.job_retention_days),
             sandbox: crate::sandbox::SandboxSettings::from_lookup(|k| std::env::var(k).ok())?,
-            ..Settings::base()
+            ..base
         })
     }
 
@@ -402,19 +434,25 @@ impl Settings {
                 context_tokens: None,
             },
             log_format: LogFormat::Json,
-            workers: 4,
             github: GitHubPolicy::default(),
-            shutdown_grace: Duration::from_secs(25),
-            job_lease: Duration::from_secs(60),
-            heartbeat: Duration::from_secs(10),
-            job_retry_base: Duration::from_secs(30),
-            job_max_attempts: 3,
-            user_jobs_per_hour: 20,
-            repo_jobs_per_hour: 60,
-            llm_daily_budget_usd: Some(100.0),
+            jobs: JobSettings {
+                workers: 4,
+                shutdown_grace: Duration::from_secs(25),
+                lease: Duration::from_secs(60),
+                heartbeat: Duration::from_secs(10),
+                retry_base: Duration::from_secs(30),
+                max_attempts: 3,
+            },
+            quotas: Quotas {
+                user_jobs_per_hour: 20,
+                repo_jobs_per_hour: 60,
+                llm_daily_budget_usd: Some(100.0),
+            },
             intake_batch: 256,
-            delivery_retention: Some(Duration::from_secs(14 * 86_400)),
-            job_retention: Some(Duration::from_secs(90 * 86_400)),
+            retention: Retention {
+                deliveries: Some(Duration::from_secs(14 * 86_400)),
+                jobs: Some(Duration::from_secs(90 * 86_400)),
+            },
             env_file: ".env".into(),
             setup_token: None,
             metrics_token: None,

@@ -60,8 +60,8 @@ const ABANDONED_WORKSPACE_AGE: Duration = Duration::from_secs(24 * 3600);
 pub async fn housekeep(app: &App) -> Result<Pruned, jobs::StoreError> {
     let now = app.now();
     let before = |keep: Duration| now.saturating_sub(keep.as_millis() as i64);
-    let deliveries_before = app.settings.delivery_retention.map_or(i64::MIN, before);
-    let jobs_before = app.settings.job_retention.map_or(i64::MIN, before);
+    let deliveries_before = app.settings.retention.deliveries.map_or(i64::MIN, before);
+    let jobs_before = app.settings.retention.jobs.map_or(i64::MIN, before);
     app.store
         .prune(deliveries_before, before(COUNTER_RETENTION), jobs_before)
         .await

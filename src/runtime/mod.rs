@@ -34,7 +34,7 @@ pub struct Running {
     tenure: Tenure,
 }
 
-/// Start serving on `listener` with `settings.workers` job workers, holding nothing (the
+/// Start serving on `listener` with `settings.jobs.workers` job workers, holding nothing (the
 /// in-process servers of the tests: their jobs are taken over only when leases run out).
 pub fn start(app: Arc<App>, listener: TcpListener) -> Result<Running, StartError> {
     start_holding(app, listener, Tenure::lasting(()))
@@ -61,7 +61,7 @@ pub fn start_holding(
             tracing::error!(%error, "HTTP server stopped");
         }
     });
-    let workers = (0..app.settings.workers)
+    let workers = (0..app.settings.jobs.workers)
         .map(|n| {
             let owner = format!("{}/{}", app.instance, n);
             tokio::spawn(worker::run(
@@ -76,7 +76,7 @@ pub fn start_holding(
         })
         .collect();
     tokio::spawn(housekeeping::run(app.clone(), stop_workers.clone()));
-    tracing::info!(%addr, workers = app.settings.workers, "specbot is serving");
+    tracing::info!(%addr, workers = app.settings.jobs.workers, "specbot is serving");
     Ok(Running {
         addr,
         app,
@@ -97,7 +97,7 @@ impl Running {
     pub async fn shutdown(self) {
         self.app.begin_shutdown();
         self.stop_workers.cancel();
-        let grace = self.app.settings.shutdown_grace;
+        let grace = self.app.settings.jobs.shutdown_grace;
         // The part of the grace period kept for interrupting and releasing: a fifth, at most 5 s.
         let release_margin = (grace / 5).min(Duration::from_secs(5));
         let mut workers = futures::future::join_all(self.workers);
@@ -115,7 +115,7 @@ impl Running {
             }
         }
         let mut released = 0;
-        for n in 0..self.app.settings.workers {
+        for n in 0..self.app.settings.jobs.workers {
             let owner = format!("{}/{}", self.app.instance, n);
             match self.app.store.release_all(&owner, self.app.now()).await {
                 Ok(k) => released += k,

@@ -36,7 +36,7 @@ pub async fn run(app: Arc<App>, owner: String, mut stops: Stops) {
         };
         match app
             .store
-            .claim(&owner, app.now(), app.settings.job_lease)
+            .claim(&owner, app.now(), app.settings.jobs.lease)
             .await
         {
             Ok(Some(job)) => run_job(&app, &owner, job, &stops, term).await,
@@ -139,7 +139,7 @@ async fn run_job(app: &Arc<App>, owner: &str, job: Job, stops: &Stops, term: u64
         }) => {
             let attempts_left = job.attempts < job.max_attempts;
             if *retryable && attempts_left {
-                let backoff = app.settings.job_retry_base.as_millis() as i64
+                let backoff = app.settings.jobs.retry_base.as_millis() as i64
                     * (1i64 << (job.attempts - 1).clamp(0, 10));
                 let delay = backoff.max(retry_after.map_or(0, |w| w.as_millis() as i64));
                 tracing::warn!(parent: &span, error = %message, retry_in_ms = delay, "job failed; will retry");
@@ -178,7 +178,7 @@ fn keep_lease(
     let reason = reason.clone();
     let id = job.id;
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(app.settings.heartbeat);
+        let mut tick = tokio::time::interval(app.settings.jobs.heartbeat);
         tick.tick().await;
         loop {
             tokio::select! {
@@ -187,7 +187,7 @@ fn keep_lease(
             }
             match app
                 .store
-                .heartbeat(id, &owner, app.now(), app.settings.job_lease)
+                .heartbeat(id, &owner, app.now(), app.settings.jobs.lease)
                 .await
             {
                 Ok(Lease::Held {

@@ -180,7 +180,7 @@ pub async fn receive(
     };
     let span = tracing::info_span!("delivery", delivery = %delivery_id, event = %event_name);
     let _enter = span.enter();
-    let plan = trigger::plan(&event, &delivery_id, app.settings.job_max_attempts);
+    let plan = trigger::plan(&event, &delivery_id, app.settings.jobs.max_attempts);
     for line in &plan.notes {
         tracing::debug!(note = %line, "trigger");
     }

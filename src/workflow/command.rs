@@ -88,7 +88,7 @@ async fn run_one(
     req: &CommandRequest,
     cmd: Command,
 ) -> StepResult<Option<String>> {
-    let attempts = ctx.app.settings.job_max_attempts;
+    let attempts = ctx.app.settings.jobs.max_attempts;
     let job = match &cmd {
         Command::Help => return Ok(Some(messages::help(req.comment_id))),
         Command::Cancel => return cancel(ctx, repo, req).await.map(Some),

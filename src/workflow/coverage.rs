@@ -87,7 +87,7 @@ pub async fn queue(
         issue_number,
         head_sha: head.to_string(),
     }
-    .into_job(ctx.app.settings.job_max_attempts);
+    .into_job(ctx.app.settings.jobs.max_attempts);
     ctx.app.store.enqueue(&job, ctx.app.now()).await?;
     ctx.app.kick();
     Ok(())

@@ -35,7 +35,7 @@ pub async fn admit(
     }
     let settings = &ctx.app.settings;
     let now = ctx.app.now();
-    if let Some(budget) = settings.llm_daily_budget_usd {
+    if let Some(budget) = settings.quotas.llm_daily_budget_usd {
         let spent = ctx.app.store.spent_since(now - 24 * HOUR_MS).await?;
         if spent >= budget {
             metrics::counter!("specbot_quota_refusals_total", "quota" => "spend").increment(1);
@@ -55,13 +55,13 @@ pub async fn admit(
                 target.installation_id,
                 login.to_ascii_lowercase()
             ),
-            settings.user_jobs_per_hour,
+            settings.quotas.user_jobs_per_hour,
             format!("@{login} has started {{n}} jobs this hour, the most one person may (USER_JOBS_PER_HOUR = {{limit}})"),
         ));
     }
     checks.push((
         format!("repo:{}:{hour}", target.repo_id),
-        settings.repo_jobs_per_hour,
+        settings.quotas.repo_jobs_per_hour,
         format!(
             "{} has started {{n}} jobs this hour, the most one repository may (REPO_JOBS_PER_HOUR = {{limit}})",
             target.full_name()

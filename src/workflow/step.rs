@@ -182,7 +182,7 @@ impl JobCtx {
     /// than what the bot remembers acting on (the deliveries kept): a delivery of it now can
     /// only be a replay from before that memory.
     pub fn is_before_memory(&self, written_at: Option<&str>) -> bool {
-        let (Some(keep), Some(at)) = (self.app.settings.delivery_retention, written_at) else {
+        let (Some(keep), Some(at)) = (self.app.settings.retention.deliveries, written_at) else {
             return false;
         };
         let Ok(at) = chrono::DateTime::parse_from_rfc3339(at) else {

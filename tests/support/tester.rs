@@ -100,9 +100,9 @@ fn base_settings(world: &GitHubWorld, llm: &LlmFake, provider: Provider, db: &Te
     s.github.retry_base = Duration::from_millis(1);
     s.github.secondary_limit_wait = Duration::from_millis(5);
     s.github.request_timeout = Duration::from_secs(5);
-    s.workers = 2;
-    s.job_retry_base = Duration::ZERO;
-    s.heartbeat = Duration::from_millis(50);
+    s.jobs.workers = 2;
+    s.jobs.retry_base = Duration::ZERO;
+    s.jobs.heartbeat = Duration::from_millis(50);
     s.llm.provider = match provider {
         Provider::Anthropic => "anthropic".into(),
         Provider::OpenAi => "openai".into(),
@@ -174,7 +174,7 @@ impl Tester {
         self.boot(settings).await;
         self.app()
             .clock
-            .advance(self.settings.job_lease + Duration::from_secs(1));
+            .advance(self.settings.jobs.lease + Duration::from_secs(1));
         self.app().kick();
     }
 
