@@ -243,14 +243,17 @@ fn print_components(answer: &crate::spec::SpecAnswer, issue: u64, spec_path: &st
             .iter()
             .map(|&j| (answer.components[j].title.clone(), None))
             .collect();
-        let body = c.render_issue_body(&crate::spec::IssueLinks {
-            parent_issue: issue,
-            spec_path,
-            spec_url: None,
-            requirements: &answer.requirements,
-            deps: &deps,
-            parallel: &parallel,
-        });
+        let body = crate::messages::component_issue_body(
+            c,
+            &crate::messages::IssueLinks {
+                parent_issue: issue,
+                spec_path,
+                spec_url: None,
+                requirements: &answer.requirements,
+                deps: &deps,
+                parallel: &parallel,
+            },
+        );
         let body = body
             .split_once('\n')
             .map_or(body.as_str(), |(_, rest)| rest);

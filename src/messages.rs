@@ -9,6 +9,10 @@ use crate::config::repo::Attribution;
 
 mod ci_fix;
 mod ci_logs;
+mod component_issue;
+pub use component_issue::{
+    IssueLinks, component_issue_body, component_marker, parse_component_marker,
+};
 mod coverage;
 mod criteria;
 mod limits;

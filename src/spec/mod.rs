@@ -5,8 +5,8 @@
 //! tool ([`submit_spec_tool`], [`parse_tool_input`]); the tolerant text parser
 //! ([`parse_text_answer`]); validation and the repair prompt ([`validate`],
 //! [`dependency_order`], [`repair_prompt`], [`drop_unusable_artifacts`]); the committed files and component issue bodies
-//! ([`files_for`], [`render_spec_file`], [`Component::render_issue_body`] with its [`IssueLinks`],
-//! [`spec_permalink`] and [`parallel_components`]); the structured
+//! ([`files_for`], [`render_spec_file`]; the component issues' [`spec_permalink`] and
+//! [`parallel_components`], their text being `messages::component_issue_body`); the structured
 //! requirements and their IDs ([`Requirement`], [`assign_ids`]); the check of a committed spec
 //! file ([`check_spec_file`]); the criteria `/implement` is held to ([`criteria_in_scope`]).
 //! Pure: no I/O.
@@ -27,10 +27,7 @@ mod validate;
 use serde::{Deserialize, Serialize};
 
 pub use artifact::{ArtifactKind, Artifacts};
-pub use component::{
-    Component, IssueLinks, component_marker, parallel_components, parse_component_marker, slugify,
-    spec_permalink,
-};
+pub use component::{Component, parallel_components, slugify, spec_permalink};
 pub use findings::{
     Coverage, Finding, Severity, SpecCheck, TEMPLATE_SECTIONS, VAGUE_WORDS, check_spec_file,
 };

@@ -303,7 +303,7 @@ async fn implement_target(
     }
     let issue = repo.issue(req.issue_number).await?;
     let body = issue.body.as_deref().unwrap_or("");
-    Ok(Some(match crate::spec::parse_component_marker(body) {
+    Ok(Some(match crate::messages::parse_component_marker(body) {
         Some((parent, slug)) => ImplementTarget {
             issue_number: req.issue_number,
             spec_issue: parent,

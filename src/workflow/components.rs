@@ -175,14 +175,17 @@ fn issue_body(
         .map(|&j| numbered(&answer.components[j].title))
         .collect();
     let complete = deps.iter().chain(&parallel).all(|(_, n)| n.is_some());
-    let body = component.render_issue_body(&crate::spec::IssueLinks {
-        parent_issue: at.spec_issue,
-        spec_path: at.spec_path,
-        spec_url: at.spec_url,
-        requirements: &answer.requirements,
-        deps: &deps,
-        parallel: &parallel,
-    });
+    let body = messages::component_issue_body(
+        component,
+        &messages::IssueLinks {
+            parent_issue: at.spec_issue,
+            spec_path: at.spec_path,
+            spec_url: at.spec_url,
+            requirements: &answer.requirements,
+            deps: &deps,
+            parallel: &parallel,
+        },
+    );
     (body, complete)
 }
 
@@ -196,7 +199,7 @@ async fn file_one(
 ) -> StepResult<Issue> {
     let slug = component.slug();
     let key = ComponentRecord::key(at.target.repo_id, at.spec_issue, &slug);
-    let marker = crate::spec::component_marker(at.spec_issue, &slug);
+    let marker = messages::component_marker(at.spec_issue, &slug);
     let store = &*ctx.app.store;
     let issue = match records::load::<ComponentRecord>(store, &key).await? {
         Some(known) => {
