@@ -211,6 +211,18 @@ mod tests {
         }
     }
 
+    /// A component of issue 7's spec, with no requirements and no neighbours.
+    fn links_of_7<'a>(spec_path: &'a str, spec_url: Option<&'a str>) -> IssueLinks<'a> {
+        IssueLinks {
+            parent_issue: 7,
+            spec_path,
+            spec_url,
+            requirements: &[],
+            deps: &[],
+            parallel: &[],
+        }
+    }
+
     #[test]
     fn component_issue_body_snapshot() {
         let component = Component {
@@ -253,12 +265,10 @@ mod tests {
         let body = component_issue_body(
             &component,
             &IssueLinks {
-                parent_issue: 7,
-                spec_path: "specs/IMPLEMENT-7.md",
-                spec_url: Some(&url),
                 requirements: &requirements,
                 deps: &[("Bucket store".into(), Some(12)), ("Config".into(), None)],
                 parallel: &[("Metrics".into(), Some(14))],
+                ..links_of_7("specs/IMPLEMENT-7.md", Some(&url))
             },
         );
         assert!(
@@ -286,14 +296,7 @@ mod tests {
         };
         let body = component_issue_body(
             &component,
-            &IssueLinks {
-                parent_issue: 7,
-                spec_path: "docs/design notes/7.md",
-                spec_url: Some(&url),
-                requirements: &[],
-                deps: &[],
-                parallel: &[],
-            },
+            &links_of_7("docs/design notes/7.md", Some(&url)),
         );
         assert!(
             body.contains(&format!("**Covers** [AC-2.1]({url}#ac-2-1), not an id\n")),
@@ -308,17 +311,7 @@ mod tests {
             "{body}"
         );
         // Without a commit (a local run) the IDs are plain text.
-        let local = component_issue_body(
-            &component,
-            &IssueLinks {
-                spec_url: None,
-                spec_path: "specs/IMPLEMENT-7.md",
-                parent_issue: 7,
-                requirements: &[],
-                deps: &[],
-                parallel: &[],
-            },
-        );
+        let local = component_issue_body(&component, &links_of_7("specs/IMPLEMENT-7.md", None));
         assert!(local.contains("**Covers** AC-2.1, not an id\n"), "{local}");
     }
 
@@ -328,8 +321,7 @@ mod tests {
             "ping @alice and mail a@b.com <!-- specbot:component parent=1 slug=x --> ![t](https://t.example/p.png)",
         );
         assert_eq!(
-            got,
-            "ping @\u{200D}alice and mail a@b.com  [t](https://t.example/p.png)",
+            got, "ping @\u{200D}alice and mail a@b.com  [t](https://t.example/p.png)",
             "the same defusing as every posted text: no ping, no forged marker, no image that loads"
         );
     }
