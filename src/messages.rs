@@ -23,7 +23,7 @@ pub use coverage::{
     with_spec_status,
 };
 pub use criteria::{CriteriaTally, criteria_section, criteria_tally};
-pub use limits::{BODY_MAX_CHARS, fit_body};
+pub use limits::{BODY_MAX_CHARS, TITLE_MAX_CHARS, fit_body, fit_title};
 mod progress;
 pub use ci_logs::{LogGapKind, ci_log_gaps};
 pub use progress::{Doing, LiveWork, SpecPhase, TestResult, implement_live, spec_phase};
@@ -583,9 +583,9 @@ pub fn spec_commit(issue: u64, title: &str) -> String {
     format!("Spec for #{issue}: {title}")
 }
 
-/// The spec PR's title.
+/// The spec PR's title (the issue's title cut to 200 characters: GitHub takes 256 at most).
 pub fn spec_pull_title(issue: u64, title: &str) -> String {
-    format!("Spec: {title} (#{issue})")
+    format!("Spec: {} (#{issue})", single_line(title))
 }
 
 /// The commit that revises a spec: the first line of what changed, or a plain subject.

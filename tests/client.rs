@@ -193,7 +193,7 @@ async fn a_pr_github_will_not_reopen_and_a_merged_one_are_followed_by_new_prs() 
 }
 
 #[tokio::test]
-async fn a_body_longer_than_github_takes_is_cut_and_still_found_again() {
+async fn a_title_or_body_longer_than_github_takes_is_cut_and_still_found_again() {
     let world = GitHubWorld::start().await;
     world.add_repo(REPO);
     let issue = world.add_issue(REPO, "Big", "b", "alice");
@@ -224,5 +224,15 @@ async fn a_body_longer_than_github_takes_is_cut_and_still_found_again() {
         .expect("an issue's body is cut too");
     let filed = world.issue(REPO, made.number).expect("filed");
     assert!(filed.body.unwrap_or_default().chars().count() <= specbot::messages::BODY_MAX_CHARS);
+    let long_title = "A title ".repeat(40);
+    let retitled = repo
+        .update_issue(made.number, &serde_json::json!({ "title": long_title }))
+        .await
+        .expect("a title is cut too");
+    assert_eq!(
+        retitled.title.chars().count(),
+        specbot::messages::TITLE_MAX_CHARS
+    );
+    assert!(retitled.title.ends_with('…'));
     world.assert_no_violations();
 }

@@ -1349,7 +1349,7 @@ async fn check_runs_are_the_apps_own_and_need_checks_write() {
 }
 
 #[tokio::test]
-async fn a_body_over_65536_characters_is_refused_like_github_does() {
+async fn a_title_over_256_or_a_body_over_65536_characters_is_refused_like_github_does() {
     let world = GitHubWorld::start().await;
     world.add_repo(REPO);
     let issue = world.add_issue(REPO, "Big", "b", "alice");
@@ -1392,5 +1392,33 @@ async fn a_body_over_65536_characters_is_refused_like_github_does() {
         1,
         "nothing refused was kept"
     );
+
+    // Titles: 256 characters through the API, an issue's and a pull request's alike.
+    let (status, _) = api
+        .patch(
+            &format!("/repos/{REPO}/issues/{issue}"),
+            json!({"title": "t".repeat(256)}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for (path, payload) in [
+        (
+            format!("/repos/{REPO}/issues"),
+            json!({"title": "t".repeat(257)}),
+        ),
+        (
+            format!("/repos/{REPO}/pulls"),
+            json!({"title": "t".repeat(257), "head": "main", "base": "main"}),
+        ),
+    ] {
+        let (status, refused) = api.post(&path, payload).await;
+        assert_eq!(status, 422, "{path}");
+        assert_eq!(refused["errors"][0]["resource"], "Issue");
+        assert_eq!(refused["errors"][0]["field"], "title");
+        assert_eq!(
+            refused["errors"][0]["message"],
+            "title is too long (maximum is 256 characters)"
+        );
+    }
     world.assert_no_violations();
 }

@@ -735,3 +735,29 @@ async fn a_rerun_keeps_the_ids_of_the_spec_on_its_branch() {
     );
     t.finish();
 }
+
+/// The web form takes longer issue titles than the API takes PR titles (256 characters).
+#[tokio::test]
+async fn an_issue_with_a_very_long_title_still_gets_its_spec_pr() {
+    let mut t = Tester::start().await;
+    let long = format!("Add dark mode {}", "and more ".repeat(100));
+    let issue = t.open_issue(&long, "Users want a dark theme.");
+    t.llm.push_tool_call("submit_spec", good_answer(1));
+    t.label_issue(issue, "needs-spec").await;
+    t.run_jobs().await;
+    let pulls = t.world.pulls(REPO);
+    assert_eq!(pulls.len(), 1, "the PR is opened, not refused");
+    let title = &pulls[0].title;
+    assert!(
+        title.chars().count() <= 256,
+        "{} characters",
+        title.chars().count()
+    );
+    assert!(title.starts_with("Spec: Add dark mode and more"), "{title}");
+    assert!(
+        title.ends_with(" (#1)"),
+        "the issue's number is kept: {title}"
+    );
+    t.expect_one_comment(issue);
+    t.finish();
+}

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::model::*;
 use super::request::{Answer, GitHubError, Installation, Retry, decode};
-use crate::messages::fit_body;
+use crate::messages::{fit_body, fit_title};
 
 mod checks;
 mod issues;
@@ -81,19 +81,27 @@ fn location(route: &'static str, answer: &Answer) -> Result<String, GitHubError>
         })
 }
 
-/// A request's payload with its `body` (an issue's, a pull request's, a comment's or a
-/// review's: no other write GitHub takes has one) cut to what GitHub takes.
+/// A request's payload with its `title` and `body` (an issue's, a pull request's, a comment's or
+/// a review's: no other write GitHub takes has them) cut to what GitHub takes.
 fn fitted(payload: &Value) -> Cow<'_, Value> {
-    let Some(Cow::Owned(cut)) = payload.get("body").and_then(Value::as_str).map(fit_body) else {
+    let text = |key: &str| payload.get(key).and_then(Value::as_str);
+    let title = text("title").map(fit_title);
+    let body = text("body").map(fit_body);
+    if !matches!(title, Some(Cow::Owned(_))) && !matches!(body, Some(Cow::Owned(_))) {
         return Cow::Borrowed(payload);
-    };
+    }
     tracing::warn!(
-        chars = payload["body"].as_str().map_or(0, |b| b.chars().count()),
-        "a body longer than GitHub takes was cut"
+        title_chars = text("title").map_or(0, |t| t.chars().count()),
+        body_chars = text("body").map_or(0, |b| b.chars().count()),
+        "a title or body longer than GitHub takes was cut"
     );
-    let mut payload = payload.clone();
-    payload["body"] = Value::String(cut);
-    Cow::Owned(payload)
+    let mut fitted = payload.clone();
+    for (key, cut) in [("title", title), ("body", body)] {
+        if let Some(Cow::Owned(cut)) = cut {
+            fitted[key] = Value::String(cut);
+        }
+    }
+    Cow::Owned(fitted)
 }
 
 /// Percent-encode one path segment (branch names and file paths keep their `/`).

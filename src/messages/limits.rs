@@ -1,4 +1,4 @@
-//! What GitHub takes in one body, and how a text too long for its limit is cut.
+//! What GitHub takes in one title or body, and how a text too long for its limit is cut.
 
 use std::borrow::Cow;
 
@@ -7,6 +7,10 @@ use std::borrow::Cow;
 /// characters)").
 pub const BODY_MAX_CHARS: usize = 65_536;
 
+/// The most characters GitHub's API takes in the title of an issue or a pull request (more:
+/// `422` "title is too long (maximum is 256 characters)").
+pub const TITLE_MAX_CHARS: usize = 256;
+
 /// Said at the end of a body that was cut.
 const CUT_NOTE: &str = "\n\n… _(cut here: GitHub takes at most 65,536 characters in one body)_\n";
 
@@ -14,6 +18,15 @@ const CUT_NOTE: &str = "\n\n… _(cut here: GitHub takes at most 65,536 characte
 /// a comment or an issue again stand, and says it was cut.
 pub fn fit_body(body: &str) -> Cow<'_, str> {
     cut_to(body, BODY_MAX_CHARS, CUT_NOTE)
+}
+
+/// `title` as GitHub takes it: a longer one is cut to its first 255 characters and `…`.
+pub fn fit_title(title: &str) -> Cow<'_, str> {
+    if title.chars().count() <= TITLE_MAX_CHARS {
+        return Cow::Borrowed(title);
+    }
+    let head: String = title.chars().take(TITLE_MAX_CHARS - 1).collect();
+    Cow::Owned(format!("{head}…"))
 }
 
 /// `text` as it fits in `max` characters: itself, or its head up to the last whole line that
@@ -56,6 +69,16 @@ mod tests {
             kept.lines().skip(1).all(|l| l == line.trim_end()),
             "no line is halved"
         );
+    }
+
+    #[test]
+    fn a_title_is_cut_to_256_characters_with_an_ellipsis() {
+        let fits = "t".repeat(TITLE_MAX_CHARS);
+        assert!(matches!(fit_title(&fits), Cow::Borrowed(_)));
+        let longer = format!("{fits}ü");
+        let cut = fit_title(&longer);
+        assert_eq!(cut.chars().count(), TITLE_MAX_CHARS);
+        assert!(cut.ends_with("t…"));
     }
 
     #[test]

@@ -245,7 +245,7 @@ fn check_auth(st: &State, public_key: &str, kind: Auth, headers: &HeaderMap) -> 
 /// or a review; a longer one is refused with 422 whatever the OpenAPI description says.
 const MAX_BODY_CHARS: usize = 65_536;
 
-/// What github.com calls the resource a write of `body` makes, for the bodies it limits.
+/// What github.com calls the resource a write of `title` or `body` makes, for those it limits.
 fn body_resource(method: &str, template: &str) -> Option<&'static str> {
     Some(match (method, template) {
         ("POST", "/repos/{owner}/{repo}/issues")
@@ -262,24 +262,44 @@ fn body_resource(method: &str, template: &str) -> Option<&'static str> {
     })
 }
 
-/// github.com's answer to a body over [`MAX_BODY_CHARS`] characters.
-fn refuse_long_body(cx: &Cx) -> Result<(), Resp> {
+/// The most characters github.com's API takes in an issue's or a pull request's `title` (the
+/// web form takes more).
+const MAX_TITLE_CHARS: usize = 256;
+
+/// github.com's answer to a body over [`MAX_BODY_CHARS`] or a title over [`MAX_TITLE_CHARS`]
+/// characters. A pull request's title is refused as the issue's it is ("resource": "Issue").
+fn refuse_long_text(cx: &Cx) -> Result<(), Resp> {
     let Some(resource) = body_resource(&cx.req.method, &cx.req.template) else {
         return Ok(());
     };
-    match cx.req.body.get("body").and_then(Value::as_str) {
-        Some(body) if body.chars().count() > MAX_BODY_CHARS => Err(Resp::validation(
+    let chars = |key: &str| {
+        cx.req
+            .body
+            .get(key)
+            .and_then(Value::as_str)
+            .map_or(0, |t| t.chars().count())
+    };
+    if matches!(resource, "Issue" | "PullRequest") && chars("title") > MAX_TITLE_CHARS {
+        return Err(Resp::validation(
+            "Issue",
+            "title",
+            "custom",
+            Some("title is too long (maximum is 256 characters)"),
+        ));
+    }
+    if chars("body") > MAX_BODY_CHARS {
+        return Err(Resp::validation(
             resource,
             "body",
             "custom",
             Some("body is too long (maximum is 65536 characters)"),
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 fn dispatch(cx: &mut Cx) -> HR {
-    refuse_long_body(cx)?;
+    refuse_long_text(cx)?;
     let m = cx.req.method.clone();
     let t = cx.req.template.clone();
     routes_apps::route(cx, &m, &t)
