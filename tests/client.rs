@@ -211,6 +211,14 @@ async fn a_title_or_body_longer_than_github_takes_is_cut_and_still_found_again()
         .await
         .expect("again");
     assert_eq!(first.id, again.id, "found again by the marker at its top");
+    assert_eq!(
+        world.request_count(
+            "PATCH",
+            "/repos/{owner}/{repo}/issues/comments/{comment_id}"
+        ),
+        0,
+        "the same long body is not written again"
+    );
     let stored = world.comments(REPO, issue);
     assert_eq!(stored.len(), 1);
     let text = &stored[0].body;

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{GitHubError, Repo, enc, unless_missing};
 use crate::github::model::{Comment, Issue};
+use crate::messages::fit_body;
 
 /// What a reaction goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +164,8 @@ impl Repo {
         existing: &[Comment],
     ) -> Result<Comment, GitHubError> {
         if let Some(found) = self.own_with_marker(existing, marker).await? {
-            if found.body.as_deref() != Some(body) {
+            // Compared as GitHub keeps it: a body cut to fit is not edited again on every run.
+            if found.body.as_deref() != Some(&*fit_body(body)) {
                 return self.update_comment(found.id, body).await;
             }
             return Ok(found);
