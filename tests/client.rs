@@ -205,11 +205,13 @@ async fn a_title_or_body_longer_than_github_takes_is_cut_and_still_found_again()
     let first = repo
         .comment_once(issue, marker, &body)
         .await
-        .expect("cut, not refused");
+        .expect("cut, not refused")
+        .expect("posted");
     let again = repo
         .comment_once(issue, marker, &body)
         .await
-        .expect("again");
+        .expect("again")
+        .expect("found");
     assert_eq!(first.id, again.id, "found again by the marker at its top");
     assert_eq!(
         world.request_count(

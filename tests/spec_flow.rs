@@ -761,3 +761,35 @@ async fn an_issue_with_a_very_long_title_still_gets_its_spec_pr() {
     t.expect_one_comment(issue);
     t.finish();
 }
+
+/// A locked conversation takes no comment or reaction from an App (GitHub answers 403): the
+/// spec is still written, and every job ends well instead of failing on its status comment.
+#[tokio::test]
+async fn a_locked_issue_still_gets_its_spec_and_the_bot_writes_nothing_in_it() {
+    let mut t = Tester::start().await;
+    let issue = t.open_issue("Add dark mode", "Users want a dark theme.");
+    t.world.lock_issue(REPO, issue);
+    t.llm.push_tool_call("submit_spec", good_answer(2));
+    t.label_issue(issue, "needs-spec").await;
+    // A collaborator may still write there; the bot's answer cannot.
+    t.comment_as(issue, "alice", "/help").await;
+    t.run_jobs().await;
+
+    assert_eq!(t.world.pulls(REPO).len(), 1, "the spec PR is opened");
+    assert_eq!(t.world.sub_issues(REPO, issue).len(), 2);
+    t.expect_no_comment(issue);
+    assert!(
+        t.world.request_count(
+            "POST",
+            "/repos/{owner}/{repo}/issues/{issue_number}/comments"
+        ) >= 2,
+        "the status comment and the reply were tried, and refused"
+    );
+    let jobs = t.app().store.recent_jobs(20).await.expect("jobs");
+    assert!(
+        jobs.iter()
+            .all(|j| j.state == specbot::jobs::JobState::Succeeded && j.attempts == 1),
+        "no job failed or was retried: {jobs:#?}"
+    );
+    t.finish();
+}

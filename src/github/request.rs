@@ -51,6 +51,12 @@ impl GitHubError {
         self.status() == Some(404)
     }
 
+    /// GitHub refused a comment or reaction because the conversation is locked: only
+    /// collaborators may write in it, and an App is none.
+    pub fn is_locked(&self) -> bool {
+        self.status() == Some(403) && self.message().to_ascii_lowercase().contains("is locked")
+    }
+
     /// Worth retrying the whole job later (GitHub trouble, not our mistake).
     pub fn is_transient(&self) -> bool {
         match self {

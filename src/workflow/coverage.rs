@@ -228,7 +228,8 @@ pub async fn record_questions(
         let body = status.body.unwrap_or_default();
         let new = messages::with_open_questions(&body, &questions, rec.pull, spec_path);
         if new != body {
-            repo.update_comment(status.id, &new).await?;
+            repo.show_status(Some(status.id), issue_number, &marker, &new)
+                .await?;
         }
     }
     rec.open_questions = questions;

@@ -157,7 +157,7 @@ async fn run(ctx: &mut JobCtx, req: ImplementRequest) -> StepResult {
                 &messages::implement_status(&status),
             )
             .await?;
-        progress.status_comment = Some(comment.id);
+        progress.status_comment = comment.map(|c| c.id);
         ctx.save("implement:ack", &progress).await?;
     }
     if progress.result.is_none() {

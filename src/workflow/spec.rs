@@ -246,7 +246,7 @@ async fn acknowledge(
             comments,
         )
         .await?;
-    progress.status_comment = Some(comment.id);
+    progress.status_comment = comment.map(|c| c.id);
     ctx.save("ack", progress).await
 }
 

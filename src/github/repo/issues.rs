@@ -43,6 +43,18 @@ impl IssueLink {
     }
 }
 
+/// `None` where GitHub refused the App's write because the conversation is locked.
+fn unless_locked<T>(result: Result<T, GitHubError>) -> Result<Option<T>, GitHubError> {
+    match result {
+        Ok(made) => Ok(Some(made)),
+        Err(e) if e.is_locked() => {
+            tracing::warn!(error = %e, "the conversation is locked: the bot says nothing there");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl Repo {
     /// Add labels to an issue or PR (GitHub creates missing labels; adding twice is harmless).
     pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), GitHubError> {
@@ -127,13 +139,14 @@ impl Repo {
     }
 
     /// Post a comment holding `marker` (a hidden HTML comment) once: if a comment with the
-    /// marker exists it is returned (and edited to `body`) instead.
+    /// marker exists it is returned (and edited to `body`) instead. `None` when the
+    /// conversation is locked: the App may not write in it, and the job goes on without.
     pub async fn comment_once(
         &self,
         number: u64,
         marker: &str,
         body: &str,
-    ) -> Result<Comment, GitHubError> {
+    ) -> Result<Option<Comment>, GitHubError> {
         let existing = self.comments(number, 1000).await?;
         self.comment_once_among(number, marker, body, &existing)
             .await
@@ -149,7 +162,7 @@ impl Repo {
         body: &str,
     ) -> Result<(), GitHubError> {
         match id {
-            Some(id) => self.update_comment(id, body).await.map(|_| ()),
+            Some(id) => unless_locked(self.update_comment(id, body).await).map(|_| ()),
             None => self.comment_once(number, marker, body).await.map(|_| ()),
         }
     }
@@ -162,22 +175,23 @@ impl Repo {
         marker: &str,
         body: &str,
         existing: &[Comment],
-    ) -> Result<Comment, GitHubError> {
+    ) -> Result<Option<Comment>, GitHubError> {
         if let Some(found) = self.own_with_marker(existing, marker).await? {
             // Compared as GitHub keeps it: a body cut to fit is not edited again on every run.
             if found.body.as_deref() != Some(&*fit_body(body)) {
-                return self.update_comment(found.id, body).await;
+                return unless_locked(self.update_comment(found.id, body).await);
             }
-            return Ok(found);
+            return Ok(Some(found));
         }
-        self.create_once(
-            "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
-            &format!("/issues/{number}/comments"),
-            &json!({"body": body}),
-            async || self.find_comment(number, marker).await,
-        )
-        .await
-        .map(|(comment, _)| comment)
+        let made = self
+            .create_once(
+                "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+                &format!("/issues/{number}/comments"),
+                &json!({"body": body}),
+                async || self.find_comment(number, marker).await,
+            )
+            .await;
+        unless_locked(made.map(|(comment, _)| comment))
     }
 
     /// The first comment the App wrote whose body contains `marker`.
@@ -214,7 +228,7 @@ impl Repo {
     }
 
     /// React to an issue or a comment (GitHub answers 200 instead of 201 for a reaction that
-    /// exists, so a second call changes nothing).
+    /// exists, so a second call changes nothing). Nothing, in a locked conversation.
     pub async fn react(&self, on: ReactOn, content: &str) -> Result<(), GitHubError> {
         let (route, rest) = match on {
             ReactOn::Issue(number) => (
@@ -227,7 +241,7 @@ impl Repo {
             ),
         };
         let body = json!({"content": content});
-        self.send(route, &rest, Some(&body)).await.map(|_| ())
+        unless_locked(self.send(route, &rest, Some(&body)).await).map(|_| ())
     }
 
     /// Make sure a label exists (created with `color` if missing).

@@ -351,6 +351,18 @@ impl GitHubWorld {
         }
     }
 
+    /// Locks an issue's conversation, as a maintainer would: only collaborators may write in it,
+    /// and the App is none.
+    pub fn lock_issue(&self, repo: &str, number: u64) {
+        let mut st = self.st();
+        st.repo_mut(repo)
+            .expect("unknown repo")
+            .issues
+            .get_mut(&number)
+            .expect("unknown issue")
+            .locked = true;
+    }
+
     /// Closes an issue as a human would (`completed`).
     pub fn close_issue(&self, repo: &str, number: u64, by: &str) {
         let mut st = self.st();

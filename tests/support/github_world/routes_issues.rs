@@ -235,9 +235,30 @@ fn list_comments(cx: &mut Cx) -> HR {
     cx.page(items)
 }
 
+/// github.com's answer to the App writing in a locked conversation (it is no collaborator).
+fn refuse_if_locked(cx: &Cx, key: &str, n: u64) -> Result<(), Resp> {
+    let locked = cx
+        .st
+        .repo(key)
+        .and_then(|r| r.issues.get(&n))
+        .is_some_and(|i| i.locked);
+    if locked {
+        return Err(Resp::json(
+            403,
+            json!({
+                "message": "Unable to create comment because issue is locked.",
+                "documentation_url": "https://docs.github.com/articles/locking-conversations/",
+                "status": "403",
+            }),
+        ));
+    }
+    Ok(())
+}
+
 fn create_comment(cx: &mut Cx) -> HR {
     let key = cx.repo_key()?;
     let n = issue_number(cx, &key)?;
+    refuse_if_locked(cx, &key, n)?;
     let body = cx.req.body["body"].as_str().unwrap_or_default().to_string();
     let bot = cx.st.bot_login();
     let id = cx
@@ -267,6 +288,8 @@ fn get_comment(cx: &mut Cx) -> HR {
 fn update_comment(cx: &mut Cx) -> HR {
     let key = cx.repo_key()?;
     let id = comment_id(cx, &key)?;
+    let issue = cx.st.repo(&key).expect("exists").comments[&id].issue;
+    refuse_if_locked(cx, &key, issue)?;
     let t = cx.st.tick();
     let body = cx.req.body["body"].as_str().unwrap_or_default().to_string();
     let c = cx
@@ -311,6 +334,11 @@ fn list_reactions(cx: &mut Cx, on_comment: bool) -> HR {
 fn react(cx: &mut Cx, on_comment: bool) -> HR {
     let key = cx.repo_key()?;
     let target = reaction_target(cx, &key, on_comment)?;
+    let issue = match target {
+        ReactionTarget::Issue(n) => n,
+        ReactionTarget::Comment(c) => cx.st.repo(&key).expect("exists").comments[&c].issue,
+    };
+    refuse_if_locked(cx, &key, issue)?;
     let content = cx.req.body["content"]
         .as_str()
         .unwrap_or_default()

@@ -78,6 +78,8 @@ pub struct Issue {
     pub sub_issues: Vec<u64>,
     pub blocked_by: Vec<u64>,
     pub pull: Option<Pull>,
+    /// A locked conversation: the App may not comment or react on it.
+    pub locked: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -473,6 +475,7 @@ impl State {
                 sub_issues: vec![],
                 blocked_by: vec![],
                 pull,
+                locked: false,
             },
         );
         number
