@@ -61,6 +61,11 @@ pub fn plan(event: &Event, delivery_id: &str, max_attempts: i32) -> Plan {
     let Some(envelope) = event.envelope() else {
         return Plan::skip(format!("`{}` events queue no jobs", event.name()));
     };
+    // "Re-run" on the spec coverage check: the coverage job again. It writes no commit, so
+    // whoever asks (a person or an automation) cannot start a loop.
+    if let Some(plan) = coverage_rerun(event, envelope, max_attempts) {
+        return plan;
+    }
     // CI results come from bots (GitHub Actions, the App's own push): they are not commands,
     // so the bot filter does not apply; the fix job's per-head record and cap stop loops.
     if let Some(plan) = ci_failure(event, envelope, max_attempts) {
@@ -317,6 +322,7 @@ fn spec_push(event: &Event, envelope: &Envelope, max_attempts: i32) -> Option<Pl
         pull_number: pull_request.number,
         issue_number,
         head_sha: head.clone(),
+        rerun: false,
     };
     let mut plan = Plan::one(
         coverage.into_job(max_attempts),
@@ -333,6 +339,42 @@ fn spec_push(event: &Event, envelope: &Envelope, max_attempts: i32) -> Option<Pl
         plan.notes.push(note);
     }
     Some(plan)
+}
+
+/// GitHub's `check_run` `rerequested` (the "Re-run" button) for the spec coverage check of a
+/// spec PR → the coverage job for that commit, which writes the run again.
+fn coverage_rerun(event: &Event, envelope: &Envelope, max_attempts: i32) -> Option<Plan> {
+    let Event::CheckRun { check_run, .. } = event else {
+        return None;
+    };
+    if envelope.action != "rerequested" || check_run.name != crate::messages::COVERAGE_CHECK {
+        return None;
+    }
+    // The pull requests of the run's commit name its branch (a fork's list is empty).
+    let pull = check_run.pull_requests.first();
+    let branch = pull.map_or("", |p| p.head.ref_name.as_str());
+    let (Some(issue_number), Some(pull)) = (BotBranch::spec_issue(branch), pull) else {
+        return Some(Plan::skip(format!(
+            "re-run of \"{}\" on `{branch}`, not a spec PR's branch",
+            check_run.name
+        )));
+    };
+    let Some(repo) = target(envelope) else {
+        return Some(Plan::skip(
+            "delivery has no installation: the App cannot act on it",
+        ));
+    };
+    let coverage = CoverageRequest {
+        repo,
+        pull_number: pull.number,
+        issue_number,
+        head_sha: check_run.head_sha.clone(),
+        rerun: true,
+    };
+    Some(Plan::one(
+        coverage.into_job(max_attempts),
+        format!("re-run of the coverage check of spec PR #{}", pull.number),
+    ))
 }
 
 /// A completed, failed check suite or check run on an implementation branch → one CI-fix job.
@@ -570,6 +612,44 @@ mod tests {
                     .is_empty(),
                 "{branch} {conclusion}"
             );
+        }
+    }
+
+    /// GitHub's own `check_run.rerequested` example: someone pressed "Re-run".
+    fn rerequested(name: &str, pull_branch: Option<&str>) -> Event {
+        let mut p: serde_json::Value = serde_json::from_str(include_str!(
+            "../tests/fixtures/github-webhooks/check_run.rerequested.1.json"
+        ))
+        .unwrap();
+        p["check_run"]["name"] = json!(name);
+        if let Some(branch) = pull_branch {
+            let sha = p["check_run"]["head_sha"].clone();
+            p["check_run"]["pull_requests"] = json!([{
+                "id": 1, "number": 12, "url": "https://api.github.com/repos/o/r/pulls/12",
+                "head": {"ref": branch, "sha": sha, "repo": {"id": 1, "url": "u", "name": "r"}},
+                "base": {"ref": "main", "sha": sha, "repo": {"id": 1, "url": "u", "name": "r"}}
+            }]);
+        }
+        p["installation"] = json!({"id": 77});
+        Event::parse("check_run", &serde_json::to_vec(&p).unwrap())
+    }
+
+    #[test]
+    fn a_rerun_of_the_coverage_check_queues_the_coverage_job_again() {
+        let p = plan_of(&rerequested("spec coverage", Some("specbot/spec-9")), "d");
+        assert_eq!(p.jobs.len(), 1, "{:?}", p.notes);
+        assert_eq!(p.jobs[0].kind, "coverage");
+        let req: CoverageRequest = serde_json::from_value(p.jobs[0].payload.clone()).unwrap();
+        assert_eq!((req.issue_number, req.pull_number), (9, 12));
+        assert!(req.rerun);
+        for event in [
+            // GitHub's example as sent: another App's check on `master`, no pull request.
+            rerequested("randscape", None),
+            rerequested("spec coverage", None),
+            rerequested("spec coverage", Some("specbot/implement-9")),
+            rerequested("tests", Some("specbot/spec-9")),
+        ] {
+            assert!(plan_of(&event, "d").jobs.is_empty(), "{event:?}");
         }
     }
 }

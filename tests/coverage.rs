@@ -461,6 +461,29 @@ async fn a_coverage_that_cannot_be_checked_is_a_red_check_that_says_why() {
     );
     let summary = runs[0].summary.clone().unwrap_or_default();
     assert!(summary.contains("specbot stopped on: GitHub"), "{summary}");
-    assert!(summary.contains("Push a commit"), "{summary}");
+    assert!(summary.contains("**Re-run** this check"), "{summary}");
+
+    // GitHub answers again: "Re-run" on the check writes the coverage of that commit.
+    t.world.clear_faults();
+    t.rerun_check(runs[0].id, "bob").await;
+    t.run_jobs().await;
+    let rerun = coverage_runs(&t, &head);
+    assert_eq!(rerun.len(), 1, "the same run, written again: {rerun:#?}");
+    assert_eq!(rerun[0].id, runs[0].id);
+    assert_eq!(
+        rerun[0].conclusion.as_deref(),
+        Some("success"),
+        "{:?}",
+        rerun[0].title
+    );
+    // A second re-run writes the run again though nothing changed: GitHub queued its suite.
+    let patches = |t: &Tester| {
+        t.world
+            .request_count("PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}")
+    };
+    let before = patches(&t);
+    t.rerun_check(runs[0].id, "bob").await;
+    t.run_jobs().await;
+    assert_eq!(patches(&t), before + 1);
     t.finish();
 }

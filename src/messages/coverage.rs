@@ -168,7 +168,7 @@ pub fn coverage_not_checked(error: &str) -> CoverageReport {
         conclusion: "failure",
         title: "The coverage could not be checked".into(),
         summary: format!(
-            "specbot stopped on: {}\n\nPush a commit to the spec branch to check again; `specbot check-spec <file>` checks the spec file on your machine.",
+            "specbot stopped on: {}\n\n**Re-run** this check, or push a commit to the spec branch, to check again; `specbot check-spec <file>` checks the spec file on your machine.",
             defuse_for_posting(&one_line(error, 2_000))
         ),
         text: String::new(),

@@ -86,6 +86,7 @@ pub async fn queue(
         pull_number,
         issue_number,
         head_sha: head.to_string(),
+        rerun: false,
     }
     .into_job(ctx.app.settings.jobs.max_attempts);
     ctx.app.store.enqueue(&job, ctx.app.now()).await?;
@@ -112,10 +113,11 @@ async fn run(ctx: &mut JobCtx, req: CoverageRequest) -> StepResult {
         .await?
         .map(|text| crate::spec::check_spec_file(&text));
     let report = messages::coverage_report(check.as_ref(), &path, rec.state.words());
-    let fallback = match repo
-        .show_check_run(&req.head_sha, &check_run(&report))
-        .await
-    {
+    let outcome = CheckRunOutcome {
+        rewrite: req.rerun,
+        ..check_run(&report)
+    };
+    let fallback = match repo.show_check_run(&req.head_sha, &outcome).await {
         Ok(run) => {
             tracing::info!(check_run = run.id, conclusion = report.conclusion, head = %req.head_sha, "spec coverage shown");
             None
@@ -159,6 +161,7 @@ fn check_run(report: &CoverageReport) -> CheckRunOutcome<'_> {
         title: &report.title,
         summary: &report.summary,
         text: &report.text,
+        rewrite: false,
     }
 }
 

@@ -155,6 +155,10 @@ pub struct CoverageRequest {
     pub issue_number: u64,
     /// The commit checked.
     pub head_sha: String,
+    /// Asked for with the check's "Re-run" button: GitHub queued the check's suite again, so
+    /// the run is written even where it already says the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rerun: bool,
 }
 
 /// The dedupe key of an issue's implementation job (`/cancel` finds it by this key).

@@ -402,6 +402,14 @@ impl Tester {
         assert!(status.is_success());
     }
 
+    /// `sender` presses "Re-run" on check run `run`: `check_run.rerequested`.
+    pub async fn rerun_check(&mut self, run: u64, sender: &str) {
+        let mut p = self.envelope("rerequested", sender);
+        p["check_run"] = self.world.check_run_json(REPO, run);
+        let status = self.send("check_run", p).await;
+        assert!(status.is_success());
+    }
+
     /// Wait until no job is runnable. Never sleeps: woken when a job finishes.
     pub async fn run_jobs(&self) {
         let app = self.app().clone();

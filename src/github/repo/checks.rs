@@ -21,6 +21,9 @@ pub struct CheckRunOutcome<'a> {
     pub summary: &'a str,
     /// Markdown, at most 65,535 characters; empty for none.
     pub text: &'a str,
+    /// Written even when the run already says exactly this: someone asked for a re-run, and
+    /// GitHub queued the run's suite again, waiting for the App to write the run.
+    pub rewrite: bool,
 }
 
 impl CheckRunOutcome<'_> {
@@ -77,7 +80,7 @@ impl Repo {
         outcome: &CheckRunOutcome<'_>,
     ) -> Result<CheckRun, GitHubError> {
         if let Some(run) = self.own_check_run(sha, outcome.name).await? {
-            if outcome.shown_by(&run) {
+            if !outcome.rewrite && outcome.shown_by(&run) {
                 return Ok(run);
             }
             return self
