@@ -341,22 +341,28 @@ fn spec_push(event: &Event, envelope: &Envelope, max_attempts: i32) -> Option<Pl
     Some(plan)
 }
 
-/// GitHub's `check_run` `rerequested` (the "Re-run" button) for the spec coverage check of a
-/// spec PR → the coverage job for that commit, which writes the run again.
+/// "Re-run" on the spec coverage check of a spec PR (GitHub's `check_run` `rerequested`), or
+/// "Re-run all checks" of its suite (`check_suite` `rerequested`) → the coverage job for that
+/// commit, which writes the run again.
 fn coverage_rerun(event: &Event, envelope: &Envelope, max_attempts: i32) -> Option<Plan> {
-    let Event::CheckRun { check_run, .. } = event else {
-        return None;
-    };
-    if envelope.action != "rerequested" || check_run.name != crate::messages::COVERAGE_CHECK {
+    if envelope.action != "rerequested" {
         return None;
     }
-    // The pull requests of the run's commit name its branch (a fork's list is empty).
-    let pull = check_run.pull_requests.first();
+    let (pulls, head_sha) = match event {
+        Event::CheckRun { check_run, .. } if check_run.name == crate::messages::COVERAGE_CHECK => {
+            (&check_run.pull_requests, &check_run.head_sha)
+        }
+        Event::CheckSuite { check_suite, .. } => {
+            (&check_suite.pull_requests, &check_suite.head_sha)
+        }
+        _ => return None,
+    };
+    // The pull requests of the commit name its branch (a fork's list is empty).
+    let pull = pulls.first();
     let branch = pull.map_or("", |p| p.head.ref_name.as_str());
     let (Some(issue_number), Some(pull)) = (BotBranch::spec_issue(branch), pull) else {
         return Some(Plan::skip(format!(
-            "re-run of \"{}\" on `{branch}`, not a spec PR's branch",
-            check_run.name
+            "re-run on `{branch}`, not a spec PR's branch"
         )));
     };
     let Some(repo) = target(envelope) else {
@@ -368,7 +374,7 @@ fn coverage_rerun(event: &Event, envelope: &Envelope, max_attempts: i32) -> Opti
         repo,
         pull_number: pull.number,
         issue_number,
-        head_sha: check_run.head_sha.clone(),
+        head_sha: head_sha.clone(),
         rerun: true,
     };
     Some(Plan::one(
@@ -651,5 +657,29 @@ mod tests {
         ] {
             assert!(plan_of(&event, "d").jobs.is_empty(), "{event:?}");
         }
+    }
+
+    #[test]
+    fn re_running_all_checks_of_a_spec_commit_queues_the_coverage_job_again() {
+        let mut p: serde_json::Value = serde_json::from_str(include_str!(
+            "../tests/fixtures/github-webhooks/check_suite.rerequested.1.json"
+        ))
+        .unwrap();
+        p["installation"] = json!({"id": 77});
+        let event =
+            |p: &serde_json::Value| Event::parse("check_suite", &serde_json::to_vec(p).unwrap());
+        assert!(
+            plan_of(&event(&p), "d").jobs.is_empty(),
+            "GitHub's example: not a spec PR"
+        );
+        let sha = p["check_suite"]["head_sha"].clone();
+        p["check_suite"]["pull_requests"] = json!([{
+            "id": 1, "number": 12, "url": "https://api.github.com/repos/o/r/pulls/12",
+            "head": {"ref": "specbot/spec-9", "sha": sha, "repo": {"id": 1, "url": "u", "name": "r"}},
+            "base": {"ref": "main", "sha": sha, "repo": {"id": 1, "url": "u", "name": "r"}}
+        }]);
+        let plan = plan_of(&event(&p), "d");
+        assert_eq!(plan.jobs.len(), 1, "{:?}", plan.notes);
+        assert_eq!(plan.jobs[0].kind, "coverage");
     }
 }
