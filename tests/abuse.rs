@@ -12,10 +12,7 @@ const LLM_KEY: &str = "sk-test-llm-key-never-logged";
 
 #[tokio::test]
 async fn a_flood_from_one_person_is_capped_with_one_explanation() {
-    let mut t = Tester::builder()
-        .settings(|s| s.quotas.user_jobs_per_hour = 3)
-        .start()
-        .await;
+    let mut t = Tester::with_settings(|s| s.quotas.user_jobs_per_hour = 3).await;
     let issues: Vec<u64> = (0..6)
         .map(|i| t.open_issue(&format!("Feature {i}"), "Please."))
         .collect();
@@ -52,10 +49,7 @@ async fn a_flood_from_one_person_is_capped_with_one_explanation() {
 
 #[tokio::test]
 async fn a_flood_on_one_repository_is_capped_across_people() {
-    let mut t = Tester::builder()
-        .settings(|s| s.quotas.repo_jobs_per_hour = 2)
-        .start()
-        .await;
+    let mut t = Tester::with_settings(|s| s.quotas.repo_jobs_per_hour = 2).await;
     let a = t.open_issue("A", "Please.");
     let b = t.open_issue("B", "Please.");
     let c = t.open_issue("C", "Please.");
@@ -76,10 +70,7 @@ async fn a_flood_on_one_repository_is_capped_across_people() {
 
 #[tokio::test]
 async fn the_global_spend_cap_stops_model_calls() {
-    let mut t = Tester::builder()
-        .settings(|s| s.quotas.llm_daily_budget_usd = Some(0.000_001))
-        .start()
-        .await;
+    let mut t = Tester::with_settings(|s| s.quotas.llm_daily_budget_usd = Some(0.000_001)).await;
     let a = t.open_issue("A", "Please.");
     let b = t.open_issue("B", "Please.");
     t.llm.push_tool_call("submit_spec", good_answer(1));

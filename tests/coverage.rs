@@ -319,10 +319,8 @@ async fn a_revision_that_answers_the_question_lets_implement_proceed() {
     // The revision takes the answer in and drops the question.
     let mut revised = good_answer(1);
     revised["changes"] = json!("The platform team owns the theme tokens.");
-    t.llm.push_tool_call("submit_spec", revised);
-    t.comment_as(pr, "bob", "/revise The platform team owns them.")
+    t.revise(pr, "/revise The platform team owns them.", revised)
         .await;
-    t.run_jobs().await;
     let sent = t.llm.requests()[1].body.to_string();
     assert!(
         sent.contains("Feedback that answers one resolves it"),
@@ -439,10 +437,7 @@ async fn the_specs_live_status_follows_the_review_in_the_pr_body_and_the_check()
 
 #[tokio::test]
 async fn a_coverage_that_cannot_be_checked_is_a_red_check_that_says_why() {
-    let mut t = Tester::builder()
-        .settings(|s| s.jobs.max_attempts = 1)
-        .start()
-        .await;
+    let mut t = Tester::with_settings(|s| s.jobs.max_attempts = 1).await;
     let (_, pr) = t.spec_pr(1).await;
     // The spec file cannot be read on the next head, however often it is asked for.
     t.world.inject(FaultRule::new(

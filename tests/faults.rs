@@ -45,10 +45,7 @@ const WRITE_ROUTES: [(&str, &str); 10] = [
 /// One spec run (two components) with `fault` injected once on `method route`, writes spaced
 /// `write_gap` apart: it ends in one of everything, and the model is paid once.
 async fn one_of_everything_despite(method: &str, route: &str, fault: Fault, write_gap: Duration) {
-    let mut t = Tester::builder()
-        .settings(move |s| s.github.write_gap = write_gap)
-        .start()
-        .await;
+    let mut t = Tester::with_settings(move |s| s.github.write_gap = write_gap).await;
     let issue = t.open_issue("Add dark mode", "Please.");
     t.llm.push_tool_call("submit_spec", good_answer(2));
     let what = format!("{fault:?} on {method} {route}");
@@ -107,10 +104,7 @@ async fn a_create_whose_answer_is_lost_is_found_not_made_twice() {
 
 #[tokio::test]
 async fn an_exhausted_primary_rate_limit_is_waited_out() {
-    let mut t = Tester::builder()
-        .settings(|s| s.github.max_wait = Duration::from_secs(5))
-        .start()
-        .await;
+    let mut t = Tester::with_settings(|s| s.github.max_wait = Duration::from_secs(5)).await;
     let issue = t.open_issue("Add dark mode", "Please.");
     t.llm.push_tool_call("submit_spec", good_answer(1));
     t.world.set_rate_limit(15, 2);
@@ -176,10 +170,7 @@ async fn a_rate_limit_that_does_not_clear_ends_in_one_failure_comment() {
 
 #[tokio::test]
 async fn a_rate_limit_reset_far_away_is_waited_for_by_the_queue_not_a_worker() {
-    let mut t = Tester::builder()
-        .settings(|s| s.github.max_wait = Duration::from_secs(30))
-        .start()
-        .await;
+    let mut t = Tester::with_settings(|s| s.github.max_wait = Duration::from_secs(30)).await;
     let issue = t.open_issue("Add dark mode", "Please.");
     t.llm.push_tool_call("submit_spec", good_answer(1));
     let in_an_hour = std::time::SystemTime::now()

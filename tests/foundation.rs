@@ -51,10 +51,7 @@ async fn an_expired_token_is_replaced_mid_flight() {
 
 #[tokio::test]
 async fn queued_jobs_run_after_a_restart() {
-    let mut t = Tester::builder()
-        .settings(|s| s.jobs.workers = 0)
-        .start()
-        .await;
+    let mut t = Tester::with_settings(|s| s.jobs.workers = 0).await;
     let issue = t.open_issue("Add dark mode", "Please.");
     t.llm
         .push_tool_call("submit_spec", spec_answers::good_answer(1));

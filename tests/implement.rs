@@ -704,10 +704,8 @@ async fn ci_failures_elsewhere_or_with_fixing_off_do_nothing() {
 #[tokio::test]
 async fn a_crash_at_each_step_resumes_without_duplicates() {
     for step in ["ack", "spec", "engineer", "commit", "pull", "done"] {
-        let mut t = Tester::builder()
-            .settings(move |s| s.crash_at = Some(format!("implement:{step}")))
-            .start()
-            .await;
+        let mut t =
+            Tester::with_settings(move |s| s.crash_at = Some(format!("implement:{step}"))).await;
         let issue = merged_spec(&mut t, 1).await;
         t.expect_comments(issue, &["specbot:status"]);
         let calls_before = t.llm.requests().len();

@@ -89,19 +89,15 @@ async fn a_component_a_later_revision_brings_back_reopens_its_own_issue() {
     let mut t = Tester::start().await;
     let (issue, pr) = t.spec_pr(2).await;
     let two = t.world.sub_issues(REPO, issue)[1];
-    t.llm.push_tool_call("submit_spec", revised_answer());
-    t.comment_as(pr, "bob", "/revise drop component 2").await;
-    t.run_jobs().await;
+    t.revise(pr, "/revise drop component 2", revised_answer())
+        .await;
     assert_eq!(t.world.issue(REPO, two).unwrap().state, "closed");
     t.bot_comments(pr);
 
     // The next revision brings component 2 back (and drops component 3).
     let mut back = good_answer(2);
     back["changes"] = json!("Brought component 2 back.");
-    t.llm.push_tool_call("submit_spec", back);
-    t.comment_as(pr, "bob", "/revise we do need component 2")
-        .await;
-    t.run_jobs().await;
+    t.revise(pr, "/revise we do need component 2", back).await;
     let reopened = t.world.issue(REPO, two).unwrap();
     assert_eq!(reopened.state, "open", "its own issue, reopened");
     assert_eq!(reopened.state_reason.as_deref(), Some("reopened"));
@@ -125,9 +121,7 @@ async fn a_component_a_later_revision_brings_back_reopens_its_own_issue() {
     t.world.close_issue(REPO, one, "alice");
     let mut again = good_answer(2);
     again["changes"] = json!("Reworded.");
-    t.llm.push_tool_call("submit_spec", again);
-    t.comment_as(pr, "bob", "/revise reword it").await;
-    t.run_jobs().await;
+    t.revise(pr, "/revise reword it", again).await;
     assert_eq!(
         t.world.issue(REPO, one).unwrap().state,
         "closed",
@@ -170,10 +164,8 @@ async fn a_human_commit_on_the_spec_branch_is_kept_by_the_next_revision() {
     t.world
         .put_file(REPO, "specbot/spec-1", "specs/NOTES.md", "human notes\n");
     let human_head = t.world.ref_sha(REPO, "specbot/spec-1").unwrap();
-    t.llm.push_tool_call("submit_spec", revised_answer());
-    t.comment_as(pr, "bob", "/revise add a high-contrast variant")
+    t.revise(pr, "/revise add a high-contrast variant", revised_answer())
         .await;
-    t.run_jobs().await;
     let commits = t.world.commits_on(REPO, "specbot/spec-1");
     assert_eq!(
         commits[0].parents,

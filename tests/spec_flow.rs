@@ -242,10 +242,7 @@ async fn a_crash_at_each_step_boundary_resumes_without_duplicates() {
         "component:component-1",
         "done",
     ] {
-        let mut t = Tester::builder()
-            .settings(move |s| s.crash_at = Some(step.to_string()))
-            .start()
-            .await;
+        let mut t = Tester::with_settings(move |s| s.crash_at = Some(step.to_string())).await;
         let issue = t.open_issue("Add dark mode", "Night theme please.");
         t.llm.push_tool_call("submit_spec", good_answer(2));
         t.label_issue(issue, "needs-spec").await;
@@ -530,10 +527,9 @@ fn component_issues_page(t: &Tester, feature: u64) -> String {
 /// `SPECBOT_WRITE_EXAMPLE=1 cargo nextest run --test spec_flow -E 'test(documented_example)'`.
 #[tokio::test]
 async fn the_documented_example_is_what_the_pipeline_writes() {
-    let mut t = Tester::builder()
-        .settings(|s| s.llm.model = Some(specbot::llm::DEFAULT_ANTHROPIC_MODEL.into()))
-        .start()
-        .await;
+    let mut t =
+        Tester::with_settings(|s| s.llm.model = Some(specbot::llm::DEFAULT_ANTHROPIC_MODEL.into()))
+            .await;
     t.world
         .put_file(REPO, "main", "README.md", "# Widgets\nThe widget shop.\n");
     t.world.put_file(

@@ -145,6 +145,11 @@ impl Tester {
         Self::builder().start().await
     }
 
+    /// A tester whose settings `f` changes from the defaults.
+    pub async fn with_settings(f: impl FnOnce(&mut Settings) + 'static) -> Tester {
+        Self::builder().settings(f).start().await
+    }
+
     async fn boot(&mut self, settings: Settings) {
         let app = specbot::app::build(settings).await.expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -242,6 +247,14 @@ impl Tester {
 
     pub fn open_issue(&self, title: &str, body: &str) -> u64 {
         self.world.add_issue(REPO, title, body, "alice")
+    }
+
+    /// Bob asks for a revision of spec PR `pr` with `command` (`/revise …`); the model answers
+    /// `answer`; the jobs run.
+    pub async fn revise(&mut self, pr: u64, command: &str, answer: Value) {
+        self.llm.push_tool_call("submit_spec", answer);
+        self.comment_as(pr, "bob", command).await;
+        self.run_jobs().await;
     }
 
     /// `sender` labels issue `n`.
