@@ -31,15 +31,15 @@ pub fn parse_component_marker(body: &str) -> Option<(u64, String)> {
 pub struct IssueLinks<'a> {
     pub parent_issue: u64,
     pub spec_path: &'a str,
-    /// The spec file at the commit that holds it ([`crate::spec::spec_permalink`]); `None` where there is no
-    /// commit (a local run): criteria are then named without links.
+    /// The spec file at the commit that holds it ([`crate::spec::spec_permalink`]); `None`
+    /// where there is no commit (a local run): criteria are then named without links.
     pub spec_url: Option<&'a str>,
     /// The spec's requirements, whose criteria the issue quotes word for word.
     pub requirements: &'a [Requirement],
     /// Each dependency: its title and, once filed, its issue number.
     pub deps: &'a [(String, Option<u64>)],
-    /// The components it can be built alongside ([`crate::spec::parallel_components`]): title and issue
-    /// number once filed.
+    /// The components it can be built alongside ([`crate::spec::parallel_components`]): title
+    /// and issue number once filed.
     pub parallel: &'a [(String, Option<u64>)],
 }
 
