@@ -311,17 +311,10 @@ async fn a_whole_session_in_both_formats() {
             }],
             "{at}"
         );
-        assert!(
-            out.record.refusals.is_empty(),
-            "{at}: {:?}",
-            out.record.refusals
-        );
-        assert_eq!(out.record.steps, 5, "{at}");
-        assert_eq!(
-            out.record.usage, seen,
-            "{at}: the callback saw every answer"
-        );
-        assert!(out.record.usage.output_tokens > 0, "{at}");
+        assert!(out.log.refusals.is_empty(), "{at}: {:?}", out.log.refusals);
+        assert_eq!(out.log.steps, 5, "{at}");
+        assert_eq!(out.log.usage, seen, "{at}: the callback saw every answer");
+        assert!(out.log.usage.output_tokens > 0, "{at}");
         assert_eq!(out.cost_usd, None, "{at}: no price given");
         assert_eq!(fake.remaining(), 0, "{at}");
 
@@ -370,7 +363,7 @@ async fn a_whole_session_in_both_formats() {
 
         // The transcript: prompt, every call and result, in order.
         let kinds: Vec<&str> = out
-            .record
+            .log
             .transcript
             .iter()
             .map(|e| match e {
@@ -400,7 +393,7 @@ async fn a_whole_session_in_both_formats() {
             ],
             "{at}"
         );
-        let stored = serde_json::to_string(&out.record.transcript).expect("serialisable");
+        let stored = serde_json::to_string(&out.log.transcript).expect("serialisable");
         assert!(stored.contains("\"type\":\"tool_call\""), "{at}");
     }
 }
@@ -449,7 +442,7 @@ async fn tool_errors_tell_the_model_what_to_do() {
         }]
     );
     assert!(
-        out.record.refusals.is_empty(),
+        out.log.refusals.is_empty(),
         "ordinary errors are not refusals"
     );
 
@@ -616,7 +609,7 @@ async fn guardrails_refuse_with_reasons_and_the_run_still_finishes() {
 
     // Every refusal is recorded for the PR body, none quotes a secret.
     let refused: Vec<(&str, Option<&str>)> = out
-        .record
+        .log
         .refusals
         .iter()
         .map(|r| (r.tool.as_str(), r.path.as_deref()))
@@ -639,11 +632,11 @@ async fn guardrails_refuse_with_reasons_and_the_run_still_finishes() {
             ("finish", None),
         ]
     );
-    let all = format!("{:?}", out.record.refusals);
+    let all = format!("{:?}", out.log.refusals);
     assert!(!all.contains(GHP) && !all.contains(BOT_SECRET));
 
     // The stored transcript is redacted.
-    let stored = serde_json::to_string(&out.record.transcript).expect("json");
+    let stored = serde_json::to_string(&out.log.transcript).expect("json");
     assert!(!stored.contains(GHP), "GitHub token in the transcript");
     assert!(!stored.contains(BOT_SECRET), "own secret in the transcript");
     assert!(stored.contains("[REDACTED: GitHub token]"));
@@ -674,7 +667,7 @@ async fn a_secret_already_in_a_file_does_not_block_an_unrelated_edit() {
     let mut ws = workspace(&repo);
     let out = run(&m, &mut ws, &config()).await.0.expect("finishes");
     assert_eq!(out.changes.len(), 1);
-    assert!(out.record.refusals.is_empty(), "{:?}", out.record.refusals);
+    assert!(out.log.refusals.is_empty(), "{:?}", out.log.refusals);
 }
 
 #[tokio::test]
@@ -712,7 +705,7 @@ async fn change_caps_count_files_and_bytes() {
             .contains("this would bring the new content to 16 bytes")
     );
     assert!(results[4].0.contains("this would change 3 files"));
-    assert_eq!(out.record.refusals.len(), 3);
+    assert_eq!(out.log.refusals.len(), 3);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -753,8 +746,8 @@ async fn cancelling_mid_loop_aborts_the_request_and_leaves_nothing() {
     let (result, ()) = tokio::join!(running, canceller);
     let failure = result.expect_err("cancelled");
     assert!(matches!(failure.error, AgentError::Cancelled), "{failure}");
-    assert_eq!(failure.record.steps, 3);
-    assert_eq!(failure.record.usage, seen);
+    assert_eq!(failure.log.steps, 3);
+    assert_eq!(failure.log.usage, seen);
     assert_eq!(fake.requests().len(), 3);
     assert_eq!(failure.to_string(), "the run was cancelled (after 3 steps)");
 }
@@ -778,7 +771,7 @@ async fn the_step_cap_stops_the_run_clearly() {
         "{failure}"
     );
     assert_eq!(fake.requests().len(), 2);
-    assert!(failure.record.transcript.iter().any(
+    assert!(failure.log.transcript.iter().any(
         |e| matches!(e, TranscriptEntry::ToolResult { name, .. } if name == "list_directory")
     ));
 }

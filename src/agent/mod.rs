@@ -40,7 +40,7 @@
 //!   that file, and the bot's own secret values anywhere) and every text the bot will post (the
 //!   summary and the criteria); a hit refuses the call.
 //! - **Feedback.** A refusal is returned to the model as a tool error saying why, so it can
-//!   adapt, and recorded in [`RunRecord::refusals`] for the PR body. Refusal texts never
+//!   adapt, and recorded in [`AgentLog::refusals`] for the PR body. Refusal texts never
 //!   quote a secret.
 //! - **Records.** The transcript is redacted by the scanner before it is returned for storage.
 //!   On any failure ([`AgentFailure`]) there is nothing to push.
@@ -141,19 +141,23 @@ pub struct AgentOutcome {
     pub criteria: Vec<CriterionMet>,
     /// `None` when the model's price is unknown.
     pub cost_usd: Option<f64>,
-    pub record: RunRecord,
+    pub log: AgentLog,
 }
 
 /// What a run gathered, finished or not: its totals, refusals, transcript and commands, for
-/// the PR body, storage and accounting.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunRecord {
+/// the PR body, storage and accounting. Serialised (into a job's checkpoint) without its usage,
+/// already accounted, and its transcript, which is stored on its own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentLog {
     /// Model calls made.
     pub steps: u32,
+    #[serde(skip)]
     pub usage: Usage,
     /// Calls the guardrails refused, in order.
     pub refusals: Vec<Refusal>,
     /// The conversation, redacted.
+    #[serde(skip)]
     pub transcript: Vec<TranscriptEntry>,
     /// Every command that ran (setup, the engineer's, the bot's test runs), in order.
     pub runs: Vec<CommandRun>,
@@ -238,12 +242,12 @@ fn last_words(text: &str) -> String {
 #[derive(Debug)]
 pub struct AgentFailure {
     pub error: AgentError,
-    pub record: RunRecord,
+    pub log: AgentLog,
 }
 
 impl fmt::Display for AgentFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (after {} steps)", self.error, self.record.steps)
+        write!(f, "{} (after {} steps)", self.error, self.log.steps)
     }
 }
 

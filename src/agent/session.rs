@@ -16,7 +16,7 @@ use super::progress::{ProgressEvent, first_line, tool_target};
 use super::tools::{self, Finish, Outcome, tool_definitions};
 use super::verify::{self, RUN_COMMAND, RunKind};
 use super::{
-    AgentConfig, AgentError, AgentFailure, AgentLimits, AgentOutcome, FileChange, RunRecord,
+    AgentConfig, AgentError, AgentFailure, AgentLimits, AgentLog, AgentOutcome, FileChange,
     TranscriptEntry, Workspace,
 };
 use crate::llm::{
@@ -27,7 +27,7 @@ use crate::prompt::templates::RenderedPrompt;
 
 /// What the loop has gathered so far.
 struct Run {
-    record: RunRecord,
+    log: AgentLog,
     /// Failing test runs that may still go back to the model.
     test_rounds_left: u32,
 }
@@ -43,15 +43,15 @@ impl Run {
             changes,
             summary: finish.summary,
             criteria: finish.criteria,
-            cost_usd: config.price.map(|p| p.cost(&self.record.usage)),
-            record: self.record,
+            cost_usd: config.price.map(|p| p.cost(&self.log.usage)),
+            log: self.log,
         }
     }
 
     fn fail(self, error: AgentError) -> AgentFailure {
         AgentFailure {
             error,
-            record: self.record,
+            log: self.log,
         }
     }
 }
@@ -74,7 +74,7 @@ pub async fn run_agent(
 ) -> Result<AgentOutcome, AgentFailure> {
     let scanner = &config.policy.secrets;
     let mut run = Run {
-        record: RunRecord {
+        log: AgentLog {
             transcript: vec![
                 TranscriptEntry::System {
                     text: scanner.redact(&prompt.system),
@@ -83,13 +83,13 @@ pub async fn run_agent(
                     text: scanner.redact(&prompt.user),
                 },
             ],
-            ..RunRecord::default()
+            ..AgentLog::default()
         },
         test_rounds_left: config.runner.as_ref().map_or(0, |r| r.test_rounds),
     };
     let mut first = prompt.user.clone();
     if let Some(runner) = &config.runner {
-        run.record.runs = runner.setup(workspace, &config.policy, cancel).await;
+        run.log.runs = runner.setup(workspace, &config.policy, cancel).await;
         if cancel.is_cancelled() {
             return Err(run.fail(AgentError::Cancelled));
         }
@@ -99,7 +99,7 @@ pub async fn run_agent(
                  them again after you call `finish`, and the pull request shows the result."
             ));
         }
-        for failed in run.record.runs.iter().filter(|r| !r.record.succeeded()) {
+        for failed in run.log.runs.iter().filter(|r| !r.record.succeeded()) {
             first.push_str(&format!(
                 "\n\nNote: the repository's setup command failed before you started:\n{}",
                 verify::describe(&failed.record)
@@ -166,14 +166,14 @@ impl Turn<'_> {
         on_usage: &mut (dyn FnMut(&Usage) + Send),
     ) -> Result<Option<Finish>, AgentError> {
         self.check_before_call(run)?;
-        run.record.steps += 1;
+        run.log.steps += 1;
         let resp = self.ask().await?;
-        run.record.usage += resp.usage;
+        run.log.usage += resp.usage;
         on_usage(&resp.usage);
         self.config.report(ProgressEvent::Answered {
-            step: run.record.steps,
+            step: run.log.steps,
             max_steps: self.limits().max_steps,
-            usage: run.record.usage,
+            usage: run.log.usage,
         });
         self.record_answer(run, &resp);
         self.paused = false;
@@ -219,7 +219,7 @@ impl Turn<'_> {
                 max: limits.max_wall_time,
             });
         }
-        if run.record.steps >= limits.max_steps {
+        if run.log.steps >= limits.max_steps {
             return Err(AgentError::StepLimit {
                 max: limits.max_steps,
             });
@@ -258,7 +258,7 @@ impl Turn<'_> {
     fn record_answer(&mut self, run: &mut Run, resp: &ChatResponse) {
         let scanner = &self.config.policy.secrets;
         for part in &resp.content {
-            run.record.transcript.push(match part {
+            run.log.transcript.push(match part {
                 Content::Text(t) => TranscriptEntry::Assistant {
                     text: scanner.redact(t),
                 },
@@ -303,7 +303,7 @@ impl Turn<'_> {
              `finish` with your summary and how each acceptance criterion is met. If you \
              are done, call `finish` now; otherwise continue with the tools."
         };
-        run.record.transcript.push(TranscriptEntry::User {
+        run.log.transcript.push(TranscriptEntry::User {
             text: nudge.to_owned(),
         });
         self.messages.push(Message::user(nudge));
@@ -343,7 +343,7 @@ impl Turn<'_> {
             if self.cancel.is_cancelled() {
                 return Err(AgentError::Cancelled);
             }
-            run.record.transcript.push(TranscriptEntry::ToolResult {
+            run.log.transcript.push(TranscriptEntry::ToolResult {
                 id: call.id.to_owned(),
                 name: call.name.to_owned(),
                 content: self.config.policy.secrets.redact(&content),
@@ -374,7 +374,7 @@ impl Turn<'_> {
                 .await
             {
                 Ok((record, answer)) => {
-                    run.record.runs.push(record);
+                    run.log.runs.push(record);
                     (answer, false)
                 }
                 Err(e) => (e, true),
@@ -383,7 +383,7 @@ impl Turn<'_> {
         match tools::execute(
             workspace,
             policy,
-            &mut run.record.refusals,
+            &mut run.log.refusals,
             call.name,
             call.input,
         ) {
@@ -406,8 +406,8 @@ impl Turn<'_> {
                     result: verify::outcome_line(&test.record),
                 });
                 debug_assert_eq!(test.kind, RunKind::Test);
-                run.record.runs.push(test);
-                run.record.tests_pass = Some(passed);
+                run.log.runs.push(test);
+                run.log.tests_pass = Some(passed);
                 if passed || run.test_rounds_left == 0 {
                     *finished = Some(f);
                     return ("finished".to_owned(), false);
@@ -428,7 +428,7 @@ impl Turn<'_> {
     /// The token and cost caps, after a step.
     fn check_spend(&self, run: &Run) -> Result<(), AgentError> {
         let limits = self.limits();
-        let tokens = run.record.usage.prompt_tokens() + run.record.usage.output_tokens;
+        let tokens = run.log.usage.prompt_tokens() + run.log.usage.output_tokens;
         if tokens > limits.max_tokens {
             return Err(AgentError::TokenLimit {
                 used: tokens,
@@ -436,7 +436,7 @@ impl Turn<'_> {
             });
         }
         if let (Some(max), Some(price)) = (limits.max_cost_usd, self.config.price) {
-            let spent = price.cost(&run.record.usage);
+            let spent = price.cost(&run.log.usage);
             if spent > max {
                 return Err(AgentError::CostLimit { spent, max });
             }
@@ -450,8 +450,8 @@ impl Turn<'_> {
         if self.cancel.is_cancelled() {
             return Err(AgentError::Cancelled);
         }
-        if self.config.runner.is_some() && !run.record.runs.is_empty() {
-            return verify::disk_changes(workspace, &self.config.policy, &mut run.record.refusals)
+        if self.config.runner.is_some() && !run.log.runs.is_empty() {
+            return verify::disk_changes(workspace, &self.config.policy, &mut run.log.refusals)
                 .map_err(|e| AgentError::Workspace(e.into()));
         }
         workspace.changes().map_err(AgentError::Workspace)

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use crate::agent::{
-    self, AgentConfig, AgentError, AgentLimits, CommandRun, CriterionMet, Policy, Refusal, Runner,
+    self, AgentConfig, AgentError, AgentLimits, AgentLog, CommandRun, CriterionMet, Policy, Runner,
     SecretScanner, SkippedEntry, TestChoice, Workspace, WorkspaceLimits,
 };
 use crate::config::repo::RepoConfig;
@@ -46,15 +46,13 @@ pub struct Engineered {
     pub changes: Vec<crate::agent::FileChange>,
     pub summary: String,
     pub criteria: Vec<CriterionMet>,
-    pub refusals: Vec<Refusal>,
     pub skipped: Vec<SkippedEntry>,
-    pub steps: u32,
     pub model: String,
     pub cost_known: bool,
-    /// Every command that ran, as the bot recorded it (the PR's "Verification" section).
-    pub runs: Vec<CommandRun>,
-    /// The bot's last test run passed (`None`: no test ran).
-    pub tests_pass: Option<bool>,
+    /// Steps, refusals, every command that ran as the bot recorded it (the PR's "Verification"
+    /// section) and whether the bot's last test run passed; the transcript is stored on its own.
+    #[serde(flatten)]
+    pub log: AgentLog,
     /// The test command and where it came from.
     pub test: Option<TestChoice>,
     /// Why no command could run (`None`: the sandbox was there).
@@ -300,8 +298,8 @@ pub async fn engineer(
     let ((outcome, usage), ()) = tokio::join!(agent, watcher);
     spend::account(ctx, model, &usage, spend).await?;
     let transcript = match &outcome {
-        Ok(o) => &o.record.transcript,
-        Err(f) => &f.record.transcript,
+        Ok(o) => &o.log.transcript,
+        Err(f) => &f.log.transcript,
     };
     let key = format!(
         "{}#{}/job-{}/attempt-{}",
@@ -314,13 +312,13 @@ pub async fn engineer(
             changes: o.changes,
             summary: o.summary,
             criteria: o.criteria,
-            refusals: o.record.refusals,
             skipped: workspace.skipped().to_vec(),
-            steps: o.record.steps,
             model: model.model().to_string(),
             cost_known: price.is_some(),
-            runs: o.record.runs,
-            tests_pass: o.record.tests_pass,
+            log: AgentLog {
+                transcript: Vec::new(),
+                ..o.log
+            },
             test,
             not_run,
         }),
@@ -433,4 +431,22 @@ pub fn to_github(changes: &[crate::agent::FileChange]) -> Vec<FileChange> {
             executable: c.executable,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint written before the run's log was one type still reads, and reads the same.
+    #[test]
+    fn an_engineered_result_keeps_its_checkpoint_shape() {
+        let stored = serde_json::json!({
+            "changes": [], "summary": "Done.", "criteria": [], "refusals": [], "skipped": [],
+            "steps": 4, "model": "m", "cost_known": true, "runs": [], "tests_pass": true,
+            "test": null, "not_run": null
+        });
+        let read: Engineered = serde_json::from_value(stored.clone()).expect("reads");
+        assert_eq!((read.log.steps, read.log.tests_pass), (4, Some(true)));
+        assert_eq!(serde_json::to_value(&read).expect("writes"), stored);
+    }
 }

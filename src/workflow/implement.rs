@@ -308,16 +308,16 @@ async fn publish(
                 .iter()
                 .map(|c| (c.path.clone(), c.content.is_none()))
                 .collect(),
-            refusals: result.refusals.clone(),
+            refusals: result.log.refusals.clone(),
             skipped: result.skipped.clone(),
             model: result.model.clone(),
-            steps: result.steps,
+            steps: result.log.steps,
             tokens: progress.spend.tokens,
             cost_usd: result.cost_known.then_some(progress.spend.cost_usd),
             verification: Some(verification(result)),
         });
         // Failing tests: pushed all the same (nothing is lost), but not ready for review.
-        let draft = result.tests_pass == Some(false);
+        let draft = result.log.tests_pass == Some(false);
         let (pull, _) = repo
             .open_pull(&branch, default_branch, &title, &body, draft)
             .await?;
@@ -330,9 +330,9 @@ async fn publish(
 /// What the bot ran, for the PR body.
 fn verification(result: &Engineered) -> messages::Verification {
     messages::Verification {
-        runs: result.runs.clone(),
+        runs: result.log.runs.clone(),
         test: result.test.clone(),
-        tests_pass: result.tests_pass,
+        tests_pass: result.log.tests_pass,
         not_run: result.not_run.clone(),
     }
 }
@@ -399,7 +399,7 @@ fn status(
         error,
         left_out: p.left_out,
         test: p.result.as_ref().and_then(|r| r.test.clone()),
-        tests_pass: p.result.as_ref().and_then(|r| r.tests_pass),
+        tests_pass: p.result.as_ref().and_then(|r| r.log.tests_pass),
         left_out_files: p
             .result
             .iter()
