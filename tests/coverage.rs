@@ -86,12 +86,7 @@ fn script_engineer(t: &Tester) {
 
 /// Issue #1 labelled: a spec PR whose answer asks [`QUESTION`]; returns (issue, PR).
 async fn spec_with_question(t: &mut Tester) -> (u64, u64) {
-    let issue = t.open_issue("Add dark mode", "Night theme please.");
-    t.llm
-        .push_tool_call("submit_spec", with_question(good_answer(1)));
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    (issue, t.world.pulls(REPO)[0].number)
+    t.spec_pr_from(with_question(good_answer(1))).await
 }
 
 /// Bob approves the spec PR and a plain `/implement` on the issue goes ahead.
@@ -392,11 +387,7 @@ async fn a_noticed_injection_attempt_blocks_nothing() {
 #[tokio::test]
 async fn the_specs_live_status_follows_the_review_in_the_pr_body_and_the_check() {
     let mut t = Tester::start().await;
-    let issue = t.open_issue("Add dark mode", "Night theme please.");
-    t.llm.push_tool_call("submit_spec", good_answer(1));
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    let pr = t.world.pulls(REPO)[0].number;
+    let (issue, pr) = t.spec_pr(1).await;
     let spec_before = t.world.file(REPO, BRANCH, SPEC).unwrap();
     assert!(pull_body(&t, pr).contains("**Spec status:** in review"));
     let run = head_run(&t);

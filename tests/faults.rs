@@ -329,11 +329,7 @@ async fn a_spec_pr_merged_while_a_revision_waits_is_not_revised() {
 #[tokio::test]
 async fn a_spec_branch_deleted_by_a_human_comes_back_in_a_new_pr_naming_the_old_one() {
     let mut t = Tester::start().await;
-    let issue = t.open_issue("Add dark mode", "Please.");
-    t.llm.push_tool_call("submit_spec", good_answer(1));
-    t.label_issue(issue, "needs-spec").await;
-    t.run_jobs().await;
-    let pr = t.world.pulls(REPO)[0].number;
+    let (issue, pr) = t.spec_pr(1).await;
     t.world.delete_branch(REPO, "specbot/spec-1");
     assert_eq!(t.world.pull(REPO, pr).unwrap().state, "closed");
     // Asked again: the branch comes back; github.com will not reopen a PR whose branch was

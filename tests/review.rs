@@ -49,10 +49,7 @@ async fn request_changes_gives_one_commit_one_reply_and_reconciled_issues() {
         t.world.commits_on(REPO, "specbot/spec-1").len(),
         commits_before + 1
     );
-    let spec = t
-        .world
-        .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
-        .unwrap();
+    let spec = t.spec_on_branch(1);
     assert!(spec.contains("high-contrast"), "{spec}");
     let reply = t.expect_one_comment(pr);
     assert!(
@@ -223,10 +220,7 @@ async fn two_revisions_asked_at_once_run_in_turn_and_both_land() {
         t.world.commits_on(REPO, "specbot/spec-1").len(),
         commits_before + 2
     );
-    let spec = t
-        .world
-        .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
-        .unwrap();
+    let spec = t.spec_on_branch(1);
     assert!(spec.contains("a sepia mode"), "{spec}");
     assert_eq!(t.bot_comments(pr).len(), 2, "one reply per revision");
     for n in t.world.sub_issues(REPO, issue) {
@@ -375,13 +369,8 @@ async fn a_revision_keeps_the_ids_it_keeps_and_never_reuses_a_dropped_one() {
     let mut t = Tester::start().await;
     let (issue, pr) = t.spec_pr_from(three_requirements()).await;
     let subs = t.world.sub_issues(REPO, issue);
-    let spec = |t: &Tester| {
-        t.world
-            .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
-            .unwrap()
-    };
     assert_eq!(
-        criterion_ids(&spec(&t)),
+        criterion_ids(&t.spec_on_branch(1)),
         ["AC-1.1", "AC-1.2", "AC-2.1", "AC-3.1"]
     );
 
@@ -426,7 +415,7 @@ async fn a_revision_keeps_the_ids_it_keeps_and_never_reuses_a_dropped_one() {
     let reply = t.expect_one_comment(pr);
     assert!(reply.contains("I revised the spec"), "{reply}");
 
-    let first = spec(&t);
+    let first = t.spec_on_branch(1);
     assert_eq!(
         requirement_headings(&first),
         [
@@ -452,12 +441,7 @@ async fn a_revision_keeps_the_ids_it_keeps_and_never_reuses_a_dropped_one() {
     // The same issues, updated in place, cite the new IDs at the newest spec commit.
     assert_eq!(t.world.sub_issues(REPO, issue), subs);
     let head = t.world.ref_sha(REPO, "specbot/spec-1").unwrap();
-    let theme = t
-        .world
-        .issue(REPO, subs[0])
-        .unwrap()
-        .body
-        .unwrap_or_default();
+    let theme = t.issue_body(subs[0]);
     let at = format!("https://github.com/acme/widgets/blob/{head}/specs/IMPLEMENT-1.md");
     assert!(
         theme.contains(&format!(
@@ -506,7 +490,7 @@ async fn a_revision_keeps_the_ids_it_keeps_and_never_reuses_a_dropped_one() {
         .await;
     t.run_jobs().await;
     assert_eq!(t.bot_comments(pr).len(), 2, "one reply per revision");
-    let second = spec(&t);
+    let second = t.spec_on_branch(1);
     assert_eq!(
         requirement_headings(&second),
         [

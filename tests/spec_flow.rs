@@ -18,10 +18,7 @@ async fn happy_path(provider: Provider) {
     t.run_jobs().await;
 
     // One branch, one commit adding the spec (and the enabled diagram).
-    let spec = t
-        .world
-        .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
-        .expect("spec committed on the spec branch");
+    let spec = t.spec_on_branch(1);
     assert!(spec.contains("## Design"), "{spec}");
     assert!(
         t.world
@@ -365,7 +362,7 @@ async fn without_sub_issues_the_parent_gets_a_task_list() {
     t.llm.push_tool_call("submit_spec", good_answer(2));
     t.label_issue(issue, "needs-spec").await;
     t.run_jobs().await;
-    let body = t.world.issue(REPO, issue).unwrap().body.unwrap_or_default();
+    let body = t.issue_body(issue);
     assert!(body.starts_with("Night theme please."), "{body}");
     assert_eq!(body.matches("- [ ] #").count(), 2, "{body}");
     let _ = t.expect_one_comment(issue);
@@ -387,10 +384,7 @@ async fn a_plain_text_answer_is_parsed_too() {
     t.llm.push_text(&text);
     t.label_issue(issue, "needs-spec").await;
     t.run_jobs().await;
-    let spec = t
-        .world
-        .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
-        .expect("spec");
+    let spec = t.spec_on_branch(1);
     assert!(
         !spec.contains("I will think first"),
         "planning stays out of the spec"
@@ -622,7 +616,7 @@ async fn the_documented_example_is_what_the_pipeline_writes() {
     let subs = t.world.sub_issues(REPO, issue);
     assert_eq!(subs.len(), 3);
     for n in &subs {
-        let body = t.world.issue(REPO, *n).unwrap().body.unwrap_or_default();
+        let body = t.issue_body(*n);
         let cited: Vec<_> = link.captures_iter(&body).collect();
         assert!(!cited.is_empty(), "#{n} cites no criterion:\n{body}");
         for c in cited {
@@ -638,7 +632,7 @@ async fn the_documented_example_is_what_the_pipeline_writes() {
         assert!(body.contains("## Definition of done"), "{body}");
     }
     let [tokens, profile, toggle] = [subs[0], subs[1], subs[2]];
-    let body = |n: u64| t.world.issue(REPO, n).unwrap().body.unwrap_or_default();
+    let body = |n: u64| t.issue_body(n);
     assert!(
         body(tokens).contains(&format!(
             "## Can run in parallel with\n\n- #{profile} Profile preference\n"
@@ -701,10 +695,7 @@ async fn a_rerun_keeps_the_ids_of_the_spec_on_its_branch() {
     // The architect was shown the spec on the branch.
     let sent = t.llm.requests()[1].body.to_string();
     assert!(sent.contains("REQ-2: a three-state toggle"), "{sent}");
-    let spec = t
-        .world
-        .file(REPO, "specbot/spec-1", "specs/IMPLEMENT-1.md")
-        .unwrap();
+    let spec = t.spec_on_branch(1);
     for kept in ["REQ-1: a dark theme", "REQ-3: a remembered choice"] {
         assert!(spec.contains(kept), "{kept}: {spec}");
     }
@@ -717,12 +708,7 @@ async fn a_rerun_keeps_the_ids_of_the_spec_on_its_branch() {
     assert_eq!(t.world.pulls(REPO).len(), 1);
     assert_eq!(t.world.sub_issues(REPO, issue), subs, "updated in place");
     let head = t.world.ref_sha(REPO, "specbot/spec-1").unwrap();
-    let theme = t
-        .world
-        .issue(REPO, subs[0])
-        .unwrap()
-        .body
-        .unwrap_or_default();
+    let theme = t.issue_body(subs[0]);
     assert!(
         theme.contains(&format!(
             "[AC-4.1](https://github.com/acme/widgets/blob/{head}/specs/IMPLEMENT-1.md#ac-4-1)"

@@ -257,6 +257,23 @@ impl Tester {
         self.run_jobs().await;
     }
 
+    /// The spec file of feature issue `n` on its spec branch, as the bot committed it there.
+    pub fn spec_on_branch(&self, n: u64) -> String {
+        let (branch, path) = (
+            format!("specbot/spec-{n}"),
+            format!("specs/IMPLEMENT-{n}.md"),
+        );
+        self.world
+            .file(REPO, &branch, &path)
+            .unwrap_or_else(|| panic!("no {path} on {branch}"))
+    }
+
+    /// The body of issue (or pull request) `n`, empty when it has none.
+    pub fn issue_body(&self, n: u64) -> String {
+        let issue = self.world.issue(REPO, n);
+        issue.and_then(|i| i.body).unwrap_or_default()
+    }
+
     /// `sender` labels issue `n`.
     pub async fn label_issue_as(&mut self, n: u64, label: &str, sender: &str) {
         let mut p = self.envelope("labeled", sender);
